@@ -18,7 +18,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-ALL_CFLAGS := $(WARN) $(DEFS) $(CFLAGS) $(SAN) -Icontroller $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS := $(WARN) $(DEFS) $(CFLAGS) $(SAN) -iquote controller $(PKG_CFLAGS) -MMD -MP
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
 MAINS     := controller/main_controller.c controller/main_cli.c

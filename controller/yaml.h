@@ -24,7 +24,7 @@
 
 #include <cjson/cJSON.h>
 
-#define YAML_MAX_DEPTH 64       /* nesting of mappings and sequences */
+#define YAML_MAX_DEPTH 64      /* nesting of mappings and sequences */
 #define YAML_MAX_NODES 1000000 /* nodes in one call, aliases expanded */
 
 /**

@@ -1,0 +1,212 @@
+/*
+ * yaml: documents, scalar types, aliases and the limits on untrusted input.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "buf.h"
+#include "xalloc.h"
+#include "yaml.h"
+
+static cJSON *parse(const char *text, char **err)
+{
+    cJSON *docs = NULL;
+
+    *err = NULL;
+    if (yaml_parse(text, strlen(text), &docs, err))
+        return NULL;
+    return docs;
+}
+
+TEST(yaml_multiple_documents_in_order_empty_ones_skipped)
+{
+    char *err;
+    cJSON *d = parse("a: 1\n---\n---\nb: 2\n...\n---\n- x\n", &err);
+
+    CHECK(d);
+    CHECK_INT(cJSON_GetArraySize(d), 3);
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(d, 0), "a"));
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(d, 1), "b"));
+    CHECK(cJSON_IsArray(cJSON_GetArrayItem(d, 2)));
+    cJSON_Delete(d);
+}
+
+TEST(yaml_empty_input_is_zero_documents)
+{
+    char *err;
+    cJSON *d = parse("", &err);
+
+    CHECK(d);
+    CHECK_INT(cJSON_GetArraySize(d), 0);
+    cJSON_Delete(d);
+    d = parse("# only a comment\n", &err);
+    CHECK(d);
+    CHECK_INT(cJSON_GetArraySize(d), 0);
+    cJSON_Delete(d);
+}
+
+TEST(yaml_scalars_resolve_like_the_core_schema)
+{
+    char *err;
+    cJSON *d = parse("{s: ubuntu-20.04, n: 2, f: 1.10, q: '2', t: true, F: False, z: ~, e: ,"
+                     " h: 0x1F, x: 1e3, inf: .inf, str: !!str 12, yes: yes}",
+                     &err);
+    cJSON *o;
+
+    CHECK(d);
+    o = cJSON_GetArrayItem(d, 0);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(o, "s")->valuestring, "ubuntu-20.04");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "n")));
+    CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "n")->valuedouble, 2);
+    /* a number keeps its text: 1.10 must not become 1.1 */
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "f")));
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(o, "f")->valuestring, "1.10");
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "q")));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "t")));
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "F")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "z")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "e")));
+    CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "h")->valuedouble, 31);
+    CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "x")->valuedouble, 1000);
+    CHECK(isinf(cJSON_GetObjectItemCaseSensitive(o, "inf")->valuedouble));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "str")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "yes"))); /* YAML 1.2: not a bool */
+    cJSON_Delete(d);
+}
+
+TEST(yaml_block_literal_keeps_newlines)
+{
+    char *err;
+    cJSON *d = parse("data:\n  features: |\n    os: ubuntu\n    db: [a, b]\n", &err);
+
+    CHECK(d);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(d, 0), "data"), "features")
+                  ->valuestring,
+              "os: ubuntu\ndb: [a, b]\n");
+    cJSON_Delete(d);
+}
+
+TEST(yaml_aliases_are_expanded)
+{
+    char *err;
+    cJSON *d = parse("base: &b {cpu: 2, tags: [x, y]}\ncopy: *b\n&k key: v\nother: *k\n", &err);
+    cJSON *o;
+
+    CHECK(d);
+    o = cJSON_GetArrayItem(d, 0);
+    CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(o, "base"),
+                        cJSON_GetObjectItemCaseSensitive(o, "copy"), 1));
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(o, "other")->valuestring, "key");
+    cJSON_Delete(d);
+}
+
+TEST(yaml_alias_bomb_is_refused)
+{
+    char *err;
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+                       "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+                       "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+    cJSON *d = parse(bomb, &err);
+
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "too large"));
+    free(err);
+}
+
+TEST(yaml_deep_nesting_is_refused)
+{
+    struct buf b = {0};
+    char *err;
+    cJSON *d;
+
+    for (int i = 0; i < 200; i++)
+        buf_puts(&b, "[");
+    for (int i = 0; i < 200; i++)
+        buf_puts(&b, "]");
+    d = parse(b.data, &err);
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "nested deeper"));
+    free(err);
+    buf_free(&b);
+}
+
+TEST(yaml_binary_input_is_refused)
+{
+    const char bin[] = "a: 1\n\0\x01\x02";
+    cJSON *d;
+    char *err;
+
+    CHECK(yaml_parse(bin, sizeof(bin) - 1, &d, &err) == -EINVAL);
+    CHECK(d == NULL);
+    CHECK(strstr(err, "NUL byte at offset 5"));
+    free(err);
+    CHECK(yaml_parse("a: \xc3\x28 garbage", 13, &d, &err) == -EINVAL);
+    free(err);
+}
+
+TEST(yaml_syntax_errors_say_where)
+{
+    char *err;
+    cJSON *d = parse("a: 1\nb: [unclosed\nc: 3\n", &err);
+
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "line "));
+    free(err);
+    d = parse("a: *nope\n", &err);
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "unknown alias"));
+    free(err);
+    d = parse("? [a, b]\n: c\n", &err);
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "must be a scalar"));
+    free(err);
+}
+
+TEST(yaml_duplicate_keys_are_refused_in_small_and_large_mappings)
+{
+    struct buf b = {0};
+    char *err;
+    cJSON *d = parse("a: 1\nb: 2\na: 3\n", &err);
+
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "duplicate mapping key \"a\""));
+    free(err);
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&b, "k%d: %d\n", i, i);
+    d = parse(b.data, &err);
+    CHECK(d);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetArrayItem(d, 0)), 1000);
+    cJSON_Delete(d);
+    buf_puts(&b, "k517: again\n");
+    d = parse(b.data, &err);
+    CHECK(d == NULL);
+    CHECK(err && strstr(err, "duplicate mapping key \"k517\""));
+    free(err);
+    buf_free(&b);
+}
+
+TEST(yaml_parse_one_wants_exactly_one_document)
+{
+    cJSON *doc;
+    char *err;
+
+    CHECK(yaml_parse_one("", 0, &doc, &err) == 0);
+    CHECK(cJSON_IsNull(doc));
+    cJSON_Delete(doc);
+    CHECK(yaml_parse_one("{os: ubuntu}", 12, &doc, &err) == 0);
+    CHECK(cJSON_IsObject(doc));
+    cJSON_Delete(doc);
+    CHECK(yaml_parse_one("a: 1\n---\nb: 2\n", 14, &doc, &err) == -EINVAL);
+    CHECK(doc == NULL);
+    CHECK_STR(err, "expected one YAML document, found 2");
+    free(err);
+}
