@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make lint`: the checks curl calls checksrc, for our C.
+#  1. clang-format --dry-run: the code is formatted as .clang-format says;
+#  2. cppcheck: warnings, performance and portability findings are errors;
+#  3. banned functions: sprintf, vsprintf, strcat, strncat, strcpy, strncpy,
+#     strtok, sscanf, gets, atoi, atol — unbounded or silently wrong; use
+#     snprintf, struct buf, xstrdup, strtol with end checks instead.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+status=0
+files=$(ls controller/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/e2e/*.c bench/*.c 2>/dev/null)
+
+if command -v clang-format >/dev/null; then
+  if ! clang-format --dry-run --Werror $files; then
+    echo "lint: clang-format: run 'make format'"; status=1
+  fi
+else
+  echo "lint: clang-format not installed (make deps)"; status=1
+fi
+
+if command -v cppcheck >/dev/null; then
+  if ! cppcheck -q --std=c11 --enable=warning,performance,portability --inline-suppr \
+       --error-exitcode=1 -iquote controller -Icontroller \
+       --suppress=missingIncludeSystem controller/ tests/unit/ 2>&1; then
+    echo "lint: cppcheck found problems"; status=1
+  fi
+else
+  echo "lint: cppcheck not installed (make deps)"; status=1
+fi
+
+banned='\b(sprintf|vsprintf|strcat|strncat|strcpy|strncpy|strtok|strtok_r|sscanf|gets|atoi|atol)[[:space:]]*\('
+if grep -nE "$banned" $files | grep -v 'lint-ok'; then
+  echo "lint: banned function (see tests/lint.sh for what to use instead)"; status=1
+fi
+
+[ "$status" = 0 ] && echo "lint: ok"
+exit "$status"
