@@ -36,7 +36,7 @@ struct kube; /* opaque, thread-safe client */
 #define KUBE_DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define KUBE_DEFAULT_TIMEOUT_MS 30000L
 #define KUBE_DEFAULT_MAX_RETRIES 5
-#define KUBE_DEFAULT_BACKOFF_MS 200L   /* first retry delay (before jitter) */
+#define KUBE_DEFAULT_BACKOFF_MS 200L /* first retry delay (before jitter) */
 #define KUBE_DEFAULT_MAX_BACKOFF_MS 10000L
 #define KUBE_MAX_RETRY_AFTER_S 60L     /* longer Retry-After values are capped */
 #define KUBE_MAX_RESPONSE (256u << 20) /* largest non-streamed body (bytes) */
@@ -213,8 +213,7 @@ int kube_errno_for_status(long http_code);
  * [0..len) when it is a Status object (else message is the start of the body,
  * sanitized). err may be NULL. Returns kube_errno_for_status(http_code).
  */
-int kube_error_from_response(long http_code, const char *body, size_t len,
-                             struct kube_error *err);
+int kube_error_from_response(long http_code, const char *body, size_t len, struct kube_error *err);
 
 /** True when err holds this Status reason (e.g. "AlreadyExists"). */
 bool kube_error_is(const struct kube_error *err, const char *reason);

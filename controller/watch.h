@@ -34,11 +34,11 @@
 struct watch; /* opaque reflector */
 
 #define WATCH_DEFAULT_PAGE_SIZE 500
-#define WATCH_MIN_TIMEOUT_S 300        /* watch timeoutSeconds is drawn from */
-#define WATCH_MAX_TIMEOUT_S 600        /* [min, max) for every watch request */
-#define WATCH_BACKOFF_MS 500L          /* first delay after an error */
-#define WATCH_MAX_BACKOFF_MS 30000L    /* cap on the delay */
-#define WATCH_MAX_LINE (64u << 20)     /* longer event lines are refused */
+#define WATCH_MIN_TIMEOUT_S 300     /* watch timeoutSeconds is drawn from */
+#define WATCH_MAX_TIMEOUT_S 600     /* [min, max) for every watch request */
+#define WATCH_BACKOFF_MS 500L       /* first delay after an error */
+#define WATCH_MAX_BACKOFF_MS 30000L /* cap on the delay */
+#define WATCH_MAX_LINE (64u << 20)  /* longer event lines are refused */
 
 /*
  * The consumer's callbacks; any may be NULL. All run on the reflector thread,
@@ -67,26 +67,26 @@ struct watch_handlers {
 
 /* What to watch. Strings are copied by watch_new(). */
 struct watch_config {
-    struct kube_resource res;   /* group/version/resource */
-    const char *namespace;      /* NULL or "": all namespaces */
-    const char *label_selector; /* NULL: everything */
-    const char *field_selector; /* NULL: everything */
-    const char *name;           /* for logs and metrics; default res.resource */
-    long page_size;             /* list page; 0: WATCH_DEFAULT_PAGE_SIZE */
+    struct kube_resource res;       /* group/version/resource */
+    const char *namespace;          /* NULL or "": all namespaces */
+    const char *label_selector;     /* NULL: everything */
+    const char *field_selector;     /* NULL: everything */
+    const char *name;               /* for logs and metrics; default res.resource */
+    long page_size;                 /* list page; 0: WATCH_DEFAULT_PAGE_SIZE */
     struct watch_handlers handlers; /* the consumer */
-    void *ud;                   /* passed to every handler */
+    void *ud;                       /* passed to every handler */
 };
 
 /* Counters since watch_new(), for metrics and tests. */
 struct watch_stats {
-    unsigned long lists;       /* complete lists (the first one included) */
-    unsigned long relists;     /* lists after the first (410 Gone) */
-    unsigned long restarts;    /* watch requests after the first one */
-    unsigned long events;      /* ADDED/MODIFIED/DELETED events applied */
-    unsigned long bookmarks;   /* BOOKMARK events */
-    unsigned long errors;      /* failed requests and ERROR events */
-    unsigned long malformed;   /* lines skipped: bad JSON or bad event */
-    size_t objects;            /* keys currently known */
+    unsigned long lists;     /* complete lists (the first one included) */
+    unsigned long relists;   /* lists after the first (410 Gone) */
+    unsigned long restarts;  /* watch requests after the first one */
+    unsigned long events;    /* ADDED/MODIFIED/DELETED events applied */
+    unsigned long bookmarks; /* BOOKMARK events */
+    unsigned long errors;    /* failed requests and ERROR events */
+    unsigned long malformed; /* lines skipped: bad JSON or bad event */
+    size_t objects;          /* keys currently known */
 };
 
 /**
