@@ -1,0 +1,483 @@
+/*
+ * features — feature sets from ConfigMaps, VMIs and VMs. See features.h.
+ *
+ * Every way in ends in features_parse_map() and features_parse_resources(),
+ * so a ConfigMap and an annotation are held to the same rules. Must never:
+ * keep a half-filled set after an error, or trust a field's type.
+ */
+#include "features.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quantity.h"
+#include "text.h"
+#include "xalloc.h"
+#include "yaml.h"
+
+static const char *const features__res_names[FEATURES_NRES] = {"cpu", "memory", "disk"};
+
+const char *features_res_name(enum features_res r)
+{
+    return (unsigned)r < FEATURES_NRES ? features__res_names[r] : "?";
+}
+
+int features_res_lookup(const char *name)
+{
+    for (int i = 0; i < FEATURES_NRES; i++)
+        if (strcmp(name, features__res_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int features_add(struct features *f, const char *category, const char *value, char **err)
+{
+    char *c = text_norm(category), *v = NULL;
+    int rc = 0;
+
+    *err = NULL;
+    if (!*c) {
+        *err = xstrdup("empty category");
+        rc = -EINVAL;
+        goto out;
+    }
+    if (features_res_lookup(c) >= 0) {
+        *err = xasprintf("%s is a resource, not a feature category (put it in resources)", c);
+        rc = -EINVAL;
+        goto out;
+    }
+    v = text_norm(value);
+    if (!*v) {
+        *err = xstrdup("empty value");
+        rc = -EINVAL;
+        goto out;
+    }
+    if (f->n >= FEATURES_MAX_ITEMS) {
+        *err = xasprintf("more than %u items", FEATURES_MAX_ITEMS);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 16;
+        f->items = xreallocarray(f->items, f->cap, sizeof(*f->items));
+    }
+    f->items[f->n].category = c;
+    f->items[f->n].value = v;
+    f->n++;
+    c = v = NULL;
+out:
+    free(c);
+    free(v);
+    return rc;
+}
+
+static int features__cmp(const void *a, const void *b)
+{
+    const struct features_item *x = a, *y = b;
+    int c = strcmp(x->category, y->category);
+
+    return c ? c : strcmp(x->value, y->value);
+}
+
+void features_sort(struct features *f)
+{
+    size_t w = 0;
+
+    if (f->n > 1)
+        qsort(f->items, f->n, sizeof(*f->items), features__cmp);
+    for (size_t r = 0; r < f->n; r++) {
+        if (w && features__cmp(&f->items[w - 1], &f->items[r]) == 0) {
+            free(f->items[r].category);
+            free(f->items[r].value);
+            continue;
+        }
+        f->items[w++] = f->items[r];
+    }
+    f->n = w;
+}
+
+void features_free(struct features *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->items[i].category);
+        free(f->items[i].value);
+    }
+    free(f->items);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Describes a JSON value's type for messages. */
+static const char *features__type(const cJSON *v)
+{
+    if (cJSON_IsObject(v))
+        return "a mapping";
+    if (cJSON_IsArray(v))
+        return "a list";
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    return "null";
+}
+
+/* The text of a scalar feature value: strings as they are, numbers as they
+ * were written (the YAML loader keeps that), booleans as true/false. Writes
+ * into tmp when it has to format. NULL for a collection or null. */
+static const char *features__scalar(const cJSON *v, char *tmp, size_t n)
+{
+    if (cJSON_IsString(v))
+        return v->valuestring;
+    if (cJSON_IsNumber(v)) {
+        if (v->valuestring)
+            return v->valuestring;
+        snprintf(tmp, n, "%.17g", v->valuedouble);
+        return tmp;
+    }
+    if (cJSON_IsBool(v))
+        return cJSON_IsTrue(v) ? "true" : "false";
+    return NULL;
+}
+
+/* Prefixes *err with a field name: "what: <old message>". */
+static int features__wrap(int rc, char **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int features__wrap(int rc, char **err, const char *fmt, ...)
+{
+    va_list ap;
+    char *where, *msg;
+
+    va_start(ap, fmt);
+    where = xvasprintf(fmt, ap);
+    va_end(ap);
+    msg = xasprintf("%s: %s", where, *err ? *err : "invalid");
+    free(where);
+    free(*err);
+    *err = msg;
+    return rc;
+}
+
+static int features__add_value(struct features *f, const char *cat, const cJSON *v, char **err)
+{
+    char tmp[64];
+    const char *s = features__scalar(v, tmp, sizeof(tmp));
+
+    if (!s) {
+        *err = xasprintf("must be a string or a list of strings, not %s", features__type(v));
+        return -EINVAL;
+    }
+    return features_add(f, cat, s, err);
+}
+
+int features_parse_map(struct features *f, const cJSON *map, char **err)
+{
+    const cJSON *cat, *v;
+    int rc = 0;
+    char *qc;
+
+    *err = NULL;
+    if (cJSON_IsNull(map))
+        return 0;
+    if (!cJSON_IsObject(map)) {
+        *err = xasprintf("must be a mapping of category to values, not %s", features__type(map));
+        return -EINVAL;
+    }
+    f->has_features = 1;
+    cJSON_ArrayForEach(cat, map)
+    {
+        if (cJSON_IsNull(cat))
+            continue;
+        if (cJSON_IsArray(cat)) {
+            cJSON_ArrayForEach(v, cat)
+            {
+                rc = features__add_value(f, cat->string, v, err);
+                if (rc)
+                    break;
+            }
+        } else {
+            rc = features__add_value(f, cat->string, cat, err);
+        }
+        if (rc) {
+            qc = text_quote(cat->string);
+            /* a quoted key is only needed when it could mislead */
+            features__wrap(rc, err, "%s", strpbrk(cat->string, ":\"\\ \t\n") ? qc : cat->string);
+            free(qc);
+            return rc;
+        }
+    }
+    features_sort(f);
+    return 0;
+}
+
+int features_parse_resources(struct features *f, const cJSON *map, char **err)
+{
+    const cJSON *r;
+    double v;
+    int rc, which;
+
+    *err = NULL;
+    if (cJSON_IsNull(map))
+        return 0;
+    if (!cJSON_IsObject(map)) {
+        *err = xasprintf("must be a mapping of cpu, memory, disk to quantities, not %s",
+                         features__type(map));
+        return -EINVAL;
+    }
+    cJSON_ArrayForEach(r, map)
+    {
+        char *name = text_norm(r->string);
+
+        which = features_res_lookup(name);
+        if (which < 0) {
+            char *q = text_quote(r->string);
+
+            *err = xasprintf("%s: unknown resource (cpu, memory, disk)", q);
+            free(q);
+            free(name);
+            return -EINVAL;
+        }
+        free(name);
+        if (cJSON_IsNull(r))
+            continue;
+        rc = quantity_from_json(r, &v, err);
+        if (rc)
+            return features__wrap(rc, err, "%s", features__res_names[which]);
+        f->res[which] = v;
+        f->has_res |= 1u << which;
+    }
+    return 0;
+}
+
+/* Parses YAML text with one of the two parsers above, naming where in the
+ * error. */
+static int features__from_text(struct features *f, const char *text, int resources,
+                               const char *where, char **err)
+{
+    cJSON *doc = NULL;
+    int rc;
+
+    rc = yaml_parse_one(text, strlen(text), &doc, err);
+    if (rc)
+        goto out;
+    if (resources)
+        rc = features_parse_resources(f, doc, err);
+    else
+        rc = features_parse_map(f, doc, err);
+out:
+    cJSON_Delete(doc);
+    if (rc)
+        features__wrap(rc, err, "%s", where);
+    return rc;
+}
+
+/* obj[k1][k2]...: NULL when a step is missing or not a mapping. */
+static const cJSON *features__get(const cJSON *obj, ...)
+{
+    va_list ap;
+    const char *k;
+
+    va_start(ap, obj);
+    while (obj && (k = va_arg(ap, const char *)) != NULL)
+        obj = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, k) : NULL;
+    va_end(ap);
+    return obj;
+}
+
+/* A string field, or -EINVAL naming it when it is there but not a string. */
+static int features__string(const cJSON *parent, const char *key, const char **out,
+                            const char *where, char **err)
+{
+    const cJSON *v = features__get(parent, key, NULL);
+
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v)) {
+        *err = xasprintf("%s: must be a string, not %s", where, features__type(v));
+        return -EINVAL;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+int features_from_configmap(const cJSON *cm, struct features *out, char **err)
+{
+    const cJSON *data = features__get(cm, "data", NULL);
+    const char *text;
+    int rc = 0;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (data && !cJSON_IsNull(data) && !cJSON_IsObject(data)) {
+        *err = xasprintf("data: must be a mapping, not %s", features__type(data));
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = features__string(data, "features", &text, "data.features", err);
+    if (!rc && text)
+        rc = features__from_text(out, text, 0, "data.features", err);
+    if (rc)
+        goto out;
+    rc = features__string(data, "resources", &text, "data.resources", err);
+    if (!rc && text)
+        rc = features__from_text(out, text, 1, "data.resources", err);
+out:
+    if (rc)
+        features_free(out);
+    return rc;
+}
+
+/* A positive integer count from domain.cpu, 1 when absent. */
+static int features__count(const cJSON *cpu, const char *key, const char *base, double *out,
+                           char **err)
+{
+    const cJSON *v = features__get(cpu, key, NULL);
+
+    *out = 1;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) || v->valuedouble > 4294967295.0 ||
+        v->valuedouble != floor(v->valuedouble)) {
+        *err = xasprintf("%s.cpu.%s: must be a positive integer", base, key);
+        return -EINVAL;
+    }
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* cpu and memory from a domain (spec.domain of a VMI, spec.template.spec.
+ * domain of a VM); base is its path for messages. */
+static int features__domain(struct features *f, const cJSON *domain, const char *base, char **err)
+{
+    const cJSON *cpu = features__get(domain, "cpu", NULL);
+    const cJSON *requests = features__get(domain, "resources", "requests", NULL);
+    const cJSON *mem = features__get(domain, "memory", "guest", NULL);
+    const char *mem_path = "memory.guest";
+    double cores, sockets, threads, v;
+    int rc;
+
+    if (cpu && !cJSON_IsNull(cpu)) {
+        if (!cJSON_IsObject(cpu)) {
+            *err = xasprintf("%s.cpu: must be a mapping, not %s", base, features__type(cpu));
+            return -EINVAL;
+        }
+        if ((rc = features__count(cpu, "cores", base, &cores, err)) ||
+            (rc = features__count(cpu, "sockets", base, &sockets, err)) ||
+            (rc = features__count(cpu, "threads", base, &threads, err)))
+            return rc;
+        f->res[FEATURES_CPU] = cores * sockets * threads;
+        f->has_res |= 1u << FEATURES_CPU;
+    } else if (features__get(requests, "cpu", NULL)) {
+        rc = quantity_from_json(features__get(requests, "cpu", NULL), &v, err);
+        if (rc)
+            return features__wrap(rc, err, "%s.resources.requests.cpu", base);
+        f->res[FEATURES_CPU] = v;
+        f->has_res |= 1u << FEATURES_CPU;
+    }
+    if (!mem || cJSON_IsNull(mem)) {
+        mem = features__get(requests, "memory", NULL);
+        mem_path = "resources.requests.memory";
+    }
+    if (mem && !cJSON_IsNull(mem)) {
+        rc = quantity_from_json(mem, &v, err);
+        if (rc)
+            return features__wrap(rc, err, "%s.%s", base, mem_path);
+        f->res[FEATURES_MEMORY] = v;
+        f->has_res |= 1u << FEATURES_MEMORY;
+    }
+    return 0;
+}
+
+/* Shared by VMI and VM: annotations from the first of metas that has the
+ * features annotation (or from the last one), domain for the fallback. */
+static int features__instance(const cJSON *meta, const char *meta_path, const cJSON *domain,
+                              const char *domain_path, struct features *out, char **err)
+{
+    const cJSON *ann = features__get(meta, "annotations", NULL);
+    const char *ftext = NULL, *rtext = NULL;
+    char *where;
+    int rc = 0;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (ann && !cJSON_IsNull(ann) && !cJSON_IsObject(ann)) {
+        *err = xasprintf("%s.annotations: must be a mapping, not %s", meta_path,
+                         features__type(ann));
+        rc = -EINVAL;
+        goto out;
+    }
+    where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_ANNOTATION);
+    rc = features__string(ann, FEATURES_ANNOTATION, &ftext, where, err);
+    if (!rc && ftext)
+        rc = features__from_text(out, ftext, 0, where, err);
+    free(where);
+    if (rc)
+        goto out;
+    where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_RES_ANNOTATION);
+    rc = features__string(ann, FEATURES_RES_ANNOTATION, &rtext, where, err);
+    if (!rc && rtext)
+        rc = features__from_text(out, rtext, 1, where, err);
+    free(where);
+    if (rc)
+        goto out;
+    if (!rtext) {
+        if (domain && !cJSON_IsNull(domain) && !cJSON_IsObject(domain)) {
+            *err = xasprintf("%s: must be a mapping, not %s", domain_path, features__type(domain));
+            rc = -EINVAL;
+            goto out;
+        }
+        rc = features__domain(out, domain, domain_path, err);
+    }
+out:
+    if (rc)
+        features_free(out);
+    return rc;
+}
+
+int features_from_vmi(const cJSON *vmi, struct features *out, char **err)
+{
+    return features__instance(features__get(vmi, "metadata", NULL), "metadata",
+                              features__get(vmi, "spec", "domain", NULL), "spec.domain", out, err);
+}
+
+int features_from_vm(const cJSON *vm, struct features *out, char **err)
+{
+    const cJSON *tmeta = features__get(vm, "spec", "template", "metadata", NULL);
+    const cJSON *domain = features__get(vm, "spec", "template", "spec", "domain", NULL);
+    const char *dpath = "spec.template.spec.domain";
+
+    /* The template's annotations are the ones its VMIs get; the VM's own
+     * are the fallback for users who annotate the object they apply. */
+    if (features__get(tmeta, "annotations", FEATURES_ANNOTATION, NULL))
+        return features__instance(tmeta, "spec.template.metadata", domain, dpath, out, err);
+    return features__instance(features__get(vm, "metadata", NULL), "metadata", domain, dpath, out,
+                              err);
+}
+
+int features_from_object(const cJSON *obj, struct features *out, char **err)
+{
+    const cJSON *kind = features__get(obj, "kind", NULL);
+    const char *k = cJSON_IsString(kind) ? kind->valuestring : NULL;
+    char *q;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (k && strcmp(k, "ConfigMap") == 0)
+        return features_from_configmap(obj, out, err);
+    if (k && strcmp(k, "VirtualMachineInstance") == 0)
+        return features_from_vmi(obj, out, err);
+    if (k && strcmp(k, "VirtualMachine") == 0)
+        return features_from_vm(obj, out, err);
+    q = text_quote(k);
+    *err = xasprintf("kind %s is not a VirtualMachineInstance, VirtualMachine or ConfigMap",
+                     k ? q : "(missing)");
+    free(q);
+    return -EINVAL;
+}

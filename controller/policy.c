@@ -1,0 +1,479 @@
+/*
+ * policy — RecoveryPolicy validation and label selectors. See policy.h.
+ *
+ * Validation is strict on purpose: the CRD schema can refuse most bad specs,
+ * but the CLI reads files no API server has seen, and a typo such as
+ * "treshold" silently falling back to a default would pick the wrong VM.
+ * Must never: accept a NaN or infinite number, or act on a half-read spec.
+ */
+#include "policy.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+#include "xalloc.h"
+
+static const char *policy__type(const cJSON *v)
+{
+    if (cJSON_IsObject(v))
+        return "a mapping";
+    if (cJSON_IsArray(v))
+        return "a list";
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    return "null";
+}
+
+static int policy__fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int policy__fail(char **err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    *err = xvasprintf(fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A mapping key as it appears in a field path: as it is when it is a plain
+ * name, quoted when it holds anything that could confuse the message. The
+ * caller frees. */
+static char *policy__key(const char *k)
+{
+    if (*k && !strpbrk(k, " \t\r\n\"\\:[]"))
+        return xstrdup(k);
+    return text_quote(k);
+}
+
+/* Absent and null are the same thing for an optional field. */
+static const cJSON *policy__field(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
+/* Refuses any key of obj not in known (NULL-terminated). */
+static int policy__known(const cJSON *obj, const char *path, const char *const *known, char **err)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, obj)
+    {
+        const char *const *k;
+
+        for (k = known; *k; k++)
+            if (strcmp(*k, it->string) == 0)
+                break;
+        if (!*k) {
+            char *key = policy__key(it->string);
+            int rc = policy__fail(err, "%s.%s: unknown field", path, key);
+
+            free(key);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void policy_selector_free(struct policy_selector *sel)
+{
+    if (!sel)
+        return;
+    for (size_t i = 0; i < sel->nlabels; i++) {
+        free(sel->keys[i]);
+        free(sel->values[i]);
+    }
+    free(sel->keys);
+    free(sel->values);
+    for (size_t i = 0; i < sel->nexprs; i++) {
+        free(sel->exprs[i].key);
+        for (size_t j = 0; j < sel->exprs[i].nvalues; j++)
+            free(sel->exprs[i].values[j]);
+        free(sel->exprs[i].values);
+    }
+    free(sel->exprs);
+    memset(sel, 0, sizeof(*sel));
+}
+
+static int policy__expr(const cJSON *e, const char *path, struct policy_requirement *r, char **err)
+{
+    static const char *const known[] = {"key", "operator", "values", NULL};
+    static const char *const ops[] = {"In", "NotIn", "Exists", "DoesNotExist"};
+    const cJSON *key, *op, *values, *v;
+    size_t i;
+    int rc;
+
+    if (!cJSON_IsObject(e))
+        return policy__fail(err, "%s: must be a mapping, not %s", path, policy__type(e));
+    if ((rc = policy__known(e, path, known, err)))
+        return rc;
+    key = policy__field(e, "key");
+    op = policy__field(e, "operator");
+    values = policy__field(e, "values");
+    if (!key)
+        return policy__fail(err, "%s.key: required", path);
+    if (!cJSON_IsString(key) || !*key->valuestring)
+        return policy__fail(err, "%s.key: must be a non-empty string", path);
+    if (!op)
+        return policy__fail(err, "%s.operator: required", path);
+    for (i = 0; i < 4; i++)
+        if (cJSON_IsString(op) && strcmp(op->valuestring, ops[i]) == 0)
+            break;
+    if (i == 4)
+        return policy__fail(err, "%s.operator: must be In, NotIn, Exists or DoesNotExist", path);
+    r->op = (enum policy_op)i;
+    r->key = xstrdup(key->valuestring);
+    if (values && !cJSON_IsArray(values))
+        return policy__fail(err, "%s.values: must be a list of strings, not %s", path,
+                            policy__type(values));
+    if (r->op == POLICY_OP_IN || r->op == POLICY_OP_NOTIN) {
+        if (!values || cJSON_GetArraySize(values) == 0)
+            return policy__fail(err, "%s.values: required (non-empty) for %s", path, ops[r->op]);
+    } else if (values && cJSON_GetArraySize(values) > 0) {
+        return policy__fail(err, "%s.values: must be empty for %s", path, ops[r->op]);
+    }
+    r->values = xcalloc((size_t)cJSON_GetArraySize(values), sizeof(char *));
+    i = 0;
+    cJSON_ArrayForEach(v, values)
+    {
+        if (!cJSON_IsString(v))
+            return policy__fail(err, "%s.values[%zu]: must be a string, not %s", path, i,
+                                policy__type(v));
+        r->values[r->nvalues++] = xstrdup(v->valuestring);
+        i++;
+    }
+    return 0;
+}
+
+int policy_parse_selector(const cJSON *sel, const char *path, struct policy_selector *out,
+                          char **err)
+{
+    static const char *const known[] = {"matchLabels", "matchExpressions", NULL};
+    const cJSON *labels, *exprs, *it;
+    char *p = NULL;
+    int rc = 0;
+    size_t i;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsObject(sel)) {
+        rc = policy__fail(err, "%s: must be a mapping, not %s", path, policy__type(sel));
+        goto out;
+    }
+    if ((rc = policy__known(sel, path, known, err)))
+        goto out;
+    labels = policy__field(sel, "matchLabels");
+    exprs = policy__field(sel, "matchExpressions");
+    if (labels && !cJSON_IsObject(labels)) {
+        rc = policy__fail(err, "%s.matchLabels: must be a mapping, not %s", path,
+                          policy__type(labels));
+        goto out;
+    }
+    if (exprs && !cJSON_IsArray(exprs)) {
+        rc = policy__fail(err, "%s.matchExpressions: must be a list, not %s", path,
+                          policy__type(exprs));
+        goto out;
+    }
+    out->keys = xcalloc((size_t)cJSON_GetArraySize(labels), sizeof(char *));
+    out->values = xcalloc((size_t)cJSON_GetArraySize(labels), sizeof(char *));
+    cJSON_ArrayForEach(it, labels)
+    {
+        if (!cJSON_IsString(it)) {
+            char *key = policy__key(it->string);
+
+            rc = policy__fail(err, "%s.matchLabels.%s: must be a string, not %s", path, key,
+                              policy__type(it));
+            free(key);
+            goto out;
+        }
+        out->keys[out->nlabels] = xstrdup(it->string);
+        out->values[out->nlabels++] = xstrdup(it->valuestring);
+    }
+    out->exprs = xcalloc((size_t)cJSON_GetArraySize(exprs), sizeof(*out->exprs));
+    i = 0;
+    cJSON_ArrayForEach(it, exprs)
+    {
+        p = xasprintf("%s.matchExpressions[%zu]", path, i++);
+        /* counted first: the requirement's strings are freed with out */
+        out->nexprs++;
+        rc = policy__expr(it, p, &out->exprs[out->nexprs - 1], err);
+        free(p);
+        if (rc)
+            goto out;
+    }
+out:
+    if (rc)
+        policy_selector_free(out);
+    return rc;
+}
+
+/* The value of label key, or NULL; a non-string value counts as absent. */
+static const char *policy__label(const cJSON *labels, const char *key)
+{
+    const cJSON *v = cJSON_IsObject(labels) ? cJSON_GetObjectItemCaseSensitive(labels, key) : NULL;
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int policy__in(const struct policy_requirement *r, const char *v)
+{
+    for (size_t i = 0; i < r->nvalues; i++)
+        if (strcmp(r->values[i], v) == 0)
+            return 1;
+    return 0;
+}
+
+int policy_selector_matches(const struct policy_selector *sel, const cJSON *labels)
+{
+    for (size_t i = 0; i < sel->nlabels; i++) {
+        const char *v = policy__label(labels, sel->keys[i]);
+
+        if (!v || strcmp(v, sel->values[i]) != 0)
+            return 0;
+    }
+    for (size_t i = 0; i < sel->nexprs; i++) {
+        const struct policy_requirement *r = &sel->exprs[i];
+        const char *v = policy__label(labels, r->key);
+
+        switch (r->op) {
+        case POLICY_OP_IN:
+            if (!v || !policy__in(r, v))
+                return 0;
+            break;
+        case POLICY_OP_NOTIN:
+            if (v && policy__in(r, v))
+                return 0;
+            break;
+        case POLICY_OP_EXISTS:
+            if (!v)
+                return 0;
+            break;
+        case POLICY_OP_DOESNOTEXIST:
+            if (v)
+                return 0;
+            break;
+        }
+    }
+    return 1;
+}
+
+void policy_free(struct policy *p)
+{
+    if (!p)
+        return;
+    free(p->name);
+    free(p->namespace);
+    policy_selector_free(&p->selector);
+    policy_selector_free(&p->pool_selector);
+    for (size_t i = 0; i < p->nweights; i++)
+        free(p->weights[i].category);
+    free(p->weights);
+    for (size_t i = 0; i < p->nrequired; i++)
+        free(p->required[i]);
+    free(p->required);
+    memset(p, 0, sizeof(*p));
+}
+
+static int policy__weights(const cJSON *w, struct policy *p, char **err)
+{
+    const cJSON *it;
+
+    if (!cJSON_IsObject(w))
+        return policy__fail(err, "spec.weights: must be a mapping of category to weight, not %s",
+                            policy__type(w));
+    p->weights = xcalloc((size_t)cJSON_GetArraySize(w), sizeof(*p->weights));
+    cJSON_ArrayForEach(it, w)
+    {
+        char *key = policy__key(it->string);
+        char *cat = text_norm(it->string);
+        int rc = 0;
+
+        if (!*cat)
+            rc = policy__fail(err, "spec.weights.%s: the category name is empty", key);
+        else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0)
+            rc = policy__fail(err, "spec.weights.%s: must be a finite number >= 0", key);
+        for (size_t i = 0; !rc && i < p->nweights; i++)
+            if (strcmp(p->weights[i].category, cat) == 0)
+                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key,
+                                  cat);
+        free(key);
+        if (rc) {
+            free(cat);
+            return rc;
+        }
+        p->weights[p->nweights].category = cat;
+        p->weights[p->nweights++].weight = it->valuedouble;
+    }
+    return 0;
+}
+
+static int policy__required(const cJSON *r, struct policy *p, char **err)
+{
+    const cJSON *it;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(r))
+        return policy__fail(err, "spec.required: must be a list of categories, not %s",
+                            policy__type(r));
+    p->required = xcalloc((size_t)cJSON_GetArraySize(r), sizeof(char *));
+    cJSON_ArrayForEach(it, r)
+    {
+        char *cat;
+        int dup = 0;
+
+        if (!cJSON_IsString(it))
+            return policy__fail(err, "spec.required[%zu]: must be a string, not %s", i,
+                                policy__type(it));
+        cat = text_norm(it->valuestring);
+        if (!*cat) {
+            free(cat);
+            return policy__fail(err, "spec.required[%zu]: must not be empty", i);
+        }
+        for (size_t j = 0; j < p->nrequired; j++)
+            dup |= strcmp(p->required[j], cat) == 0;
+        if (dup)
+            free(cat);
+        else
+            p->required[p->nrequired++] = cat;
+        i++;
+    }
+    return 0;
+}
+
+int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
+{
+    static const char *const known[] = {"selector", "poolSelector", "weights",
+                                        "threshold", "mode",         "required",
+                                        "action",    NULL};
+    const cJSON *v;
+    int rc = 0;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    out->threshold = 0.5;
+    out->mode = POLICY_JACCARD;
+    out->action = POLICY_RECREATE;
+    if (!spec) {
+        rc = policy__fail(err, "spec: required");
+        goto out;
+    }
+    if (!cJSON_IsObject(spec)) {
+        rc = policy__fail(err, "spec: must be a mapping, not %s", policy__type(spec));
+        goto out;
+    }
+    if ((rc = policy__known(spec, "spec", known, err)))
+        goto out;
+    if (!(v = policy__field(spec, "selector"))) {
+        rc = policy__fail(err, "spec.selector: required");
+        goto out;
+    }
+    if ((rc = policy_parse_selector(v, "spec.selector", &out->selector, err)))
+        goto out;
+    if (!(v = policy__field(spec, "poolSelector"))) {
+        rc = policy__fail(err, "spec.poolSelector: required");
+        goto out;
+    }
+    if ((rc = policy_parse_selector(v, "spec.poolSelector", &out->pool_selector, err)))
+        goto out;
+    if ((v = policy__field(spec, "weights")) && (rc = policy__weights(v, out, err)))
+        goto out;
+    if ((v = policy__field(spec, "threshold"))) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
+            rc = policy__fail(err, "spec.threshold: must be a number in [0, 1]");
+            goto out;
+        }
+        out->threshold = v->valuedouble;
+    }
+    if ((v = policy__field(spec, "mode"))) {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "Jaccard") == 0) {
+            out->mode = POLICY_JACCARD;
+        } else if (cJSON_IsString(v) && strcmp(v->valuestring, "Coverage") == 0) {
+            out->mode = POLICY_COVERAGE;
+        } else {
+            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(policy__type(v));
+
+            rc = policy__fail(err, "spec.mode: must be Jaccard or Coverage, not %s", q);
+            free(q);
+            goto out;
+        }
+    }
+    if ((v = policy__field(spec, "required")) && (rc = policy__required(v, out, err)))
+        goto out;
+    if ((v = policy__field(spec, "action"))) {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "Recreate") == 0) {
+            out->action = POLICY_RECREATE;
+        } else if (cJSON_IsString(v) && strcmp(v->valuestring, "DryRun") == 0) {
+            out->action = POLICY_DRYRUN;
+        } else {
+            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(policy__type(v));
+
+            rc = policy__fail(err, "spec.action: must be Recreate or DryRun, not %s", q);
+            free(q);
+            goto out;
+        }
+    }
+out:
+    if (rc)
+        policy_free(out);
+    return rc;
+}
+
+int policy_from_json(const cJSON *obj, struct policy *out, char **err)
+{
+    const cJSON *api, *kind, *meta, *name, *ns;
+    int rc;
+
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsObject(obj))
+        return policy__fail(err, "a RecoveryPolicy must be a mapping, not %s", policy__type(obj));
+    api = policy__field(obj, "apiVersion");
+    kind = policy__field(obj, "kind");
+    meta = policy__field(obj, "metadata");
+    if (api && !(cJSON_IsString(api) && strcmp(api->valuestring, "kvrecover.io/v1alpha1") == 0))
+        return policy__fail(err, "apiVersion: must be kvrecover.io/v1alpha1");
+    if (kind && !(cJSON_IsString(kind) && strcmp(kind->valuestring, "RecoveryPolicy") == 0))
+        return policy__fail(err, "kind: must be RecoveryPolicy");
+    if (meta && !cJSON_IsObject(meta))
+        return policy__fail(err, "metadata: must be a mapping, not %s", policy__type(meta));
+    name = policy__field(meta, "name");
+    ns = policy__field(meta, "namespace");
+    if (name && !cJSON_IsString(name))
+        return policy__fail(err, "metadata.name: must be a string, not %s", policy__type(name));
+    if (ns && !cJSON_IsString(ns))
+        return policy__fail(err, "metadata.namespace: must be a string, not %s",
+                            policy__type(ns));
+    rc = policy_parse_spec(policy__field(obj, "spec"), out, err);
+    if (rc)
+        return rc;
+    out->name = name ? xstrdup(name->valuestring) : NULL;
+    out->namespace = ns ? xstrdup(ns->valuestring) : NULL;
+    return 0;
+}
+
+double policy_weight(const struct policy *p, const char *category)
+{
+    for (size_t i = 0; i < p->nweights; i++)
+        if (strcmp(p->weights[i].category, category) == 0)
+            return p->weights[i].weight;
+    return 0;
+}
+
+const char *policy_mode_name(enum policy_mode m)
+{
+    return m == POLICY_COVERAGE ? "Coverage" : "Jaccard";
+}
+
+const char *policy_action_name(enum policy_action a)
+{
+    return a == POLICY_DRYRUN ? "DryRun" : "Recreate";
+}

@@ -1,0 +1,126 @@
+/*
+ * policy — the RecoveryPolicy spec, validated, and Kubernetes label selectors.
+ *
+ * A RecoveryPolicy arrives as cJSON (from the API server, or from YAML through
+ * yaml.h) and leaves as a plain struct policy that nothing downstream needs
+ * to check again: weights finite and >= 0, threshold in [0, 1], a known mode
+ * and action, both selectors present. Every error names the field the way
+ * kubectl would ("spec.weights.language: must be a finite number >= 0"), so
+ * that it can go into status.conditions or a CLI message as it is.
+ *
+ * Category names (weights keys, required entries) are trimmed and
+ * lower-cased like feature categories; mode and action are case-sensitive
+ * enums, as in Kubernetes APIs.
+ */
+#ifndef KVR_POLICY_H
+#define KVR_POLICY_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* How candidates are scored; see SPEC.md. */
+enum policy_mode {
+    POLICY_JACCARD,  /* WeightScore(A and B) / WeightScore(A or B) */
+    POLICY_COVERAGE, /* WeightScore(A and B) / WeightScore(A) */
+};
+
+/* What the controller does with the selected candidate. */
+enum policy_action {
+    POLICY_RECREATE, /* create the replacement VirtualMachine */
+    POLICY_DRYRUN,   /* only report the decision */
+};
+
+/* A matchExpressions operator. */
+enum policy_op { POLICY_OP_IN, POLICY_OP_NOTIN, POLICY_OP_EXISTS, POLICY_OP_DOESNOTEXIST };
+
+struct policy_requirement {
+    char *key;         /* the label key */
+    enum policy_op op; /* how it is tested */
+    char **values;     /* In/NotIn: one or more values; Exists/DoesNotExist: none */
+    size_t nvalues;    /* entries in values */
+};
+
+/*
+ * A LabelSelector. Its requirements are ANDed; an empty selector (present,
+ * no requirements) matches everything, as in Kubernetes.
+ */
+struct policy_selector {
+    char **keys;                      /* matchLabels keys... */
+    char **values;                    /* ...and their values */
+    size_t nlabels;                   /* matchLabels entries */
+    struct policy_requirement *exprs; /* matchExpressions */
+    size_t nexprs;                    /* entries in exprs */
+};
+
+struct policy_weight {
+    char *category; /* trimmed, lower-cased; cpu, memory, disk are numeric */
+    double weight;  /* finite, >= 0 */
+};
+
+/*
+ * A validated RecoveryPolicy. Every pointer is owned by the struct and
+ * released by policy_free(); a zeroed struct is empty and safe to free.
+ */
+struct policy {
+    char *name;                          /* metadata.name, or NULL */
+    char *namespace;                     /* metadata.namespace, or NULL */
+    struct policy_selector selector;     /* spec.selector: protected VMIs */
+    struct policy_selector pool_selector; /* spec.poolSelector: pool ConfigMaps */
+    struct policy_weight *weights;       /* spec.weights, in the order written */
+    size_t nweights;                     /* entries in weights */
+    double threshold;                    /* spec.threshold, [0, 1], default 0.5 */
+    enum policy_mode mode;               /* spec.mode, default Jaccard */
+    char **required;                     /* spec.required categories, lower-cased */
+    size_t nrequired;                    /* entries in required */
+    enum policy_action action;           /* spec.action, default Recreate */
+};
+
+/**
+ * Reads a whole RecoveryPolicy object (apiVersion kvrecover.io/v1alpha1 when
+ * given, kind RecoveryPolicy when given, metadata, spec) into *out. Returns
+ * 0; or -EINVAL with *out empty and *err one line naming the field
+ * ("spec.threshold: must be a number in [0, 1]", "spec.selector: required",
+ * "spec.treshold: unknown field"). The caller frees *err and, on success,
+ * policy_free(out).
+ */
+int policy_from_json(const cJSON *obj, struct policy *out, char **err);
+
+/**
+ * Reads only a spec mapping, as policy_from_json() reads spec. Field names
+ * in errors still start with "spec.".
+ */
+int policy_parse_spec(const cJSON *spec, struct policy *out, char **err);
+
+/**
+ * Reads a LabelSelector (matchLabels, matchExpressions with In, NotIn,
+ * Exists, DoesNotExist). path names the field in errors
+ * ("spec.selector.matchExpressions[0].values: required for In"). Returns 0 or
+ * -EINVAL; on error *out is empty. The caller frees with
+ * policy_selector_free().
+ */
+int policy_parse_selector(const cJSON *sel, const char *path, struct policy_selector *out,
+                          char **err);
+
+/**
+ * Whether a labels object (metadata.labels: a mapping of strings; NULL or
+ * null means no labels) satisfies sel. Non-string label values never match.
+ */
+int policy_selector_matches(const struct policy_selector *sel, const cJSON *labels);
+
+/** Frees what sel owns and leaves it empty; NULL is fine. */
+void policy_selector_free(struct policy_selector *sel);
+
+/** Frees what p owns and leaves it empty; NULL is fine. */
+void policy_free(struct policy *p);
+
+/** The weight of category (lower-case), 0 when the policy gives none. */
+double policy_weight(const struct policy *p, const char *category);
+
+/** "Jaccard" or "Coverage". */
+const char *policy_mode_name(enum policy_mode m);
+
+/** "Recreate" or "DryRun". */
+const char *policy_action_name(enum policy_action a);
+
+#endif

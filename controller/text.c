@@ -1,0 +1,61 @@
+/*
+ * text — normalising and quoting strings. See text.h.
+ *
+ * Must never: depend on the locale (tolower() would), or let an input byte
+ * break an error message over two lines.
+ */
+#include "text.h"
+
+#include <string.h>
+
+#include "buf.h"
+#include "xalloc.h"
+
+static int text__space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+char *text_norm(const char *s)
+{
+    size_t len = strlen(s);
+    char *out;
+
+    while (len && text__space(*s))
+        s++, len--;
+    while (len && text__space(s[len - 1]))
+        len--;
+    out = xstrndup(s, len);
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return out;
+}
+
+char *text_quote(const char *s)
+{
+    struct buf b = {0};
+    size_t i;
+
+    if (!s)
+        return xstrdup("null");
+    buf_puts(&b, "\"");
+    for (i = 0; s[i] && i < TEXT_QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\')
+            buf_printf(&b, "\\%c", c);
+        else if (c == '\n')
+            buf_puts(&b, "\\n");
+        else if (c == '\t')
+            buf_puts(&b, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            buf_printf(&b, "\\x%02x", c);
+        else
+            buf_append(&b, &s[i], 1);
+    }
+    buf_puts(&b, "\"");
+    if (s[i])
+        buf_puts(&b, "...");
+    return buf_steal(&b);
+}

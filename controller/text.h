@@ -1,0 +1,31 @@
+/*
+ * text — small string helpers the model parsers share.
+ *
+ * Normalising feature values and categories (trim, ASCII lower-case) and
+ * quoting untrusted text for one-line error messages. Pure: no I/O, no
+ * global state.
+ */
+#ifndef KVR_TEXT_H
+#define KVR_TEXT_H
+
+#include <stddef.h>
+
+/* Longest piece of untrusted input text_quote() copies into a message. */
+#define TEXT_QUOTE_MAX 64
+
+/**
+ * A copy of s without leading and trailing ASCII whitespace, with ASCII
+ * letters lower-cased (other bytes, e.g. UTF-8, are kept as they are). The
+ * caller frees. Never NULL; s must not be NULL.
+ */
+char *text_norm(const char *s);
+
+/**
+ * s as a double-quoted, escaped string fit for a one-line message: quotes
+ * and backslashes are escaped, control bytes are written as \n, \t or \xNN,
+ * and text longer than TEXT_QUOTE_MAX bytes is cut with "..." after the
+ * closing quote. NULL gives "null". The caller frees.
+ */
+char *text_quote(const char *s);
+
+#endif
