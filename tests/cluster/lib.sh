@@ -1,0 +1,230 @@
+# Shared by tests/cluster/{up,down,user}; sourced, never run.
+#
+# Where things live, how the upstream binaries are built and cached, and the
+# small process and certificate helpers. Nothing here starts a cluster.
+#
+#   .cache/k8s-<version>/   kube-apiserver, kube-controller-manager, kubectl
+#   .cache/etcd-<version>/  etcd
+#   .cache/run/cluster-*/   one directory per running cluster (certificates,
+#                           kubeconfigs, etcd data, logs, pids)
+#
+# Environment: KVR_CACHE (default <repo>/.cache), GO (default `go`).
+
+cluster_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cluster_root=$(cd "$cluster_here/../.." && pwd)
+KVR_CACHE=${KVR_CACHE:-$cluster_root/.cache}
+cluster_runs=$KVR_CACHE/run
+
+say() { echo "cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# The version a module pins for a dependency, read from its go.mod.
+cluster_modver() {
+  awk -v m="$2" '$1 == m { print $2; exit }' "$cluster_here/$1/go.mod"
+}
+
+# Builds the tool binaries of one Go module into $KVR_CACHE/<name>-<version>/
+# unless they are there already, built from the same go.mod, go.sum, flags
+# and Go. Concurrent callers wait on a lock rather than build twice. Go's
+# output goes to a log; its tail is printed on failure.
+#   cluster_build_module NAME VERSION LDFLAGS OUT=PKG...
+cluster_build_module() {
+  local name=$1 version=$2 ldflags=$3; shift 3
+  local dir=$KVR_CACHE/$name-$version go=${GO:-go} stamp want
+  command -v "$go" >/dev/null || die "no Go toolchain ('$go'): Go >= 1.25 builds the test control plane"
+  mkdir -p "$KVR_CACHE"
+  want=$({ cat "$cluster_here/$name/go.mod" "$cluster_here/$name/go.sum"
+           echo "$ldflags $*"; "$go" version; } | sha256sum | cut -c1-16)
+  stamp=$(cat "$dir/.stamp" 2>/dev/null || true)
+  [ "$stamp" = "$want" ] && return 0
+  (
+    flock 9
+    stamp=$(cat "$dir/.stamp" 2>/dev/null || true)
+    [ "$stamp" = "$want" ] && exit 0
+    local log=$KVR_CACHE/build-$name.log out pkg t0=$SECONDS
+    say "building $name $version from the Go module proxy (first run only; log: $log)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    for spec in "$@"; do
+      out=${spec%%=*} pkg=${spec#*=}
+      if ! (cd "$cluster_here/$name" &&
+            CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+              "$go" build -trimpath -ldflags "$ldflags" -o "$dir.tmp/$out" "$pkg") \
+            >>"$log" 2>&1 </dev/null; then
+        tail -n 30 "$log" >&2
+        die "building $out failed (log: $log)"
+      fi
+    done
+    echo "$want" >"$dir.tmp/.stamp"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    say "built $name $version in $((SECONDS - t0))s"
+  ) 9>"$KVR_CACHE/.build-$name.lock" || exit 1
+}
+
+# Builds (or finds cached) etcd, kube-apiserver, kube-controller-manager and
+# kubectl; sets ETCD_BIN, K8S_BIN (a directory) and KUBECTL. kubectl is built
+# from the same release as the server rather than taken from PATH, so that
+# client and server never drift apart.
+cluster_build() {
+  local kv ev kminor x=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
+  kv=$(cluster_modver k8s k8s.io/kubernetes)
+  ev=$(cluster_modver etcd go.etcd.io/etcd/server/v3)
+  [ -n "$kv" ] && [ -n "$ev" ] || die "cannot read the pinned versions from tests/cluster/*/go.mod"
+  kminor=${kv#v1.}; kminor=${kminor%%.*}
+  # Without these, /version reports v0.0.0-master like any `go build`.
+  local vflags="-X $x.gitVersion=$kv -X $x.gitMajor=1 -X $x.gitMinor=$kminor -X $x.gitTreeState=clean"
+  vflags+=" -X $c.gitVersion=$kv -X $c.gitMajor=1 -X $c.gitMinor=$kminor -X $c.gitTreeState=clean"
+  cluster_build_module etcd "$ev" "-s -w" etcd=go.etcd.io/etcd/server/v3
+  cluster_build_module k8s "$kv" "-s -w $vflags" \
+    kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+    kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+    kubectl=k8s.io/kubernetes/cmd/kubectl
+  ETCD_BIN=$KVR_CACHE/etcd-$ev/etcd
+  K8S_BIN=$KVR_CACHE/k8s-$kv
+  KUBECTL=$K8S_BIN/kubectl
+}
+
+# True when some socket on this machine uses local TCP port $1 (any state,
+# IPv4 or IPv6), read from /proc so that no extra tool is needed.
+cluster_port_used() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# Prints a TCP port that nothing uses, below the kernel's ephemeral range so
+# that outgoing connections do not take it between the check and the bind.
+# Ports named in $cluster_taken are skipped (several picks before any bind).
+cluster_taken=""
+cluster_free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 12000))
+    case " $cluster_taken " in *" $p "*) continue ;; esac
+    cluster_port_used "$p" && continue
+    cluster_taken+=" $p"
+    echo "$p"; return 0
+  done
+  die "no free TCP port found"
+}
+
+# True while process $1 runs and is the program named $2 (the pid was not
+# reused). A zombie counts as gone.
+cluster_alive() {
+  local state comm
+  [ -r "/proc/$1/stat" ] || return 1
+  comm=$(cat "/proc/$1/comm" 2>/dev/null) || return 1
+  [ "$comm" = "${2:0:15}" ] || return 1
+  state=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "$state" != Z ]
+}
+
+# Stops the processes listed in DIR/pids ("pid name" lines, in start order):
+# TERM to all, newest first, then KILL to whatever is left after a grace
+# period. Silent and successful when nothing runs.
+cluster_stop_dir() {
+  local dir=$1 grace=${2:-15} pid name i t left
+  [ -f "$dir/pids" ] || return 0
+  local -a pids=() names=()
+  while read -r pid name; do
+    [ -n "$pid" ] || continue
+    pids=("$pid" "${pids[@]}"); names=("$name" "${names[@]}")
+  done <"$dir/pids"
+  for i in "${!pids[@]}"; do
+    cluster_alive "${pids[$i]}" "${names[$i]}" && kill -TERM "${pids[$i]}" 2>/dev/null
+  done
+  for ((t = 0; t < grace * 10; t++)); do
+    left=0
+    for i in "${!pids[@]}"; do
+      cluster_alive "${pids[$i]}" "${names[$i]}" && left=1
+    done
+    [ "$left" = 0 ] && return 0
+    sleep 0.1
+  done
+  for i in "${!pids[@]}"; do
+    if cluster_alive "${pids[$i]}" "${names[$i]}"; then
+      say "${names[$i]} ($dir) ignored TERM for ${grace}s: killing it"
+      kill -KILL "${pids[$i]}" 2>/dev/null || true
+    fi
+  done
+  for ((t = 0; t < 50; t++)); do
+    left=0
+    for i in "${!pids[@]}"; do
+      cluster_alive "${pids[$i]}" "${names[$i]}" && left=1
+    done
+    [ "$left" = 0 ] && return 0
+    sleep 0.1
+  done
+  return 0
+}
+
+# Issues a certificate signed by the cluster CA in DIR.
+#   cluster_cert DIR BASENAME SUBJECT EXTENSIONS
+# writes DIR/BASENAME.key and DIR/BASENAME.crt. EC P-256 keys: quick to make.
+cluster_cert() {
+  local dir=$1 base=$2 subj=$3 ext=$4
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$dir/$base.key" -out "$dir/$base.csr" -subj "$subj" 2>/dev/null
+  openssl x509 -req -in "$dir/$base.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 30 -sha256 \
+    -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+                 "keyUsage=critical,digitalSignature,keyEncipherment" "$ext") \
+    -out "$dir/$base.crt" 2>/dev/null
+  rm -f "$dir/$base.csr"
+  chmod 600 "$dir/$base.key"
+}
+
+# The subject of a client certificate: CN=user, O=each group.
+cluster_subject() {
+  local s="/CN=$1" g; shift
+  for g in "$@"; do s+="/O=$g"; done
+  echo "$s"
+}
+
+# Writes a self-contained kubeconfig (certificates embedded, as kubeadm and
+# kind write them) for the client certificate DIR/BASENAME.{crt,key}.
+#   cluster_kubeconfig FILE DIR BASENAME USER SERVER
+cluster_kubeconfig() {
+  local file=$1 dir=$2 base=$3 user=$4 server=$5
+  (
+    umask 077
+    cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kvrecover-test
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 "$dir/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 "$dir/$base.crt")
+    client-key-data: $(base64 -w0 "$dir/$base.key")
+contexts:
+- name: $user@kvrecover-test
+  context:
+    cluster: kvrecover-test
+    user: $user
+current-context: $user@kvrecover-test
+EOF
+  )
+}
+
+# The state directory of the cluster a kubeconfig or directory names, or, with
+# no argument, of the one $KUBECONFIG names or else the only one running.
+cluster_find_dir() {
+  local arg=${1:-} d
+  if [ -z "$arg" ] && [ -n "${KUBECONFIG:-}" ] && [ -f "$(dirname "$KUBECONFIG")/ca.key" ]; then
+    arg=$KUBECONFIG
+  fi
+  if [ -n "$arg" ]; then
+    [ -d "$arg" ] && d=$arg || d=$(dirname "$arg")
+    [ -f "$d/ca.key" ] || return 1
+    (cd "$d" && pwd); return 0
+  fi
+  local -a all=()
+  for d in "$cluster_runs"/cluster-*; do [ -f "$d/ca.key" ] && all+=("$d"); done
+  [ ${#all[@]} -eq 1 ] || return 1
+  echo "${all[0]}"
+}
