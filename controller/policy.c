@@ -286,6 +286,7 @@ void policy_free(struct policy *p)
 static int policy__weights(const cJSON *w, struct policy *p, char **err)
 {
     const cJSON *it;
+    int positive = 0;
 
     if (!cJSON_IsObject(w))
         return policy__fail(err, "spec.weights: must be a mapping of category to weight, not %s",
@@ -303,8 +304,7 @@ static int policy__weights(const cJSON *w, struct policy *p, char **err)
             rc = policy__fail(err, "spec.weights.%s: must be a finite number >= 0", key);
         for (size_t i = 0; !rc && i < p->nweights; i++)
             if (strcmp(p->weights[i].category, cat) == 0)
-                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key,
-                                  cat);
+                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key, cat);
         free(key);
         if (rc) {
             free(cat);
@@ -312,7 +312,10 @@ static int policy__weights(const cJSON *w, struct policy *p, char **err)
         }
         p->weights[p->nweights].category = cat;
         p->weights[p->nweights++].weight = it->valuedouble;
+        positive |= it->valuedouble > 0;
     }
+    if (!positive)
+        return policy__fail(err, "spec.weights: at least one category needs a weight > 0");
     return 0;
 }
 
@@ -351,9 +354,17 @@ static int policy__required(const cJSON *r, struct policy *p, char **err)
 
 int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
 {
-    static const char *const known[] = {"selector", "poolSelector", "weights",
-                                        "threshold", "mode",         "required",
-                                        "action",    NULL};
+    static const char *const known[] = {"selector",
+                                        "poolSelector",
+                                        "weights",
+                                        "threshold",
+                                        "mode",
+                                        "required",
+                                        "action",
+                                        "capture",
+                                        "unknownGracePeriodSeconds",
+                                        "haltFailed",
+                                        NULL};
     const cJSON *v;
     int rc = 0;
 
@@ -362,6 +373,9 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     out->threshold = 0.5;
     out->mode = POLICY_JACCARD;
     out->action = POLICY_RECREATE;
+    out->capture = true;
+    out->unknown_grace_seconds = 60;
+    out->halt_failed = false;
     if (!spec) {
         rc = policy__fail(err, "spec: required");
         goto out;
@@ -384,7 +398,19 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     }
     if ((rc = policy_parse_selector(v, "spec.poolSelector", &out->pool_selector, err)))
         goto out;
-    if ((v = policy__field(spec, "weights")) && (rc = policy__weights(v, out, err)))
+    /* as the CRD: an empty pool selector would take every ConfigMap */
+    if (out->pool_selector.nlabels == 0 && out->pool_selector.nexprs == 0) {
+        rc = policy__fail(err, "spec.poolSelector: must not be empty: set matchLabels or "
+                               "matchExpressions");
+        goto out;
+    }
+    /* as the CRD: a policy without a positive weight would score every
+     * candidate 0 and could never select one */
+    if (!(v = policy__field(spec, "weights"))) {
+        rc = policy__fail(err, "spec.weights: required");
+        goto out;
+    }
+    if ((rc = policy__weights(v, out, err)))
         goto out;
     if ((v = policy__field(spec, "threshold"))) {
         if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
@@ -421,6 +447,31 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
             goto out;
         }
     }
+    if ((v = policy__field(spec, "capture"))) {
+        if (!cJSON_IsBool(v)) {
+            rc = policy__fail(err, "spec.capture: must be true or false, not %s", policy__type(v));
+            goto out;
+        }
+        out->capture = cJSON_IsTrue(v);
+    }
+    if ((v = policy__field(spec, "unknownGracePeriodSeconds"))) {
+        /* int32 in the CRD; a double holds every such integer exactly */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0) ||
+            v->valuedouble != floor(v->valuedouble)) {
+            rc = policy__fail(err, "spec.unknownGracePeriodSeconds: must be an integer in [0, "
+                                   "2147483647]");
+            goto out;
+        }
+        out->unknown_grace_seconds = (long)v->valuedouble;
+    }
+    if ((v = policy__field(spec, "haltFailed"))) {
+        if (!cJSON_IsBool(v)) {
+            rc = policy__fail(err, "spec.haltFailed: must be true or false, not %s",
+                              policy__type(v));
+            goto out;
+        }
+        out->halt_failed = cJSON_IsTrue(v);
+    }
 out:
     if (rc)
         policy_free(out);
@@ -450,8 +501,7 @@ int policy_from_json(const cJSON *obj, struct policy *out, char **err)
     if (name && !cJSON_IsString(name))
         return policy__fail(err, "metadata.name: must be a string, not %s", policy__type(name));
     if (ns && !cJSON_IsString(ns))
-        return policy__fail(err, "metadata.namespace: must be a string, not %s",
-                            policy__type(ns));
+        return policy__fail(err, "metadata.namespace: must be a string, not %s", policy__type(ns));
     rc = policy_parse_spec(policy__field(obj, "spec"), out, err);
     if (rc)
         return rc;

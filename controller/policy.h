@@ -3,8 +3,11 @@
  *
  * A RecoveryPolicy arrives as cJSON (from the API server, or from YAML through
  * yaml.h) and leaves as a plain struct policy that nothing downstream needs
- * to check again: weights finite and >= 0, threshold in [0, 1], a known mode
- * and action, both selectors present. Every error names the field the way
+ * to check again: weights present, finite and >= 0 with at least one > 0,
+ * threshold in [0, 1], a known mode and action, both selectors present and
+ * the pool selector not empty (the CRD's rules, so that the CLI refuses what
+ * the API server would), capture and haltFailed booleans,
+ * unknownGracePeriodSeconds an integer >= 0. Every error names the field the way
  * kubectl would ("spec.weights.language: must be a finite number >= 0"), so
  * that it can go into status.conditions or a CLI message as it is.
  *
@@ -15,6 +18,7 @@
 #ifndef KVR_POLICY_H
 #define KVR_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -63,22 +67,27 @@ struct policy_weight {
  * released by policy_free(); a zeroed struct is empty and safe to free.
  */
 struct policy {
-    char *name;                          /* metadata.name, or NULL */
-    char *namespace;                     /* metadata.namespace, or NULL */
-    struct policy_selector selector;     /* spec.selector: protected VMIs */
+    char *name;                           /* metadata.name, or NULL */
+    char *namespace;                      /* metadata.namespace, or NULL */
+    struct policy_selector selector;      /* spec.selector: protected VMIs */
     struct policy_selector pool_selector; /* spec.poolSelector: pool ConfigMaps */
-    struct policy_weight *weights;       /* spec.weights, in the order written */
-    size_t nweights;                     /* entries in weights */
-    double threshold;                    /* spec.threshold, [0, 1], default 0.5 */
-    enum policy_mode mode;               /* spec.mode, default Jaccard */
-    char **required;                     /* spec.required categories, lower-cased */
-    size_t nrequired;                    /* entries in required */
-    enum policy_action action;           /* spec.action, default Recreate */
+    struct policy_weight *weights;        /* spec.weights, in the order written */
+    size_t nweights;                      /* entries in weights */
+    double threshold;                     /* spec.threshold, [0, 1], default 0.5 */
+    enum policy_mode mode;                /* spec.mode, default Jaccard */
+    char **required;                      /* spec.required categories, lower-cased */
+    size_t nrequired;                     /* entries in required */
+    enum policy_action action;            /* spec.action, default Recreate */
+    bool capture;               /* spec.capture: keep pool ConfigMaps current, default true */
+    long unknown_grace_seconds; /* spec.unknownGracePeriodSeconds, >= 0, default 60 */
+    bool halt_failed;           /* spec.haltFailed: halt the failed VM, default false */
 };
 
 /**
  * Reads a whole RecoveryPolicy object (apiVersion kvrecover.io/v1alpha1 when
- * given, kind RecoveryPolicy when given, metadata, spec) into *out. Returns
+ * given, kind RecoveryPolicy when given, metadata, spec; other top-level
+ * fields such as status, and metadata fields such as managedFields, are
+ * ignored, so that an object from the API server reads as it is) into *out. Returns
  * 0; or -EINVAL with *out empty and *err one line naming the field
  * ("spec.threshold: must be a number in [0, 1]", "spec.selector: required",
  * "spec.treshold: unknown field"). The caller frees *err and, on success,
