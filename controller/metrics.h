@@ -88,13 +88,12 @@ void metrics_reset(void);
 char *metrics_label_escape(const char *v);
 
 /**
- * Returns `key="escaped value"` pairs joined by commas, for the pairs given
- * as alternating key, value strings ended by NULL:
- * metrics_labels("policy", "shop/web", "result", "Recovered", NULL). Values
- * are escaped as metrics_label_escape() does; keys are used as they are. The
- * caller frees.
+ * Returns `k1="v1"` or, when k2 is not NULL, `k1="v1",k2="v2"`, the values
+ * escaped as metrics_label_escape() does (NULL values give ""); keys are used
+ * as they are. E.g. metrics_labels("policy", "shop/web", "result",
+ * "Recovered"). The caller frees.
  */
-char *metrics_labels(const char *key, ...) __attribute__((sentinel));
+char *metrics_labels(const char *k1, const char *v1, const char *k2, const char *v2);
 
 /** Appends the `# HELP` and `# TYPE` lines of a family from the table;
  *  for a name not in the table it appends nothing (the format allows
