@@ -19,6 +19,10 @@
 #include "xalloc.h"
 #include "yaml.h"
 
+/* Ends features__get()'s list of keys: a plain NULL may be an int 0 in a
+ * variadic call, and reading it as a pointer would be undefined. */
+#define FEATURES__END ((const char *)NULL)
+
 static const char *const features__res_names[FEATURES_NRES] = {"cpu", "memory", "disk"};
 
 const char *features_res_name(enum features_res r)
@@ -294,7 +298,7 @@ static const cJSON *features__get(const cJSON *obj, ...)
 static int features__string(const cJSON *parent, const char *key, const char **out,
                             const char *where, char **err)
 {
-    const cJSON *v = features__get(parent, key, NULL);
+    const cJSON *v = features__get(parent, key, FEATURES__END);
 
     *out = NULL;
     if (!v || cJSON_IsNull(v))
@@ -309,7 +313,7 @@ static int features__string(const cJSON *parent, const char *key, const char **o
 
 int features_from_configmap(const cJSON *cm, struct features *out, char **err)
 {
-    const cJSON *data = features__get(cm, "data", NULL);
+    const cJSON *data = features__get(cm, "data", FEATURES__END);
     const char *text;
     int rc = 0;
 
@@ -338,7 +342,7 @@ out:
 static int features__count(const cJSON *cpu, const char *key, const char *base, double *out,
                            char **err)
 {
-    const cJSON *v = features__get(cpu, key, NULL);
+    const cJSON *v = features__get(cpu, key, FEATURES__END);
 
     *out = 1;
     if (!v || cJSON_IsNull(v))
@@ -356,9 +360,9 @@ static int features__count(const cJSON *cpu, const char *key, const char *base, 
  * domain of a VM); base is its path for messages. */
 static int features__domain(struct features *f, const cJSON *domain, const char *base, char **err)
 {
-    const cJSON *cpu = features__get(domain, "cpu", NULL);
-    const cJSON *requests = features__get(domain, "resources", "requests", NULL);
-    const cJSON *mem = features__get(domain, "memory", "guest", NULL);
+    const cJSON *cpu = features__get(domain, "cpu", FEATURES__END);
+    const cJSON *requests = features__get(domain, "resources", "requests", FEATURES__END);
+    const cJSON *mem = features__get(domain, "memory", "guest", FEATURES__END);
     const char *mem_path = "memory.guest";
     double cores, sockets, threads, v;
     int rc;
@@ -374,15 +378,15 @@ static int features__domain(struct features *f, const cJSON *domain, const char 
             return rc;
         f->res[FEATURES_CPU] = cores * sockets * threads;
         f->has_res |= 1u << FEATURES_CPU;
-    } else if (features__get(requests, "cpu", NULL)) {
-        rc = quantity_from_json(features__get(requests, "cpu", NULL), &v, err);
+    } else if (features__get(requests, "cpu", FEATURES__END)) {
+        rc = quantity_from_json(features__get(requests, "cpu", FEATURES__END), &v, err);
         if (rc)
             return features__wrap(rc, err, "%s.resources.requests.cpu", base);
         f->res[FEATURES_CPU] = v;
         f->has_res |= 1u << FEATURES_CPU;
     }
     if (!mem || cJSON_IsNull(mem)) {
-        mem = features__get(requests, "memory", NULL);
+        mem = features__get(requests, "memory", FEATURES__END);
         mem_path = "resources.requests.memory";
     }
     if (mem && !cJSON_IsNull(mem)) {
@@ -400,7 +404,7 @@ static int features__domain(struct features *f, const cJSON *domain, const char 
 static int features__instance(const cJSON *meta, const char *meta_path, const cJSON *domain,
                               const char *domain_path, struct features *out, char **err)
 {
-    const cJSON *ann = features__get(meta, "annotations", NULL);
+    const cJSON *ann = features__get(meta, "annotations", FEATURES__END);
     const char *ftext = NULL, *rtext = NULL;
     char *where;
     int rc = 0;
@@ -408,8 +412,8 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
     *err = NULL;
     memset(out, 0, sizeof(*out));
     if (ann && !cJSON_IsNull(ann) && !cJSON_IsObject(ann)) {
-        *err = xasprintf("%s.annotations: must be a mapping, not %s", meta_path,
-                         features__type(ann));
+        *err =
+            xasprintf("%s.annotations: must be a mapping, not %s", meta_path, features__type(ann));
         rc = -EINVAL;
         goto out;
     }
@@ -443,27 +447,28 @@ out:
 
 int features_from_vmi(const cJSON *vmi, struct features *out, char **err)
 {
-    return features__instance(features__get(vmi, "metadata", NULL), "metadata",
-                              features__get(vmi, "spec", "domain", NULL), "spec.domain", out, err);
+    return features__instance(features__get(vmi, "metadata", FEATURES__END), "metadata",
+                              features__get(vmi, "spec", "domain", FEATURES__END), "spec.domain",
+                              out, err);
 }
 
 int features_from_vm(const cJSON *vm, struct features *out, char **err)
 {
-    const cJSON *tmeta = features__get(vm, "spec", "template", "metadata", NULL);
-    const cJSON *domain = features__get(vm, "spec", "template", "spec", "domain", NULL);
+    const cJSON *tmeta = features__get(vm, "spec", "template", "metadata", FEATURES__END);
+    const cJSON *domain = features__get(vm, "spec", "template", "spec", "domain", FEATURES__END);
     const char *dpath = "spec.template.spec.domain";
 
     /* The template's annotations are the ones its VMIs get; the VM's own
      * are the fallback for users who annotate the object they apply. */
-    if (features__get(tmeta, "annotations", FEATURES_ANNOTATION, NULL))
+    if (features__get(tmeta, "annotations", FEATURES_ANNOTATION, FEATURES__END))
         return features__instance(tmeta, "spec.template.metadata", domain, dpath, out, err);
-    return features__instance(features__get(vm, "metadata", NULL), "metadata", domain, dpath, out,
-                              err);
+    return features__instance(features__get(vm, "metadata", FEATURES__END), "metadata", domain,
+                              dpath, out, err);
 }
 
 int features_from_object(const cJSON *obj, struct features *out, char **err)
 {
-    const cJSON *kind = features__get(obj, "kind", NULL);
+    const cJSON *kind = features__get(obj, "kind", FEATURES__END);
     const char *k = cJSON_IsString(kind) ? kind->valuestring : NULL;
     char *q;
 

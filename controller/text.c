@@ -40,7 +40,7 @@ char *text_quote(const char *s)
     if (!s)
         return xstrdup("null");
     buf_puts(&b, "\"");
-    for (i = 0; s[i] && i < TEXT_QUOTE_MAX; i++) {
+    for (i = 0; i < TEXT_QUOTE_MAX && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c == '"' || c == '\\')
