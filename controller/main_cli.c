@@ -1,16 +1,12 @@
 /*
- * kvrecover — the offline CLI. Being built (issue 4): for now it only
- * answers --version so that the build links.
+ * kvrecover — the offline CLI: `kvrecover score` ranks a spec pool against a
+ * failed VM from YAML files, as the controller would (see cli.h).
  */
 #include <stdio.h>
-#include <string.h>
+
+#include "cli.h"
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        puts("kvrecover 0.1.0-dev");
-        return 0;
-    }
-    fputs("kvrecover: not built yet\n", stderr);
-    return 1;
+    return cli_main(argc, argv, stdout, stderr);
 }
