@@ -31,6 +31,7 @@
 #define KUBE_STATS_MAX 96          /* distinct (verb, code) pairs counted */
 #define KUBE_TOKEN_REFRESH_S 60.0  /* re-read a token file this often */
 #define KUBE_MAX_TOKEN (64u << 10) /* largest token file */
+#define KUBE_CANCEL_POLL_MS 100L   /* cancel callback polling during retry sleeps */
 
 struct kube_stat {
     const char *verb;    /* static string: "GET", "WATCH", ... */
@@ -43,24 +44,24 @@ struct kube {
     struct kube_options opt; /* with defaults filled in */
     char *user_agent;        /* owned copy of opt.user_agent */
 
-    CURLSH *share;                            /* DNS + TLS sessions */
+    CURLSH *share;                                    /* DNS + TLS sessions */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per data kind */
 
-    pthread_mutex_t pool_lock;  /* guards pool, n_pool */
-    CURL *pool[KUBE_POOL_MAX];  /* idle easy handles */
-    int n_pool;                 /* handles in pool */
+    pthread_mutex_t pool_lock; /* guards pool, n_pool */
+    CURL *pool[KUBE_POOL_MAX]; /* idle easy handles */
+    int n_pool;                /* handles in pool */
 
-    pthread_mutex_t lock;       /* guards everything below */
-    pthread_cond_t wake;        /* signalled by kube_shutdown() */
-    struct kube_bucket bucket;  /* the QPS/burst limiter */
-    uint64_t rng;               /* xorshift state for jitter */
-    char *token;                /* current bearer token, or NULL */
-    double token_read;          /* monotonic time token_file was read */
+    pthread_mutex_t lock;                   /* guards everything below */
+    pthread_cond_t wake;                    /* signalled by kube_shutdown() */
+    struct kube_bucket bucket;              /* the QPS/burst limiter */
+    uint64_t rng;                           /* xorshift state for jitter */
+    char *token;                            /* current bearer token, or NULL */
+    double token_read;                      /* monotonic time token_file was read */
     struct kube_stat stats[KUBE_STATS_MAX]; /* request counts */
-    int n_stats;                /* used entries of stats */
-    unsigned long retries;      /* retries made */
-    unsigned long throttled_ms; /* time spent in the limiter */
-    atomic_bool down;           /* kube_shutdown() was called */
+    int n_stats;                            /* used entries of stats */
+    unsigned long retries;                  /* retries made */
+    unsigned long throttled_ms;             /* time spent in the limiter */
+    atomic_bool down;                       /* kube_shutdown() was called */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -121,6 +122,24 @@ static int kube__sleep(struct kube *k, long ms)
         rc = -ECANCELED;
     pthread_mutex_unlock(&k->lock);
     return rc;
+}
+
+/*
+ * kube__sleep(), cut short when cancel (may be NULL) returns true: it is
+ * polled every KUBE_CANCEL_POLL_MS, so that a reflector's stop does not wait
+ * for a retry delay. Returns 0 or -ECANCELED.
+ */
+static int kube__sleep_cancel(struct kube *k, long ms, kube_cancel_fn cancel, void *ud)
+{
+    if (cancel == NULL)
+        return kube__sleep(k, ms);
+    while (ms > 0) {
+        long step = ms < KUBE_CANCEL_POLL_MS ? ms : KUBE_CANCEL_POLL_MS;
+        if (cancel(ud) || kube__sleep(k, step) < 0)
+            return -ECANCELED;
+        ms -= step;
+    }
+    return cancel(ud) ? -ECANCELED : 0;
 }
 
 static void kube__stat(struct kube *k, const char *verb, int code)
@@ -247,8 +266,7 @@ static void kube__copy_clean(char *dst, size_t cap, const char *s, size_t n)
     dst[j] = '\0';
 }
 
-int kube_error_from_response(long http_code, const char *body, size_t len,
-                             struct kube_error *err)
+int kube_error_from_response(long http_code, const char *body, size_t len, struct kube_error *err)
 {
     int rc = kube_errno_for_status(http_code);
     cJSON *st = NULL;
@@ -574,12 +592,14 @@ static char *kube__auth_header(struct kube *k, bool force)
     double now = kube__now();
 
     pthread_mutex_lock(&k->lock);
-    if (k->cfg->token_file && (force || k->token == NULL || now - k->token_read >= KUBE_TOKEN_REFRESH_S)) {
+    if (k->cfg->token_file &&
+        (force || k->token == NULL || now - k->token_read >= KUBE_TOKEN_REFRESH_S)) {
         struct buf t = {0};
         int rc = buf_read_file(&t, k->cfg->token_file, KUBE_MAX_TOKEN);
         if (rc == 0) {
             size_t n = t.len;
-            while (n > 0 && (t.data[n - 1] == '\n' || t.data[n - 1] == '\r' || t.data[n - 1] == ' '))
+            while (n > 0 &&
+                   (t.data[n - 1] == '\n' || t.data[n - 1] == '\r' || t.data[n - 1] == ' '))
                 n--;
             if (n > 0) {
                 if (k->token) {
@@ -631,16 +651,16 @@ static void kube__handle_put(struct kube *k, CURL *h)
 
 /* One transfer's state, shared with the libcurl callbacks. */
 struct kube_xfer {
-    struct kube *k;           /* the client */
-    CURL *h;                  /* the easy handle */
-    struct buf body;          /* response body (all of it, or an error body) */
-    long retry_after;         /* Retry-After seconds, or -1 */
-    bool too_large;           /* body exceeded KUBE_MAX_RESPONSE */
-    kube_chunk_fn on_chunk;   /* streaming: receives 2xx data */
-    kube_cancel_fn cancel;    /* streaming: polled */
-    void *ud;                 /* for on_chunk and cancel */
-    bool stopped;             /* on_chunk or cancel asked to stop */
-    int status_known;         /* 0: not yet; 1: 2xx; -1: not 2xx */
+    struct kube *k;         /* the client */
+    CURL *h;                /* the easy handle */
+    struct buf body;        /* response body (all of it, or an error body) */
+    long retry_after;       /* Retry-After seconds, or -1 */
+    bool too_large;         /* body exceeded KUBE_MAX_RESPONSE */
+    kube_chunk_fn on_chunk; /* streaming: receives 2xx data */
+    kube_cancel_fn cancel;  /* streaming: polled */
+    void *ud;               /* for on_chunk and cancel */
+    bool stopped;           /* on_chunk or cancel asked to stop */
+    int status_known;       /* 0: not yet; 1: 2xx; -1: not 2xx */
 };
 
 static size_t kube__on_header(char *data, size_t size, size_t n, void *ud)
@@ -884,7 +904,7 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
                          bool retry_5xx, long timeout_ms, kube_chunk_fn on_chunk,
                          kube_cancel_fn cancel, void *ud, cJSON **out, struct kube_error *err)
 {
-    struct kube_error scratch;
+    struct kube_error scratch = {0};
     struct kube_error *e = err ? err : &scratch;
     char *url = xasprintf("%s%s", k->cfg->server, path);
     char errbuf[CURL_ERROR_SIZE];
@@ -896,8 +916,8 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         *out = NULL;
     memset(e, 0, sizeof(*e));
     for (;;) {
-        struct kube_xfer x = {.k = k, .retry_after = -1, .on_chunk = on_chunk,
-                              .cancel = cancel, .ud = ud};
+        struct kube_xfer x = {
+            .k = k, .retry_after = -1, .on_chunk = on_chunk, .cancel = cancel, .ud = ud};
         struct curl_slist *hdrs;
         char *auth;
         CURLcode crc;
@@ -939,8 +959,8 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         if (crc != CURLE_OK && !(code >= 300 && x.body.len > 0)) {
             kube__stat(k, verb, 0);
             rc = kube__transport_error(crc, errbuf, &x, e);
-            retry = kube__transient(crc) && !x.too_large &&
-                    (retry_5xx || kube__not_sent(crc)) && x.status_known >= 0;
+            retry = kube__transient(crc) && !x.too_large && (retry_5xx || kube__not_sent(crc)) &&
+                    x.status_known >= 0;
         } else if (code >= 200 && code < 300) {
             kube__stat(k, verb, (int)code);
             e->http_code = (int)code;
@@ -969,8 +989,8 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         if (!retry || attempt > max_retries)
             break;
 
-        long delay = kube__backoff_ms(attempt, k->opt.backoff_ms, k->opt.max_backoff_ms,
-                                      kube__rand01(k));
+        long delay =
+            kube__backoff_ms(attempt, k->opt.backoff_ms, k->opt.max_backoff_ms, kube__rand01(k));
         if (x.retry_after >= 0 && x.retry_after * 1000 > delay)
             delay = x.retry_after * 1000;
         pthread_mutex_lock(&k->lock);
@@ -978,7 +998,9 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         pthread_mutex_unlock(&k->lock);
         log_debug("kube %s %s: %s (%d), retry %d in %ld ms", verb, path,
                   e->reason[0] ? e->reason : e->message, e->http_code, attempt, delay);
-        if (kube__sleep(k, delay) < 0) {
+        if (kube__sleep_cancel(k, delay, cancel, ud) < 0) {
+            memset(e, 0, sizeof(*e));
+            snprintf(e->message, sizeof(e->message), "cancelled");
             rc = -ECANCELED;
             break;
         }
@@ -1077,6 +1099,22 @@ int kube_delete(struct kube *k, const char *path, const cJSON *opts, cJSON **out
                 struct kube_error *err)
 {
     return kube__send_json(k, "DELETE", path, "application/json", opts, out, err);
+}
+
+int kube_get_cancel(struct kube *k, const char *path, kube_cancel_fn cancel, void *ud, cJSON **out,
+                    struct kube_error *err)
+{
+    if (path == NULL || path[0] != '/') {
+        if (out)
+            *out = NULL;
+        if (err) {
+            memset(err, 0, sizeof(*err));
+            snprintf(err->message, sizeof(err->message), "bad path");
+        }
+        return -EINVAL;
+    }
+    return kube__perform(k, "GET", "GET", path, NULL, NULL, 0, true, k->opt.timeout_ms, NULL,
+                         cancel, ud, out, err);
 }
 
 int kube_stream(struct kube *k, const char *path, long timeout_ms, kube_chunk_fn on_chunk,

@@ -166,6 +166,15 @@ int kube_stream(struct kube *k, const char *path, long timeout_ms, kube_chunk_fn
                 kube_cancel_fn cancel, void *ud, struct kube_error *err);
 
 /**
+ * GET path as kube_get(), but cancel (may be NULL) is polled while the
+ * request runs and during retry delays, and returning true ends it promptly
+ * with -ECANCELED. For a reflector's list pages, which watch_stop() must be
+ * able to abort. Thread-safe.
+ */
+int kube_get_cancel(struct kube *k, const char *path, kube_cancel_fn cancel, void *ud, cJSON **out,
+                    struct kube_error *err);
+
+/**
  * Makes every request in flight and every later one fail promptly with
  * -ECANCELED (backoff sleeps and rate-limit waits end too). For shutdown;
  * irreversible. Thread-safe.

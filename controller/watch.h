@@ -141,6 +141,8 @@ struct watch_lines {
     struct buf pending; /* bytes received after the last '\n' */
     size_t max_line;    /* longer lines are skipped; 0: WATCH_MAX_LINE */
     bool skipping;      /* inside an over-long line, dropping to its '\n' */
+    size_t scanned;     /* leading bytes of pending known to hold no '\n', so
+                           a line arriving in many chunks is scanned once */
 };
 
 /* Receives one complete line, without its '\n' (nor a trailing '\r'), NUL-

@@ -1,0 +1,894 @@
+/*
+ * watch — the reflector: list, then watch, one resource. See watch.h.
+ *
+ * The thread alternates between two states: listing (paged GETs, each page
+ * applied as it arrives, then the keys the list lacked reported deleted) and
+ * watching (one streamed GET from the last resourceVersion, its lines applied
+ * one by one). A watch that ends normally is resumed at once; one that ends
+ * in 410 Gone sends the thread back to listing; one that fails, or ends
+ * without having been useful, is retried after an exponential, jittered
+ * backoff. Only the reflector thread touches the key table; the counters and
+ * the resume resourceVersion are shared under a lock.
+ */
+#include "watch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uthash.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+/* A watch that ends sooner than this without applying anything counts as a
+ * failure for the backoff: a server that closes every stream at once must
+ * not make us spin. */
+#define WATCH_MIN_USEFUL_MS 1000L
+/* Extra time the client allows a watch beyond its timeoutSeconds before it
+ * declares the connection dead. */
+#define WATCH_STREAM_MARGIN_S 30L
+
+/*
+ * What the reflector remembers of one object: enough to tell a new object
+ * from a changed one, to notice a replacement (new uid under the same key),
+ * and to build the stub of a delete it did not see. One allocation for the
+ * immutable key and uid, one for the resourceVersion.
+ */
+struct watch_obj {
+    UT_hash_handle hh; /* keyed by key */
+    char *rv;          /* resourceVersion last delivered (owned) */
+    const char *uid;   /* points into key[], after the key's NUL */
+    bool seen;         /* present in the list being applied */
+    char key[];        /* "namespace/name" or "name", NUL, uid, NUL */
+};
+
+struct watch {
+    struct kube *k;           /* borrowed client, or NULL */
+    struct kube_resource res; /* strings owned */
+    char *ns;                 /* NULL: all namespaces */
+    char *label_selector;     /* NULL: everything */
+    char *field_selector;     /* NULL: everything */
+    char *name;               /* for logs */
+    long page_size;           /* list limit */
+    struct watch_handlers h;  /* the consumer */
+    void *ud;                 /* for the handlers */
+    struct watch_obj *objs;   /* known keys; reflector thread only */
+    char *list_rv;            /* resourceVersion of the list in progress */
+    bool delivered_synced;    /* on_synced called since watch_start */
+    bool applied;             /* the current watch applied an event */
+    int stream_rc;            /* what stopped the current stream */
+    struct watch_lines lines; /* the current stream's partial line */
+    unsigned long watches;    /* watch requests made */
+    uint64_t rng;             /* xorshift state for jitter */
+    pthread_t thread;         /* the reflector */
+    bool running;             /* thread started and not joined */
+    atomic_bool stopping;     /* watch_stop() asked the thread to end */
+    pthread_mutex_t lock;     /* guards everything below */
+    pthread_cond_t cond;      /* stop requests and the synced flag */
+    bool synced;              /* first full list delivered */
+    char *rv;                 /* resume resourceVersion, "" before a list */
+    struct watch_stats st;    /* counters */
+};
+
+/* ---- small helpers -------------------------------------------------- */
+
+static long watch__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* *t = now + ms on the monotonic clock, which the condition variable uses. */
+static void watch__deadline(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/* A uniform double in [0,1); only the reflector thread draws. */
+static double watch__rand01(struct watch *w)
+{
+    uint64_t x = w->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static const char *watch__str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void watch__stat_add(struct watch *w, unsigned long *counter)
+{
+    pthread_mutex_lock(&w->lock);
+    (*counter)++;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void watch__set_rv(struct watch *w, const char *rv)
+{
+    if (rv == NULL || rv[0] == '\0')
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (strcmp(w->rv, rv) != 0) {
+        free(w->rv);
+        w->rv = xstrdup(rv);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The identity of an object: its key (new string), uid and resourceVersion
+ * (borrowed from obj, "" when absent). Returns NULL when obj has no name. */
+static char *watch__identity(const cJSON *obj, const char **uid, const char **rv)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const char *name = watch__str(md, "name");
+    const char *ns = watch__str(md, "namespace");
+
+    if (!cJSON_IsObject(md) || name == NULL || name[0] == '\0')
+        return NULL;
+    *uid = watch__str(md, "uid");
+    *rv = watch__str(md, "resourceVersion");
+    if (*uid == NULL)
+        *uid = "";
+    if (*rv == NULL)
+        *rv = "";
+    return ns && ns[0] ? xasprintf("%s/%s", ns, name) : xstrdup(name);
+}
+
+static struct watch_obj *watch__obj_new(const char *key, const char *uid, const char *rv)
+{
+    size_t kl = strlen(key), ul = strlen(uid);
+    struct watch_obj *o = xmalloc(sizeof(*o) + kl + 1 + ul + 1);
+
+    memset(o, 0, sizeof(*o));
+    memcpy(o->key, key, kl + 1);
+    memcpy(o->key + kl + 1, uid, ul + 1);
+    o->uid = o->key + kl + 1;
+    o->rv = xstrdup(rv);
+    return o;
+}
+
+static void watch__obj_free(struct watch_obj *o)
+{
+    if (o) {
+        free(o->rv);
+        free(o);
+    }
+}
+
+static void watch__count_objects(struct watch *w)
+{
+    size_t n = HASH_COUNT(w->objs);
+
+    pthread_mutex_lock(&w->lock);
+    w->st.objects = n;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The stub a final-state-unknown delete carries: the metadata we kept. */
+static cJSON *watch__stub(const struct watch_obj *o)
+{
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *md = cJSON_AddObjectToObject(obj, "metadata");
+    const char *slash = strchr(o->key, '/');
+
+    if (slash) {
+        char *ns = xstrndup(o->key, (size_t)(slash - o->key));
+        cJSON_AddStringToObject(md, "namespace", ns);
+        cJSON_AddStringToObject(md, "name", slash + 1);
+        free(ns);
+    } else {
+        cJSON_AddStringToObject(md, "name", o->key);
+    }
+    cJSON_AddStringToObject(md, "uid", o->uid);
+    cJSON_AddStringToObject(md, "resourceVersion", o->rv);
+    return obj;
+}
+
+static void watch__deliver_stub_delete(struct watch *w, const struct watch_obj *o)
+{
+    if (w->h.on_delete) {
+        cJSON *stub = watch__stub(o);
+        w->h.on_delete(w->ud, stub, true);
+        cJSON_Delete(stub);
+    }
+}
+
+/*
+ * Records obj as present now and tells the consumer what changed: a new key
+ * is an add, a new uid under a known key a delete of the old object and an
+ * add, a new resourceVersion an update; the same resourceVersion again is
+ * nothing (a resumed watch or a relist may repeat what we already have).
+ */
+static void watch__upsert(struct watch *w, const char *key, const char *uid, const char *rv,
+                          const cJSON *obj)
+{
+    struct watch_obj *o = NULL;
+
+    HASH_FIND_STR(w->objs, key, o);
+    if (o && strcmp(o->uid, uid) != 0) {
+        HASH_DEL(w->objs, o);
+        watch__deliver_stub_delete(w, o);
+        watch__obj_free(o);
+        o = NULL;
+    }
+    if (o == NULL) {
+        o = watch__obj_new(key, uid, rv);
+        o->seen = true;
+        HASH_ADD_KEYPTR(hh, w->objs, o->key, strlen(o->key), o);
+        if (w->h.on_add)
+            w->h.on_add(w->ud, obj);
+        return;
+    }
+    o->seen = true;
+    if (strcmp(o->rv, rv) == 0)
+        return;
+    free(o->rv);
+    o->rv = xstrdup(rv);
+    if (w->h.on_update)
+        w->h.on_update(w->ud, obj);
+}
+
+/* ---- lines ---------------------------------------------------------- */
+
+int watch__lines_feed(struct watch_lines *l, const char *data, size_t len, watch_line_fn fn,
+                      void *ud)
+{
+    size_t max = l->max_line ? l->max_line : WATCH_MAX_LINE;
+    size_t start = 0;
+    int rc = 0;
+
+    /* The rest of an over-long line is dropped without being buffered. */
+    while (l->skipping && len > 0) {
+        const char *nl = memchr(data, '\n', len);
+        if (nl == NULL)
+            return 0;
+        len -= (size_t)(nl + 1 - data);
+        data = nl + 1;
+        l->skipping = false;
+    }
+    if (len > 0)
+        buf_append(&l->pending, data, len);
+    while (rc == 0 && l->pending.len > 0) {
+        char *p = l->pending.data;
+        size_t from = l->scanned > start ? l->scanned : start;
+        char *nl = memchr(p + from, '\n', l->pending.len - from);
+        if (nl == NULL) {
+            l->scanned = l->pending.len;
+            break;
+        }
+        size_t n = (size_t)(nl - (p + start));
+        *nl = '\0';
+        if (n > max) {
+            rc = fn(ud, NULL, 0);
+        } else {
+            if (n > 0 && p[start + n - 1] == '\r')
+                p[start + --n] = '\0';
+            if (n > 0)
+                rc = fn(ud, p + start, n);
+        }
+        start = (size_t)(nl + 1 - p);
+        l->scanned = start;
+    }
+    buf_consume(&l->pending, start);
+    l->scanned = l->scanned > start ? l->scanned - start : 0;
+    if (rc == 0 && l->pending.len > max) {
+        /* No '\n' yet and already too long: drop it now rather than
+         * buffer up to the end of a hostile or broken line. */
+        rc = fn(ud, NULL, 0);
+        watch__lines_reset(l);
+        l->skipping = true;
+    }
+    return rc;
+}
+
+void watch__lines_reset(struct watch_lines *l)
+{
+    buf_reset(&l->pending);
+    l->scanned = 0;
+    l->skipping = false;
+}
+
+void watch__lines_free(struct watch_lines *l)
+{
+    buf_free(&l->pending);
+    l->scanned = 0;
+    l->skipping = false;
+}
+
+/* ---- events --------------------------------------------------------- */
+
+static int watch__malformed(struct watch *w, const char *why)
+{
+    watch__stat_add(w, &w->st.malformed);
+    log_warn("watch %s: skipping event: %s", w->name, why);
+    return -EBADMSG;
+}
+
+/* An ERROR event carries a Status: 410 (Expired/Gone) means our
+ * resourceVersion is too old to resume from. */
+static int watch__error_event(struct watch *w, const cJSON *status)
+{
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(status, "code");
+    const char *reason = watch__str(status, "reason");
+    const char *message = watch__str(status, "message");
+    bool gone = (cJSON_IsNumber(code) && code->valueint == 410) ||
+                (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0));
+
+    watch__stat_add(w, &w->st.errors);
+    if (gone) {
+        log_info("watch %s: resourceVersion expired (%s), relisting", w->name,
+                 message ? message : "410");
+        return -ESTALE;
+    }
+    log_warn("watch %s: ERROR event: %s %s", w->name, reason ? reason : "", message ? message : "");
+    return -EAGAIN;
+}
+
+int watch__apply_line(struct watch *w, const char *line, size_t len)
+{
+    cJSON *ev = cJSON_ParseWithLength(line, len);
+    const char *type = watch__str(ev, "type");
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(ev, "object");
+    const char *uid, *rv;
+    char *key = NULL;
+    int rc = 0;
+
+    if (type == NULL || !cJSON_IsObject(obj)) {
+        rc = watch__malformed(w, ev ? "not a watch event" : "not JSON");
+        goto out;
+    }
+    if (strcmp(type, "ERROR") == 0) {
+        rc = watch__error_event(w, obj);
+        goto out;
+    }
+    if (strcmp(type, "BOOKMARK") == 0) {
+        /* A bookmark carries only metadata.resourceVersion: the point the
+         * next watch may resume from, nothing else changes. */
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        rv = watch__str(md, "resourceVersion");
+        if (rv == NULL || rv[0] == '\0') {
+            rc = watch__malformed(w, "bookmark without resourceVersion");
+            goto out;
+        }
+        watch__set_rv(w, rv);
+        watch__stat_add(w, &w->st.bookmarks);
+        w->applied = true;
+        goto out;
+    }
+    bool added = strcmp(type, "ADDED") == 0, modified = strcmp(type, "MODIFIED") == 0;
+    bool deleted = strcmp(type, "DELETED") == 0;
+    if (!added && !modified && !deleted) {
+        rc = watch__malformed(w, "unknown event type");
+        goto out;
+    }
+    key = watch__identity(obj, &uid, &rv);
+    if (key == NULL) {
+        rc = watch__malformed(w, "object without metadata.name");
+        goto out;
+    }
+    if (deleted) {
+        struct watch_obj *o = NULL;
+        HASH_FIND_STR(w->objs, key, o);
+        if (o) {
+            HASH_DEL(w->objs, o);
+            /* A delete of a newer incarnation than the one delivered: the
+             * consumer still holds the old one, so delete that. */
+            if (uid[0] && strcmp(o->uid, uid) != 0)
+                watch__deliver_stub_delete(w, o);
+            else if (w->h.on_delete)
+                w->h.on_delete(w->ud, obj, false);
+            watch__obj_free(o);
+        }
+        /* An unknown key was never delivered: nothing to take back. */
+    } else {
+        watch__upsert(w, key, uid, rv, obj);
+    }
+    watch__set_rv(w, rv);
+    watch__count_objects(w);
+    watch__stat_add(w, &w->st.events);
+    w->applied = true;
+out:
+    free(key);
+    cJSON_Delete(ev);
+    return rc;
+}
+
+/* ---- lists ---------------------------------------------------------- */
+
+void watch__list_begin(struct watch *w)
+{
+    struct watch_obj *o, *tmp;
+
+    HASH_ITER(hh, w->objs, o, tmp)
+    {
+        o->seen = false;
+    }
+    free(w->list_rv);
+    w->list_rv = NULL;
+}
+
+int watch__list_page(struct watch *w, const cJSON *page)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items");
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(page, "metadata");
+    const cJSON *item;
+    const char *list_rv = watch__str(md, "resourceVersion");
+
+    /* "items": null is how some servers write an empty list. */
+    if (!cJSON_IsObject(page) || !(cJSON_IsArray(items) || cJSON_IsNull(items)))
+        return watch__malformed(w, "list page is not a List");
+    if (list_rv && list_rv[0]) {
+        free(w->list_rv);
+        w->list_rv = xstrdup(list_rv);
+    }
+    cJSON_ArrayForEach(item, items)
+    {
+        const char *uid, *rv;
+        char *key = watch__identity(item, &uid, &rv);
+        if (key == NULL) {
+            watch__malformed(w, "list item without metadata.name");
+            continue;
+        }
+        watch__upsert(w, key, uid, rv, item);
+        free(key);
+    }
+    watch__count_objects(w);
+    return 0;
+}
+
+void watch__list_end(struct watch *w)
+{
+    struct watch_obj *o, *tmp;
+    bool first;
+
+    HASH_ITER(hh, w->objs, o, tmp)
+    {
+        /* cppcheck cannot follow HASH_ITER's pointer updates. */
+        // cppcheck-suppress uninitvar
+        if (!o->seen) {
+            HASH_DEL(w->objs, o);
+            watch__deliver_stub_delete(w, o);
+            watch__obj_free(o);
+        }
+    }
+    watch__count_objects(w);
+    watch__set_rv(w, w->list_rv);
+    free(w->list_rv);
+    w->list_rv = NULL;
+    pthread_mutex_lock(&w->lock);
+    w->st.lists++;
+    if (w->st.lists > 1)
+        w->st.relists++;
+    first = !w->delivered_synced;
+    w->delivered_synced = true;
+    pthread_mutex_unlock(&w->lock);
+    if (first && w->h.on_synced)
+        w->h.on_synced(w->ud);
+    if (first) {
+        pthread_mutex_lock(&w->lock);
+        w->synced = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* ---- the reflector thread ------------------------------------------- */
+
+static bool watch__cancelled(void *ud)
+{
+    struct watch *w = ud;
+
+    return atomic_load(&w->stopping);
+}
+
+/* Sleeps ms unless stopped first. Returns true when stopped. */
+static bool watch__sleep(struct watch *w, long ms)
+{
+    struct timespec until;
+    bool stopped;
+
+    watch__deadline(&until, ms);
+    pthread_mutex_lock(&w->lock);
+    while (!atomic_load(&w->stopping))
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+            break;
+    stopped = atomic_load(&w->stopping);
+    pthread_mutex_unlock(&w->lock);
+    return stopped;
+}
+
+/* The collection path with the selectors every request carries. */
+static void watch__base_path(struct watch *w, struct buf *b)
+{
+    char *p = kube_path(&w->res, w->ns, NULL, NULL);
+
+    buf_puts(b, p);
+    free(p);
+    kube_query_add(b, "labelSelector", w->label_selector);
+    kube_query_add(b, "fieldSelector", w->field_selector);
+}
+
+/* List items come without kind and apiVersion (the List has them); fill
+ * them in so that a consumer sees the same object from a list and a watch. */
+static void watch__fill_kind(cJSON *page)
+{
+    const char *list_kind = watch__str(page, "kind");
+    const char *api_version = watch__str(page, "apiVersion");
+    cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items");
+    cJSON *item;
+    size_t n;
+
+    if (list_kind == NULL || api_version == NULL || !cJSON_IsArray(items))
+        return;
+    n = strlen(list_kind);
+    if (n <= 4 || strcmp(list_kind + n - 4, "List") != 0)
+        return;
+    char *kind = xstrndup(list_kind, n - 4);
+    cJSON_ArrayForEach(item, items)
+    {
+        if (!cJSON_IsObject(item))
+            continue;
+        if (!cJSON_HasObjectItem(item, "kind"))
+            cJSON_AddStringToObject(item, "kind", kind);
+        if (!cJSON_HasObjectItem(item, "apiVersion"))
+            cJSON_AddStringToObject(item, "apiVersion", api_version);
+    }
+    free(kind);
+}
+
+/*
+ * A complete paged list. A continue token that expired mid-list (410)
+ * restarts the list once from the first page, as client-go does. Returns 0,
+ * or the errno of the failed page.
+ */
+static int watch__list(struct watch *w)
+{
+    char *cont = NULL;
+    bool restarted = false;
+    int rc = 0;
+
+    watch__list_begin(w);
+    for (;;) {
+        struct buf path = {0};
+        struct kube_error err;
+        cJSON *page = NULL;
+
+        watch__base_path(w, &path);
+        kube_query_add_long(&path, "limit", w->page_size);
+        kube_query_add(&path, "continue", cont);
+        rc = kube_get_cancel(w->k, path.data, watch__cancelled, w, &page, &err);
+        buf_free(&path);
+        if (rc == -ESTALE && cont && !restarted) {
+            log_info("watch %s: list continue token expired, listing again", w->name);
+            free(cont);
+            cont = NULL;
+            restarted = true;
+            watch__list_begin(w);
+            continue;
+        }
+        if (rc < 0) {
+            if (rc != -ECANCELED)
+                log_warn("watch %s: list failed: %s %s", w->name, strerror(-rc),
+                         err.reason[0] ? err.reason : err.message);
+            goto out;
+        }
+        watch__fill_kind(page);
+        rc = watch__list_page(w, page);
+        const char *next =
+            watch__str(cJSON_GetObjectItemCaseSensitive(page, "metadata"), "continue");
+        free(cont);
+        cont = next && next[0] ? xstrdup(next) : NULL;
+        cJSON_Delete(page);
+        if (rc < 0)
+            goto out;
+        if (cont == NULL)
+            break;
+        if (atomic_load(&w->stopping)) {
+            rc = -ECANCELED;
+            goto out;
+        }
+    }
+    watch__list_end(w);
+out:
+    free(cont);
+    return rc;
+}
+
+static int watch__on_line(void *ud, const char *line, size_t len)
+{
+    struct watch *w = ud;
+    int rc;
+
+    if (line == NULL) {
+        watch__malformed(w, "event line too long");
+        return 0;
+    }
+    rc = watch__apply_line(w, line, len);
+    if (rc == -ESTALE || rc == -EAGAIN) {
+        w->stream_rc = rc;
+        return 1; /* ends the stream: relist or re-watch */
+    }
+    return 0;
+}
+
+static int watch__on_chunk(void *ud, const char *data, size_t len)
+{
+    struct watch *w = ud;
+
+    return watch__lines_feed(&w->lines, data, len, watch__on_line, w);
+}
+
+/*
+ * One watch request from the resume resourceVersion. Returns 0 when the
+ * server ended it, -ESTALE when it must relist (HTTP 410 or an ERROR 410
+ * event), another -errno on failure; *useful tells whether it applied
+ * anything or lasted long enough not to count as a failure.
+ */
+static int watch__watch_once(struct watch *w, bool *useful)
+{
+    long timeout_s = WATCH_MIN_TIMEOUT_S +
+                     (long)(watch__rand01(w) * (WATCH_MAX_TIMEOUT_S - WATCH_MIN_TIMEOUT_S));
+    long t0 = watch__now_ms();
+    struct buf path = {0};
+    struct kube_error err;
+    char *rv = watch_resource_version(w);
+    int rc;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->watches++ > 0)
+        w->st.restarts++;
+    pthread_mutex_unlock(&w->lock);
+    watch__base_path(w, &path);
+    kube_query_add(&path, "watch", "true");
+    kube_query_add(&path, "resourceVersion", rv);
+    kube_query_add(&path, "allowWatchBookmarks", "true");
+    kube_query_add_long(&path, "timeoutSeconds", timeout_s);
+    free(rv);
+    w->applied = false;
+    w->stream_rc = 0;
+    watch__lines_reset(&w->lines);
+    rc = kube_stream(w->k, path.data, (timeout_s + WATCH_STREAM_MARGIN_S) * 1000, watch__on_chunk,
+                     watch__cancelled, w, &err);
+    buf_free(&path);
+    /* A partial line at the end of a stream is lost with it; the next watch
+     * resumes from the last complete event. */
+    watch__lines_reset(&w->lines);
+    if (rc == -ECANCELED && w->stream_rc != 0)
+        rc = w->stream_rc;
+    *useful = w->applied || watch__now_ms() - t0 >= WATCH_MIN_USEFUL_MS;
+    if (rc == -ESTALE) {
+        if (w->stream_rc == 0)
+            log_info("watch %s: 410 Gone, relisting", w->name);
+    } else if (rc < 0 && rc != -ECANCELED) {
+        if (rc != -EAGAIN || w->stream_rc == 0)
+            watch__stat_add(w, &w->st.errors);
+        log_warn("watch %s: watch failed: %s %s", w->name, strerror(-rc),
+                 err.reason[0] ? err.reason : err.message);
+    }
+    return rc;
+}
+
+static long watch__backoff(struct watch *w, int failures)
+{
+    return kube__backoff_ms(failures, WATCH_BACKOFF_MS, WATCH_MAX_BACKOFF_MS, watch__rand01(w));
+}
+
+static void *watch__thread(void *arg)
+{
+    struct watch *w = arg;
+    bool need_list = true;
+    int failures = 0;
+
+    while (!atomic_load(&w->stopping)) {
+        int rc;
+        bool useful = false;
+
+        if (need_list) {
+            rc = watch__list(w);
+            if (rc == -ECANCELED && atomic_load(&w->stopping))
+                break;
+            if (rc < 0) {
+                watch__stat_add(w, &w->st.errors);
+                if (watch__sleep(w, watch__backoff(w, ++failures)))
+                    break;
+                continue;
+            }
+            need_list = false;
+            failures = 0;
+        }
+        rc = watch__watch_once(w, &useful);
+        if (atomic_load(&w->stopping))
+            break;
+        if (rc == -ESTALE)
+            need_list = true;
+        if ((rc == 0 || rc == -ESTALE) && useful) {
+            failures = 0;
+            continue;
+        }
+        if (watch__sleep(w, watch__backoff(w, ++failures)))
+            break;
+    }
+    return NULL;
+}
+
+/* ---- public API ----------------------------------------------------- */
+
+int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out)
+{
+    struct watch *w;
+    pthread_condattr_t ca;
+    struct timespec ts;
+
+    *out = NULL;
+    if (cfg == NULL || cfg->res.version == NULL || cfg->res.version[0] == '\0' ||
+        cfg->res.resource == NULL || cfg->res.resource[0] == '\0')
+        return -EINVAL;
+    w = xcalloc(1, sizeof(*w));
+    w->k = k;
+    w->res.group = xstrdup(cfg->res.group ? cfg->res.group : "");
+    w->res.version = xstrdup(cfg->res.version);
+    w->res.resource = xstrdup(cfg->res.resource);
+    w->ns = cfg->namespace && cfg->namespace[0] ? xstrdup(cfg->namespace) : NULL;
+    w->label_selector = xstrdup(cfg->label_selector);
+    w->field_selector = xstrdup(cfg->field_selector);
+    w->name = xstrdup(cfg->name && cfg->name[0] ? cfg->name : cfg->res.resource);
+    w->page_size = cfg->page_size > 0 ? cfg->page_size : WATCH_DEFAULT_PAGE_SIZE;
+    w->h = cfg->handlers;
+    w->ud = cfg->ud;
+    w->rv = xstrdup("");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    w->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)w ^
+             (uint64_t)getpid();
+    if (w->rng == 0)
+        w->rng = 0x9e3779b97f4a7c15ULL;
+    atomic_init(&w->stopping, false);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = w;
+    return 0;
+}
+
+int watch_start(struct watch *w)
+{
+    int rc;
+
+    if (w->k == NULL)
+        return -EINVAL;
+    if (w->running)
+        return -EALREADY;
+    atomic_store(&w->stopping, false);
+    pthread_mutex_lock(&w->lock);
+    w->synced = false;
+    w->delivered_synced = false;
+    pthread_mutex_unlock(&w->lock);
+    rc = pthread_create(&w->thread, NULL, watch__thread, w);
+    if (rc != 0)
+        return -rc;
+    w->running = true;
+    return 0;
+}
+
+void watch_stop(struct watch *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->stopping, true);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    if (w->running) {
+        pthread_join(w->thread, NULL);
+        w->running = false;
+    }
+}
+
+void watch_free(struct watch *w)
+{
+    struct watch_obj *o, *tmp;
+
+    if (w == NULL)
+        return;
+    watch_stop(w);
+    HASH_ITER(hh, w->objs, o, tmp)
+    {
+        HASH_DEL(w->objs, o);
+        watch__obj_free(o);
+    }
+    watch__lines_free(&w->lines);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free((char *)w->res.group);
+    free((char *)w->res.version);
+    free((char *)w->res.resource);
+    free(w->ns);
+    free(w->label_selector);
+    free(w->field_selector);
+    free(w->name);
+    free(w->list_rv);
+    free(w->rv);
+    free(w);
+}
+
+bool watch_has_synced(const struct watch *w)
+{
+    struct watch *mw = (struct watch *)w; /* the lock is not part of the value */
+    bool s;
+
+    pthread_mutex_lock(&mw->lock);
+    s = mw->synced;
+    pthread_mutex_unlock(&mw->lock);
+    return s;
+}
+
+int watch_wait_synced(struct watch *w, long timeout_ms)
+{
+    struct timespec until;
+    int rc = 0;
+
+    watch__deadline(&until, timeout_ms >= 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&w->lock);
+    while (!w->synced && !atomic_load(&w->stopping)) {
+        int e = timeout_ms >= 0 ? pthread_cond_timedwait(&w->cond, &w->lock, &until)
+                                : pthread_cond_wait(&w->cond, &w->lock);
+        if (e == ETIMEDOUT) {
+            rc = w->synced ? 0 : -ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc == 0 && !w->synced)
+        rc = -ECANCELED;
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+unsigned long watch_restarts(const struct watch *w)
+{
+    struct watch_stats st;
+
+    watch_get_stats(w, &st);
+    return st.restarts;
+}
+
+void watch_get_stats(const struct watch *w, struct watch_stats *st)
+{
+    struct watch *mw = (struct watch *)w;
+
+    pthread_mutex_lock(&mw->lock);
+    *st = mw->st;
+    pthread_mutex_unlock(&mw->lock);
+}
+
+char *watch_resource_version(const struct watch *w)
+{
+    struct watch *mw = (struct watch *)w;
+    char *rv;
+
+    pthread_mutex_lock(&mw->lock);
+    rv = xstrdup(mw->rv);
+    pthread_mutex_unlock(&mw->lock);
+    return rv;
+}
