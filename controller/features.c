@@ -363,23 +363,29 @@ static int features__domain(struct features *f, const cJSON *domain, const char 
     const cJSON *cpu = features__get(domain, "cpu", FEATURES__END);
     const cJSON *requests = features__get(domain, "resources", "requests", FEATURES__END);
     const cJSON *mem = features__get(domain, "memory", "guest", FEATURES__END);
+    const cJSON *v_cpu;
     const char *mem_path = "memory.guest";
     double cores, sockets, threads, v;
     int rc;
 
-    if (cpu && !cJSON_IsNull(cpu)) {
-        if (!cJSON_IsObject(cpu)) {
-            *err = xasprintf("%s.cpu: must be a mapping, not %s", base, features__type(cpu));
-            return -EINVAL;
-        }
+    if (cpu && !cJSON_IsNull(cpu) && !cJSON_IsObject(cpu)) {
+        *err = xasprintf("%s.cpu: must be a mapping, not %s", base, features__type(cpu));
+        return -EINVAL;
+    }
+    /* KubeVirt takes the vCPU count from the topology when one is given
+     * (cpu: {model: host-passthrough} alone is no topology), else from the
+     * cpu request */
+    if (features__get(cpu, "cores", FEATURES__END) ||
+        features__get(cpu, "sockets", FEATURES__END) ||
+        features__get(cpu, "threads", FEATURES__END)) {
         if ((rc = features__count(cpu, "cores", base, &cores, err)) ||
             (rc = features__count(cpu, "sockets", base, &sockets, err)) ||
             (rc = features__count(cpu, "threads", base, &threads, err)))
             return rc;
         f->res[FEATURES_CPU] = cores * sockets * threads;
         f->has_res |= 1u << FEATURES_CPU;
-    } else if (features__get(requests, "cpu", FEATURES__END)) {
-        rc = quantity_from_json(features__get(requests, "cpu", FEATURES__END), &v, err);
+    } else if ((v_cpu = features__get(requests, "cpu", FEATURES__END)) && !cJSON_IsNull(v_cpu)) {
+        rc = quantity_from_json(v_cpu, &v, err);
         if (rc)
             return features__wrap(rc, err, "%s.resources.requests.cpu", base);
         f->res[FEATURES_CPU] = v;

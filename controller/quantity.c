@@ -106,7 +106,7 @@ int quantity_parse(const char *s, double *out, char **err)
     errno = 0;
     v = strtod(s, &end);
     v *= factor;
-    if (!isfinite(v) || v > QUANTITY_MAX)
+    if (!isfinite(v) || v >= QUANTITY_LIMIT)
         return quantity__fail(s, "is too large (at most 2^63-1)", err);
     *out = v;
     return 0;
@@ -134,7 +134,7 @@ int quantity_from_json(const cJSON *v, double *out, char **err)
         return quantity__fail(text, "is not a valid quantity", err);
     if (v->valuedouble < 0)
         return quantity__fail(text, "must not be negative", err);
-    if (v->valuedouble > QUANTITY_MAX)
+    if (v->valuedouble >= QUANTITY_LIMIT)
         return quantity__fail(text, "is too large (at most 2^63-1)", err);
     *out = v->valuedouble;
     return 0;

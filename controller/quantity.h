@@ -9,7 +9,7 @@
  * so an exact decimal type would buy nothing here.
  *
  * Refused with a message: anything outside the grammar, negative values, and
- * values above QUANTITY_MAX (Kubernetes' own int64 limit).
+ * values of 2^63 or more (beyond Kubernetes' own int64 limit).
  */
 #ifndef KVR_QUANTITY_H
 #define KVR_QUANTITY_H
@@ -18,8 +18,9 @@
 
 #include <cjson/cJSON.h>
 
-/* The largest quantity accepted, in base units: 2^63 - 1. */
-#define QUANTITY_MAX 9223372036854775807.0
+/* Quantities must be below this, in base units: 2^63, so that every
+ * accepted value fits Kubernetes' int64 (a double cannot hold 2^63 - 1). */
+#define QUANTITY_LIMIT 9223372036854775808.0
 
 /**
  * Parses s (the whole string, no surrounding spaces) into *out, in base
@@ -33,8 +34,8 @@ int quantity_parse(const char *s, double *out, char **err);
 /**
  * A quantity from a JSON or YAML value: a string is parsed as above; a number
  * is parsed from the text it was written with when the YAML loader kept it
- * (valuestring), else taken as it is, and must be finite, >= 0 and at most
- * QUANTITY_MAX. Any other type is -EINVAL ("must be a quantity, not a
+ * (valuestring), else taken as it is, and must be finite, >= 0 and below
+ * QUANTITY_LIMIT. Any other type is -EINVAL ("must be a quantity, not a
  * mapping"). Errors as quantity_parse().
  */
 int quantity_from_json(const cJSON *v, double *out, char **err);
