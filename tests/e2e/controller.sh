@@ -560,3 +560,48 @@ kvr_etcd_compact() {
   [ -n "$rev" ] || rev=$(kvr_etcd_revision) || return 1
   kvr_etcd /v3/kv/compact -X POST -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null
 }
+
+# ---- checks (need lib.sh's t_pass / t_fail) ---------------------------------
+
+# kvr_check_wait NAME SECONDS CMD...: passes NAME when CMD succeeds within
+# SECONDS (polled), else fails it.
+kvr_check_wait() {
+  local name=$1 secs=$2; shift 2
+  if t_wait "$secs" "$@"; then t_pass "$name"
+  else t_fail "$name" "not within ${secs}s: $*"; fi
+}
+
+# kvr_check_json NAME JSON JQ-FILTER: passes NAME when the filter is true
+# for JSON; on failure shows the JSON.
+kvr_check_json() {
+  if jq -e "$3" >/dev/null 2>&1 <<<"$2"; then t_pass "$1"
+  else t_fail "$1" "jq '$3' is false for: $(head -c 600 <<<"$2")"; fi
+}
+
+# kvr_check_eq NAME GOT WANT
+kvr_check_eq() {
+  if [ "$2" = "$3" ]; then t_pass "$1"; else t_fail "$1" "got '$2', want '$3'"; fi
+}
+
+# kvr_start_or_give_up NAME ARGS...: starts the controller and waits for its
+# caches; when it cannot start, says so as one failure and ends the script
+# (every later check depends on it).
+kvr_start_or_give_up() {
+  local name=$1
+  if ctl_start_synced "$@"; then
+    t_pass "the controller ($name) starts as its own identity and syncs its caches"
+  else
+    t_fail "the controller ($name) starts as its own identity and syncs its caches" \
+      "see the log lines above; nothing else can be checked"
+    ctl_dump "$name" 20
+    t_summary
+  fi
+}
+
+# kvr_vm_json NS NAME: the VM as JSON ("" when absent).
+kvr_vm_json() { kubectl get vm -n "$1" "$2" -o json 2>/dev/null; }
+
+# kvr_run_strategy NS VM
+kvr_run_strategy() {
+  kubectl get vm -n "$1" "$2" -o jsonpath='{.spec.runStrategy}' 2>/dev/null
+}
