@@ -2,10 +2,12 @@
 # Installs the Debian packages that the build and the tests need (`make deps`).
 #
 # Quiet and quick when everything is present: dpkg-query decides, and
-# `apt-get update` runs only when something is missing. kubectl is not a
-# Debian package; tests/cluster/build makes one from the Kubernetes module
-# when the machine has none. Go (for the test control plane only) is expected
-# at /usr/local/go or on PATH; this script does not install it.
+# `apt-get update` runs only when something is missing. kubectl, etcd and
+# kube-apiserver are not taken from Debian: tests/cluster/lib.sh builds them
+# from the pinned Go modules (tests/cluster/k8s, tests/cluster/etcd). Go (for
+# the test control plane only) is expected at /usr/local/go or on PATH; this
+# script does not install it. util-linux (flock, setsid) and coreutils are
+# essential packages and always present.
 set -euo pipefail
 
 pkgs=(

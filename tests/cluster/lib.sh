@@ -119,11 +119,23 @@ cluster_alive() {
   [ "$state" != Z ]
 }
 
-# Stops the processes listed in DIR/pids ("pid name" lines, in start order):
-# TERM to all, newest first, then KILL to whatever is left after a grace
-# period. Silent and successful when nothing runs.
+# Waits up to $3 tenths of a second for process $1 (named $2) to be gone.
+cluster_wait_gone() {
+  local t
+  for ((t = 0; t < $3; t++)); do
+    cluster_alive "$1" "$2" || return 0
+    sleep 0.1
+  done
+  ! cluster_alive "$1" "$2"
+}
+
+# Stops the processes listed in DIR/pids ("pid name" lines, in start order)
+# one at a time, newest first: each gets TERM, then KILL if it is still there
+# after GRACE seconds (default 15). One at a time, because kube-apiserver's
+# graceful shutdown talks to etcd: with etcd stopping too, both hang until
+# killed. Silent and successful when nothing runs.
 cluster_stop_dir() {
-  local dir=$1 grace=${2:-15} pid name i t left
+  local dir=$1 grace=${2:-15} pid name i
   [ -f "$dir/pids" ] || return 0
   local -a pids=() names=()
   while read -r pid name; do
@@ -131,29 +143,13 @@ cluster_stop_dir() {
     pids=("$pid" "${pids[@]}"); names=("$name" "${names[@]}")
   done <"$dir/pids"
   for i in "${!pids[@]}"; do
-    cluster_alive "${pids[$i]}" "${names[$i]}" && kill -TERM "${pids[$i]}" 2>/dev/null
-  done
-  for ((t = 0; t < grace * 10; t++)); do
-    left=0
-    for i in "${!pids[@]}"; do
-      cluster_alive "${pids[$i]}" "${names[$i]}" && left=1
-    done
-    [ "$left" = 0 ] && return 0
-    sleep 0.1
-  done
-  for i in "${!pids[@]}"; do
-    if cluster_alive "${pids[$i]}" "${names[$i]}"; then
-      say "${names[$i]} ($dir) ignored TERM for ${grace}s: killing it"
-      kill -KILL "${pids[$i]}" 2>/dev/null || true
-    fi
-  done
-  for ((t = 0; t < 50; t++)); do
-    left=0
-    for i in "${!pids[@]}"; do
-      cluster_alive "${pids[$i]}" "${names[$i]}" && left=1
-    done
-    [ "$left" = 0 ] && return 0
-    sleep 0.1
+    pid=${pids[$i]} name=${names[$i]}
+    cluster_alive "$pid" "$name" || continue
+    kill -TERM "$pid" 2>/dev/null
+    cluster_wait_gone "$pid" "$name" $((grace * 10)) && continue
+    say "$name ($dir) ignored TERM for ${grace}s: killing it"
+    kill -KILL "$pid" 2>/dev/null
+    cluster_wait_gone "$pid" "$name" 50 || say "$name (pid $pid) survived KILL"
   done
   return 0
 }
@@ -188,7 +184,7 @@ cluster_kubeconfig() {
   local file=$1 dir=$2 base=$3 user=$4 server=$5
   (
     umask 077
-    cat >"$file" <<EOF
+    cat >"$file.tmp" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -197,31 +193,39 @@ clusters:
     server: $server
     certificate-authority-data: $(base64 -w0 "$dir/ca.crt")
 users:
-- name: $user
+- name: "$user"
   user:
     client-certificate-data: $(base64 -w0 "$dir/$base.crt")
     client-key-data: $(base64 -w0 "$dir/$base.key")
 contexts:
-- name: $user@kvrecover-test
+- name: "$user@kvrecover-test"
   context:
     cluster: kvrecover-test
-    user: $user
-current-context: $user@kvrecover-test
+    user: "$user"
+current-context: "$user@kvrecover-test"
 EOF
+    mv "$file.tmp" "$file"
   )
+}
+
+# The state directory of a cluster, given the directory itself or any file
+# in it or in its users/ folder (such as a kubeconfig). Fails for paths that
+# belong to no cluster started by tests/cluster/up.
+cluster_dir_of() {
+  local d
+  [ -d "$1" ] && d=$1 || d=$(dirname "$1")
+  [ -f "$d/ca.key" ] || d=$(dirname "$d")
+  [ -f "$d/ca.key" ] || return 1
+  (cd "$d" && pwd)
 }
 
 # The state directory of the cluster a kubeconfig or directory names, or, with
 # no argument, of the one $KUBECONFIG names or else the only one running.
 cluster_find_dir() {
   local arg=${1:-} d
-  if [ -z "$arg" ] && [ -n "${KUBECONFIG:-}" ] && [ -f "$(dirname "$KUBECONFIG")/ca.key" ]; then
-    arg=$KUBECONFIG
-  fi
-  if [ -n "$arg" ]; then
-    [ -d "$arg" ] && d=$arg || d=$(dirname "$arg")
-    [ -f "$d/ca.key" ] || return 1
-    (cd "$d" && pwd); return 0
+  [ -n "$arg" ] && { cluster_dir_of "$arg"; return; }
+  if [ -n "${KUBECONFIG:-}" ] && cluster_dir_of "$KUBECONFIG" >/dev/null; then
+    cluster_dir_of "$KUBECONFIG"; return
   fi
   local -a all=()
   for d in "$cluster_runs"/cluster-*; do [ -f "$d/ca.key" ] && all+=("$d"); done

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The test control plane is what the other end-to-end tests take it for: a
+# real kube-apiserver backed by etcd, enforcing KubeVirt's own schemas, with
+# a garbage collector, RBAC and client-certificate users.
+. "$(dirname "$0")/lib.sh"
+
+# --- a real API server -------------------------------------------------
+version=$(kubectl get --raw /version 2>&1 | jq -r .gitVersion 2>/dev/null)
+if t_local_cluster; then
+  # Exactly the release tests/cluster/k8s/go.mod pins.
+  want=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$(t_root)/tests/cluster/k8s/go.mod")
+  if [ "$version" = "$want" ]; then
+    t_pass "server reports gitVersion $want"
+  else
+    t_fail "server reports gitVersion $want" "got '$version'"
+  fi
+else
+  case "$version" in
+    v1.3[0-9].*) t_pass "server reports gitVersion v1.3x ($version)" ;;
+    *) t_fail "server reports gitVersion v1.3x" "got '$version'" ;;
+  esac
+fi
+t_check "/readyz/etcd is ok" test "$(kubectl get --raw /readyz/etcd 2>&1)" = ok
+t_check "kubectl is the server's release" \
+  test "$(kubectl version -o json | jq -r .clientVersion.gitVersion)" = "$version"
+
+ns=$(t_ns e2e-cluster) || { t_fail "create a namespace" "kubectl create namespace failed"; t_summary; }
+
+# --- KubeVirt's schemas are enforced -----------------------------------
+t_check "a valid VirtualMachine is created" kubectl create -n "$ns" -f "$(t_fixture vm-valid.yaml)"
+t_check "the VirtualMachine reads back" \
+  test "$(kubectl get vm vm-valid -n "$ns" -o jsonpath='{.spec.template.spec.domain.cpu.cores}')" = 1
+
+# kubectl must fail, and the server's message must name the missing field.
+refused() {
+  local name=$1 file=$2 field=$3 out
+  if out=$(kubectl create -n "$ns" -f "$(t_fixture "$file")" 2>&1); then
+    t_fail "$name" "the server accepted $file"
+  elif printf '%s' "$out" | grep -q -- "$field"; then
+    t_pass "$name"
+  else
+    t_fail "$name" "refused, but the error does not name $field: $out"
+  fi
+}
+refused "a VM without spec.template.spec.domain is refused" vm-no-domain.yaml \
+  'spec.template.spec.domain: Required value'
+refused "a VM with a string for cpu.cores is refused" vm-bad-cores.yaml \
+  'spec.template.spec.domain.cpu.cores: Invalid value'
+
+# --- status: the VM has a status subresource, the VMI has none ----------
+t_check "the VM CRD has a status subresource" test "$(kubectl get crd virtualmachines.kubevirt.io \
+  -o jsonpath='{.spec.versions[?(@.name=="v1")].subresources.status}')" = '{}'
+t_check "the VMI CRD has no status subresource" test -z "$(kubectl get crd virtualmachineinstances.kubevirt.io \
+  -o jsonpath='{.spec.versions[?(@.name=="v1")].subresources}')"
+# Through the main resource the server drops status changes of a VM; the
+# status subresource takes them.
+kubectl patch vm vm-valid -n "$ns" --type merge -p '{"status":{"printableStatus":"Main"}}' >/dev/null 2>&1
+t_check "a VM's status ignores patches to the main resource" \
+  test -z "$(kubectl get vm vm-valid -n "$ns" -o jsonpath='{.status.printableStatus}')"
+t_check "a VM's status is patched through /status" kubectl patch vm vm-valid -n "$ns" \
+  --subresource status --type merge -p '{"status":{"printableStatus":"Stopped"}}'
+t_check "the patched VM status reads back" \
+  test "$(kubectl get vm vm-valid -n "$ns" -o jsonpath='{.status.printableStatus}')" = Stopped
+
+if t_kubevirt_present; then
+  t_skip "a VMI's status.phase is set by patching" "KubeVirt runs here; virt-handler owns VMI status"
+else
+  t_check "a VirtualMachineInstance is created" kubectl create -n "$ns" -f "$(t_fixture vmi-valid.yaml)"
+  t_check "a VMI's status.phase is set by patching (as virt-handler would)" \
+    kubectl patch vmi vmi-valid -n "$ns" --type merge -p '{"status":{"phase":"Failed"}}'
+  t_check "the patched VMI phase reads back" \
+    test "$(kubectl get vmi vmi-valid -n "$ns" -o jsonpath='{.status.phase}')" = Failed
+fi
+
+# --- garbage collection (kube-controller-manager) ----------------------
+uid=$(kubectl get vm vm-valid -n "$ns" -o jsonpath='{.metadata.uid}')
+kubectl apply -n "$ns" -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: owned-by-vm
+  ownerReferences:
+  - {apiVersion: kubevirt.io/v1, kind: VirtualMachine, name: vm-valid, uid: "$uid"}
+data: {k: v}
+EOF
+t_check "a ConfigMap owned by the VM exists" kubectl get configmap owned-by-vm -n "$ns"
+kubectl delete vm vm-valid -n "$ns" --wait=false >/dev/null
+gone() { ! kubectl get configmap owned-by-vm -n "$ns" >/dev/null 2>&1; }
+if t_wait 60 gone; then
+  t_pass "the garbage collector deletes what a deleted VM owned"
+else
+  t_fail "the garbage collector deletes what a deleted VM owned" "owned-by-vm still there after 60s"
+fi
+
+# --- RBAC and client-certificate users (tests/cluster/user) ------------
+if t_local_cluster; then
+  # A user named like a ServiceAccount is bound by ServiceAccount subjects,
+  # which is how the controller runs as manifests/rbac.yaml's identity.
+  sa=system:serviceaccount:$ns:tester
+  if kc=$(t_user "$sa" system:serviceaccounts "system:serviceaccounts:$ns" system:authenticated); then
+    t_pass "tests/cluster/user issues a kubeconfig"
+    t_check "the user is who the certificate says" test "$(KUBECONFIG=$kc kubectl auth whoami -o json |
+      jq -r '.status.userInfo | [.username] + .groups | join(" ")')" = \
+      "$sa system:serviceaccounts system:serviceaccounts:$ns system:authenticated"
+    kubectl create role reader -n "$ns" --verb get,list --resource configmaps >/dev/null
+    kubectl create rolebinding reader -n "$ns" --role reader --serviceaccount "$ns:tester" >/dev/null
+    t_wait 10 env KUBECONFIG="$kc" kubectl get configmaps -n "$ns"
+    t_check "RBAC grants the user what its ServiceAccount binding says" \
+      env KUBECONFIG="$kc" kubectl get configmaps -n "$ns"
+    out=$(KUBECONFIG=$kc kubectl get configmaps -n default 2>&1)
+    case "$out" in
+      *Forbidden*|*forbidden*) t_pass "RBAC refuses the user what no binding grants" ;;
+      *) t_fail "RBAC refuses the user what no binding grants" "got: $out" ;;
+    esac
+  else
+    t_fail "tests/cluster/user issues a kubeconfig" "tests/cluster/user failed (see above)"
+  fi
+else
+  t_skip "client-certificate users" "not a cluster from tests/cluster/up"
+fi
+
+t_summary
