@@ -387,14 +387,22 @@ static int cli__load_failed(const char *path, struct cli__failed *fv, FILE *err)
                        path, f.objs[0].where, what);
         goto out;
     }
-    if (features_from_object(obj, &fv->features, &msg)) {
-        rc = cli__fail(err, "%s: %s%s", path, f.objs[0].where, msg);
-        goto out;
-    }
     kind = cJSON_GetObjectItemCaseSensitive(obj, "kind");
-    fv->kind = xstrdup(kind->valuestring); /* features_from_object() checked it */
     meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
     name = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "name") : NULL;
+    if (features_from_object(obj, &fv->features, &msg)) {
+        /* name the object when it is one of ours; a wrong kind says so itself */
+        if (cJSON_IsString(name) && *name->valuestring && cJSON_IsString(kind) &&
+            strncmp(msg, "kind ", 5) != 0) {
+            what = cli__word(name->valuestring);
+            rc = cli__fail(err, "%s: %s%s %s: %s", path, f.objs[0].where, kind->valuestring, what,
+                           msg);
+        } else {
+            rc = cli__fail(err, "%s: %s%s", path, f.objs[0].where, msg);
+        }
+        goto out;
+    }
+    fv->kind = xstrdup(kind->valuestring); /* features_from_object() checked it */
     if (!cJSON_IsString(name) || !*name->valuestring) {
         rc = cli__fail(err, "%s: %s%s: metadata.name: required", path, f.objs[0].where, fv->kind);
         goto out;
@@ -411,8 +419,9 @@ static int cli__load_failed(const char *path, struct cli__failed *fv, FILE *err)
         }
     }
     if (!fv->features.has_features && !fv->features.has_res) {
+        what = cli__word(name->valuestring);
         rc = cli__fail(err, "%s: %s%s %s: nothing to compare: %s", path, f.objs[0].where, fv->kind,
-                       fv->name,
+                       what,
                        strcmp(fv->kind, "ConfigMap") == 0 ? "no data.features or data.resources"
                                                           : "no " FEATURES_ANNOTATION
                                                             " annotation, cpu or memory");
