@@ -210,12 +210,14 @@ EOF
 
 # The state directory of a cluster, given the directory itself or any file
 # in it or in its users/ folder (such as a kubeconfig). Fails for paths that
-# belong to no cluster started by tests/cluster/up.
+# belong to no cluster started by tests/cluster/up. With "running", only a
+# cluster that started (a failed start leaves its logs, not its CA key).
 cluster_dir_of() {
-  local d
+  local d f=pids
+  [ "${2:-}" = running ] && f=ca.key
   [ -d "$1" ] && d=$1 || d=$(dirname "$1")
-  [ -f "$d/ca.key" ] || d=$(dirname "$d")
-  [ -f "$d/ca.key" ] || return 1
+  [ -f "$d/$f" ] || d=$(dirname "$d")
+  [ -f "$d/$f" ] || return 1
   (cd "$d" && pwd)
 }
 
@@ -223,9 +225,9 @@ cluster_dir_of() {
 # no argument, of the one $KUBECONFIG names or else the only one running.
 cluster_find_dir() {
   local arg=${1:-} d
-  [ -n "$arg" ] && { cluster_dir_of "$arg"; return; }
-  if [ -n "${KUBECONFIG:-}" ] && cluster_dir_of "$KUBECONFIG" >/dev/null; then
-    cluster_dir_of "$KUBECONFIG"; return
+  [ -n "$arg" ] && { cluster_dir_of "$arg" running; return; }
+  if [ -n "${KUBECONFIG:-}" ] && cluster_dir_of "$KUBECONFIG" running >/dev/null; then
+    cluster_dir_of "$KUBECONFIG" running; return
   fi
   local -a all=()
   for d in "$cluster_runs"/cluster-*; do [ -f "$d/ca.key" ] && all+=("$d"); done
