@@ -2,6 +2,8 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #
+# Safe with `set -euo pipefail` in the sourcing script.
+#
 # The scripts run against the cluster $KUBECONFIG names: normally the one
 # tests/run started with tests/cluster/up, but any cluster works. Without
 # KUBECONFIG, the only cluster tests/cluster/up has running is used. Checks
@@ -123,7 +125,7 @@ t__run_cleanups() {
   [ -f "$t__cleanups" ] || return 0
   local line
   while IFS= read -r line; do
-    [ -n "$line" ] && (eval "$line") >/dev/null 2>&1
+    [ -z "$line" ] || (eval "$line") >/dev/null 2>&1 || true
   done < <(tac "$t__cleanups")
   rm -f "$t__cleanups"
 }
@@ -132,7 +134,8 @@ trap 'exit 130' INT TERM
 
 t_ns() {
   local name
-  name=$1-$(tr -dc 'a-z0-9' </dev/urandom | head -c 5)
+  # No early-closing pipe (SIGPIPE) here: callers may run with pipefail.
+  name=$1-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' | cut -c1-5)
   kubectl create namespace "$name" >/dev/null || return 1
   t_cleanup_add kubectl delete namespace "$name" --wait=false --ignore-not-found
   echo "$name"
