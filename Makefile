@@ -29,6 +29,10 @@ LIB       := $(BUILD)/libkvrecover.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 HARNESS   := $(BUILD)/tests/harness.o
+# Test support linked into every unit test: the harness, and fakeapi, an
+# HTTPS server on 127.0.0.1 (OpenSSL) for the API client and reflector tests.
+TEST_SUPPORT := $(HARNESS) $(BUILD)/tests/fakeapi.o
+TEST_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
 
 # Small C programs the end-to-end scripts drive (tests/e2e/*.c), e.g. to
 # exercise the API client against the real server. Linked with the library.
@@ -55,11 +59,14 @@ $(BIN)/kvrecover: $(BUILD)/obj/main_cli.o $(LIB) | $(BIN)
 $(BUILD)/tests/harness.o: tests/unit/harness.c tests/unit/harness.h | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
+$(BUILD)/tests/fakeapi.o: tests/unit/fakeapi.c tests/unit/fakeapi.h | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
 $(BUILD)/tests/test_%.o: tests/unit/test_%.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(HARNESS) $(LIB)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT) $(LIB)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 $(BUILD)/e2e/%: tests/e2e/%.c $(LIB) | $(BUILD)/e2e
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(LIB) $(LDLIBS)
@@ -125,4 +132,4 @@ clean:
 	rm -rf build bin
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main_controller.d $(BUILD)/obj/main_cli.d
--include $(UNIT_BINS:=.d) $(BUILD)/tests/harness.d
+-include $(UNIT_BINS:=.d) $(BUILD)/tests/harness.d $(BUILD)/tests/fakeapi.d

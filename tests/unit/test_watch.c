@@ -3,9 +3,12 @@
  * on a hand-fed reflector.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "fakeapi.h"
 #include "harness.h"
 #include "watch.h"
 #include "xalloc.h"
@@ -123,7 +126,10 @@ TEST(lines_stop_keeps_rest)
 
 /* ---- events on a hand-fed reflector --------------------------------- */
 
-/* What the handlers saw, as "add:ns/name@rv " etc. */
+/* What the handlers saw, as "add:ns/name@rv " etc. The reflector thread
+ * writes while the test reads. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct seen {
     struct buf log;
     int synced;
@@ -136,9 +142,11 @@ static void seen_put(struct seen *s, const char *what, const cJSON *obj)
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
     const cJSON *rv = cJSON_GetObjectItemCaseSensitive(md, "resourceVersion");
 
+    pthread_mutex_lock(&seen_lock);
     buf_printf(&s->log, "%s:%s/%s@%s ", what, cJSON_IsString(ns) ? ns->valuestring : "",
                cJSON_IsString(name) ? name->valuestring : "?",
                cJSON_IsString(rv) ? rv->valuestring : "?");
+    pthread_mutex_unlock(&seen_lock);
 }
 
 static void on_add(void *ud, const cJSON *obj)
@@ -160,8 +168,10 @@ static void on_synced(void *ud)
 {
     struct seen *s = ud;
 
+    pthread_mutex_lock(&seen_lock);
     s->synced++;
     buf_puts(&s->log, "synced ");
+    pthread_mutex_unlock(&seen_lock);
 }
 
 static struct watch *hand_fed(struct seen *s)
@@ -188,8 +198,10 @@ static const char *seen_take(struct seen *s)
 {
     static char out[2048];
 
+    pthread_mutex_lock(&seen_lock);
     snprintf(out, sizeof(out), "%s", s->log.data ? s->log.data : "");
     buf_reset(&s->log);
+    pthread_mutex_unlock(&seen_lock);
     return out;
 }
 
@@ -403,4 +415,362 @@ TEST(watch_wait_synced_times_out)
     CHECK_INT(watch_wait_synced(w, 50), -ECANCELED);
     buf_free(&s.log);
     watch_free(w);
+}
+
+/* ---- the reflector thread against fakeapi --------------------------- */
+
+/* One watch answer: a status, and for 200 a body sent in pieces of the
+ * sizes in cuts (0-terminated; NULL: one piece) before the stream ends. */
+struct wstep {
+    int status;       /* 200, or an error answered with a Status */
+    const char *text; /* the stream */
+    const int *cuts;  /* piece sizes */
+};
+
+/* A small API server for one collection. Lists answer from gen0 for the
+ * first list and gen1 for every later one, page N for "continue=tokN";
+ * watches follow steps, and past the last step hold open silently. */
+struct api {
+    pthread_mutex_t lock;
+    const char *const *gen0; /* fixture names of the first list's pages */
+    const char *const *gen1; /* pages of later lists */
+    int list_failures;       /* the first N list requests answer 500 */
+    const struct wstep *steps;
+    int n_steps;
+    int lists;   /* list requests without continue so far */
+    int lists_n; /* list requests so far */
+    int watches; /* watch requests so far */
+};
+
+static void api_status(struct fake_conn *c, int code, const char *reason)
+{
+    char body[256];
+
+    snprintf(body, sizeof(body),
+             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"code\":%d,"
+             "\"reason\":\"%s\",\"message\":\"scripted\"}",
+             code, reason);
+    fake_reply(c, code, NULL, body);
+}
+
+static void api_list(struct api *a, const struct fake_req *req, struct fake_conn *c)
+{
+    const char *cont = strstr(req->path, "continue=tok");
+    int page = cont ? (int)strtol(cont + strlen("continue=tok"), NULL, 10) : 0;
+    const char *const *pages;
+    struct buf b = {0};
+    bool fail;
+
+    pthread_mutex_lock(&a->lock);
+    fail = a->lists_n++ < a->list_failures;
+    if (!fail && cont == NULL)
+        a->lists++;
+    pages = a->lists <= 1 ? a->gen0 : a->gen1;
+    pthread_mutex_unlock(&a->lock);
+    if (fail) {
+        api_status(c, 500, "InternalError");
+        return;
+    }
+    if (buf_read_file(&b, harness_fixture(pages[page]), 1 << 20) < 0) {
+        api_status(c, 404, "NotFound");
+        return;
+    }
+    fake_reply(c, 200, NULL, b.data);
+    buf_free(&b);
+}
+
+static void api_handler(void *ud, const struct fake_req *req, struct fake_conn *c)
+{
+    struct api *a = ud;
+    const struct wstep *st = NULL;
+    size_t off = 0, n;
+
+    if (strstr(req->path, "watch=true") == NULL) {
+        api_list(a, req, c);
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (a->watches < a->n_steps)
+        st = &a->steps[a->watches];
+    a->watches++;
+    pthread_mutex_unlock(&a->lock);
+    if (st && st->status != 200) {
+        api_status(c, st->status, st->status == 410 ? "Expired" : "InternalError");
+        return;
+    }
+    fake_stream_begin(c);
+    if (st == NULL) {
+        fake_stream_wait(c, 20000);
+        fake_close(c);
+        return;
+    }
+    n = strlen(st->text);
+    for (const int *cut = st->cuts; cut && *cut && off < n; cut++) {
+        size_t m = (size_t)*cut < n - off ? (size_t)*cut : n - off;
+        fake_stream_send(c, st->text + off, m);
+        off += m;
+        fake_stream_wait(c, 2);
+    }
+    fake_stream_send(c, st->text + off, n - off);
+    fake_stream_end(c);
+}
+
+struct live {
+    struct api api;
+    struct fake_server *srv;
+    struct kube *k;
+    struct watch *w;
+    struct seen seen;
+};
+
+static long ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts server, client and reflector (page size 2, a label selector). */
+static int live_up(struct live *l)
+{
+    struct kube_options o = {.qps = -1, .max_retries = -1, .timeout_ms = 5000};
+    struct kubeconfig *cfg;
+    char *err = NULL;
+    int rc;
+
+    pthread_mutex_init(&l->api.lock, NULL);
+    l->srv = fake_start(api_handler, &l->api);
+    if (l->srv == NULL)
+        return -EIO;
+    cfg = fake_kubeconfig(l->srv, "t");
+    rc = kube_new(cfg, &o, &l->k, &err);
+    kubeconfig_free(cfg);
+    free(err);
+    if (rc < 0)
+        return rc;
+    struct watch_config wc = {
+        .res = {"", "v1", "configmaps"},
+        .label_selector = "kvrecover.io/pool",
+        .page_size = 2,
+        .handlers = {on_add, on_update, on_delete, on_synced},
+        .ud = &l->seen,
+    };
+    memset(&l->seen, 0, sizeof(l->seen));
+    rc = watch_new(l->k, &wc, &l->w);
+    return rc < 0 ? rc : watch_start(l->w);
+}
+
+static void live_down(struct live *l)
+{
+    watch_free(l->w);
+    kube_free(l->k);
+    fake_stop(l->srv);
+    pthread_mutex_destroy(&l->api.lock);
+    buf_free(&l->seen.log);
+}
+
+/* Polls the reflector's counters until ok() holds or ms pass. */
+static bool wait_stats(struct watch *w, bool (*ok)(const struct watch_stats *), long ms)
+{
+    long end = ms_now() + ms;
+    struct watch_stats st;
+
+    do {
+        watch_get_stats(w, &st);
+        if (ok(&st))
+            return true;
+        struct timespec d = {0, 10 * 1000000L};
+        nanosleep(&d, NULL);
+    } while (ms_now() < end);
+    return false;
+}
+
+/* Polls the server's request log until it contains needle or ms pass. */
+static bool wait_log(struct fake_server *srv, const char *needle, long ms)
+{
+    long end = ms_now() + ms;
+
+    do {
+        char *log = fake_log(srv);
+        bool found = strstr(log, needle) != NULL;
+        free(log);
+        if (found)
+            return true;
+        struct timespec d = {0, 10 * 1000000L};
+        nanosleep(&d, NULL);
+    } while (ms_now() < end);
+    return false;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool two_events_one_restart(const struct watch_stats *st)
+{
+    return st->events >= 2 && st->bookmarks >= 1 && st->restarts >= 1;
+}
+
+static const char *const first_list[] = {"watch-list-page1.json", "watch-list-page2.json"};
+static const char *const second_list[] = {"watch-relist.json"};
+
+/* The whole cycle: a paged list with the selector and a continue token,
+ * synced, a watch from the list's resourceVersion with bookmarks and a
+ * randomized timeout, events split at odd byte boundaries applied once,
+ * and the next watch resuming from the bookmark's resourceVersion. Stop
+ * returns within a second although the stream is silent. */
+TEST(reflector_list_watch_resume_from_bookmark)
+{
+    static const int cuts[] = {1, 5, 17, 40, 3, 90, 0};
+    static const struct wstep steps[] = {
+        {200,
+         EV("ADDED", "a", "five", "u5", "101") "\n" EV("MODIFIED", "a", "one", "u-one",
+                                                       "102") "\n"
+                                                              "{\"type\":\"BOOKMARK\",\"object\":{"
+                                                              "\"kind\":\"ConfigMap\",\"metadata\":"
+                                                              "{\"resourceVersion\":\"150\"}}}\n",
+         cuts},
+    };
+    struct live l = {
+        .api = {.gen0 = first_list, .gen1 = second_list, .steps = steps, .n_steps = 1}};
+    char *log, *rv;
+    const char *p;
+    long t0;
+
+    CHECK_INT(live_up(&l), 0);
+    CHECK_INT(watch_wait_synced(l.w, 5000), 0);
+    CHECK(wait_stats(l.w, two_events_one_restart, 5000));
+    CHECK(wait_log(l.srv, "watch=true&resourceVersion=150&", 5000));
+    CHECK_STR(seen_take(&l.seen),
+              "add:a/one@10 add:a/two@11 add:b/three@12 synced add:a/five@101 upd:a/one@102 ");
+    rv = watch_resource_version(l.w);
+    CHECK_STR(rv, "150");
+    free(rv);
+    log = fake_log(l.srv);
+    p = log;
+    CHECK(starts_with(p, "GET /api/v1/configmaps?labelSelector=kvrecover.io%2Fpool&limit=2\n"));
+    p = strchr(p, '\n') + 1;
+    CHECK(starts_with(p, "GET /api/v1/configmaps?labelSelector=kvrecover.io%2Fpool&limit=2"
+                         "&continue=tok1\n"));
+    p = strchr(p, '\n') + 1;
+    const char *w0 = "GET /api/v1/configmaps?labelSelector=kvrecover.io%2Fpool&watch=true"
+                     "&resourceVersion=100&allowWatchBookmarks=true&timeoutSeconds=";
+    CHECK(starts_with(p, w0));
+    long timeout = strtol(p + strlen(w0), NULL, 10);
+    CHECK(timeout >= WATCH_MIN_TIMEOUT_S && timeout < WATCH_MAX_TIMEOUT_S);
+    p = strchr(p, '\n') + 1;
+    CHECK(strstr(p, "&resourceVersion=150&allowWatchBookmarks=true") != NULL);
+    free(log);
+    t0 = ms_now();
+    watch_stop(l.w);
+    CHECK(ms_now() - t0 < 1500);
+    /* Nothing is delivered after stop. */
+    CHECK_STR(seen_take(&l.seen), "");
+    live_down(&l);
+}
+
+static bool relisted(const struct watch_stats *st)
+{
+    return st->relists >= 1 && st->restarts >= 1;
+}
+
+/* 410 as an ERROR event mid-stream and as an HTTP status both lead to a
+ * relist that reports only the differences, then a watch from the new
+ * list's resourceVersion. */
+TEST(reflector_relists_on_410_event_and_status)
+{
+    static const struct wstep as_event[] = {
+        {200,
+         "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
+         "\"Failure\",\"message\":\"too old resource version: 100 (300)\",\"reason\":\"Expired\","
+         "\"code\":410}}\n" EV("ADDED", "z", "never", "u0", "999") "\n",
+         NULL},
+    };
+    static const struct wstep as_status[] = {{410, NULL, NULL}};
+    const struct wstep *kinds[] = {as_event, as_status};
+
+    for (int i = 0; i < 2; i++) {
+        struct live l = {
+            .api = {.gen0 = first_list, .gen1 = second_list, .steps = kinds[i], .n_steps = 1}};
+        struct watch_stats st;
+        char *log, *rv;
+
+        CHECK_INT(live_up(&l), 0);
+        CHECK(wait_stats(l.w, relisted, 5000));
+        /* Wait for the watch after the relist. */
+        CHECK(wait_log(l.srv, "watch=true&resourceVersion=200&", 5000));
+        watch_stop(l.w);
+        /* The line after the ERROR event is not applied: the stream ended. */
+        CHECK_STR(seen_take(&l.seen), "add:a/one@10 add:a/two@11 add:b/three@12 synced "
+                                      "upd:a/two@20 add:c/four@21 gone:b/three@12 ");
+        watch_get_stats(l.w, &st);
+        CHECK_INT(st.lists, 2);
+        CHECK_INT(st.relists, 1);
+        CHECK_INT(st.objects, 3);
+        CHECK_INT(l.seen.synced, 1);
+        rv = watch_resource_version(l.w);
+        CHECK_STR(rv, "200");
+        free(rv);
+        log = fake_log(l.srv);
+        CHECK(strstr(log, "watch=true&resourceVersion=200&") != NULL);
+        free(log);
+        live_down(&l);
+    }
+}
+
+static bool listed_after_errors(const struct watch_stats *st)
+{
+    return st->lists >= 1;
+}
+
+/* Failed lists are retried with a growing, jittered delay (at least half of
+ * WATCH_BACKOFF_MS, then of twice that), and stop cuts a backoff short. */
+TEST(reflector_backs_off_on_errors)
+{
+    struct live l = {.api = {.gen0 = first_list, .gen1 = second_list, .list_failures = 2}};
+    struct watch_stats st;
+    long t0 = ms_now(), t1;
+
+    CHECK_INT(live_up(&l), 0);
+    CHECK(wait_stats(l.w, listed_after_errors, 10000));
+    t1 = ms_now();
+    CHECK(t1 - t0 >= WATCH_BACKOFF_MS / 2 + WATCH_BACKOFF_MS);
+    watch_get_stats(l.w, &st);
+    CHECK_INT(st.errors, 2);
+    watch_stop(l.w);
+    live_down(&l);
+
+    /* Always failing: the stop lands in a backoff sleep and still returns
+     * at once. */
+    struct live l2 = {.api = {.gen0 = first_list, .gen1 = second_list, .list_failures = 1000}};
+    CHECK_INT(live_up(&l2), 0);
+    struct timespec d = {0, 700 * 1000000L};
+    nanosleep(&d, NULL);
+    t0 = ms_now();
+    watch_stop(l2.w);
+    CHECK(ms_now() - t0 < 500);
+    CHECK(!watch_has_synced(l2.w));
+    CHECK_INT(watch_wait_synced(l2.w, 1000), -ECANCELED);
+    live_down(&l2);
+}
+
+/* Restarting a stopped reflector relists, reports only differences and
+ * syncs again; starting twice is refused. */
+TEST(reflector_restart_after_stop)
+{
+    struct live l = {.api = {.gen0 = first_list, .gen1 = second_list}};
+
+    CHECK_INT(live_up(&l), 0);
+    CHECK_INT(watch_start(l.w), -EALREADY);
+    CHECK_INT(watch_wait_synced(l.w, 5000), 0);
+    watch_stop(l.w);
+    watch_stop(l.w); /* idempotent */
+    seen_take(&l.seen);
+    CHECK_INT(watch_start(l.w), 0);
+    CHECK_INT(watch_wait_synced(l.w, 5000), 0);
+    watch_stop(l.w);
+    CHECK_STR(seen_take(&l.seen), "upd:a/two@20 add:c/four@21 gone:b/three@12 synced ");
+    live_down(&l);
 }

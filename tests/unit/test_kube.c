@@ -1,0 +1,611 @@
+/*
+ * Tests for kube: paths, error mapping, the limiter and backoff arithmetic,
+ * and the whole request path (TLS, retries, Retry-After, Status bodies,
+ * streams, cancellation) against fakeapi on 127.0.0.1.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fakeapi.h"
+#include "harness.h"
+#include "kube.h"
+#include "xalloc.h"
+
+static const char *fixture_text(const char *name, struct buf *b)
+{
+    buf_reset(b);
+    if (buf_read_file(b, harness_fixture(name), 1 << 20) < 0)
+        return NULL;
+    return b->data;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- pure pieces ---------------------------------------------------- */
+
+TEST(kube_path_core_group_and_subresource)
+{
+    struct kube_resource cm = {"", "v1", "configmaps"};
+    struct kube_resource vmi = {"kubevirt.io", "v1", "virtualmachineinstances"};
+    char *p;
+
+    p = kube_path(&cm, NULL, NULL, NULL);
+    CHECK_STR(p, "/api/v1/configmaps");
+    free(p);
+    p = kube_path(&cm, "ns", "a b", NULL);
+    CHECK_STR(p, "/api/v1/namespaces/ns/configmaps/a%20b");
+    free(p);
+    p = kube_path(&vmi, "prod", "vm-1", "status");
+    CHECK_STR(p, "/apis/kubevirt.io/v1/namespaces/prod/virtualmachineinstances/vm-1/status");
+    free(p);
+    /* A subresource without a name is meaningless and is left out. */
+    p = kube_path(&vmi, "", NULL, "status");
+    CHECK_STR(p, "/apis/kubevirt.io/v1/virtualmachineinstances");
+    free(p);
+}
+
+TEST(kube_query_encodes_and_chains)
+{
+    struct buf b = {0};
+
+    buf_puts(&b, "/api/v1/configmaps");
+    kube_query_add(&b, "labelSelector", "kvrecover.io/pool in (a,b)");
+    kube_query_add(&b, "continue", NULL); /* nothing */
+    kube_query_add_long(&b, "limit", 500);
+    CHECK_STR(b.data, "/api/v1/configmaps?labelSelector=kvrecover.io%2Fpool%20in%20%28a%2Cb%29"
+                      "&limit=500");
+    buf_free(&b);
+}
+
+TEST(kube_errno_for_each_status)
+{
+    CHECK_INT(kube_errno_for_status(200), 0);
+    CHECK_INT(kube_errno_for_status(201), 0);
+    CHECK_INT(kube_errno_for_status(0), -EIO);
+    CHECK_INT(kube_errno_for_status(400), -EINVAL);
+    CHECK_INT(kube_errno_for_status(422), -EINVAL);
+    CHECK_INT(kube_errno_for_status(401), -EACCES);
+    CHECK_INT(kube_errno_for_status(403), -EACCES);
+    CHECK_INT(kube_errno_for_status(404), -ENOENT);
+    CHECK_INT(kube_errno_for_status(409), -EEXIST);
+    CHECK_INT(kube_errno_for_status(410), -ESTALE);
+    CHECK_INT(kube_errno_for_status(429), -EAGAIN);
+    CHECK_INT(kube_errno_for_status(503), -EAGAIN);
+    CHECK_INT(kube_errno_for_status(302), -EPROTO);
+}
+
+/* A recorded Status body gives its code, reason and message. */
+TEST(kube_error_from_status_body)
+{
+    struct buf b = {0};
+    struct kube_error e;
+    const char *body = fixture_text("kube-status-conflict.json", &b);
+
+    CHECK(body != NULL);
+    CHECK_INT(kube_error_from_response(409, body, strlen(body), &e), -EEXIST);
+    CHECK_INT(e.http_code, 409);
+    CHECK_INT(e.code, 409);
+    CHECK_STR(e.reason, "Conflict");
+    CHECK(strstr(e.message, "the object has been modified") != NULL);
+    CHECK(kube_error_is(&e, "Conflict"));
+    CHECK(!kube_error_is(&e, "AlreadyExists"));
+    buf_free(&b);
+}
+
+/* A body that is not a Status (a proxy's page) is kept, truncated and
+ * stripped of control characters, so that it cannot forge log lines. */
+TEST(kube_error_from_html_body)
+{
+    struct kube_error e;
+    const char *html = "<html>\n<b>Bad Gateway</b>\r\n</html>";
+
+    CHECK_INT(kube_error_from_response(502, html, strlen(html), &e), -EAGAIN);
+    CHECK_STR(e.reason, "");
+    CHECK_STR(e.message, "<html> <b>Bad Gateway</b>  </html>");
+    CHECK_INT(e.code, 0);
+    CHECK_INT(kube_error_from_response(404, NULL, 0, NULL), -ENOENT);
+}
+
+TEST(kube_bucket_burst_then_rate)
+{
+    struct kube_bucket b;
+
+    kube__bucket_init(&b, 10, 2, 100.0);
+    CHECK_NEAR(kube__bucket_reserve(&b, 100.0), 0, 1e-9);
+    CHECK_NEAR(kube__bucket_reserve(&b, 100.0), 0, 1e-9);
+    /* Burst spent: the next waits one token's time, the one after two. */
+    CHECK_NEAR(kube__bucket_reserve(&b, 100.0), 0.1, 1e-9);
+    CHECK_NEAR(kube__bucket_reserve(&b, 100.0), 0.2, 1e-9);
+    /* Refill never exceeds the burst. */
+    kube__bucket_init(&b, 10, 2, 0.0);
+    CHECK_NEAR(kube__bucket_reserve(&b, 1000.0), 0, 1e-9);
+    CHECK_NEAR(b.tokens, 1, 1e-9);
+    kube__bucket_init(&b, 0, 1, 0.0); /* unlimited */
+    for (int i = 0; i < 100; i++)
+        CHECK_NEAR(kube__bucket_reserve(&b, 0.0), 0, 1e-9);
+}
+
+TEST(kube_retry_after_forms)
+{
+    CHECK_INT(kube__parse_retry_after("3", 0), 3);
+    CHECK_INT(kube__parse_retry_after(" 7\r\n", 0), 7);
+    CHECK_INT(kube__parse_retry_after("100000", 0), KUBE_MAX_RETRY_AFTER_S);
+    CHECK_INT(kube__parse_retry_after("3x", 0), -1);
+    CHECK_INT(kube__parse_retry_after("soon", 0), -1);
+    CHECK_INT(kube__parse_retry_after(NULL, 0), -1);
+    /* HTTP-date: 784111777 is Sun, 06 Nov 1994 08:49:37 GMT. */
+    CHECK_INT(kube__parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 5), 5);
+    CHECK_INT(kube__parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 5), 0);
+}
+
+TEST(kube_backoff_doubles_caps_and_jitters)
+{
+    CHECK_INT(kube__backoff_ms(1, 200, 10000, 0.0), 100);
+    CHECK_INT(kube__backoff_ms(1, 200, 10000, 0.999999), 199);
+    CHECK_INT(kube__backoff_ms(3, 200, 10000, 0.0), 400);
+    CHECK_INT(kube__backoff_ms(30, 200, 10000, 0.0), 5000);
+    CHECK_INT(kube__backoff_ms(1000, 200, 10000, 0.5), 7500);
+}
+
+/* ---- against fakeapi ------------------------------------------------ */
+
+/* A scripted server: the n-th request gets script[n] ("status|headers|body";
+ * the last entry repeats). Requests are recorded by fakeapi itself. */
+struct script {
+    const char *const *steps; /* the answers */
+    int n;                    /* entries in steps */
+    atomic_int next;          /* next step */
+    char last_auth[512];      /* Authorization of the last request */
+    char last_type[128];      /* Content-Type of the last request */
+    char last_body[1024];     /* body of the last request */
+};
+
+static void scripted(void *ud, const struct fake_req *req, struct fake_conn *c)
+{
+    struct script *s = ud;
+    int i = atomic_fetch_add(&s->next, 1);
+    const char *step = s->steps[i < s->n ? i : s->n - 1];
+    const char *bar1 = strchr(step, '|');
+    const char *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+    char *headers = bar2 ? xstrndup(bar1 + 1, (size_t)(bar2 - bar1 - 1)) : NULL;
+
+    snprintf(s->last_auth, sizeof(s->last_auth), "%s", req->auth);
+    snprintf(s->last_type, sizeof(s->last_type), "%s", req->content_type);
+    snprintf(s->last_body, sizeof(s->last_body), "%s", req->body);
+    fake_reply(c, (int)strtol(step, NULL, 10), headers && headers[0] ? headers : NULL,
+               bar2 ? bar2 + 1 : NULL);
+    free(headers);
+}
+
+/* Fast retries so the tests stay quick. */
+static const struct kube_options fast = {
+    .qps = -1, .max_retries = 3, .backoff_ms = 10, .max_backoff_ms = 40, .timeout_ms = 5000};
+
+struct rig {
+    struct fake_server *srv;
+    struct kube *k;
+};
+
+static int rig_up(struct rig *r, fake_handler_fn fn, void *ud, const struct kube_options *o)
+{
+    struct kubeconfig *cfg;
+    char *err = NULL;
+    int rc;
+
+    r->k = NULL;
+    r->srv = fake_start(fn, ud);
+    if (r->srv == NULL)
+        return -EIO;
+    cfg = fake_kubeconfig(r->srv, "sekret");
+    rc = kube_new(cfg, o, &r->k, &err);
+    if (rc < 0)
+        fprintf(stderr, "kube_new: %s\n", err);
+    free(err);
+    kubeconfig_free(cfg);
+    return rc;
+}
+
+static void rig_down(struct rig *r)
+{
+    kube_free(r->k);
+    fake_stop(r->srv);
+}
+
+/* A GET over verified TLS returns the parsed body and sends the token. */
+TEST(kube_get_ok_with_bearer_token)
+{
+    static const char *const steps[] = {"200||{\"kind\":\"ConfigMap\",\"data\":{\"a\":\"1\"}}"};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+    struct kube_error e;
+    cJSON *out = NULL;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_get(r.k, "/api/v1/namespaces/a/configmaps/x", &out, &e), 0);
+    CHECK(out != NULL);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(out, "kind")->valuestring, "ConfigMap");
+    CHECK_INT(e.http_code, 200);
+    CHECK_STR(s.last_auth, "Bearer sekret");
+    cJSON_Delete(out);
+    char *log = fake_log(r.srv);
+    CHECK_STR(log, "GET /api/v1/namespaces/a/configmaps/x\n");
+    free(log);
+    rig_down(&r);
+}
+
+/* A Status error body reaches the caller as errno and kube_error, without
+ * retries for a client error. */
+TEST(kube_status_errors_not_retried)
+{
+    struct buf b = {0};
+    const char *nf = fixture_text("kube-status-notfound.json", &b);
+    char *step = xasprintf("404||%s", nf);
+    const char *steps[] = {step};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+    struct kube_error e;
+    cJSON *out = (cJSON *)1;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_get(r.k, "/api/v1/namespaces/a/configmaps/nope", &out, &e), -ENOENT);
+    CHECK(out == NULL);
+    CHECK_INT(e.http_code, 404);
+    CHECK_STR(e.reason, "NotFound");
+    CHECK_STR(e.message, "configmaps \"nope\" not found");
+    CHECK_INT(fake_count(r.srv), 1);
+    rig_down(&r);
+    free(step);
+    buf_free(&b);
+}
+
+/* 429 with Retry-After: 1 waits at least a second, then succeeds. */
+TEST(kube_429_honours_retry_after)
+{
+    static const char *const steps[] = {
+        "429|Retry-After: 1\r\n|{\"kind\":\"Status\",\"code\":429,\"reason\":\"TooManyRequests\"}",
+        "200||{\"ok\":true}"};
+    struct script s = {.steps = steps, .n = 2};
+    struct rig r;
+    cJSON *out = NULL;
+    unsigned long retries = 0;
+    long t0;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    t0 = now_ms();
+    CHECK_INT(kube_get(r.k, "/api/v1/pods", &out, NULL), 0);
+    CHECK(now_ms() - t0 >= 1000);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok")));
+    CHECK_INT(fake_count(r.srv), 2);
+    kube_stats_totals(r.k, &retries, NULL);
+    CHECK_INT(retries, 1);
+    cJSON_Delete(out);
+    rig_down(&r);
+}
+
+/* 5xx are retried with backoff until success... */
+TEST(kube_5xx_retried_then_ok)
+{
+    static const char *const steps[] = {"500||{\"kind\":\"Status\",\"code\":500}", "503||",
+                                        "201||{\"created\":1}"};
+    struct script s = {.steps = steps, .n = 3};
+    struct rig r;
+    cJSON *body = cJSON_Parse("{\"metadata\":{\"name\":\"x\"}}");
+    cJSON *out = NULL;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_create(r.k, "/api/v1/namespaces/a/configmaps", body, &out, NULL), 0);
+    CHECK_INT(fake_count(r.srv), 3);
+    CHECK_STR(s.last_type, "application/json");
+    CHECK_STR(s.last_body, "{\"metadata\":{\"name\":\"x\"}}");
+    cJSON_Delete(out);
+    cJSON_Delete(body);
+    rig_down(&r);
+}
+
+/* ...and give -EAGAIN once the retries are spent. */
+TEST(kube_5xx_gives_up_after_max_retries)
+{
+    static const char *const steps[] = {"503||{\"kind\":\"Status\",\"code\":503,"
+                                        "\"reason\":\"ServiceUnavailable\"}"};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+    struct kube_error e;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_get(r.k, "/api/v1/pods", NULL, &e), -EAGAIN);
+    CHECK_INT(fake_count(r.srv), 1 + fast.max_retries);
+    CHECK_STR(e.reason, "ServiceUnavailable");
+    rig_down(&r);
+}
+
+/* A JSON patch is not retried after a 5xx (it could apply twice), but is
+ * after a 429 (the server did nothing). */
+TEST(kube_json_patch_not_retried_on_5xx)
+{
+    static const char *const steps[] = {"500||", "200||{}"};
+    static const char *const steps429[] = {"429||", "200||{}"};
+    struct script s = {.steps = steps, .n = 2};
+    struct script s429 = {.steps = steps429, .n = 2};
+    struct rig r;
+    cJSON *patch = cJSON_Parse("[{\"op\":\"add\",\"path\":\"/x\",\"value\":1}]");
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(
+        kube_patch(r.k, "/api/v1/namespaces/a/configmaps/x", KUBE_PATCH_JSON, patch, NULL, NULL),
+        -EAGAIN);
+    CHECK_INT(fake_count(r.srv), 1);
+    CHECK_STR(s.last_type, "application/json-patch+json");
+    rig_down(&r);
+    CHECK_INT(rig_up(&r, scripted, &s429, &fast), 0);
+    CHECK_INT(
+        kube_patch(r.k, "/api/v1/namespaces/a/configmaps/x", KUBE_PATCH_JSON, patch, NULL, NULL),
+        0);
+    CHECK_INT(fake_count(r.srv), 2);
+    rig_down(&r);
+    cJSON_Delete(patch);
+}
+
+/* A 2xx body that is not JSON is an error, not a crash or a NULL object. */
+TEST(kube_non_json_2xx_is_ebadmsg)
+{
+    static const char *const steps[] = {"200||<html>"};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+    cJSON *out = (cJSON *)1;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_get(r.k, "/api/v1/pods", &out, NULL), -EBADMSG);
+    CHECK(out == NULL);
+    rig_down(&r);
+}
+
+/* Without the test CA the server's certificate is refused (the system
+ * store does not know it): TLS is never skipped, and not retried. */
+TEST(kube_tls_unknown_ca_refused)
+{
+    static const char *const steps[] = {"200||{}"};
+    struct script s = {.steps = steps, .n = 1};
+    struct fake_server *srv = fake_start(scripted, &s);
+    struct kubeconfig *cfg;
+    struct kube *k = NULL;
+    struct kube_error e;
+    char *err = NULL;
+
+    CHECK(srv != NULL);
+    cfg = fake_kubeconfig(srv, NULL);
+    free(cfg->ca_file);
+    cfg->ca_file = NULL;
+    CHECK_INT(kube_new(cfg, &fast, &k, &err), 0);
+    CHECK_INT(kube_get(k, "/api/v1/pods", NULL, &e), -EIO);
+    CHECK(e.message[0] != '\0');
+    CHECK_INT(fake_count(srv), 0);
+    kube_free(k);
+    kubeconfig_free(cfg);
+    fake_stop(srv);
+}
+
+/* kube_new refuses a config without a server or with an unreadable file. */
+TEST(kube_new_checks_config)
+{
+    struct kubeconfig cfg = {0};
+    struct kube *k = NULL;
+    char *err = NULL;
+
+    CHECK_INT(kube_new(&cfg, NULL, &k, &err), -EINVAL);
+    CHECK(err != NULL && strstr(err, "server") != NULL);
+    free(err);
+    cfg.server = "https://127.0.0.1:1";
+    cfg.ca_file = "/nonexistent/ca.pem";
+    CHECK_INT(kube_new(&cfg, NULL, &k, &err), -EINVAL);
+    CHECK(err != NULL && strstr(err, "/nonexistent/ca.pem") != NULL);
+    free(err);
+    CHECK(k == NULL);
+}
+
+/* The counters per verb and code include retried attempts. */
+struct stat_sum {
+    unsigned long get200, get500;
+};
+
+static void sum_stats(void *ud, const char *verb, int code, unsigned long count)
+{
+    struct stat_sum *s = ud;
+
+    if (strcmp(verb, "GET") == 0 && code == 200)
+        s->get200 += count;
+    if (strcmp(verb, "GET") == 0 && code == 500)
+        s->get500 += count;
+}
+
+TEST(kube_stats_count_attempts)
+{
+    static const char *const steps[] = {"500||", "200||{}"};
+    struct script s = {.steps = steps, .n = 2};
+    struct rig r;
+    struct stat_sum sum = {0};
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    CHECK_INT(kube_get(r.k, "/api/v1/pods", NULL, NULL), 0);
+    kube_stats_foreach(r.k, sum_stats, &sum);
+    CHECK_INT(sum.get200, 1);
+    CHECK_INT(sum.get500, 1);
+    rig_down(&r);
+}
+
+/* ---- streams -------------------------------------------------------- */
+
+/* The stream handler: sends the text in pieces of the sizes in cuts, then
+ * ends the response; or answers 410; or holds the stream open silently. */
+struct streamer {
+    const char *text; /* what to send */
+    const int *cuts;  /* piece sizes, 0-terminated; the rest goes last */
+    int status;       /* 200 to stream, else a plain error answer */
+    bool hold;        /* keep the stream open until the client leaves */
+    atomic_bool left; /* the client went away during a held stream */
+};
+
+static void streaming(void *ud, const struct fake_req *req, struct fake_conn *c)
+{
+    struct streamer *st = ud;
+    size_t off = 0, n = strlen(st->text);
+
+    (void)req;
+    if (st->status != 200) {
+        fake_reply(c, st->status, NULL,
+                   "{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\","
+                   "\"message\":\"too old resource version: 1 (5)\"}");
+        return;
+    }
+    fake_stream_begin(c);
+    for (const int *cut = st->cuts; cut && *cut && off < n; cut++) {
+        size_t m = (size_t)*cut < n - off ? (size_t)*cut : n - off;
+        fake_stream_send(c, st->text + off, m);
+        off += m;
+        fake_stream_wait(c, 5); /* let each piece travel on its own */
+    }
+    fake_stream_send(c, st->text + off, n - off);
+    if (st->hold) {
+        if (fake_stream_wait(c, 10000))
+            atomic_store(&st->left, true);
+        fake_close(c);
+        return;
+    }
+    fake_stream_end(c);
+}
+
+struct sink {
+    struct buf got;     /* every byte received */
+    int calls;          /* on_chunk calls */
+    atomic_bool cancel; /* what the cancel callback answers */
+};
+
+static int sink_chunk(void *ud, const char *data, size_t len)
+{
+    struct sink *s = ud;
+
+    buf_append(&s->got, data, len);
+    s->calls++;
+    return 0;
+}
+
+static bool sink_cancel(void *ud)
+{
+    struct sink *s = ud;
+
+    return atomic_load(&s->cancel);
+}
+
+/* A chunked body cut at odd places arrives whole, in order, in several
+ * calls, and the stream returns 0 when the server ends it. */
+TEST(kube_stream_delivers_chunks)
+{
+    static const int cuts[] = {1, 2, 7, 3, 0};
+    struct streamer st = {
+        .text = "{\"type\":\"ADDED\"}\n{\"type\":\"BOOKMARK\"}\n", .cuts = cuts, .status = 200};
+    struct sink sk = {0};
+    struct rig r;
+
+    CHECK_INT(rig_up(&r, streaming, &st, &fast), 0);
+    CHECK_INT(kube_stream(r.k, "/api/v1/configmaps?watch=true", 0, sink_chunk, NULL, &sk, NULL), 0);
+    CHECK_STR(sk.got.data, st.text);
+    CHECK(sk.calls >= 2);
+    rig_down(&r);
+    buf_free(&sk.got);
+}
+
+/* An error status on a stream is an errno with the Status, and no data
+ * reaches on_chunk. */
+TEST(kube_stream_410_is_estale)
+{
+    struct streamer st = {.text = "", .status = 410};
+    struct sink sk = {0};
+    struct rig r;
+    struct kube_error e;
+
+    CHECK_INT(rig_up(&r, streaming, &st, &fast), 0);
+    CHECK_INT(kube_stream(r.k, "/api/v1/configmaps?watch=true", 0, sink_chunk, NULL, &sk, &e),
+              -ESTALE);
+    CHECK_INT(sk.calls, 0);
+    CHECK_STR(e.reason, "Expired");
+    CHECK_INT(fake_count(r.srv), 1); /* streams are never retried */
+    rig_down(&r);
+    buf_free(&sk.got);
+}
+
+static void *cancel_later(void *arg)
+{
+    struct sink *s = arg;
+    struct timespec d = {0, 300 * 1000000L};
+
+    nanosleep(&d, NULL);
+    atomic_store(&s->cancel, true);
+    return NULL;
+}
+
+/* A silent stream is aborted by the cancel callback within about a
+ * second, and the server sees the client leave. */
+TEST(kube_stream_cancel_on_silent_stream)
+{
+    struct streamer st = {.text = "{\"type\":\"ADDED\"}\n", .status = 200, .hold = true};
+    struct sink sk = {0};
+    struct rig r;
+    pthread_t t;
+    long t0;
+
+    CHECK_INT(rig_up(&r, streaming, &st, &fast), 0);
+    pthread_create(&t, NULL, cancel_later, &sk);
+    t0 = now_ms();
+    CHECK_INT(
+        kube_stream(r.k, "/api/v1/configmaps?watch=true", 0, sink_chunk, sink_cancel, &sk, NULL),
+        -ECANCELED);
+    pthread_join(t, NULL);
+    CHECK(now_ms() - t0 < 1800);
+    CHECK_STR(sk.got.data, st.text);
+    rig_down(&r);
+    CHECK(atomic_load(&st.left));
+    buf_free(&sk.got);
+}
+
+/* kube_get_cancel ends a retry loop promptly when cancelled. */
+TEST(kube_get_cancel_cuts_retry_sleep)
+{
+    static const char *const steps[] = {"429|Retry-After: 30\r\n|"};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+    struct sink sk = {0};
+    pthread_t t;
+    long t0;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    pthread_create(&t, NULL, cancel_later, &sk);
+    t0 = now_ms();
+    CHECK_INT(kube_get_cancel(r.k, "/api/v1/pods", sink_cancel, &sk, NULL, NULL), -ECANCELED);
+    pthread_join(t, NULL);
+    CHECK(now_ms() - t0 < 1500);
+    CHECK_INT(fake_count(r.srv), 1);
+    rig_down(&r);
+}
+
+/* kube_shutdown makes requests fail with -ECANCELED. */
+TEST(kube_shutdown_cancels)
+{
+    static const char *const steps[] = {"200||{}"};
+    struct script s = {.steps = steps, .n = 1};
+    struct rig r;
+
+    CHECK_INT(rig_up(&r, scripted, &s, &fast), 0);
+    kube_shutdown(r.k);
+    CHECK_INT(kube_get(r.k, "/api/v1/pods", NULL, NULL), -ECANCELED);
+    CHECK_INT(fake_count(r.srv), 0);
+    rig_down(&r);
+}
