@@ -27,12 +27,12 @@
  * pool_member_free(); a zeroed struct is empty and safe to free.
  */
 struct pool_member {
-    char *name;                 /* metadata.name of the ConfigMap; never NULL once read */
-    char *namespace;            /* metadata.namespace, or NULL */
-    char *vm;                   /* the kvrecover.io/vm label, or NULL */
-    cJSON *labels;              /* a copy of metadata.labels, or NULL */
-    struct features features;   /* from data.features and data.resources */
-    cJSON *vm_template;         /* data.vm parsed: a VirtualMachine, or NULL (NoTemplate) */
+    char *name;               /* metadata.name of the ConfigMap; never NULL once read */
+    char *namespace;          /* metadata.namespace, or NULL */
+    char *vm;                 /* the kvrecover.io/vm label, or NULL */
+    cJSON *labels;            /* a copy of metadata.labels, or NULL */
+    struct features features; /* from data.features and data.resources */
+    cJSON *vm_template;       /* data.vm parsed: a VirtualMachine, or NULL (NoTemplate) */
 };
 
 /**

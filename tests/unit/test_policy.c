@@ -1,0 +1,367 @@
+/*
+ * policy: RecoveryPolicy validation (every error names its field), defaults,
+ * API server objects, and label selectors.
+ */
+#include "harness.h"
+#include "model_test.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "policy.h"
+
+#define SELECTORS                                                                                  \
+    "  selector: {matchLabels: {app: shop}}\n  poolSelector: {matchLabels: {kvrecover.io/pool: "   \
+    "web}}\n"
+#define WEIGHTS "  weights: {language: 0.3, database: 0.2, webserver: 0.1}\n"
+
+/* Parses a RecoveryPolicy's YAML; returns policy_from_json()'s rc. On error
+ * *msg holds the message (the caller frees); on success *p is filled. */
+static int parse(const char *yaml, struct policy *p, char **msg)
+{
+    cJSON *d = mt_doc(yaml);
+    int rc = policy_from_json(d, p, msg);
+
+    cJSON_Delete(d);
+    return rc;
+}
+
+/* Whether a spec of SELECTORS, WEIGHTS and extra lines fails with want. */
+static int spec_error_is(const char *extra, const char *want)
+{
+    char *yaml = NULL, *msg = NULL;
+    struct policy p;
+    int rc, ok;
+    size_t n = strlen(extra) + 512;
+
+    yaml = malloc(n);
+    /* extra may bring its own weights */
+    snprintf(yaml, n, "spec:\n" SELECTORS "%s%s", strstr(extra, "weights:") ? "" : WEIGHTS, extra);
+    rc = parse(yaml, &p, &msg);
+    ok = rc == -EINVAL && msg && strcmp(msg, want) == 0;
+    if (!ok)
+        fprintf(stderr, "for %s: rc %d, message \"%s\", want \"%s\"\n", extra, rc,
+                msg ? msg : "(none)", want);
+    if (rc == 0)
+        policy_free(&p);
+    free(msg);
+    free(yaml);
+    return ok;
+}
+
+/* Whether a whole document fails with want. */
+static int doc_error_is(const char *yaml, const char *want)
+{
+    char *msg = NULL;
+    struct policy p;
+    int rc = parse(yaml, &p, &msg), ok;
+
+    ok = rc == -EINVAL && msg && strcmp(msg, want) == 0;
+    if (!ok)
+        fprintf(stderr, "for %s: rc %d, message \"%s\", want \"%s\"\n", yaml, rc,
+                msg ? msg : "(none)", want);
+    if (rc == 0)
+        policy_free(&p);
+    free(msg);
+    return ok;
+}
+
+TEST(policy_contract_example_reads_every_field)
+{
+    struct policy p;
+    char *msg = NULL;
+
+    CHECK_INT(parse("apiVersion: kvrecover.io/v1alpha1\n"
+                    "kind: RecoveryPolicy\n"
+                    "metadata: {name: web, namespace: shop}\n"
+                    "spec:\n" SELECTORS WEIGHTS "  threshold: 0.6\n"
+                    "  mode: Coverage\n"
+                    "  required: [OS, ' os ', arch]\n"
+                    "  action: DryRun\n"
+                    "  capture: false\n"
+                    "  unknownGracePeriodSeconds: 0\n"
+                    "  haltFailed: true\n",
+                    &p, &msg),
+              0);
+    CHECK_STR(p.name, "web");
+    CHECK_STR(p.namespace, "shop");
+    CHECK_INT(p.nweights, 3);
+    CHECK_STR(p.weights[0].category, "language");
+    CHECK_NEAR(p.weights[0].weight, 0.3, 0);
+    CHECK_STR(p.weights[2].category, "webserver");
+    CHECK_NEAR(p.threshold, 0.6, 0);
+    CHECK_INT(p.mode, POLICY_COVERAGE);
+    /* normalised and de-duplicated */
+    CHECK_INT(p.nrequired, 2);
+    CHECK_STR(p.required[0], "os");
+    CHECK_STR(p.required[1], "arch");
+    CHECK_INT(p.action, POLICY_DRYRUN);
+    CHECK_INT(p.capture, 0);
+    CHECK_INT(p.unknown_grace_seconds, 0);
+    CHECK_INT(p.halt_failed, 1);
+    CHECK_INT(p.selector.nlabels, 1);
+    CHECK_STR(p.pool_selector.keys[0], "kvrecover.io/pool");
+    CHECK_STR(p.pool_selector.values[0], "web");
+    CHECK_NEAR(policy_weight(&p, "database"), 0.2, 0);
+    CHECK_NEAR(policy_weight(&p, "os"), 0, 0);
+    CHECK_STR(policy_mode_name(p.mode), "Coverage");
+    CHECK_STR(policy_action_name(p.action), "DryRun");
+    policy_free(&p);
+    CHECK_INT(p.nweights, 0);
+    policy_free(&p);
+    policy_free(NULL);
+}
+
+TEST(policy_defaults_follow_the_crd)
+{
+    struct policy p;
+    char *msg = NULL;
+
+    CHECK_INT(parse("spec:\n" SELECTORS WEIGHTS, &p, &msg), 0);
+    CHECK(p.name == NULL);
+    CHECK_NEAR(p.threshold, 0.5, 0);
+    CHECK_INT(p.mode, POLICY_JACCARD);
+    CHECK_INT(p.action, POLICY_RECREATE);
+    CHECK_INT(p.capture, 1);
+    CHECK_INT(p.unknown_grace_seconds, 60);
+    CHECK_INT(p.halt_failed, 0);
+    CHECK_INT(p.nrequired, 0);
+    CHECK_STR(policy_mode_name(p.mode), "Jaccard");
+    CHECK_STR(policy_action_name(p.action), "Recreate");
+    policy_free(&p);
+}
+
+TEST(policy_reads_an_object_as_the_api_server_returns_it)
+{
+    static const char *const json =
+        "{\"apiVersion\":\"kvrecover.io/v1alpha1\",\"kind\":\"RecoveryPolicy\","
+        "\"metadata\":{\"name\":\"web\",\"namespace\":\"shop\",\"uid\":\"0b1c\","
+        "\"resourceVersion\":\"4711\",\"generation\":3,"
+        "\"creationTimestamp\":\"2026-11-25T19:00:00Z\","
+        "\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\"},"
+        "\"managedFields\":[{\"manager\":\"kubectl-client-side-apply\",\"operation\":\"Update\","
+        "\"apiVersion\":\"kvrecover.io/v1alpha1\",\"fieldsType\":\"FieldsV1\","
+        "\"fieldsV1\":{\"f:spec\":{}}}]},"
+        "\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"shop\"}},"
+        "\"poolSelector\":{\"matchExpressions\":[{\"key\":\"kvrecover.io/pool\","
+        "\"operator\":\"In\",\"values\":[\"web\"]}]},"
+        "\"weights\":{\"language\":0.3},\"threshold\":0.5,\"mode\":\"Jaccard\","
+        "\"action\":\"Recreate\",\"capture\":true,\"unknownGracePeriodSeconds\":60,"
+        "\"haltFailed\":false},"
+        "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],"
+        "\"observedGeneration\":3,\"recoveries\":2}}";
+    cJSON *d = cJSON_Parse(json);
+    struct policy p;
+    char *msg = NULL;
+
+    CHECK(d);
+    CHECK_INT(policy_from_json(d, &p, &msg), 0);
+    CHECK_STR(p.name, "web");
+    CHECK_INT(p.pool_selector.nexprs, 1);
+    CHECK_INT(p.pool_selector.exprs[0].op, POLICY_OP_IN);
+    CHECK_STR(p.pool_selector.exprs[0].values[0], "web");
+    policy_free(&p);
+    cJSON_Delete(d);
+}
+
+TEST(policy_weights_must_be_finite_and_not_negative)
+{
+    CHECK(spec_error_is("  weights: {language: -0.1}\n",
+                        "spec.weights.language: must be a finite number >= 0"));
+    CHECK(spec_error_is("  weights: {language: .nan}\n",
+                        "spec.weights.language: must be a finite number >= 0"));
+    CHECK(spec_error_is("  weights: {language: .inf}\n",
+                        "spec.weights.language: must be a finite number >= 0"));
+    CHECK(spec_error_is("  weights: {language: -.inf}\n",
+                        "spec.weights.language: must be a finite number >= 0"));
+    CHECK(spec_error_is("  weights: {language: high}\n",
+                        "spec.weights.language: must be a finite number >= 0"));
+    CHECK(spec_error_is("  weights: {Language: 1, language: 2}\n",
+                        "spec.weights.language: the category language is given twice"));
+    CHECK(spec_error_is("  weights: {' ': 1}\n", "spec.weights.\" \": the category name is empty"));
+    CHECK(spec_error_is("  weights: [language]\n",
+                        "spec.weights: must be a mapping of category to weight, not a list"));
+    /* as the CRD: one weight at least must count */
+    CHECK(spec_error_is("  weights: {language: 0, os: 0}\n",
+                        "spec.weights: at least one category needs a weight > 0"));
+    CHECK(
+        spec_error_is("  weights: {}\n", "spec.weights: at least one category needs a weight > 0"));
+}
+
+/* weights given once in the spec only: SELECTORS without WEIGHTS */
+TEST(policy_weights_are_required)
+{
+    CHECK(doc_error_is("spec:\n" SELECTORS, "spec.weights: required"));
+    CHECK(doc_error_is("spec:\n" SELECTORS "  weights: null\n", "spec.weights: required"));
+}
+
+TEST(policy_threshold_must_be_in_unit_interval)
+{
+    CHECK(spec_error_is("  threshold: -0.1\n", "spec.threshold: must be a number in [0, 1]"));
+    CHECK(spec_error_is("  threshold: 1.01\n", "spec.threshold: must be a number in [0, 1]"));
+    CHECK(spec_error_is("  threshold: .nan\n", "spec.threshold: must be a number in [0, 1]"));
+    CHECK(spec_error_is("  threshold: .inf\n", "spec.threshold: must be a number in [0, 1]"));
+    CHECK(spec_error_is("  threshold: '0.5'\n", "spec.threshold: must be a number in [0, 1]"));
+}
+
+TEST(policy_threshold_bounds_are_allowed)
+{
+    struct policy p;
+    char *msg = NULL;
+
+    CHECK_INT(parse("spec:\n" SELECTORS WEIGHTS "  threshold: 0\n", &p, &msg), 0);
+    CHECK_NEAR(p.threshold, 0, 0);
+    policy_free(&p);
+    CHECK_INT(parse("spec:\n" SELECTORS WEIGHTS "  threshold: 1\n", &p, &msg), 0);
+    CHECK_NEAR(p.threshold, 1, 0);
+    policy_free(&p);
+}
+
+TEST(policy_mode_and_action_are_case_sensitive_enums)
+{
+    CHECK(spec_error_is("  mode: jaccard\n",
+                        "spec.mode: must be Jaccard or Coverage, not \"jaccard\""));
+    CHECK(spec_error_is("  mode: Cosine\n",
+                        "spec.mode: must be Jaccard or Coverage, not \"Cosine\""));
+    CHECK(spec_error_is("  mode: 1\n", "spec.mode: must be Jaccard or Coverage, not a number"));
+    CHECK(spec_error_is("  action: Delete\n",
+                        "spec.action: must be Recreate or DryRun, not \"Delete\""));
+    CHECK(spec_error_is("  action: [DryRun]\n",
+                        "spec.action: must be Recreate or DryRun, not a list"));
+}
+
+TEST(policy_selectors_are_required_and_the_pool_selector_not_empty)
+{
+    CHECK(doc_error_is("spec:\n  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,
+                       "spec.selector: required"));
+    CHECK(doc_error_is("spec:\n  selector: {}\n" WEIGHTS, "spec.poolSelector: required"));
+    CHECK(doc_error_is("spec:\n  selector: {}\n  poolSelector: {}\n" WEIGHTS,
+                       "spec.poolSelector: must not be empty: set matchLabels or "
+                       "matchExpressions"));
+    CHECK(doc_error_is("spec:\n  selector: x\n  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,
+                       "spec.selector: must be a mapping, not a string"));
+}
+
+TEST(policy_controller_fields_are_validated)
+{
+    CHECK(spec_error_is("  capture: 'yes'\n", "spec.capture: must be true or false, not a string"));
+    CHECK(
+        spec_error_is("  haltFailed: 1\n", "spec.haltFailed: must be true or false, not a number"));
+    CHECK(spec_error_is("  unknownGracePeriodSeconds: -1\n",
+                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  unknownGracePeriodSeconds: 1.5\n",
+                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  unknownGracePeriodSeconds: 2147483648\n",
+                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  unknownGracePeriodSeconds: '60'\n",
+                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
+}
+
+TEST(policy_required_entries_are_non_empty_strings)
+{
+    CHECK(spec_error_is("  required: os\n",
+                        "spec.required: must be a list of categories, not a string"));
+    CHECK(
+        spec_error_is("  required: [os, 3]\n", "spec.required[1]: must be a string, not a number"));
+    CHECK(spec_error_is("  required: [os, '  ']\n", "spec.required[1]: must not be empty"));
+}
+
+TEST(policy_unknown_fields_and_wrong_envelopes_are_refused)
+{
+    CHECK(spec_error_is("  treshold: 0.5\n", "spec.treshold: unknown field"));
+    CHECK(spec_error_is("  'a b': 1\n", "spec.\"a b\": unknown field"));
+    CHECK(doc_error_is("apiVersion: v1\nspec: {}\n", "apiVersion: must be kvrecover.io/v1alpha1"));
+    CHECK(doc_error_is("kind: ConfigMap\nspec: {}\n", "kind: must be RecoveryPolicy"));
+    CHECK(doc_error_is("metadata: [x]\nspec: {}\n", "metadata: must be a mapping, not a list"));
+    CHECK(doc_error_is("metadata: {name: 3}\nspec: {}\n",
+                       "metadata.name: must be a string, not a number"));
+    CHECK(doc_error_is("metadata: {name: x}\n", "spec: required"));
+    CHECK(doc_error_is("spec: [x]\n", "spec: must be a mapping, not a list"));
+    CHECK(doc_error_is("[x]\n", "a RecoveryPolicy must be a mapping, not a list"));
+}
+
+/* Whether a selector with these matchExpressions items (flow YAML, one per
+ * line) fails with want. */
+static int exprs_error_is(const char *items, const char *want)
+{
+    char yaml[512];
+
+    snprintf(yaml, sizeof(yaml),
+             "spec:\n  selector:\n    matchExpressions:\n%s"
+             "  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,
+             items);
+    return doc_error_is(yaml, want);
+}
+
+TEST(policy_selector_expressions_are_validated)
+{
+    CHECK(exprs_error_is("      - {key: app, operator: In}\n",
+                         "spec.selector.matchExpressions[0].values: required (non-empty) for In"));
+    CHECK(exprs_error_is("      - {key: app, operator: Exists}\n"
+                         "      - {key: app, operator: Exists, values: [x]}\n",
+                         "spec.selector.matchExpressions[1].values: must be empty for Exists"));
+    CHECK(exprs_error_is("      - {key: app, operator: in, values: [x]}\n",
+                         "spec.selector.matchExpressions[0].operator: must be In, NotIn, Exists "
+                         "or DoesNotExist"));
+    CHECK(exprs_error_is("      - {operator: Exists}\n",
+                         "spec.selector.matchExpressions[0].key: required"));
+    CHECK(exprs_error_is("      - {key: app, operator: NotIn, values: [1]}\n",
+                         "spec.selector.matchExpressions[0].values[0]: must be a string, not a "
+                         "number"));
+    CHECK(exprs_error_is("      - {key: app, operator: Exists, extra: 1}\n",
+                         "spec.selector.matchExpressions[0].extra: unknown field"));
+    CHECK(exprs_error_is("      - {key: '', operator: Exists}\n",
+                         "spec.selector.matchExpressions[0].key: must be a non-empty string"));
+    CHECK(doc_error_is("spec:\n  selector: {matchLabels: {app: 3}}\n  poolSelector: {matchLabels: "
+                       "{a: b}}\n" WEIGHTS,
+                       "spec.selector.matchLabels.app: must be a string, not a number"));
+    CHECK(doc_error_is("spec:\n  selector: {matchLabel: {app: x}}\n  poolSelector: {matchLabels: "
+                       "{a: b}}\n" WEIGHTS,
+                       "spec.selector.matchLabel: unknown field"));
+}
+
+/* Whether the selector in YAML matches the labels in YAML. */
+static int matches(const char *sel_yaml, const char *labels_yaml)
+{
+    cJSON *s = mt_doc(sel_yaml), *l = mt_doc(labels_yaml);
+    struct policy_selector sel;
+    char *err = NULL;
+    int m = -1;
+
+    if (policy_parse_selector(s, "sel", &sel, &err) == 0) {
+        m = policy_selector_matches(&sel, l);
+        policy_selector_free(&sel);
+    } else {
+        fprintf(stderr, "selector %s: %s\n", sel_yaml, err);
+        free(err);
+    }
+    cJSON_Delete(s);
+    cJSON_Delete(l);
+    return m;
+}
+
+TEST(policy_selector_matching_follows_kubernetes)
+{
+    CHECK_INT(matches("{}", "{a: b}"), 1);
+    CHECK_INT(matches("{}", "null"), 1);
+    CHECK_INT(matches("{matchLabels: {a: b}}", "{a: b, c: d}"), 1);
+    CHECK_INT(matches("{matchLabels: {a: b}}", "{a: c}"), 0);
+    CHECK_INT(matches("{matchLabels: {a: b}}", "null"), 0);
+    CHECK_INT(matches("{matchLabels: {a: b, c: d}}", "{a: b}"), 0);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: In, values: [x, y]}]}", "{a: y}"), 1);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: In, values: [x, y]}]}", "{a: z}"), 0);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: In, values: [x]}]}", "{}"), 0);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: NotIn, values: [x]}]}", "{}"), 1);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: NotIn, values: [x]}]}", "{a: x}"), 0);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: Exists}]}", "{a: ''}"), 1);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: Exists}]}", "{b: x}"), 0);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: DoesNotExist}]}", "{b: x}"), 1);
+    CHECK_INT(matches("{matchExpressions: [{key: a, operator: DoesNotExist}]}", "{a: x}"), 0);
+    /* a label value that is not a string never matches */
+    CHECK_INT(matches("{matchLabels: {a: '1'}}", "{a: 1}"), 0);
+    /* matchLabels and matchExpressions are ANDed */
+    CHECK_INT(
+        matches("{matchLabels: {a: b}, matchExpressions: [{key: c, operator: Exists}]}", "{a: b}"),
+        0);
+}

@@ -1,0 +1,75 @@
+/*
+ * text: normalising categories and values, and quoting untrusted input for
+ * one-line messages.
+ */
+#include "harness.h"
+
+#include <stdlib.h>
+
+#include "text.h"
+
+static int norm_is(const char *in, const char *want)
+{
+    char *s = text_norm(in);
+    int ok = strcmp(s, want) == 0;
+
+    if (!ok)
+        fprintf(stderr, "text_norm(\"%s\") = \"%s\", want \"%s\"\n", in, s, want);
+    free(s);
+    return ok;
+}
+
+static int quote_is(const char *in, const char *want)
+{
+    char *s = text_quote(in);
+    int ok = strcmp(s, want) == 0;
+
+    if (!ok)
+        fprintf(stderr, "text_quote = %s, want %s\n", s, want);
+    free(s);
+    return ok;
+}
+
+TEST(text_norm_trims_and_lower_cases_ascii)
+{
+    CHECK(norm_is("  MySQL ", "mysql"));
+    CHECK(norm_is("\t\r\n\f\vUbuntu-20.04\n", "ubuntu-20.04"));
+    CHECK(norm_is("Node JS", "node js"));
+    CHECK(norm_is("", ""));
+    CHECK(norm_is("   ", ""));
+    CHECK(norm_is("already", "already"));
+}
+
+TEST(text_norm_keeps_non_ascii_bytes)
+{
+    /* UTF-8 "É" stays as it is: no locale-dependent case mapping */
+    CHECK(norm_is(" \xc3\x89"
+                  "Cole ",
+                  "\xc3\x89"
+                  "cole"));
+}
+
+TEST(text_quote_escapes_quotes_backslashes_and_controls)
+{
+    CHECK(quote_is("plain", "\"plain\""));
+    CHECK(quote_is("a\"b\\c", "\"a\\\"b\\\\c\""));
+    CHECK(quote_is("a\nb\tc\x01\x7f", "\"a\\nb\\tc\\x01\\x7f\""));
+    CHECK(quote_is("", "\"\""));
+    CHECK(quote_is(NULL, "null"));
+}
+
+TEST(text_quote_cuts_long_input)
+{
+    char in[200], want[100];
+
+    memset(in, 'x', sizeof(in) - 1);
+    in[sizeof(in) - 1] = 0;
+    want[0] = '"';
+    memset(want + 1, 'x', TEXT_QUOTE_MAX);
+    memcpy(want + 1 + TEXT_QUOTE_MAX, "\"...", 5);
+    CHECK(quote_is(in, want));
+    /* exactly TEXT_QUOTE_MAX bytes: no "..." */
+    in[TEXT_QUOTE_MAX] = 0;
+    want[1 + TEXT_QUOTE_MAX + 1] = 0;
+    CHECK(quote_is(in, want));
+}
