@@ -12,6 +12,7 @@ static const char dashboard__index_html[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>kvrecover</title>\n"
+    "<link rel=\"icon\" href=\"favicon.svg\" type=\"image/svg+xml\">\n"
     "<link rel=\"stylesheet\" href=\"style.css\">\n"
     "<script src=\"app.js\" defer></script>\n"
     "</head>\n"
@@ -126,7 +127,7 @@ static const char dashboard__app_js[] =
     "      seg.style.width = (max > 0 \? (w / max) * 100 : 0) + '%';\n"
     "      seg.style.backgroundColor = colour(k);\n"
     "      seg.title = k + ' ' + fmtNum(w);\n"
-    "      var item = add(legend, el('span', 'item'));\n"
+    "      var item = add(legend, el('span', w > 0 \? 'item' : 'item zero'));\n"
     "      var sw = add(item, el('span', 'swatch'));\n"
     "      sw.style.backgroundColor = colour(k);\n"
     "      add(item, el('span', 'cat', k));\n"
@@ -497,6 +498,7 @@ static const char dashboard__style_css[] =
     "lock; }\n"
     ".legend .w { color: var(--muted); font-family: ui-monospace, \"DejaVu Sans Mono"
     "\", monospace; }\n"
+    ".legend .item.zero { opacity: .45; }\n"
     ".legend .none { color: var(--muted); font-style: italic; }\n"
     "\n"
     ".recovery { border-top: 1px dashed var(--line); padding-top: 10px; margin-top: 1"
@@ -510,12 +512,18 @@ static const char dashboard__style_css[] =
     " 1400px; margin: 0 auto; }\n"
     ".foot a, .policy a { color: var(--info); }\n";
 
+static const char dashboard__favicon_svg[] =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16"
+    "\" height=\"16\" rx=\"3\" fill=\"#1d2330\"/><path d=\"M4 8.5l2.5 2.5L12 5\" stro"
+    "ke=\"#7ee2a8\" stroke-width=\"2\" fill=\"none\"/></svg>\n";
+
 const struct dashboard_asset dashboard_assets[] = {
     {"/index.html", "text/html; charset=utf-8", dashboard__index_html,
      sizeof(dashboard__index_html) - 1},
     {"/app.js", "text/javascript; charset=utf-8", dashboard__app_js, sizeof(dashboard__app_js) - 1},
     {"/style.css", "text/css; charset=utf-8", dashboard__style_css,
      sizeof(dashboard__style_css) - 1},
+    {"/favicon.svg", "image/svg+xml", dashboard__favicon_svg, sizeof(dashboard__favicon_svg) - 1},
 };
 
 const size_t dashboard_nassets = sizeof(dashboard_assets) / sizeof(dashboard_assets[0]);

@@ -81,7 +81,7 @@
       seg.style.width = (max > 0 ? (w / max) * 100 : 0) + '%';
       seg.style.backgroundColor = colour(k);
       seg.title = k + ' ' + fmtNum(w);
-      var item = add(legend, el('span', 'item'));
+      var item = add(legend, el('span', w > 0 ? 'item' : 'item zero'));
       var sw = add(item, el('span', 'swatch'));
       sw.style.backgroundColor = colour(k);
       add(item, el('span', 'cat', k));

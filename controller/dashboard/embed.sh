@@ -61,6 +61,7 @@ HEAD
 emit "$dir/index.html" dashboard__index_html
 emit "$dir/app.js" dashboard__app_js
 emit "$dir/style.css" dashboard__style_css
+emit "$dir/favicon.svg" dashboard__favicon_svg
 cat <<'TAIL'
 const struct dashboard_asset dashboard_assets[] = {
     {"/index.html", "text/html; charset=utf-8", dashboard__index_html,
@@ -68,6 +69,7 @@ const struct dashboard_asset dashboard_assets[] = {
     {"/app.js", "text/javascript; charset=utf-8", dashboard__app_js, sizeof(dashboard__app_js) - 1},
     {"/style.css", "text/css; charset=utf-8", dashboard__style_css,
      sizeof(dashboard__style_css) - 1},
+    {"/favicon.svg", "image/svg+xml", dashboard__favicon_svg, sizeof(dashboard__favicon_svg) - 1},
 };
 
 const size_t dashboard_nassets = sizeof(dashboard_assets) / sizeof(dashboard_assets[0]);

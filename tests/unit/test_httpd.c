@@ -359,6 +359,8 @@ TEST(dashboard_assets_are_the_files_in_controller_dashboard)
                 "content-type: text/javascript; charset=utf-8");
     check_asset(httpd_port(h), "/style.css", "controller/dashboard/style.css",
                 "content-type: text/css; charset=utf-8");
+    check_asset(httpd_port(h), "/favicon.svg", "controller/dashboard/favicon.svg",
+                "content-type: image/svg+xml");
     /* The page may load only its own script and style (no CDN, no inline). */
     CHECK_INT(request(httpd_port(h), NULL, "/", NULL, &r), CURLE_OK);
     CHECK(strstr(r.headers.data, "script-src 'self'") != NULL);

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The dashboard (issue 6, section 4) and /metrics (section 5), end to end:
+# the controller runs against the cluster with the paper's example; a real
+# headless Chromium (Debian's chromium, driven over the DevTools protocol by
+# tests/e2e/dashboard/cdp.py) opens the dashboard, which shows every
+# protected VM with its best substitute (vm-003 and vm-004 have none); then
+# VM-001 fails and the same page, without a reload, shows the paper's
+# ranking with vm-005 selected at 0.6667 and each category's contribution.
+# The controller is then restarted on the same port and the page reconnects
+# by itself. A screenshot is saved as tests/artifacts/dashboard.png. Last,
+# /metrics counts the recovery, and the probes answer.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/controller.sh"
+t_cleanup_add ctl_cleanup
+
+artifacts=$(t_root)/tests/artifacts
+mkdir -p "$artifacts"
+cdp_py=$here/dashboard/cdp.py
+
+if ! command -v chromium >/dev/null; then
+  t_fail "chromium is installed" "apt-get install --no-install-recommends chromium (make deps)"
+  t_summary
+fi
+
+ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+ns=$(t_ns dash) || { t_fail "namespace" "cannot create one"; t_summary; }
+kvr_paper "$ns" || { t_fail "apply examples/paper" "kubectl apply failed"; t_summary; }
+for vm in vm-001 vm-002 vm-003 vm-004 vm-005; do
+  kvr_vmi_start "$ns" "$vm" || t_fail "start $vm's VMI" "failed"
+done
+
+# A fixed free port, so that the restarted controller listens where the page
+# expects it (the browser reconnects to the same URL).
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+kvr_start_or_give_up dash --leader-elect=false --http-addr "127.0.0.1:$port"
+base=http://127.0.0.1:$port
+pkey="$ns/paper"
+
+# ---- plain HTTP ----------------------------------------------------------------
+code_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+kvr_check_eq "GET /healthz is 200" "$(code_of "$base/healthz")" 200
+readyz_ok() { [ "$(code_of "$base/readyz")" = 200 ]; }
+kvr_check_wait "GET /readyz is 200 once the caches are synced" 30 readyz_ok
+kvr_check_eq "GET / serves the dashboard as text/html" \
+  "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$base/")" "200 text/html; charset=utf-8"
+kvr_check_eq "POST /api/state is refused: 405 (read-only)" \
+  "$(code_of -X POST -d '{}' "$base/api/state")" 405
+state_has_policy() {
+  curl -sf --max-time 10 "$base/api/state" | jq -e --arg ns "$ns" \
+    '[.policies[] | select(.namespace == $ns and .name == "paper")][0].poolSize == 5'
+}
+kvr_check_wait "/api/state lists policy $pkey with its 5 pool members" 30 state_has_policy
+
+# ---- the browser ---------------------------------------------------------------
+# cdp.py runs as a coprocess: one command line in, one answer line out.
+coproc CDP { "$cdp_py" 2>"$CTL_DIR/cdp.log"; }
+t_cleanup_add "kill $CDP_PID"
+cdp() {
+  local line cmd="$*"
+  echo "${cmd//$'\n'/ }" >&"${CDP[1]}" || { echo "err browser gone"; return 1; }
+  if ! IFS= read -r -t 120 line <&"${CDP[0]}"; then echo "err no answer"; return 1; fi
+  echo "$line"
+  [ "${line%% *}" = ok ]
+}
+# cdp_check NAME CMD...: passes NAME when cdp CMD answers ok.
+cdp_check() {
+  local name=$1 out
+  shift
+  if out=$(cdp "$@"); then t_pass "$name"; else t_fail "$name" "$out"; fi
+}
+
+started=""
+IFS= read -r -t 90 started <&"${CDP[0]}"
+if [ "$started" != "ok started" ]; then
+  t_fail "headless chromium starts" "${started:-no answer}; $(tail -n 5 "$CTL_DIR/cdp.log")"
+  t_summary
+fi
+t_pass "headless chromium starts (--headless=new --no-sandbox)"
+
+# JS helpers evaluated in the page. The policy's section, found by its key.
+sec="document.querySelector('section.policy[data-policy=\"$pkey\"]')"
+rec="($sec && $sec.querySelector('article.recovery[data-failed=\"vm-001\"]'))"
+
+cdp_check "the dashboard loads in chromium" open "$base/"
+cdp_check "it connects to the WebSocket and goes live" \
+  wait 20 "document.getElementById('conn').textContent === 'live'"
+cdp_check "it shows policy $pkey with its pool of 5" \
+  wait 30 "!!$sec && $sec.querySelectorAll('.members li.chip').length === 5"
+cdp_check "every protected VM is listed with its best substitute and score" \
+  wait 30 "$sec.querySelectorAll('.protected tbody tr').length === 5 &&
+    [...$sec.querySelectorAll('.protected tbody tr')].every(r => /\\d\\.\\d{4}/.test(r.textContent))"
+cdp_check "vm-003 and vm-004 are highlighted: no eligible substitute" \
+  wait 30 "[...$sec.querySelectorAll('.protected tr.at-risk')].map(r => r.dataset.vm).sort().join() === 'vm-003,vm-004'"
+cdp_check "vm-001's best substitute before any failure is vm-005, 0.6667" \
+  wait 30 "(r => r && /vm-005/.test(r.cells[2].textContent) && /0\\.6667/.test(r.cells[3].textContent))($sec.querySelector('.protected tr[data-vm=\"vm-001\"]'))"
+
+# A mark in the page's JS world: a reload would wipe it.
+before=$(cdp eval "window.__kvrMark = 'still here'; Number(document.body.dataset.updates)")
+before=${before#ok }
+
+uid=$(kvr_vmi_uid "$ns" vm-001)
+kvr_vmi_fail "$ns" vm-001
+t_note "failed vm-001 (VMI $uid)"
+
+cdp_check "without a reload, the page shows VM-001's failure and vm-005 selected at 0.6667" \
+  wait 60 "(r => !!r && r.dataset.candidate === 'vm-005' && /0\\.6667/.test(r.textContent))($rec && $rec.querySelector('tr.selected'))"
+cdp_check "the page was not reloaded (same JS world, more updates)" \
+  wait 0 "window.__kvrMark === 'still here' && Number(document.body.dataset.updates) > ${before:-0}"
+ranking=$(cdp eval "[...$rec.querySelectorAll('table.ranking tbody tr')].map(r => r.dataset.candidate + ' ' + r.cells[2].textContent.trim()).join(', ')")
+kvr_check_eq "the full ranking, in the paper's order and scores" "$ranking" \
+  'ok "vm-005 0.6667, vm-002 0.3333, vm-004 0.1667, vm-003 0.0000"'
+contrib=$(cdp eval "[...$rec.querySelectorAll('tr.selected .legend .item')].map(i => i.textContent).join(', ')")
+kvr_check_eq "vm-005's contributions per category are drawn (database, language, webserver)" \
+  "$contrib" 'ok "database0.2, language0.3, webserver0.1"'
+cdp_check "each contribution has a bar" \
+  wait 0 "$rec.querySelectorAll('tr.selected .stack .seg').length === 3 &&
+    [...$rec.querySelectorAll('tr.selected .stack .seg')].every(s => s.getBoundingClientRect().width > 0)"
+cdp_check "only vm-005 is marked selected" \
+  wait 0 "$rec.querySelectorAll('tr.selected').length === 1"
+
+errs=$(cdp errors)
+kvr_check_eq "no JavaScript error and no CSP violation on the page" "$errs" "ok []"
+
+shot=$(cdp shot "$artifacts/dashboard.png")
+if [ "${shot%% *}" = ok ] && [ "$(head -c 8 "$artifacts/dashboard.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+  t_pass "screenshot saved as tests/artifacts/dashboard.png (${shot#ok } bytes)"
+else
+  t_fail "screenshot saved as tests/artifacts/dashboard.png" "$shot"
+fi
+
+# ---- /metrics ---------------------------------------------------------------------
+# Read before the restart below: the counters live in the process.
+metrics() { curl -sf --max-time 10 "$base/metrics"; }
+kvr_check_eq "/metrics is text/plain; version=0.0.4" \
+  "$(curl -s -o /dev/null -w '%{content_type}' "$base/metrics")" "text/plain; version=0.0.4; charset=utf-8"
+m=$(metrics)
+for fam in kvrecover_recoveries_total kvrecover_recovery_duration_seconds kvrecover_pool_members \
+           kvrecover_protected_vms kvrecover_unprotected_vms kvrecover_api_requests_total \
+           kvrecover_watch_restarts_total kvrecover_leader; do
+  if grep -q "^# TYPE $fam " <<<"$m"; then t_pass "/metrics has the family $fam"
+  else t_fail "/metrics has the family $fam" "no '# TYPE $fam' line"; fi
+done
+kvr_check_eq "pool size: kvrecover_pool_members{policy=\"$pkey\"} 5" \
+  "$(grep -F "kvrecover_pool_members{policy=\"$pkey\"}" <<<"$m" | awk '{print $2}')" 5
+kvr_check_eq "leader status: kvrecover_leader 1" "$(awk '$1 == "kvrecover_leader" {print $2}' <<<"$m")" 1
+kvr_check_eq "the recovery is counted: kvrecover_recoveries_total{policy=\"$pkey\",result=\"Recovered\"} 1" \
+  "$(grep -F "kvrecover_recoveries_total{policy=\"$pkey\",result=\"Recovered\"}" <<<"$m" | awk '{print $2}')" 1
+kvr_check_eq "its failure-to-replacement time is observed once" \
+  "$(grep -F "kvrecover_recovery_duration_seconds_count{policy=\"$pkey\"}" <<<"$m" | awk '{print $2}')" 1
+kvr_check_eq "vm-003 and vm-004: kvrecover_unprotected_vms{policy=\"$pkey\"} 2" \
+  "$(grep -F "kvrecover_unprotected_vms{policy=\"$pkey\"}" <<<"$m" | awk '{print $2}')" 2
+
+# ---- reconnect -------------------------------------------------------------------
+ctl_stop dash >/dev/null
+cdp_check "the page notices the controller is gone" \
+  wait 20 "document.getElementById('conn').className.includes('conn-down')"
+if ctl_start_synced dash --leader-elect=false --http-addr "127.0.0.1:$port"; then
+  cdp_check "and reconnects by itself when it is back, still without a reload" \
+    wait 40 "document.getElementById('conn').textContent === 'live' && window.__kvrMark === 'still here'"
+  cdp_check "after the reconnect it shows the policy again" \
+    wait 30 "!!$sec && $sec.querySelectorAll('.protected tbody tr').length >= 4"
+else
+  t_fail "the controller restarts on the same port" "see its log"
+  ctl_dump dash 20
+fi
+cdp quit >/dev/null
+
+t_summary
