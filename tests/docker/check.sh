@@ -25,9 +25,11 @@
 #   --rev REV   build a committed revision instead (git archive of REV as
 #               the context, with its own Dockerfile): a check of what was
 #               committed, unaffected by files being edited in the work tree.
-# Environment: KVR_CACHE (default <repo>/.cache). Needs debootstrap (installed
-# with apt-get when missing), chroot, mount; network to the Debian mirror
-# that /etc/apt/sources.list* names.
+# Environment: KVR_CACHE (default <repo>/.cache); KVR_DEBIAN_MIRROR and
+# KVR_DEBIAN_SECURITY (default: the first main and security archive URIs in
+# /etc/apt/sources.list*). Needs debootstrap (installed with apt-get when
+# missing), chroot, mount, network to that mirror, and npm for the linter
+# (the check is skipped without npm).
 # Last line: "N passed, N failed".
 set -euo pipefail
 
@@ -95,14 +97,14 @@ apt_uris() {
     sed -n -e 's/^[[:space:]]*deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
       -e 's/^[[:space:]]*URIs:[[:space:]]*//p' | tr ' ' '\n' | sed '/^$/d'
 }
-mirror=$(apt_uris | grep -v -- '-security' | head -1 || true)
-security=$(apt_uris | grep -- '-security' | head -1 || true)
-mirror=${mirror:-http://deb.debian.org/debian}
-security=${security:-http://deb.debian.org/debian-security}
+mirror=${KVR_DEBIAN_MIRROR:-$(apt_uris | grep -v -- '-security' | head -1 || true)}
+security=${KVR_DEBIAN_SECURITY:-$(apt_uris | grep -- '-security' | head -1 || true)}
+[ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list*: set KVR_DEBIAN_MIRROR"
+[ -n "$security" ] || die "no Debian security mirror in /etc/apt/sources.list*: set KVR_DEBIAN_SECURITY"
 
 # --- the base root: debootstrap once, then reused ---------------------------
 base=$cache/base-$suite
-if [ ! -e "$base/.kvr-base-complete" ]; then
+if [ ! -e "$base/.kvr-base-slim" ]; then
   if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >"$cache/logs/apt-debootstrap.log" 2>&1 ||
@@ -129,11 +131,25 @@ Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+  # As debian:12-slim (debuerreotype's slim settings): no docs, man pages or
+  # locales from packages, and no apt binary caches in the image. Unlike
+  # the image, downloaded .debs are not deleted: they live outside the
+  # root, in a cache that is bind-mounted at /var/cache/apt/archives.
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
+    'path-exclude /usr/share/linda/*' 'path-exclude /usr/share/lintian/overrides/*' \
+    'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/man/*' \
+    >"$base.tmp/etc/dpkg/dpkg.cfg.d/docker"
+  printf '%s\n' 'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' \
+    >"$base.tmp/etc/apt/apt.conf.d/docker-clean"
+  find "$base.tmp/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
+  rm -rf "$base.tmp/usr/share/man/"* "$base.tmp/usr/share/locale/"* "$base.tmp/usr/share/info/"*
+  rm -f "$base.tmp/var/cache/apt/"*.bin
   # No package may start a service on this host from inside the chroot.
   printf '#!/bin/sh\nexit 101\n' >"$base.tmp/usr/sbin/policy-rc.d"
   chmod 755 "$base.tmp/usr/sbin/policy-rc.d"
   rm -rf "$base.tmp/var/lib/apt/lists/"* "$base.tmp/var/cache/apt/archives/"*.deb
-  touch "$base.tmp/.kvr-base-complete"
+  touch "$base.tmp/.kvr-base-slim"
   mv "$base.tmp" "$base"
 fi
 
@@ -435,13 +451,34 @@ examples_in_sync() {
   return "$ok"
 }
 
+# Debian 12 packages no Dockerfile linter (no hadolint; apt-cache search
+# dockerfile finds none); the npm registry has dockerfilelint, pinned here.
+lint_dockerfile() {
+  local dir=$cache/dockerfilelint
+  if [ ! -x "$dir/node_modules/.bin/dockerfilelint" ]; then
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --silent dockerfilelint@1.8.0) >"$cache/logs/npm.log" 2>&1 || {
+      echo "  npm install dockerfilelint@1.8.0 failed; see $cache/logs/npm.log" >&2
+      return 1
+    }
+  fi
+  "$dir/node_modules/.bin/dockerfilelint" "$dockerfile" | sed '/^$/d; s/^/  /'
+  return "${PIPESTATUS[0]}"
+}
+
+if command -v npm >/dev/null; then
+  check "dockerfilelint 1.8.0 finds no issue" lint_dockerfile
+else
+  echo "skip dockerfilelint: npm is not installed"
+fi
 check "final stage has no compiler or make" no_compiler
 check "final stage has no -dev package" no_dev_packages
 check "ldd finds every library of /usr/local/bin/*" libraries_resolve
 check "USER ($user) is non-root and in /etc/passwd" user_is_nonroot
 check "ENTRYPOINT --version runs as USER" entrypoint_runs_as_user
 check "manifests/examples is a copy of examples/paper" examples_in_sync
-printf '  final root: %s (base %s)\n' "$(du -shx "$final" | cut -f1)" \
+cleanup
+printf '  final root: %s (base %s; the image would be about as large)\n' "$(du -shx "$final" | cut -f1)" \
   "$(du -shx "$base" | cut -f1)"
 printf '%d passed, %d failed\n' "$pass" "$fail"
 [ "$fail" = 0 ]
