@@ -443,6 +443,12 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out, char **err)
         rc = -EAGAIN;
         goto fail;
     }
+    {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "addr", addr ? addr : "*");
+        cJSON_AddNumberToObject(f, "port", h->port);
+        log_fields(LOG_LVL_INFO, "http listening", f);
+    }
     *out = h;
     return 0;
 fail:

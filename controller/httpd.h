@@ -40,7 +40,9 @@ struct httpd_config {
  * Binds the listening socket and starts the server thread. The strings in
  * cfg are copied; cfg need not outlive the call. Until the first
  * httpd_publish(), /api/state and the WebSocket serve `{}`.
- * On success returns 0 and the server in *out (stop it with httpd_stop()).
+ * Logs {"msg":"http listening","addr":...,"port":N} (tests find the port
+ * there). On success returns 0 and the server in *out (stop it with
+ * httpd_stop()).
  * On failure returns a negative errno (-EINVAL for a bad port or address,
  * -EADDRINUSE/-EIO when the socket cannot be bound, -EAGAIN when the thread
  * cannot be started) and, when err is not NULL, a message in *err that the
