@@ -11,6 +11,8 @@
   var updates = 0;
   var retryMs = 1000;
   var RETRY_MAX_MS = 10000;
+  // recover_result_name(): how each decision is coloured.
+  var DECISION_CLASS = { Recovered: 'ok', DryRun: 'info', NoEligibleCandidate: 'bad' };
 
   // el('td', 'num', '0.6667') -> <td class="num">0.6667</td>
   function el(tag, cls, text) {
@@ -100,7 +102,13 @@
       li.dataset.member = m.name;
       add(li, el('span', 'name', m.name));
       if (m.vm && m.vm !== m.name) add(li, el('span', 'vm', 'describes ' + m.vm));
-      if (!m.hasTemplate) add(li, badge('no template', 'warn', 'scored, never selected (NoTemplate)'));
+      if (m.error) {
+        li.className += ' invalid';
+        add(li, badge('invalid', 'bad', m.error));
+        add(li, el('span', 'err', m.error));
+      } else if (!m.hasTemplate) {
+        add(li, badge('no template', 'warn', 'scored, never selected (NoTemplate)'));
+      }
     });
     if (!(p.members || []).length) add(sec, el('p', 'empty', 'The pool is empty.'));
     return sec;
@@ -191,7 +199,7 @@
         add(h, el('span', 'none', 'no eligible substitute'));
       }
       var dl = add(card, el('p', 'facts'));
-      add(dl, badge(r.decision || 'unknown', /recover|created/i.test(r.decision || '') ? 'ok' : 'info'));
+      add(dl, badge(r.decision || 'unknown', DECISION_CLASS[r.decision] || 'info'));
       if (r.replacement) add(dl, el('span', null, 'replacement VM ' + r.replacement));
       add(dl, el('span', null, 'at ' + fmtTime(r.time)));
       if (r.vmiUid) add(dl, el('span', 'uid', 'VMI ' + r.vmiUid));

@@ -98,6 +98,8 @@ if [ -x "$stub_bin" ] && stub_start 0; then
   cdp_check "a failure with no eligible candidate says so, and marks none selected" \
     wait 0 "document.querySelector('article.recovery h4').textContent.includes('no eligible substitute') &&
       document.querySelectorAll('article.recovery tr.selected').length === 0"
+  cdp_check "an invalid pool member is marked, with its error as text" \
+    wait 0 "(c => !!c && c.textContent.includes('data.features: <b>not a mapping</b>'))(document.querySelector('li.chip.invalid'))"
   cdp_check "a policy that is not Ready says why" \
     wait 0 "document.querySelector('section.policy .tags').textContent.includes('Not ready')"
   stub_publish "$here/dashboard/empty.json"
