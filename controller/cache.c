@@ -1,0 +1,1109 @@
+/*
+ * cache — compact records of what the reflectors saw. See cache.h.
+ *
+ * Each put parses what the controller needs out of the borrowed object,
+ * builds a fresh record outside the lock, and swaps it in under the write
+ * lock, comparing with the old one to report what changed. Records hold no
+ * cJSON trees except a policy's status (small) and packed strings elsewhere.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "pool.h"
+#include "yaml.h"
+#include "xalloc.h"
+
+struct cache_ns {
+    UT_hash_handle hh;
+    char *ns;
+    uint64_t pool_version;
+};
+
+struct cache {
+    pthread_rwlock_t lock;
+    struct cache_vmi *vmis;
+    struct cache_vm *vms;
+    struct cache_vm *by_failed_uid; /* hh_uid */
+    struct cache_policy *policies;
+    struct cache_member *members;
+    struct cache_ns *nss;
+};
+
+static const char *const cache__phases[] = {
+    "", "Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "Unknown", "Other",
+};
+
+const char *cache_phase_name(enum cache_phase p)
+{
+    return (unsigned)p <= CACHE_PHASE_OTHER ? cache__phases[p] : "Other";
+}
+
+static enum cache_phase cache__phase(const char *s)
+{
+    if (!s)
+        return CACHE_PHASE_NONE;
+    for (int i = 0; i < CACHE_PHASE_OTHER; i++)
+        if (strcmp(s, cache__phases[i]) == 0)
+            return (enum cache_phase)i;
+    return CACHE_PHASE_OTHER;
+}
+
+static int cache__days_from_civil(int y, int m, int d)
+{
+    /* Howard Hinnant's algorithm: days since 1970-01-01 without timegm(). */
+    y -= m <= 2;
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int cache__digits(const char **p, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -EINVAL;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int cache_parse_time(const char *s, double *out)
+{
+    int y, mo, d, h, mi, se;
+    double frac = 0, scale = 0.1;
+
+    if (!s || cache__digits(&s, 4, &y) || *s++ != '-' || cache__digits(&s, 2, &mo) || *s++ != '-' ||
+        cache__digits(&s, 2, &d) || (*s != 'T' && *s != 't'))
+        return -EINVAL;
+    s++;
+    if (cache__digits(&s, 2, &h) || *s++ != ':' || cache__digits(&s, 2, &mi) || *s++ != ':' ||
+        cache__digits(&s, 2, &se))
+        return -EINVAL;
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
+            frac += (*s - '0') * scale;
+    }
+    if ((*s != 'Z' && *s != 'z') || s[1] || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || se > 60)
+        return -EINVAL;
+    *out = (double)cache__days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + se + frac;
+    return 0;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const cJSON *cache__get(const cJSON *o, const char *k)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+}
+
+static const char *cache__str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cache__get(o, k);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int cache__streq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* "ns\0name" for a lookup; *len is the key length used by uthash. */
+static char *cache__key(const char *ns, const char *name, size_t *len)
+{
+    size_t a = strlen(ns), b = strlen(name);
+    char *k = xmalloc(a + b + 2);
+
+    memcpy(k, ns, a + 1);
+    memcpy(k + a + 1, name, b + 1);
+    *len = a + 1 + b;
+    return k;
+}
+
+static char *cache__obj_key(const cJSON *obj, size_t *len)
+{
+    const cJSON *meta = cache__get(obj, "metadata");
+    const char *ns = cache__str(meta, "namespace"), *name = cache__str(meta, "name");
+
+    if (!name || !*name)
+        return NULL;
+    return cache__key(ns ? ns : "", name, len);
+}
+
+static size_t cache__packed_len(const char *p)
+{
+    const char *s = p;
+
+    if (!p)
+        return 0;
+    while (*s) {
+        s += strlen(s) + 1; /* key */
+        s += strlen(s) + 1; /* value */
+    }
+    return (size_t)(s - p) + 1;
+}
+
+static int cache__packed_eq(const char *a, const char *b)
+{
+    size_t la = cache__packed_len(a), lb = cache__packed_len(b);
+
+    return la == lb && (la == 0 || memcmp(a, b, la) == 0);
+}
+
+char *cache_labels_pack(const cJSON *labels)
+{
+    const cJSON *it;
+    size_t n = 1;
+    char *out, *p;
+
+    cJSON_ArrayForEach(it, (cJSON_IsObject(labels) ? labels : NULL))
+    {
+        if (cJSON_IsString(it) && it->string && *it->string)
+            n += strlen(it->string) + strlen(it->valuestring) + 2;
+    }
+    if (n == 1)
+        return NULL;
+    p = out = xmalloc(n);
+    cJSON_ArrayForEach(it, labels)
+    {
+        if (!cJSON_IsString(it) || !it->string || !*it->string)
+            continue;
+        size_t k = strlen(it->string) + 1, v = strlen(it->valuestring) + 1;
+        memcpy(p, it->string, k);
+        memcpy(p + k, it->valuestring, v);
+        p += k + v;
+    }
+    *p = '\0';
+    return out;
+}
+
+const char *cache_label(const char *packed, const char *key)
+{
+    const char *s = packed;
+
+    if (!s)
+        return NULL;
+    while (*s) {
+        const char *v = s + strlen(s) + 1;
+
+        if (strcmp(s, key) == 0)
+            return v;
+        s = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+cJSON *cache_labels_json(const char *packed)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *s = packed;
+
+    while (s && *s) {
+        const char *v = s + strlen(s) + 1;
+
+        cJSON_AddStringToObject(o, s, v);
+        s = v + strlen(v) + 1;
+    }
+    return o;
+}
+
+static int cache__in(const struct policy_requirement *r, const char *v)
+{
+    for (size_t i = 0; i < r->nvalues; i++)
+        if (strcmp(r->values[i], v) == 0)
+            return 1;
+    return 0;
+}
+
+int cache_selector_matches(const struct policy_selector *sel, const char *packed)
+{
+    for (size_t i = 0; i < sel->nlabels; i++) {
+        const char *v = cache_label(packed, sel->keys[i]);
+
+        if (!v || strcmp(v, sel->values[i]) != 0)
+            return 0;
+    }
+    for (size_t i = 0; i < sel->nexprs; i++) {
+        const struct policy_requirement *r = &sel->exprs[i];
+        const char *v = cache_label(packed, r->key);
+
+        switch (r->op) {
+        case POLICY_OP_IN:
+            if (!v || !cache__in(r, v))
+                return 0;
+            break;
+        case POLICY_OP_NOTIN:
+            if (v && cache__in(r, v))
+                return 0;
+            break;
+        case POLICY_OP_EXISTS:
+            if (!v)
+                return 0;
+            break;
+        case POLICY_OP_DOESNOTEXIST:
+            if (v)
+                return 0;
+            break;
+        }
+    }
+    return 1;
+}
+
+/* ---- cache_spec ------------------------------------------------------- */
+
+static void cache__spec_free(struct cache_spec *s)
+{
+    free(s->features);
+    free(s->error);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Reads the spec of obj through the features parser (vm selects the VM
+ * flavour), keeping the features text as written and the resources. */
+static void cache__spec_read(struct cache_spec *s, const cJSON *obj, int vm)
+{
+    struct features f = {0};
+    char *err = NULL;
+    const cJSON *meta;
+    const char *text;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    rc = vm ? features_from_vm(obj, &f, &err) : features_from_vmi(obj, &f, &err);
+    if (rc) {
+        s->error = err ? err : xstrdup("features could not be read");
+        return;
+    }
+    meta = cache__get(obj, "metadata");
+    if (vm) {
+        /* features_from_vm(): the template's annotations, else the VM's. */
+        const cJSON *tmeta =
+            cache__get(cache__get(cache__get(obj, "spec"), "template"), "metadata");
+        text = cache__str(cache__get(tmeta, "annotations"), FEATURES_ANNOTATION);
+        if (!text)
+            text = cache__str(cache__get(meta, "annotations"), FEATURES_ANNOTATION);
+    } else {
+        text = cache__str(cache__get(meta, "annotations"), FEATURES_ANNOTATION);
+    }
+    s->features = text && f.has_features ? xstrdup(text) : NULL;
+    memcpy(s->res, f.res, sizeof(s->res));
+    s->has_res = f.has_res;
+    features_free(&f);
+}
+
+static int cache__spec_eq(const struct cache_spec *a, const struct cache_spec *b)
+{
+    return cache__streq(a->features, b->features) && cache__streq(a->error, b->error) &&
+           a->has_res == b->has_res && memcmp(a->res, b->res, sizeof(a->res)) == 0;
+}
+
+int cache_spec_features(const struct cache_spec *s, struct features *out, char **err)
+{
+    cJSON *doc = NULL;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    *err = NULL;
+    if (s->error) {
+        *err = xstrdup(s->error);
+        return -EINVAL;
+    }
+    if (s->features) {
+        rc = yaml_parse_one(s->features, strlen(s->features), &doc, err);
+        if (!rc)
+            rc = features_parse_map(out, doc, err);
+        cJSON_Delete(doc);
+        if (rc) {
+            features_free(out);
+            return rc;
+        }
+    }
+    memcpy(out->res, s->res, sizeof(out->res));
+    out->has_res = s->has_res;
+    return 0;
+}
+
+uint64_t cache_hash(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t cache__hash_str(uint64_t h, const char *s)
+{
+    /* The terminator too, so that "ab"+"c" and "a"+"bc" differ. */
+    return s ? cache_hash(h, s, strlen(s) + 1) : cache_hash(h, "\xff", 1);
+}
+
+/* ---- the cache -------------------------------------------------------- */
+
+struct cache *cache_new(void)
+{
+    struct cache *c = xcalloc(1, sizeof(*c));
+
+    pthread_rwlock_init(&c->lock, NULL);
+    return c;
+}
+
+void cache_rdlock(struct cache *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+}
+
+void cache_unlock(struct cache *c)
+{
+    pthread_rwlock_unlock(&c->lock);
+}
+
+static void cache__wrlock(struct cache *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+}
+
+static void cache__vmi_free(struct cache_vmi *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r->uid);
+    free(r->vm);
+    free(r->labels);
+    cache__spec_free(&r->spec);
+    free(r);
+}
+
+static void cache__repl_free(struct cache_replacement *r)
+{
+    if (!r)
+        return;
+    free(r->failed_uid);
+    free(r->policy);
+    free(r->replaces);
+    free(r->tmpl);
+    free(r->decided_at);
+    free(r);
+}
+
+static void cache__vm_free(struct cache_vm *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r->uid);
+    free(r->resource_version);
+    free(r->labels);
+    free(r->tlabels);
+    cache__spec_free(&r->spec);
+    cache__repl_free(r->repl);
+    free(r);
+}
+
+static void cache__policy_free(struct cache_policy *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r->uid);
+    policy_free(&r->pol);
+    free(r->error);
+    cJSON_Delete(r->status);
+    free(r);
+}
+
+static void cache__member_free(struct cache_member *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r->labels);
+    features_free(&r->features);
+    free(r->vm_json);
+    free(r->digest);
+    free(r->error);
+    free(r);
+}
+
+void cache_free(struct cache *c)
+{
+    struct cache_vmi *vmi, *vmi_tmp;
+    struct cache_vm *vm, *vm_tmp;
+    struct cache_policy *p, *p_tmp;
+    struct cache_member *m, *m_tmp;
+    struct cache_ns *n, *n_tmp;
+
+    if (!c)
+        return;
+    HASH_ITER(hh, c->vmis, vmi, vmi_tmp)
+    {
+        HASH_DELETE(hh, c->vmis, vmi);
+        cache__vmi_free(vmi);
+    }
+    HASH_CLEAR(hh_uid, c->by_failed_uid);
+    HASH_ITER(hh, c->vms, vm, vm_tmp)
+    {
+        HASH_DELETE(hh, c->vms, vm);
+        cache__vm_free(vm);
+    }
+    HASH_ITER(hh, c->policies, p, p_tmp)
+    {
+        HASH_DELETE(hh, c->policies, p);
+        cache__policy_free(p);
+    }
+    HASH_ITER(hh, c->members, m, m_tmp)
+    {
+        HASH_DELETE(hh, c->members, m);
+        cache__member_free(m);
+    }
+    HASH_ITER(hh, c->nss, n, n_tmp)
+    {
+        HASH_DELETE(hh, c->nss, n);
+        free(n->ns);
+        free(n);
+    }
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
+/* Points ns and name of a record into its key. */
+#define CACHE__SET_KEY(r, k, len)                                                                  \
+    do {                                                                                           \
+        (r)->key = (k);                                                                            \
+        (r)->ns = (k);                                                                             \
+        (r)->name = (k) + strlen(k) + 1;                                                           \
+        (void)(len);                                                                               \
+    } while (0)
+
+/* ---- VMIs ------------------------------------------------------------- */
+
+/* When status.phaseTransitionTimestamps says phase began, or -1. */
+static double cache__phase_began(const cJSON *status, const char *phase)
+{
+    const cJSON *ts = cache__get(status, "phaseTransitionTimestamps"), *it;
+    double t = -1, v;
+
+    cJSON_ArrayForEach(it, (cJSON_IsArray(ts) ? ts : NULL))
+    {
+        if (cache__streq(cache__str(it, "phase"), phase) &&
+            cache_parse_time(cache__str(it, "phaseTransitionTimestamp"), &v) == 0 && v > t)
+            t = v;
+    }
+    return t;
+}
+
+/* The name of the VirtualMachine that controls the VMI, if any. */
+static const char *cache__owner_vm(const cJSON *meta)
+{
+    const cJSON *refs = cache__get(meta, "ownerReferences"), *it;
+
+    cJSON_ArrayForEach(it, (cJSON_IsArray(refs) ? refs : NULL))
+    {
+        if (cache__streq(cache__str(it, "kind"), "VirtualMachine"))
+            return cache__str(it, "name");
+    }
+    return NULL;
+}
+
+int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now_mono)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *status = cache__get(obj, "status");
+    struct cache_vmi *r, *old = NULL;
+    const char *owner, *phase;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+    int chg = 0;
+    double began;
+
+    if (!key)
+        return -EINVAL;
+    r = xcalloc(1, sizeof(*r));
+    CACHE__SET_KEY(r, key, len);
+    r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
+    owner = cache__owner_vm(meta);
+    if (owner && strcmp(owner, r->name) != 0)
+        r->vm = xstrdup(owner);
+    r->labels = cache_labels_pack(cache__get(meta, "labels"));
+    phase = cache__str(status, "phase");
+    r->phase = cache__phase(phase);
+    cache__spec_read(&r->spec, obj, 0);
+    began = cache__phase_began(status, phase);
+
+    cache__wrlock(c);
+    HASH_FIND(hh, c->vmis, key, len, old);
+    if (!old || strcmp(old->uid, r->uid) != 0) {
+        chg |= CACHE_CHG_NEW | CACHE_CHG_PHASE | CACHE_CHG_LABELS | CACHE_CHG_SPEC;
+    } else {
+        if (old->phase != r->phase)
+            chg |= CACHE_CHG_PHASE;
+        if (!cache__packed_eq(old->labels, r->labels) || !cache__streq(old->vm, r->vm))
+            chg |= CACHE_CHG_LABELS;
+        if (!cache__spec_eq(&old->spec, &r->spec))
+            chg |= CACHE_CHG_SPEC;
+    }
+    if (chg & CACHE_CHG_PHASE) {
+        r->phase_since = began >= 0 ? began : now_wall;
+        r->seen_mono = now_mono;
+    } else {
+        r->phase_since = old->phase_since;
+        r->seen_mono = old->seen_mono;
+    }
+    if (old)
+        HASH_DELETE(hh, c->vmis, old);
+    HASH_ADD_KEYPTR(hh, c->vmis, r->key, len, r);
+    cache_unlock(c);
+    cache__vmi_free(old);
+    return chg;
+}
+
+int cache_vmi_del(struct cache *c, const cJSON *obj)
+{
+    struct cache_vmi *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND(hh, c->vmis, key, len, old);
+    if (old)
+        HASH_DELETE(hh, c->vmis, old);
+    cache_unlock(c);
+    free(key);
+    cache__vmi_free(old);
+    return old != NULL;
+}
+
+/* ---- VMs -------------------------------------------------------------- */
+
+/* Annotations KubeVirt and kubectl write for themselves: never copied by
+ * capture, so they do not count in the fingerprint either. */
+int cache_annotation_is_generated(const char *key)
+{
+    return strncmp(key, "kubevirt.io/", 12) == 0 ||
+           strcmp(key, "kubectl.kubernetes.io/last-applied-configuration") == 0;
+}
+
+static struct cache_replacement *cache__repl_read(const cJSON *meta)
+{
+    const cJSON *ann = cache__get(meta, "annotations"), *labels = cache__get(meta, "labels");
+    const char *uid = cache__str(ann, CACHE_FAILED_UID_ANNOTATION), *score;
+    struct cache_replacement *r;
+    char *end;
+
+    if (!uid || !*uid)
+        return NULL;
+    r = xcalloc(1, sizeof(*r));
+    r->failed_uid = xstrdup(uid);
+    r->policy = xstrdup(cache__str(labels, CACHE_POLICY_LABEL));
+    r->replaces = xstrdup(cache__str(labels, CACHE_REPLACES_LABEL));
+    r->tmpl = xstrdup(cache__str(labels, CACHE_TEMPLATE_LABEL));
+    r->decided_at = xstrdup(cache__str(ann, CACHE_DECIDED_AT_ANNOTATION));
+    r->score = -1;
+    score = cache__str(ann, CACHE_SCORE_ANNOTATION);
+    if (score) {
+        double v = strtod(score, &end);
+        if (end != score && *end == '\0' && v >= 0 && v <= 1)
+            r->score = v;
+    }
+    return r;
+}
+
+static int cache__repl_eq(const struct cache_replacement *a, const struct cache_replacement *b)
+{
+    if (!a || !b)
+        return a == b;
+    return cache__streq(a->failed_uid, b->failed_uid) && cache__streq(a->policy, b->policy) &&
+           cache__streq(a->replaces, b->replaces) && cache__streq(a->tmpl, b->tmpl) &&
+           cache__streq(a->decided_at, b->decided_at) && a->score == b->score;
+}
+
+static uint64_t cache__vm_fingerprint(const cJSON *meta)
+{
+    const cJSON *ann = cache__get(meta, "annotations"), *gen = cache__get(meta, "generation");
+    const cJSON *it;
+    uint64_t h = CACHE_HASH_INIT;
+    char *labels = cache_labels_pack(cache__get(meta, "labels"));
+
+    h = cache__hash_str(h, cache__str(meta, "uid"));
+    if (cJSON_IsNumber(gen))
+        h = cache_hash(h, &gen->valuedouble, sizeof(gen->valuedouble));
+    h = cache_hash(h, labels ? labels : "", cache__packed_len(labels));
+    free(labels);
+    cJSON_ArrayForEach(it, (cJSON_IsObject(ann) ? ann : NULL))
+    {
+        if (!cJSON_IsString(it) || !it->string || cache_annotation_is_generated(it->string))
+            continue;
+        h = cache__hash_str(h, it->string);
+        h = cache__hash_str(h, it->valuestring);
+    }
+    return h;
+}
+
+static int cache__vm_halted(const cJSON *spec)
+{
+    const char *rs = cache__str(spec, "runStrategy");
+
+    if (rs)
+        return strcmp(rs, "Halted") == 0;
+    return cJSON_IsFalse(cache__get(spec, "running"));
+}
+
+static void cache__uid_index_del(struct cache *c, struct cache_vm *r)
+{
+    struct cache_vm *cur = NULL;
+
+    if (!r || !r->repl)
+        return;
+    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (cur == r)
+        HASH_DELETE(hh_uid, c->by_failed_uid, r);
+}
+
+static void cache__uid_index_add(struct cache *c, struct cache_vm *r)
+{
+    struct cache_vm *cur = NULL;
+
+    if (!r->repl)
+        return;
+    /* Two VMs claiming one failed VMI: the first one seen stays indexed. */
+    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (!cur)
+        HASH_ADD_KEYPTR(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid),
+                        r);
+}
+
+int cache_vm_put(struct cache *c, const cJSON *obj)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *spec = cache__get(obj, "spec");
+    const cJSON *tmeta = cache__get(cache__get(spec, "template"), "metadata");
+    struct cache_vm *r, *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+    int chg = 0;
+
+    if (!key)
+        return -EINVAL;
+    r = xcalloc(1, sizeof(*r));
+    CACHE__SET_KEY(r, key, len);
+    r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
+    r->resource_version = xstrdup(cache__str(meta, "resourceVersion"));
+    r->labels = cache_labels_pack(cache__get(meta, "labels"));
+    r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
+    cache__spec_read(&r->spec, obj, 1);
+    r->fingerprint = cache__vm_fingerprint(meta);
+    r->halted = cache__vm_halted(spec);
+    r->repl = cache__repl_read(meta);
+
+    cache__wrlock(c);
+    HASH_FIND(hh, c->vms, key, len, old);
+    if (!old || strcmp(old->uid, r->uid) != 0) {
+        chg = CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_CAPTURE;
+        if (r->repl || (old && old->repl))
+            chg |= CACHE_CHG_REPL;
+    } else {
+        if (!cache__packed_eq(old->labels, r->labels) ||
+            !cache__packed_eq(old->tlabels, r->tlabels))
+            chg |= CACHE_CHG_LABELS;
+        if (!cache__spec_eq(&old->spec, &r->spec) || old->halted != r->halted)
+            chg |= CACHE_CHG_SPEC;
+        if (old->fingerprint != r->fingerprint)
+            chg |= CACHE_CHG_CAPTURE;
+        if (!cache__repl_eq(old->repl, r->repl))
+            chg |= CACHE_CHG_REPL;
+    }
+    if (old) {
+        cache__uid_index_del(c, old);
+        HASH_DELETE(hh, c->vms, old);
+    }
+    HASH_ADD_KEYPTR(hh, c->vms, r->key, len, r);
+    cache__uid_index_add(c, r);
+    cache_unlock(c);
+    cache__vm_free(old);
+    return chg;
+}
+
+int cache_vm_del(struct cache *c, const cJSON *obj)
+{
+    struct cache_vm *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND(hh, c->vms, key, len, old);
+    if (old) {
+        cache__uid_index_del(c, old);
+        HASH_DELETE(hh, c->vms, old);
+    }
+    cache_unlock(c);
+    free(key);
+    cache__vm_free(old);
+    return old != NULL;
+}
+
+/* ---- policies --------------------------------------------------------- */
+
+int cache_policy_put(struct cache *c, const cJSON *obj)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *gen = cache__get(meta, "generation");
+    const cJSON *status = cache__get(obj, "status");
+    struct cache_policy *r, *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+    int chg = 0, reparse = 1;
+
+    if (!key)
+        return -EINVAL;
+    r = xcalloc(1, sizeof(*r));
+    CACHE__SET_KEY(r, key, len);
+    r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
+    r->generation = cJSON_IsNumber(gen) ? (long)gen->valuedouble : 0;
+    r->status = cJSON_IsObject(status) ? cJSON_Duplicate(status, 1) : NULL;
+
+    cache__wrlock(c);
+    HASH_FIND(hh, c->policies, key, len, old);
+    if (old && strcmp(old->uid, r->uid) == 0 && old->generation == r->generation &&
+        r->generation > 0) {
+        /* Same spec (status updates do not bump the generation): keep the
+         * parse instead of validating again under the lock. */
+        r->pol = old->pol;
+        memset(&old->pol, 0, sizeof(old->pol));
+        r->valid = old->valid;
+        r->error = old->error;
+        old->error = NULL;
+        reparse = 0;
+    }
+    cache_unlock(c);
+    if (reparse) {
+        char *err = NULL;
+
+        r->valid = policy_from_json(obj, &r->pol, &err) == 0;
+        r->error = r->valid ? NULL : (err ? err : xstrdup("spec: invalid"));
+        if (r->valid)
+            free(err);
+    }
+
+    cache__wrlock(c);
+    HASH_FIND(hh, c->policies, key, len, old);
+    if (!old || strcmp(old->uid, r->uid) != 0) {
+        chg = CACHE_CHG_NEW | CACHE_CHG_SPEC | CACHE_CHG_STATUS;
+    } else {
+        if (old->generation != r->generation || old->valid != r->valid ||
+            !cache__streq(old->error, r->error))
+            chg |= CACHE_CHG_SPEC;
+        if (!old->status != !r->status || (r->status && !cJSON_Compare(old->status, r->status, 1)))
+            chg |= CACHE_CHG_STATUS;
+    }
+    if (old)
+        HASH_DELETE(hh, c->policies, old);
+    HASH_ADD_KEYPTR(hh, c->policies, r->key, len, r);
+    cache_unlock(c);
+    cache__policy_free(old);
+    return chg;
+}
+
+int cache_policy_del(struct cache *c, const cJSON *obj)
+{
+    struct cache_policy *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND(hh, c->policies, key, len, old);
+    if (old)
+        HASH_DELETE(hh, c->policies, old);
+    cache_unlock(c);
+    free(key);
+    cache__policy_free(old);
+    return old != NULL;
+}
+
+/* ---- pool members ----------------------------------------------------- */
+
+static void cache__bump_ns(struct cache *c, const char *ns)
+{
+    struct cache_ns *n = NULL;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    if (!n) {
+        n = xcalloc(1, sizeof(*n));
+        n->ns = xstrdup(ns);
+        HASH_ADD_KEYPTR(hh, c->nss, n->ns, strlen(n->ns), n);
+    }
+    n->pool_version++;
+}
+
+uint64_t cache_pool_version(struct cache *c, const char *ns)
+{
+    struct cache_ns *n = NULL;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    return n ? n->pool_version : 0;
+}
+
+static int cache__features_eq(const struct features *a, const struct features *b)
+{
+    if (a->n != b->n || a->has_res != b->has_res || a->has_features != b->has_features ||
+        memcmp(a->res, b->res, sizeof(a->res)) != 0)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->items[i].category, b->items[i].category) != 0 ||
+            strcmp(a->items[i].value, b->items[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+int cache_member_put(struct cache *c, const cJSON *obj)
+{
+    const cJSON *meta = cache__get(obj, "metadata");
+    struct cache_member *r, *old = NULL;
+    struct pool_member pm;
+    size_t len;
+    char *key = cache__obj_key(obj, &len), *err = NULL;
+    int chg = 0;
+
+    if (!key)
+        return -EINVAL;
+    r = xcalloc(1, sizeof(*r));
+    CACHE__SET_KEY(r, key, len);
+    r->labels = cache_labels_pack(cache__get(meta, "labels"));
+    r->vm = cache_label(r->labels, CACHE_VM_LABEL);
+    if (r->vm && !*r->vm)
+        r->vm = NULL;
+    r->digest = xstrdup(cache__str(cache__get(meta, "annotations"), CACHE_DIGEST_ANNOTATION));
+    if (pool_member_from_json(obj, &pm, &err) == 0) {
+        r->features = pm.features;
+        memset(&pm.features, 0, sizeof(pm.features));
+        if (pm.vm_template)
+            r->vm_json = cJSON_PrintUnformatted(pm.vm_template);
+        pool_member_free(&pm);
+    } else {
+        r->error = err ? err : xstrdup("invalid pool member");
+    }
+
+    cache__wrlock(c);
+    HASH_FIND(hh, c->members, key, len, old);
+    if (!old) {
+        chg = CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC;
+    } else {
+        if (!cache__packed_eq(old->labels, r->labels))
+            chg |= CACHE_CHG_LABELS;
+        if (!cache__streq(old->vm_json, r->vm_json) || !cache__streq(old->error, r->error) ||
+            !cache__streq(old->digest, r->digest) ||
+            !cache__features_eq(&old->features, &r->features))
+            chg |= CACHE_CHG_SPEC;
+        HASH_DELETE(hh, c->members, old);
+    }
+    HASH_ADD_KEYPTR(hh, c->members, r->key, len, r);
+    if (chg)
+        cache__bump_ns(c, r->ns);
+    cache_unlock(c);
+    cache__member_free(old);
+    return chg;
+}
+
+int cache_member_del(struct cache *c, const cJSON *obj)
+{
+    struct cache_member *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND(hh, c->members, key, len, old);
+    if (old) {
+        HASH_DELETE(hh, c->members, old);
+        cache__bump_ns(c, old->ns);
+    }
+    cache_unlock(c);
+    free(key);
+    cache__member_free(old);
+    return old != NULL;
+}
+
+/* ---- lookups and iteration -------------------------------------------- */
+
+#define CACHE__FIND(head, type, ns, name)                                                          \
+    do {                                                                                           \
+        size_t len__;                                                                              \
+        char *k__ = cache__key((ns), (name), &len__);                                              \
+        type *r__ = NULL;                                                                          \
+        HASH_FIND(hh, (head), k__, len__, r__);                                                    \
+        free(k__);                                                                                 \
+        return r__;                                                                                \
+    } while (0)
+
+struct cache_vmi *cache_vmi_find(struct cache *c, const char *ns, const char *name)
+{
+    CACHE__FIND(c->vmis, struct cache_vmi, ns, name);
+}
+
+struct cache_vm *cache_vm_find(struct cache *c, const char *ns, const char *name)
+{
+    CACHE__FIND(c->vms, struct cache_vm, ns, name);
+}
+
+struct cache_policy *cache_policy_find(struct cache *c, const char *ns, const char *name)
+{
+    CACHE__FIND(c->policies, struct cache_policy, ns, name);
+}
+
+struct cache_member *cache_member_find(struct cache *c, const char *ns, const char *name)
+{
+    CACHE__FIND(c->members, struct cache_member, ns, name);
+}
+
+struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_uid)
+{
+    struct cache_vm *r = NULL;
+
+    if (failed_uid)
+        HASH_FIND(hh_uid, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
+    return r;
+}
+
+/* Skips records of other namespaces. */
+#define CACHE__SKIP(type, r, ns)                                                                   \
+    do {                                                                                           \
+        while ((r) && (ns) && strcmp((r)->ns, (ns)) != 0)                                          \
+            (r) = (type *)(r)->hh.next;                                                            \
+        return (r);                                                                                \
+    } while (0)
+
+struct cache_vmi *cache_vmi_first(struct cache *c, const char *ns)
+{
+    struct cache_vmi *r = c->vmis;
+    CACHE__SKIP(struct cache_vmi, r, ns);
+}
+
+struct cache_vmi *cache_vmi_next(struct cache_vmi *r, const char *ns)
+{
+    r = (struct cache_vmi *)r->hh.next;
+    CACHE__SKIP(struct cache_vmi, r, ns);
+}
+
+struct cache_vm *cache_vm_first(struct cache *c, const char *ns)
+{
+    struct cache_vm *r = c->vms;
+    CACHE__SKIP(struct cache_vm, r, ns);
+}
+
+struct cache_vm *cache_vm_next(struct cache_vm *r, const char *ns)
+{
+    r = (struct cache_vm *)r->hh.next;
+    CACHE__SKIP(struct cache_vm, r, ns);
+}
+
+struct cache_policy *cache_policy_first(struct cache *c, const char *ns)
+{
+    struct cache_policy *r = c->policies;
+    CACHE__SKIP(struct cache_policy, r, ns);
+}
+
+struct cache_policy *cache_policy_next(struct cache_policy *r, const char *ns)
+{
+    r = (struct cache_policy *)r->hh.next;
+    CACHE__SKIP(struct cache_policy, r, ns);
+}
+
+struct cache_member *cache_member_first(struct cache *c, const char *ns)
+{
+    struct cache_member *r = c->members;
+    CACHE__SKIP(struct cache_member, r, ns);
+}
+
+struct cache_member *cache_member_next(struct cache_member *r, const char *ns)
+{
+    r = (struct cache_member *)r->hh.next;
+    CACHE__SKIP(struct cache_member, r, ns);
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+static size_t cache__sz(const void *p)
+{
+    return p ? malloc_usable_size((void *)p) : 0;
+}
+
+static size_t cache__features_sz(const struct features *f)
+{
+    size_t n = cache__sz(f->items);
+
+    for (size_t i = 0; i < f->n; i++)
+        n += cache__sz(f->items[i].category) + cache__sz(f->items[i].value);
+    return n;
+}
+
+static size_t cache__table_sz(const UT_hash_table *t)
+{
+    return t ? sizeof(*t) + t->num_buckets * sizeof(UT_hash_bucket) : 0;
+}
+
+void cache_stats(struct cache *c, struct cache_stats *st)
+{
+    struct cache_vmi *vmi;
+    struct cache_vm *vm;
+    struct cache_policy *p;
+    struct cache_member *m;
+
+    memset(st, 0, sizeof(*st));
+    cache_rdlock(c);
+    for (vmi = c->vmis; vmi; vmi = vmi->hh.next) {
+        st->vmis++;
+        st->vmi_bytes += cache__sz(vmi) + cache__sz(vmi->key) + cache__sz(vmi->uid) +
+                         cache__sz(vmi->vm) + cache__sz(vmi->labels) +
+                         cache__sz(vmi->spec.features) + cache__sz(vmi->spec.error);
+    }
+    st->vmi_bytes += cache__table_sz(c->vmis ? c->vmis->hh.tbl : NULL);
+    for (vm = c->vms; vm; vm = vm->hh.next) {
+        st->vms++;
+        st->vm_bytes += cache__sz(vm) + cache__sz(vm->key) + cache__sz(vm->uid) +
+                        cache__sz(vm->resource_version) + cache__sz(vm->labels) +
+                        cache__sz(vm->tlabels) + cache__sz(vm->spec.features) +
+                        cache__sz(vm->spec.error);
+        if (vm->repl)
+            st->vm_bytes += cache__sz(vm->repl) + cache__sz(vm->repl->failed_uid) +
+                            cache__sz(vm->repl->policy) + cache__sz(vm->repl->replaces) +
+                            cache__sz(vm->repl->tmpl) + cache__sz(vm->repl->decided_at);
+    }
+    st->vm_bytes += cache__table_sz(c->vms ? c->vms->hh.tbl : NULL);
+    for (p = c->policies; p; p = p->hh.next) {
+        char *s = p->status ? cJSON_PrintUnformatted(p->status) : NULL;
+
+        st->policies++;
+        /* the parsed spec and the status tree: a rough figure is enough */
+        st->policy_bytes += cache__sz(p) + cache__sz(p->key) + cache__sz(p->uid) +
+                            cache__sz(p->error) + 4 * (s ? strlen(s) : 0);
+        free(s);
+    }
+    for (m = c->members; m; m = m->hh.next) {
+        st->members++;
+        st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
+                            cache__features_sz(&m->features) + cache__sz(m->vm_json) +
+                            cache__sz(m->digest) + cache__sz(m->error);
+    }
+    st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
+    cache_unlock(c);
+}

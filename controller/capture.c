@@ -1,0 +1,456 @@
+/*
+ * capture — pool ConfigMaps kept current for protected VMs. See capture.h.
+ *
+ * The state remembers, per VM, the fingerprint and pool labels last
+ * captured, so that a VM whose spec, labels and annotations did not change
+ * costs no request at all; the digest annotation on the ConfigMap makes a
+ * restarted controller write nothing either (one GET per VM).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "log.h"
+#include "quantity.h"
+#include "xalloc.h"
+
+struct capture_seen {
+    UT_hash_handle hh;
+    char *key;            /* "ns/name" */
+    uint64_t fingerprint; /* the VM's, when captured */
+    uint64_t labels;      /* hash of the pool labels it was captured with */
+};
+
+struct capture_state {
+    pthread_mutex_t lock;
+    struct capture_seen *seen;
+};
+
+struct capture_state *capture_state_new(void)
+{
+    struct capture_state *s = xcalloc(1, sizeof(*s));
+
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+void capture_state_free(struct capture_state *s)
+{
+    struct capture_seen *e, *tmp;
+
+    if (!s)
+        return;
+    HASH_ITER(hh, s->seen, e, tmp)
+    {
+        HASH_DELETE(hh, s->seen, e);
+        free(e->key);
+        free(e);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* ---- building the ConfigMap ------------------------------------------- */
+
+static int capture__plain(const char *s)
+{
+    static const char *const words[] = {"true", "false", "null", "yes", "no", "on",
+                                        "off",  "y",     "n",    "~",   NULL};
+
+    if (!*s || !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' ||
+              *p == '-' || *p == '/' || *p == '+'))
+            return 0;
+    for (int i = 0; words[i]; i++)
+        if (strcmp(s, words[i]) == 0)
+            return 0;
+    return 1;
+}
+
+/* s as a YAML scalar: plain when that reads back as the same string, else
+ * a JSON string (which YAML reads as a double-quoted scalar). */
+static void capture__scalar(struct buf *b, const char *s)
+{
+    cJSON *str;
+    char *q;
+
+    if (capture__plain(s)) {
+        buf_puts(b, s);
+        return;
+    }
+    str = cJSON_CreateString(s);
+    q = cJSON_PrintUnformatted(str);
+    buf_puts(b, q);
+    free(q);
+    cJSON_Delete(str);
+}
+
+char *capture_features_yaml(const struct features *f)
+{
+    struct buf b = {0};
+
+    /* items are sorted by category: one line per category */
+    for (size_t i = 0; i < f->n;) {
+        size_t j = i;
+
+        while (j < f->n && strcmp(f->items[j].category, f->items[i].category) == 0)
+            j++;
+        capture__scalar(&b, f->items[i].category);
+        buf_puts(&b, ": ");
+        if (j - i > 1)
+            buf_puts(&b, "[");
+        for (size_t k = i; k < j; k++) {
+            if (k > i)
+                buf_puts(&b, ", ");
+            capture__scalar(&b, f->items[k].value);
+        }
+        buf_puts(&b, j - i > 1 ? "]\n" : "\n");
+        i = j;
+    }
+    return buf_steal(&b);
+}
+
+char *capture_resources_yaml(const struct features *f)
+{
+    struct buf b = {0};
+    char q[64];
+
+    for (int r = 0; r < FEATURES_NRES; r++) {
+        if (!(f->has_res & (1u << r)))
+            continue;
+        quantity_format(f->res[r], q, sizeof(q));
+        buf_printf(&b, "%s: %s\n", features_res_name((enum features_res)r), q);
+    }
+    return buf_steal(&b);
+}
+
+cJSON *capture_clean_vm(const cJSON *vm)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(vm, "metadata");
+    const cJSON *v;
+    cJSON *out = cJSON_CreateObject(), *m, *ann, *it, *next;
+
+    v = cJSON_GetObjectItemCaseSensitive(vm, "apiVersion");
+    cJSON_AddStringToObject(out, "apiVersion",
+                            cJSON_IsString(v) ? v->valuestring : "kubevirt.io/v1");
+    cJSON_AddStringToObject(out, "kind", "VirtualMachine");
+    m = cJSON_AddObjectToObject(out, "metadata");
+    v = cJSON_GetObjectItemCaseSensitive(meta, "name");
+    if (cJSON_IsString(v))
+        cJSON_AddStringToObject(m, "name", v->valuestring);
+    v = cJSON_GetObjectItemCaseSensitive(meta, "labels");
+    if (cJSON_IsObject(v) && v->child)
+        cJSON_AddItemToObject(m, "labels", cJSON_Duplicate(v, 1));
+    v = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+    if (cJSON_IsObject(v)) {
+        ann = cJSON_Duplicate(v, 1);
+        for (it = ann->child; it; it = next) {
+            next = it->next;
+            if (!it->string || cache_annotation_is_generated(it->string))
+                cJSON_Delete(cJSON_DetachItemViaPointer(ann, it));
+        }
+        if (ann->child)
+            cJSON_AddItemToObject(m, "annotations", ann);
+        else
+            cJSON_Delete(ann);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(vm, "spec");
+    cJSON_AddItemToObject(out, "spec",
+                          cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : cJSON_CreateObject());
+    return out;
+}
+
+static uint64_t capture__hash_str(uint64_t h, const char *s)
+{
+    return cache_hash(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, const cJSON *labels,
+                         char **digest, char **err)
+{
+    struct features f = {0};
+    cJSON *cm, *meta, *lab, *data, *clean;
+    char *ftext, *rtext, *vtext, *ltext, hex[17];
+    const cJSON *vmname =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "metadata"), "name");
+    uint64_t h = CACHE_HASH_INIT;
+
+    *err = NULL;
+    if (digest)
+        *digest = NULL;
+    if (!cJSON_IsString(vmname)) {
+        *err = xstrdup("VirtualMachine without metadata.name");
+        return NULL;
+    }
+    if (features_from_vm(vm, &f, err) != 0)
+        return NULL;
+    ftext = capture_features_yaml(&f);
+    rtext = capture_resources_yaml(&f);
+    features_free(&f);
+    clean = capture_clean_vm(vm);
+    vtext = cJSON_Print(clean);
+    cJSON_Delete(clean);
+
+    lab = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(lab, CACHE_VM_LABEL);
+    cJSON_AddStringToObject(lab, CACHE_VM_LABEL, vmname->valuestring);
+    ltext = cJSON_PrintUnformatted(lab);
+    h = capture__hash_str(h, ftext);
+    h = capture__hash_str(h, rtext);
+    h = capture__hash_str(h, vtext);
+    h = capture__hash_str(h, ltext);
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+
+    cm = cJSON_CreateObject();
+    cJSON_AddStringToObject(cm, "apiVersion", "v1");
+    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
+    meta = cJSON_AddObjectToObject(cm, "metadata");
+    cJSON_AddStringToObject(meta, "name", cm_name);
+    cJSON_AddStringToObject(meta, "namespace", ns);
+    cJSON_AddItemToObject(meta, "labels", lab);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), CACHE_DIGEST_ANNOTATION,
+                            hex);
+    data = cJSON_AddObjectToObject(cm, "data");
+    if (*ftext)
+        cJSON_AddStringToObject(data, "features", ftext);
+    if (*rtext)
+        cJSON_AddStringToObject(data, "resources", rtext);
+    cJSON_AddStringToObject(data, "vm", vtext);
+    if (digest)
+        *digest = xstrdup(hex);
+    free(ftext);
+    free(rtext);
+    cJSON_free(vtext);
+    cJSON_free(ltext);
+    return cm;
+}
+
+/* ---- the reconcile ---------------------------------------------------- */
+
+/* The pool labels of policy p: its poolSelector's matchLabels, and
+ * kvrecover.io/pool (the policy's name when matchLabels does not set it). */
+static cJSON *capture__labels(const struct cache_policy *p)
+{
+    cJSON *l = cJSON_CreateObject();
+
+    for (size_t i = 0; i < p->pol.pool_selector.nlabels; i++)
+        cJSON_AddStringToObject(l, p->pol.pool_selector.keys[i], p->pol.pool_selector.values[i]);
+    if (!cJSON_GetObjectItemCaseSensitive(l, CACHE_POOL_LABEL))
+        cJSON_AddStringToObject(l, CACHE_POOL_LABEL, p->name);
+    return l;
+}
+
+/* What capture_vm() copies out of the cache. */
+struct capture__job {
+    cJSON *labels;     /* pool labels */
+    uint64_t fp;       /* the VM's fingerprint */
+    uint64_t lhash;    /* hash of labels */
+    char *target;      /* ConfigMap name */
+    char *alt;         /* kvrecover-<vm> */
+    int exists;        /* target is a known member */
+    int may_fall_back; /* target is <vm> and a 409 means: use alt */
+    char *digest;      /* the member's digest annotation, or NULL */
+};
+
+static void capture__job_free(struct capture__job *j)
+{
+    cJSON_Delete(j->labels);
+    free(j->target);
+    free(j->alt);
+    free(j->digest);
+}
+
+/* Returns 1 when the VM needs capturing, with *j filled. */
+static int capture__prepare(const struct recover_env *env, struct capture_state *st, const char *ns,
+                            const char *name, const char *key, struct capture__job *j)
+{
+    struct cache *c = env->cache;
+    struct cache_vm *vm;
+    struct cache_policy *best = NULL;
+    struct cache_member *m1, *m2;
+    struct capture_seen *seen = NULL;
+    char *ltext;
+    int ret = 0;
+
+    cache_rdlock(c);
+    vm = cache_vm_find(c, ns, name);
+    if (!vm)
+        goto out;
+    for (struct cache_policy *p = cache_policy_first(c, ns); p; p = cache_policy_next(p, ns)) {
+        if (!p->valid || !p->pol.capture || !cache_selector_matches(&p->pol.selector, vm->tlabels))
+            continue;
+        if (!best || strcmp(p->name, best->name) < 0)
+            best = p;
+    }
+    if (!best)
+        goto out;
+    j->labels = capture__labels(best);
+    ltext = cJSON_PrintUnformatted(j->labels);
+    j->lhash = cache_hash(CACHE_HASH_INIT, ltext, strlen(ltext));
+    cJSON_free(ltext);
+    j->fp = vm->fingerprint;
+    pthread_mutex_lock(&st->lock);
+    HASH_FIND_STR(st->seen, key, seen);
+    if (seen && seen->fingerprint == j->fp && seen->labels == j->lhash) {
+        pthread_mutex_unlock(&st->lock);
+        goto out;
+    }
+    pthread_mutex_unlock(&st->lock);
+
+    j->alt = xasprintf("kvrecover-%s", name);
+    m1 = cache_member_find(c, ns, name);
+    m2 = cache_member_find(c, ns, j->alt);
+    if (m1 && m1->vm && strcmp(m1->vm, name) == 0) {
+        j->target = xstrdup(name);
+        j->exists = 1;
+        j->digest = xstrdup(m1->digest);
+    } else if (m2 && m2->vm && strcmp(m2->vm, name) == 0) {
+        j->target = xstrdup(j->alt);
+        j->exists = 1;
+        j->digest = xstrdup(m2->digest);
+    } else if (m1) {
+        /* <vm> describes something else: keep out of its way */
+        j->target = xstrdup(j->alt);
+        j->exists = m2 != NULL;
+    } else {
+        j->target = xstrdup(name);
+        j->may_fall_back = 1;
+    }
+    ret = 1;
+out:
+    cache_unlock(c);
+    return ret;
+}
+
+static void capture__remember(struct capture_state *st, const char *key,
+                              const struct capture__job *j)
+{
+    struct capture_seen *seen = NULL;
+
+    pthread_mutex_lock(&st->lock);
+    HASH_FIND_STR(st->seen, key, seen);
+    if (!seen) {
+        seen = xcalloc(1, sizeof(*seen));
+        seen->key = xstrdup(key);
+        HASH_ADD_KEYPTR(hh, st->seen, seen->key, strlen(seen->key), seen);
+    }
+    seen->fingerprint = j->fp;
+    seen->labels = j->lhash;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* Merge-patches an existing ConfigMap with cm's labels, digest and data. */
+static int capture__patch(const struct recover_env *env, const char *ns, const char *name,
+                          const cJSON *cm)
+{
+    struct kube_resource res = {"", "v1", "configmaps"};
+    cJSON *patch = cJSON_CreateObject(), *meta, *data;
+    const cJSON *cmeta = cJSON_GetObjectItemCaseSensitive(cm, "metadata");
+    const cJSON *cdata = cJSON_GetObjectItemCaseSensitive(cm, "data");
+    char *path = kube_path(&res, ns, name, NULL);
+    int rc;
+
+    meta = cJSON_AddObjectToObject(patch, "metadata");
+    cJSON_AddItemToObject(meta, "labels",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cmeta, "labels"), 1));
+    cJSON_AddItemToObject(
+        meta, "annotations",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cmeta, "annotations"), 1));
+    data = cJSON_Duplicate(cdata, 1);
+    if (!cJSON_GetObjectItemCaseSensitive(data, "features"))
+        cJSON_AddNullToObject(data, "features");
+    if (!cJSON_GetObjectItemCaseSensitive(data, "resources"))
+        cJSON_AddNullToObject(data, "resources");
+    cJSON_AddItemToObject(patch, "data", data);
+    rc = kube_patch(env->kube, path, KUBE_PATCH_MERGE, patch, NULL, NULL);
+    free(path);
+    cJSON_Delete(patch);
+    return rc;
+}
+
+static int capture__create(const struct recover_env *env, const char *ns, cJSON *cm,
+                           const char *name)
+{
+    struct kube_resource res = {"", "v1", "configmaps"};
+    struct kube_error kerr = {0};
+    char *path = kube_path(&res, ns, NULL, NULL);
+    int rc;
+
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(cm, "metadata"), "name",
+                                           cJSON_CreateString(name));
+    rc = kube_create(env->kube, path, cm, NULL, &kerr);
+    free(path);
+    if (rc == -EEXIST && !kube_error_is(&kerr, "AlreadyExists"))
+        rc = -EAGAIN;
+    return rc;
+}
+
+int capture_vm(const struct recover_env *env, struct capture_state *st, const char *ns,
+               const char *name)
+{
+    struct kube_resource vmres = {"kubevirt.io", "v1", "virtualmachines"};
+    struct capture__job j = {0};
+    char *key = xasprintf("%s/%s", ns, name), *path = NULL, *digest = NULL, *err = NULL;
+    cJSON *vm = NULL, *cm = NULL;
+    const cJSON *d;
+    int rc = 0;
+
+    if (!capture__prepare(env, st, ns, name, key, &j))
+        goto out;
+    if (env->leading && !env->leading(env->ud))
+        goto out;
+    path = kube_path(&vmres, ns, name, NULL);
+    rc = kube_get(env->kube, path, &vm, NULL);
+    if (rc == -ENOENT) {
+        rc = 0;
+        goto out;
+    }
+    if (rc)
+        goto out;
+    cm = capture_configmap(vm, ns, j.target, j.labels, &digest, &err);
+    if (!cm) {
+        log_warn("not capturing VirtualMachine %s: %s", key, err ? err : "?");
+        capture__remember(st, key, &j); /* until it changes */
+        goto out;
+    }
+    if (j.exists && j.digest && strcmp(j.digest, digest) == 0) {
+        capture__remember(st, key, &j);
+        goto out;
+    }
+    if (j.exists) {
+        rc = capture__patch(env, ns, j.target, cm);
+    } else {
+        rc = capture__create(env, ns, cm, j.target);
+        if (rc == -EEXIST && j.may_fall_back) {
+            /* a ConfigMap named <vm> outside the pool: use the other name */
+            free(j.target);
+            j.target = xstrdup(j.alt);
+            rc = capture__create(env, ns, cm, j.target);
+        }
+        if (rc == -EEXIST)
+            rc = capture__patch(env, ns, j.target, cm);
+    }
+    if (rc == 0) {
+        d = cJSON_GetObjectItemCaseSensitive(cm, "data");
+        log_info("captured VirtualMachine %s into ConfigMap %s/%s%s", key, ns, j.target,
+                 cJSON_GetObjectItemCaseSensitive(d, "features") ? "" : " (no features)");
+        capture__remember(st, key, &j);
+    } else {
+        log_warn("capturing VirtualMachine %s into ConfigMap %s/%s failed: %d", key, ns, j.target,
+                 rc);
+    }
+out:
+    free(key);
+    free(path);
+    free(digest);
+    free(err);
+    cJSON_Delete(vm);
+    cJSON_Delete(cm);
+    capture__job_free(&j);
+    return rc;
+}

@@ -1,0 +1,723 @@
+/*
+ * controller — reflectors, queues, workers and the Event thread. See
+ * controller.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "capture.h"
+#include "controller.h"
+#include "event.h"
+#include "log.h"
+#include "metrics.h"
+#include "recover.h"
+#include "status.h"
+#include "watch.h"
+#include "wq.h"
+#include "xalloc.h"
+
+/* Events waiting for the Event thread; more are dropped (and counted). */
+#define CONTROLLER_EVENT_BACKLOG 10000
+/* A capture key waits this long while the main queue has work. */
+#define CONTROLLER_CAPTURE_YIELD_MS 1000
+/* A key that failed this many times in a row is dropped (logged); the next
+ * change of its object queues it again. */
+#define CONTROLLER_MAX_RETRIES 15
+
+enum controller_kind { CTL_VMI, CTL_VM, CTL_POLICY, CTL_MEMBER, CTL_NKINDS };
+
+struct controller;
+
+/* The ud of one reflector's handlers. */
+struct controller_watch {
+    struct controller *c;
+    enum controller_kind kind;
+    struct watch *w;
+};
+
+struct controller_event {
+    struct controller_event *next;
+    char *api_version, *kind, *ns, *name, *uid, *type, *reason, *message;
+};
+
+struct controller {
+    struct controller_config cfg;
+    char *ns;       /* NULL: all namespaces */
+    char *identity; /* copied */
+    struct cache *cache;
+    struct recover_book *book;
+    struct status_state *status;
+    struct capture_state *capture;
+    struct event_recorder *events;
+    struct recover_env env;
+    struct controller_watch watches[CTL_NKINDS];
+    struct wq *q;       /* vmi/ and policy/ keys */
+    struct wq *capq;    /* vm/ keys */
+    atomic_int running; /* workers started: handlers queue keys */
+    atomic_int dirty;   /* the dashboard state changed */
+    pthread_t *threads; /* workers, then the capture worker */
+    int nthreads;
+    int stopped_workers;
+
+    /* the Event thread */
+    pthread_t event_thread;
+    int event_thread_started;
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;
+    struct controller_event *ev_head, *ev_tail;
+    size_t ev_len;
+    unsigned long ev_dropped;
+    int ev_stop;
+    double ev_deadline; /* monotonic: stop posting after this once stopping */
+};
+
+/* ---- Events ----------------------------------------------------------- */
+
+static void controller__event_free(struct controller_event *e)
+{
+    free(e->api_version);
+    free(e->kind);
+    free(e->ns);
+    free(e->name);
+    free(e->uid);
+    free(e->type);
+    free(e->reason);
+    free(e->message);
+    free(e);
+}
+
+/* recover_event_fn: queue the Event for the Event thread. */
+static void controller__event(void *ud, const struct event_ref *obj, const char *type,
+                              const char *reason, const char *message)
+{
+    struct controller *c = ud;
+    struct controller_event *e;
+
+    pthread_mutex_lock(&c->ev_lock);
+    if (c->ev_len >= CONTROLLER_EVENT_BACKLOG || c->ev_stop) {
+        if (c->ev_dropped++ % 1000 == 0)
+            log_warn("Event backlog full: %lu Events dropped", c->ev_dropped);
+        pthread_mutex_unlock(&c->ev_lock);
+        return;
+    }
+    pthread_mutex_unlock(&c->ev_lock);
+    e = xcalloc(1, sizeof(*e));
+    e->api_version = xstrdup(obj->api_version);
+    e->kind = xstrdup(obj->kind);
+    e->ns = xstrdup(obj->ns);
+    e->name = xstrdup(obj->name);
+    e->uid = xstrdup(obj->uid);
+    e->type = xstrdup(type);
+    e->reason = xstrdup(reason);
+    e->message = xstrdup(message);
+    pthread_mutex_lock(&c->ev_lock);
+    if (c->ev_tail)
+        c->ev_tail->next = e;
+    else
+        c->ev_head = e;
+    c->ev_tail = e;
+    c->ev_len++;
+    pthread_cond_signal(&c->ev_cond);
+    pthread_mutex_unlock(&c->ev_lock);
+}
+
+static void *controller__event_main(void *arg)
+{
+    struct controller *c = arg;
+
+    for (;;) {
+        struct controller_event *e;
+
+        pthread_mutex_lock(&c->ev_lock);
+        while (!c->ev_head && !c->ev_stop)
+            pthread_cond_wait(&c->ev_cond, &c->ev_lock);
+        e = c->ev_head;
+        if (!e || (c->ev_stop && recover_now_mono() > c->ev_deadline)) {
+            pthread_mutex_unlock(&c->ev_lock);
+            break;
+        }
+        c->ev_head = e->next;
+        if (!c->ev_head)
+            c->ev_tail = NULL;
+        c->ev_len--;
+        pthread_mutex_unlock(&c->ev_lock);
+        {
+            struct event_ref ref = {e->api_version, e->kind, e->ns, e->name, e->uid};
+            event_record(c->events, &ref, e->type, e->reason, "%s", e->message);
+        }
+        controller__event_free(e);
+    }
+    return NULL;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static void controller__add(struct wq *q, const char *kind, const char *ns, const char *name)
+{
+    char *key = xasprintf("%s/%s/%s", kind, ns, name);
+
+    wq_add(q, key);
+    free(key);
+}
+
+/* Splits "kind/ns/name" in place; returns 0 or -EINVAL. */
+static int controller__split(char *key, char **kind, char **ns, char **name)
+{
+    char *a = strchr(key, '/'), *b;
+
+    if (!a)
+        return -EINVAL;
+    b = strchr(a + 1, '/');
+    if (!b)
+        return -EINVAL;
+    *a = *b = '\0';
+    *kind = key;
+    *ns = a + 1;
+    *name = b + 1;
+    return 0;
+}
+
+/* Queues the status of every policy in ns. */
+static void controller__policies(struct controller *c, const char *ns)
+{
+    char **keys = NULL;
+    size_t n = 0;
+
+    cache_rdlock(c->cache);
+    for (struct cache_policy *p = cache_policy_first(c->cache, ns); p;
+         p = cache_policy_next(p, ns)) {
+        keys = xreallocarray(keys, n + 1, sizeof(*keys));
+        keys[n++] = xasprintf("policy/%s/%s", p->ns, p->name);
+    }
+    cache_unlock(c->cache);
+    for (size_t i = 0; i < n; i++) {
+        wq_add(c->q, keys[i]);
+        free(keys[i]);
+    }
+    free(keys);
+}
+
+/* Queues what a new or changed policy in ns affects: its failed VMIs and
+ * its VMs (capture). Level-triggered: the reconciles decide. */
+static void controller__namespace(struct controller *c, const char *ns)
+{
+    char **vmis = NULL, **vms = NULL;
+    size_t nvmi = 0, nvm = 0;
+
+    cache_rdlock(c->cache);
+    for (struct cache_vmi *r = cache_vmi_first(c->cache, ns); r; r = cache_vmi_next(r, ns)) {
+        if (r->phase != CACHE_PHASE_FAILED && r->phase != CACHE_PHASE_UNKNOWN)
+            continue;
+        vmis = xreallocarray(vmis, nvmi + 1, sizeof(*vmis));
+        vmis[nvmi++] = xasprintf("vmi/%s/%s", r->ns, r->name);
+    }
+    for (struct cache_vm *r = cache_vm_first(c->cache, ns); r; r = cache_vm_next(r, ns)) {
+        vms = xreallocarray(vms, nvm + 1, sizeof(*vms));
+        vms[nvm++] = xasprintf("vm/%s/%s", r->ns, r->name);
+    }
+    cache_unlock(c->cache);
+    for (size_t i = 0; i < nvmi; i++) {
+        wq_add(c->q, vmis[i]);
+        free(vmis[i]);
+    }
+    for (size_t i = 0; i < nvm; i++) {
+        wq_add(c->capq, vms[i]);
+        free(vms[i]);
+    }
+    free(vmis);
+    free(vms);
+}
+
+/* ---- watch handlers --------------------------------------------------- */
+
+static const char *controller__meta(const cJSON *obj, const char *key)
+{
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void controller__put(void *ud, const cJSON *obj)
+{
+    struct controller_watch *cw = ud;
+    struct controller *c = cw->c;
+    const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
+    int chg = -EINVAL, running;
+
+    if (!ns || !name)
+        return;
+    switch (cw->kind) {
+    case CTL_VMI:
+        chg = cache_vmi_put(c->cache, obj, recover_now_wall(), recover_now_mono());
+        break;
+    case CTL_VM:
+        chg = cache_vm_put(c->cache, obj);
+        break;
+    case CTL_POLICY:
+        chg = cache_policy_put(c->cache, obj);
+        break;
+    case CTL_MEMBER:
+        chg = cache_member_put(c->cache, obj);
+        break;
+    default:
+        break;
+    }
+    if (chg <= 0)
+        return;
+    running = atomic_load(&c->running);
+    if (!running)
+        return;
+    switch (cw->kind) {
+    case CTL_VMI: {
+        const cJSON *phase = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
+        if (cJSON_IsString(phase) && (strcmp(phase->valuestring, "Failed") == 0 ||
+                                      strcmp(phase->valuestring, "Unknown") == 0))
+            controller__add(c->q, "vmi", ns, name);
+        controller__policies(c, ns);
+        break;
+    }
+    case CTL_VM:
+        if (chg & (CACHE_CHG_CAPTURE | CACHE_CHG_LABELS))
+            controller__add(c->capq, "vm", ns, name);
+        if (chg & (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_REPL))
+            controller__policies(c, ns);
+        break;
+    case CTL_POLICY:
+        if (chg & (CACHE_CHG_NEW | CACHE_CHG_SPEC)) {
+            controller__add(c->q, "policy", ns, name);
+            controller__namespace(c, ns);
+        }
+        break;
+    case CTL_MEMBER:
+        controller__policies(c, ns);
+        break;
+    default:
+        break;
+    }
+}
+
+static void controller__del(void *ud, const cJSON *obj, bool final_state_unknown)
+{
+    struct controller_watch *cw = ud;
+    struct controller *c = cw->c;
+    const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
+    int known = 0;
+
+    (void)final_state_unknown;
+    if (!ns || !name)
+        return;
+    switch (cw->kind) {
+    case CTL_VMI:
+        known = cache_vmi_del(c->cache, obj);
+        break;
+    case CTL_VM:
+        known = cache_vm_del(c->cache, obj);
+        break;
+    case CTL_POLICY:
+        known = cache_policy_del(c->cache, obj);
+        break;
+    case CTL_MEMBER:
+        known = cache_member_del(c->cache, obj);
+        break;
+    default:
+        break;
+    }
+    if (!known || !atomic_load(&c->running))
+        return;
+    if (cw->kind == CTL_POLICY)
+        controller__add(c->q, "policy", ns, name);
+    else
+        controller__policies(c, ns);
+}
+
+static void controller__synced(void *ud)
+{
+    struct controller_watch *cw = ud;
+
+    log_debug("reflector %d synced", (int)cw->kind);
+}
+
+/* ---- the env's callbacks ---------------------------------------------- */
+
+static void controller__changed(void *ud, const char *ns, const char *policy)
+{
+    struct controller *c = ud;
+
+    controller__add(c->q, "policy", ns, policy);
+    atomic_store(&c->dirty, 1);
+}
+
+static int controller__leading(void *ud)
+{
+    struct controller *c = ud;
+
+    return c->cfg.leading ? c->cfg.leading(c->cfg.ud) : 1;
+}
+
+/* ---- metrics collector ------------------------------------------------ */
+
+struct controller__api {
+    char verb[16];
+    int code;
+    unsigned long count;
+};
+
+struct controller__api_set {
+    struct controller__api *v;
+    size_t n;
+};
+
+static void controller__api_add(void *ud, const char *verb, int code, unsigned long count)
+{
+    struct controller__api_set *s = ud;
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        if (s->v[i].code == code && strcmp(s->v[i].verb, verb) == 0)
+            break;
+    if (i == s->n) {
+        s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+        memset(&s->v[i], 0, sizeof(s->v[i]));
+        snprintf(s->v[i].verb, sizeof(s->v[i].verb), "%s", verb);
+        s->v[i].code = code;
+        s->n++;
+    }
+    s->v[i].count += count;
+}
+
+static void controller__collect(struct buf *out, void *ud)
+{
+    struct controller *c = ud;
+    struct controller__api_set set = {0};
+    struct kube *clients[3] = {c->cfg.kube, c->cfg.event_kube, c->cfg.extra_kube};
+    static const char *const names[CTL_NKINDS] = {"virtualmachineinstances", "virtualmachines",
+                                                  "recoverypolicies", "configmaps"};
+
+    for (int i = 0; i < 3; i++) {
+        int dup = 0;
+        for (int k = 0; k < i; k++)
+            dup |= clients[k] == clients[i];
+        if (clients[i] && !dup)
+            kube_stats_foreach(clients[i], controller__api_add, &set);
+    }
+    metrics_write_header(out, METRICS_API_REQUESTS);
+    for (size_t i = 0; i < set.n; i++) {
+        char code[16];
+        char *labels;
+
+        snprintf(code, sizeof(code), "%d", set.v[i].code);
+        labels = metrics_labels("verb", set.v[i].verb, "code", code);
+        metrics_write_sample(out, METRICS_API_REQUESTS, labels, (double)set.v[i].count);
+        free(labels);
+    }
+    free(set.v);
+    metrics_write_header(out, METRICS_WATCH_RESTARTS);
+    for (int k = 0; k < CTL_NKINDS; k++) {
+        struct watch_stats st;
+        char *labels;
+
+        if (!c->watches[k].w)
+            continue;
+        watch_get_stats(c->watches[k].w, &st);
+        labels = metrics_labels("resource", names[k], NULL, NULL);
+        metrics_write_sample(out, METRICS_WATCH_RESTARTS, labels, (double)st.restarts);
+        free(labels);
+    }
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int controller_new(const struct controller_config *cfg, struct controller **out)
+{
+    static const struct kube_resource res[CTL_NKINDS] = {
+        {"kubevirt.io", "v1", "virtualmachineinstances"},
+        {"kubevirt.io", "v1", "virtualmachines"},
+        {"kvrecover.io", "v1alpha1", "recoverypolicies"},
+        {"", "v1", "configmaps"},
+    };
+    struct controller *c;
+    /* client-go's default controller rate limiter, with a faster first
+     * retry: a replacement refused by a hiccup is retried within 5 ms */
+    struct wq_config qc = {5, 300000, -1, 0};
+    int rc = 0;
+
+    *out = NULL;
+    if (!cfg || !cfg->kube)
+        return -EINVAL;
+    c = xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    if (c->cfg.workers <= 0)
+        c->cfg.workers = CONTROLLER_DEFAULT_WORKERS;
+    if (!c->cfg.event_kube)
+        c->cfg.event_kube = cfg->kube;
+    c->ns = cfg->ns && *cfg->ns ? xstrdup(cfg->ns) : NULL;
+    c->identity = xstrdup(cfg->identity ? cfg->identity : "kvrecover-controller");
+    c->cfg.ns = c->ns;
+    c->cfg.identity = c->identity;
+    c->cache = cache_new();
+    c->book = recover_book_new();
+    c->status = status_state_new();
+    c->capture = capture_state_new();
+    c->events = event_recorder_new(c->cfg.event_kube, "kvrecover-controller", c->identity);
+    c->q = wq_new(&qc);
+    c->capq = wq_new(&qc);
+    pthread_mutex_init(&c->ev_lock, NULL);
+    pthread_cond_init(&c->ev_cond, NULL);
+    c->env = (struct recover_env){
+        c->cache, c->cfg.kube, c->book, controller__event, controller__leading, controller__changed,
+        c};
+    for (int k = 0; k < CTL_NKINDS; k++) {
+        struct watch_config wc = {0};
+
+        c->watches[k].c = c;
+        c->watches[k].kind = (enum controller_kind)k;
+        wc.res = res[k];
+        wc.namespace = c->ns;
+        wc.label_selector = k == CTL_MEMBER ? CACHE_POOL_LABEL : NULL;
+        wc.handlers.on_add = controller__put;
+        wc.handlers.on_update = controller__put;
+        wc.handlers.on_delete = controller__del;
+        wc.handlers.on_synced = controller__synced;
+        wc.ud = &c->watches[k];
+        rc = watch_new(cfg->kube, &wc, &c->watches[k].w);
+        if (rc)
+            break;
+    }
+    if (rc) {
+        controller_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int controller_start(struct controller *c)
+{
+    int rc;
+
+    metrics_add_collector(controller__collect, c);
+    if (pthread_create(&c->event_thread, NULL, controller__event_main, c) == 0)
+        c->event_thread_started = 1;
+    for (int k = 0; k < CTL_NKINDS; k++) {
+        rc = watch_start(c->watches[k].w);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+bool controller_synced(struct controller *c)
+{
+    for (int k = 0; k < CTL_NKINDS; k++)
+        if (!watch_has_synced(c->watches[k].w))
+            return false;
+    return true;
+}
+
+/* Handles one key; returns the reconcile's result and *requeue_ms. */
+static int controller__reconcile(struct controller *c, struct recover_ranker *rk, char *key,
+                                 uint64_t *requeue_ms)
+{
+    char *copy = xstrdup(key), *kind, *ns, *name;
+    int rc = 0;
+
+    *requeue_ms = 0;
+    if (controller__split(copy, &kind, &ns, &name) != 0) {
+        log_error("bad work queue key %s", key);
+    } else if (strcmp(kind, "vmi") == 0) {
+        rc = recover_vmi(&c->env, rk, ns, name, requeue_ms);
+    } else if (strcmp(kind, "policy") == 0) {
+        rc = status_reconcile(&c->env, c->status, rk, ns, name, requeue_ms);
+        if (!*requeue_ms)
+            atomic_store(&c->dirty, 1);
+    } else if (strcmp(kind, "vm") == 0) {
+        rc = capture_vm(&c->env, c->capture, ns, name);
+    }
+    free(copy);
+    return rc;
+}
+
+static void controller__done(struct wq *q, const char *key, int rc, uint64_t requeue_ms)
+{
+    if (rc && rc != -ECANCELED) {
+        if (wq_num_requeues(q, key) < CONTROLLER_MAX_RETRIES) {
+            wq_add_rate_limited(q, key);
+        } else {
+            log_error("giving up on %s after %d retries: %d", key, CONTROLLER_MAX_RETRIES, rc);
+            wq_forget(q, key);
+        }
+    } else {
+        wq_forget(q, key);
+        if (requeue_ms)
+            wq_add_after(q, key, requeue_ms);
+    }
+    wq_done(q, key);
+}
+
+static void *controller__worker(void *arg)
+{
+    struct controller *c = arg;
+    struct recover_ranker *rk = recover_ranker_new();
+    char *key;
+
+    while (wq_get(c->q, &key) == 0) {
+        uint64_t requeue = 0;
+        int rc = controller__reconcile(c, rk, key, &requeue);
+
+        controller__done(c->q, key, rc, requeue);
+        free(key);
+    }
+    recover_ranker_free(rk);
+    return NULL;
+}
+
+static void *controller__capture_worker(void *arg)
+{
+    struct controller *c = arg;
+    struct recover_ranker *rk = recover_ranker_new();
+    char *key;
+
+    while (wq_get(c->capq, &key) == 0) {
+        uint64_t requeue = 0;
+        int rc = 0;
+
+        if (wq_len(c->q) > 0) {
+            /* recoveries first */
+            wq_add_after(c->capq, key, CONTROLLER_CAPTURE_YIELD_MS);
+            wq_done(c->capq, key);
+            free(key);
+            continue;
+        }
+        rc = controller__reconcile(c, rk, key, &requeue);
+        controller__done(c->capq, key, rc, requeue);
+        free(key);
+    }
+    recover_ranker_free(rk);
+    return NULL;
+}
+
+void controller_start_workers(struct controller *c)
+{
+    if (c->threads)
+        return;
+    atomic_store(&c->running, 1);
+    /* The resync: every policy, every failed VMI, every VM, once. */
+    controller__policies(c, c->ns);
+    controller__namespace(c, c->ns);
+    c->threads = xcalloc((size_t)c->cfg.workers + 1, sizeof(*c->threads));
+    for (int i = 0; i < c->cfg.workers; i++)
+        if (pthread_create(&c->threads[c->nthreads], NULL, controller__worker, c) == 0)
+            c->nthreads++;
+    if (pthread_create(&c->threads[c->nthreads], NULL, controller__capture_worker, c) == 0)
+        c->nthreads++;
+    atomic_store(&c->dirty, 1);
+}
+
+void controller_stop_workers(struct controller *c)
+{
+    if (!c || c->stopped_workers)
+        return;
+    c->stopped_workers = 1;
+    atomic_store(&c->running, 0);
+    wq_shutdown(c->capq);
+    wq_shutdown_drain(c->q);
+    for (int i = 0; i < c->nthreads; i++)
+        pthread_join(c->threads[i], NULL);
+    c->nthreads = 0;
+}
+
+void controller_stop(struct controller *c)
+{
+    if (!c)
+        return;
+    for (int k = 0; k < CTL_NKINDS; k++)
+        watch_stop(c->watches[k].w);
+    if (c->event_thread_started) {
+        pthread_mutex_lock(&c->ev_lock);
+        c->ev_stop = 1;
+        c->ev_deadline = recover_now_mono() + 2.0;
+        pthread_cond_signal(&c->ev_cond);
+        pthread_mutex_unlock(&c->ev_lock);
+        pthread_join(c->event_thread, NULL);
+        c->event_thread_started = 0;
+    }
+}
+
+void controller_free(struct controller *c)
+{
+    struct controller_event *e, *next;
+
+    if (!c)
+        return;
+    metrics_remove_collector(controller__collect, c);
+    for (int k = 0; k < CTL_NKINDS; k++)
+        watch_free(c->watches[k].w);
+    if (!c->stopped_workers) {
+        wq_shutdown(c->q);
+        wq_shutdown(c->capq);
+    }
+    free(c->threads);
+    wq_free(c->q);
+    wq_free(c->capq);
+    for (e = c->ev_head; e; e = next) {
+        next = e->next;
+        controller__event_free(e);
+    }
+    pthread_mutex_destroy(&c->ev_lock);
+    pthread_cond_destroy(&c->ev_cond);
+    event_recorder_free(c->events);
+    capture_state_free(c->capture);
+    status_state_free(c->status);
+    recover_book_free(c->book);
+    cache_free(c->cache);
+    free(c->ns);
+    free(c->identity);
+    free(c);
+}
+
+bool controller_take_dirty(struct controller *c)
+{
+    return atomic_exchange(&c->dirty, 0) != 0;
+}
+
+char *controller_state_json(struct controller *c, bool leader)
+{
+    cJSON *root = cJSON_CreateObject();
+    char now[32], *text;
+
+    recover_format_time(recover_now_wall(), now);
+    cJSON_AddStringToObject(root, "generatedAt", now);
+    cJSON_AddBoolToObject(root, "leader", leader);
+    cJSON_AddStringToObject(root, "identity", c->identity);
+    cJSON_AddItemToObject(root, "policies", status_views(c->status));
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+void controller_log_cache(struct controller *c)
+{
+    struct cache_stats st;
+    cJSON *f = cJSON_CreateObject();
+
+    cache_stats(c->cache, &st);
+    cJSON_AddNumberToObject(f, "vmis", (double)st.vmis);
+    cJSON_AddNumberToObject(f, "vms", (double)st.vms);
+    cJSON_AddNumberToObject(f, "policies", (double)st.policies);
+    cJSON_AddNumberToObject(f, "members", (double)st.members);
+    cJSON_AddNumberToObject(f, "vmiBytes", (double)st.vmi_bytes);
+    cJSON_AddNumberToObject(f, "vmBytes", (double)st.vm_bytes);
+    cJSON_AddNumberToObject(f, "memberBytes", (double)st.member_bytes);
+    cJSON_AddNumberToObject(f, "bytesPerVMI", st.vmis ? (double)st.vmi_bytes / st.vmis : 0);
+    cJSON_AddNumberToObject(f, "bytesPerMember",
+                            st.members ? (double)st.member_bytes / st.members : 0);
+    log_fields(LOG_LVL_INFO, "cache", f);
+}

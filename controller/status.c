@@ -1,0 +1,725 @@
+/*
+ * status — RecoveryPolicy status, policy Events, gauges and dashboard views.
+ * See status.h.
+ *
+ * A reconcile gathers its facts under the cache's read lock, then builds,
+ * compares and writes without it. The state remembers, per policy, when it
+ * may run again, which Events it already announced, and the last view.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "status.h"
+#include "xalloc.h"
+
+#define STATUS_MIN_INTERVAL_S 0.5
+
+struct status_policy {
+    UT_hash_handle hh;
+    char *key;               /* "ns/name" */
+    double next_mono;        /* earliest time of the next reconcile */
+    char *invalid_event;     /* "generation|error" of the last InvalidPolicy Event */
+    uint64_t *member_events; /* hashes of (member, error) announced */
+    size_t nmember_events;
+    cJSON *view; /* the dashboard object, or NULL */
+};
+
+struct status_state {
+    pthread_mutex_t lock;
+    struct status_policy *policies;
+};
+
+struct status_state *status_state_new(void)
+{
+    struct status_state *s = xcalloc(1, sizeof(*s));
+
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+static void status__policy_free(struct status_policy *p)
+{
+    if (!p)
+        return;
+    free(p->key);
+    free(p->invalid_event);
+    free(p->member_events);
+    cJSON_Delete(p->view);
+    free(p);
+}
+
+void status_state_free(struct status_state *s)
+{
+    struct status_policy *p, *tmp;
+
+    if (!s)
+        return;
+    HASH_ITER(hh, s->policies, p, tmp)
+    {
+        HASH_DELETE(hh, s->policies, p);
+        status__policy_free(p);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* The policy's entry, created when absent. State lock held. */
+static struct status_policy *status__policy(struct status_state *s, const char *key)
+{
+    struct status_policy *p = NULL;
+
+    HASH_FIND_STR(s->policies, key, p);
+    if (!p) {
+        p = xcalloc(1, sizeof(*p));
+        p->key = xstrdup(key);
+        HASH_ADD_KEYPTR(hh, s->policies, p->key, strlen(p->key), p);
+    }
+    return p;
+}
+
+/* ---- building the status ---------------------------------------------- */
+
+static const cJSON *status__ready(const cJSON *status)
+{
+    const cJSON *conds =
+        cJSON_IsObject(status) ? cJSON_GetObjectItemCaseSensitive(status, "conditions") : NULL;
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, (cJSON_IsArray(conds) ? conds : NULL))
+    {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "Ready") == 0)
+            return it;
+    }
+    return NULL;
+}
+
+cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *now)
+{
+    cJSON *st = cJSON_CreateObject(), *conds, *cond, *arr;
+    const cJSON *oldc = status__ready(old), *v;
+    const char *status, *reason;
+    char *message;
+    char when[32];
+
+    if (!f->valid) {
+        status = "False";
+        reason = "InvalidSpec";
+        message = xstrdup(f->error ? f->error : "spec: invalid");
+    } else if (f->pool_size == 0) {
+        status = "False";
+        reason = "EmptyPool";
+        message = xstrdup("no ConfigMap matches spec.poolSelector: failed VMs cannot be recovered");
+    } else if (f->pool_invalid == f->pool_size) {
+        status = "False";
+        reason = "InvalidPool";
+        message = xasprintf("all %zu pool members are invalid, e.g. %s", f->pool_size,
+                            f->first_invalid ? f->first_invalid : "?");
+    } else {
+        status = "True";
+        reason = "Valid";
+        if (f->pool_invalid)
+            message =
+                xasprintf("%zu of %zu pool members are invalid and skipped, e.g. %s",
+                          f->pool_invalid, f->pool_size, f->first_invalid ? f->first_invalid : "?");
+        else
+            message =
+                xasprintf("%zu pool members, %zu protected VMs", f->pool_size, f->protected_vms);
+    }
+    conds = cJSON_AddArrayToObject(st, "conditions");
+    cond = cJSON_CreateObject();
+    cJSON_AddItemToArray(conds, cond);
+    cJSON_AddStringToObject(cond, "type", "Ready");
+    cJSON_AddStringToObject(cond, "status", status);
+    cJSON_AddNumberToObject(cond, "observedGeneration", (double)f->generation);
+    v = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "status") : NULL;
+    {
+        const cJSON *t = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "lastTransitionTime") : NULL;
+        /* Kubernetes conventions: the time the status last changed. */
+        cJSON_AddStringToObject(cond, "lastTransitionTime",
+                                cJSON_IsString(v) && strcmp(v->valuestring, status) == 0 &&
+                                        cJSON_IsString(t)
+                                    ? t->valuestring
+                                    : now);
+    }
+    cJSON_AddStringToObject(cond, "reason", reason);
+    cJSON_AddStringToObject(cond, "message", message);
+    free(message);
+
+    cJSON_AddNumberToObject(st, "observedGeneration", (double)f->generation);
+    cJSON_AddNumberToObject(st, "protected", (double)f->protected_vms);
+    cJSON_AddNumberToObject(st, "poolSize", (double)f->pool_size);
+    cJSON_AddNumberToObject(st, "unprotected", (double)f->unprotected);
+    arr = cJSON_AddArrayToObject(st, "unprotectedVMs");
+    for (size_t i = 0; i < f->nunprotected_names && i < STATUS_UNPROTECTED_MAX; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(f->unprotected_names[i]));
+    cJSON_AddNumberToObject(st, "recoveries", (double)f->recoveries);
+    for (size_t i = 0; i < f->nrecent; i++) {
+        const char *d = f->recent[i].decision;
+        if (strcmp(d, "Recovered") == 0 || strcmp(d, "DryRun") == 0) {
+            recover_format_time(f->recent[i].when, when);
+            cJSON_AddStringToObject(st, "lastRecovery", when);
+            break;
+        }
+    }
+    arr = cJSON_AddArrayToObject(st, "recent");
+    for (size_t i = 0; i < f->nrecent && i < RECOVER_RECENT; i++) {
+        const struct status_recent *r = &f->recent[i];
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(e, "failedVM", r->failed_vm ? r->failed_vm : "");
+        cJSON_AddStringToObject(e, "failedUID", r->failed_uid ? r->failed_uid : "");
+        cJSON_AddStringToObject(e, "replacement", r->replacement ? r->replacement : "");
+        cJSON_AddStringToObject(e, "template", r->tmpl ? r->tmpl : "");
+        cJSON_AddNumberToObject(e, "score", r->score);
+        recover_format_time(r->when, when);
+        cJSON_AddStringToObject(e, "time", when);
+        cJSON_AddStringToObject(e, "decision", r->decision);
+        cJSON_AddItemToArray(arr, e);
+    }
+    return st;
+}
+
+cJSON *status_patch(const cJSON *old, const cJSON *new_status)
+{
+    cJSON *patch, *st;
+    const cJSON *it;
+
+    if (old && cJSON_Compare(old, new_status, 1))
+        return NULL;
+    patch = cJSON_CreateObject();
+    st = cJSON_Duplicate(new_status, 1);
+    cJSON_ArrayForEach(it, (cJSON_IsObject(old) ? old : NULL))
+    {
+        if (it->string && !cJSON_GetObjectItemCaseSensitive(st, it->string))
+            cJSON_AddNullToObject(st, it->string);
+    }
+    cJSON_AddItemToObject(patch, "status", st);
+    return patch;
+}
+
+/* ---- gathering the facts ---------------------------------------------- */
+
+/* A protected VM while the facts are gathered: pointers into the cache. */
+struct status__vm {
+    UT_hash_handle hh;
+    const char *name;
+    const struct cache_vmi *vmi;
+    /* filled by the ranking */
+    char *best;
+    double score;
+    int eligible;
+};
+
+static int status__by_name(const void *a, const void *b)
+{
+    const struct status__vm *x = a, *y = b;
+
+    return strcmp(x->name, y->name);
+}
+
+static int status__recent_newer(const void *a, const void *b)
+{
+    const struct status_recent *x = a, *y = b;
+
+    if (x->when != y->when)
+        return x->when > y->when ? -1 : 1;
+    return strcmp(x->failed_uid, y->failed_uid);
+}
+
+/* Everything a reconcile copies out of the cache. */
+struct status__snap {
+    char *ns, *name, *uid;
+    long generation;
+    int valid;
+    char *error;
+    cJSON *old;  /* status as last seen */
+    cJSON *view; /* dashboard object being built */
+    size_t pool_size, pool_invalid;
+    char **invalid; /* "member: error" of invalid members */
+    char *first_invalid;
+    size_t nprotected, nunprotected;
+    char **unprotected; /* sorted names, up to STATUS_UNPROTECTED_MAX */
+    size_t nunprotected_names;
+    size_t nreplacements;
+    struct recover_decision *repl; /* replacements of this policy (Recovered) */
+    size_t nrepl;
+};
+
+static void status__snap_free(struct status__snap *s)
+{
+    free(s->ns);
+    free(s->name);
+    free(s->uid);
+    free(s->error);
+    cJSON_Delete(s->old);
+    cJSON_Delete(s->view);
+    for (size_t i = 0; i < s->pool_invalid; i++)
+        free(s->invalid[i]);
+    free(s->invalid);
+    free(s->first_invalid);
+    for (size_t i = 0; i < s->nunprotected_names; i++)
+        free(s->unprotected[i]);
+    free(s->unprotected);
+    for (size_t i = 0; i < s->nrepl; i++)
+        recover_decision_free(&s->repl[i]);
+    free(s->repl);
+}
+
+/* The pool: size, invalid members, and the dashboard's member list. */
+static void status__pool(struct cache *c, const struct cache_policy *p, struct status__snap *s)
+{
+    cJSON *members = cJSON_AddArrayToObject(s->view, "members");
+
+    for (struct cache_member *m = cache_member_first(c, p->ns); m;
+         m = cache_member_next(m, p->ns)) {
+        if (!cache_selector_matches(&p->pol.pool_selector, m->labels))
+            continue;
+        s->pool_size++;
+        if (m->error) {
+            s->invalid = xreallocarray(s->invalid, s->pool_invalid + 1, sizeof(*s->invalid));
+            s->invalid[s->pool_invalid++] = xstrdup(m->error);
+            if (!s->first_invalid || strcmp(m->error, s->first_invalid) < 0) {
+                free(s->first_invalid);
+                s->first_invalid = xstrdup(m->error);
+            }
+        }
+        if (cJSON_GetArraySize(members) < STATUS_VIEW_MAX) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", m->name);
+            cJSON_AddItemToObject(e, "vm", m->vm ? cJSON_CreateString(m->vm) : cJSON_CreateNull());
+            cJSON_AddBoolToObject(e, "hasTemplate", m->vm_json != NULL);
+            if (m->error)
+                cJSON_AddStringToObject(e, "error", m->error);
+            cJSON_AddItemToArray(members, e);
+        }
+    }
+}
+
+/* The protected VMs, each ranked against the pool. */
+static void status__protected(const struct recover_env *env, struct recover_ranker *rk,
+                              const struct cache_policy *p, struct status__snap *s)
+{
+    struct cache *c = env->cache;
+    struct status__vm *set = NULL, *e, *tmp, *arr;
+    cJSON *list = cJSON_AddArrayToObject(s->view, "protected");
+    size_t n = 0, i = 0;
+
+    for (struct cache_vm *vm = cache_vm_first(c, p->ns); vm; vm = cache_vm_next(vm, p->ns)) {
+        if (recover_policy_for(c, p->ns, vm->tlabels, NULL) != p)
+            continue;
+        e = xcalloc(1, sizeof(*e));
+        e->name = vm->name;
+        HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
+    }
+    for (struct cache_vmi *vmi = cache_vmi_first(c, p->ns); vmi; vmi = cache_vmi_next(vmi, p->ns)) {
+        const char *name = vmi->vm ? vmi->vm : vmi->name;
+
+        if (recover_policy_for(c, p->ns, vmi->labels, NULL) != p)
+            continue;
+        HASH_FIND_STR(set, name, e);
+        if (!e) {
+            e = xcalloc(1, sizeof(*e));
+            e->name = name;
+            HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
+        }
+        e->vmi = vmi;
+    }
+    n = HASH_COUNT(set);
+    arr = xcalloc(n ? n : 1, sizeof(*arr));
+    HASH_ITER(hh, set, e, tmp)
+    {
+        HASH_DELETE(hh, set, e);
+        arr[i] = *e;
+        memset(&arr[i].hh, 0, sizeof(arr[i].hh));
+        i++;
+        free(e);
+    }
+    qsort(arr, n, sizeof(*arr), status__by_name);
+    s->nprotected = n;
+    s->unprotected = xcalloc(STATUS_UNPROTECTED_MAX, sizeof(*s->unprotected));
+    for (i = 0; i < n; i++) {
+        struct features f = {0};
+        struct recover_pick pick;
+        const char *alias = NULL;
+        char *err = NULL;
+
+        if (recover_vm_features(c, p, arr[i].name, arr[i].vmi, &f, &alias, &err) != 0)
+            features_free(&f);
+        free(err);
+        {
+            struct sim_query q = {arr[i].name, alias, &f};
+            if (recover_rank(env->book, rk, c, p, &q, &pick, NULL) != 0)
+                memset(&pick, 0, sizeof(pick));
+        }
+        features_free(&f);
+        arr[i].eligible = pick.nsel > 0;
+        if (!arr[i].eligible) {
+            s->nunprotected++;
+            if (s->nunprotected_names < STATUS_UNPROTECTED_MAX)
+                s->unprotected[s->nunprotected_names++] = xstrdup(arr[i].name);
+        }
+        if (i < STATUS_VIEW_MAX) {
+            cJSON *o = cJSON_CreateObject();
+            const char *best = pick.nsel ? pick.sel[0] : pick.best;
+
+            cJSON_AddStringToObject(o, "vm", arr[i].name);
+            cJSON_AddStringToObject(o, "phase",
+                                    arr[i].vmi ? cache_phase_name(arr[i].vmi->phase) : "");
+            cJSON_AddItemToObject(o, "best", best ? cJSON_CreateString(best) : cJSON_CreateNull());
+            cJSON_AddNumberToObject(o, "score",
+                                    sim_round6(pick.nsel ? pick.sel_score[0] : pick.best_score));
+            cJSON_AddBoolToObject(o, "eligible", arr[i].eligible);
+            cJSON_AddItemToArray(list, o);
+        }
+        recover_pick_free(&pick);
+    }
+    free(arr);
+}
+
+/* The replacements that carry this policy's label: durable recoveries. */
+static void status__replacements(struct cache *c, const struct cache_policy *p,
+                                 struct status__snap *s)
+{
+    for (struct cache_vm *vm = cache_vm_first(c, p->ns); vm; vm = cache_vm_next(vm, p->ns)) {
+        struct recover_decision *d;
+
+        if (!vm->repl || !vm->repl->policy || strcmp(vm->repl->policy, p->name) != 0)
+            continue;
+        s->nreplacements++;
+        s->repl = xreallocarray(s->repl, s->nrepl + 1, sizeof(*s->repl));
+        d = &s->repl[s->nrepl++];
+        memset(d, 0, sizeof(*d));
+        d->failed_vm = xstrdup(vm->repl->replaces ? vm->repl->replaces : "");
+        d->failed_uid = xstrdup(vm->repl->failed_uid);
+        d->replacement = xstrdup(vm->name);
+        d->tmpl = xstrdup(vm->repl->tmpl);
+        d->score = vm->repl->score >= 0 ? vm->repl->score : 0;
+        if (!vm->repl->decided_at || cache_parse_time(vm->repl->decided_at, &d->when) != 0)
+            d->when = 0;
+        d->result = RECOVER_RECOVERED;
+    }
+}
+
+/* Copies the policy's facts; returns 0, or -ENOENT when it is gone. */
+static int status__gather(const struct recover_env *env, struct recover_ranker *rk, const char *ns,
+                          const char *name, struct status__snap *s)
+{
+    struct cache *c = env->cache;
+    struct cache_policy *p;
+    const char *pool;
+    int rc = 0;
+
+    cache_rdlock(c);
+    p = cache_policy_find(c, ns, name);
+    if (!p) {
+        rc = -ENOENT;
+        goto out;
+    }
+    s->ns = xstrdup(ns);
+    s->name = xstrdup(name);
+    s->uid = xstrdup(p->uid);
+    s->generation = p->generation;
+    s->valid = p->valid;
+    s->error = xstrdup(p->error);
+    s->old = p->status ? cJSON_Duplicate(p->status, 1) : NULL;
+    s->view = cJSON_CreateObject();
+    cJSON_AddStringToObject(s->view, "namespace", ns);
+    cJSON_AddStringToObject(s->view, "name", name);
+    if (!p->valid) {
+        cJSON_AddNullToObject(s->view, "pool");
+        goto out;
+    }
+    pool = NULL;
+    for (size_t i = 0; i < p->pol.pool_selector.nlabels; i++)
+        if (strcmp(p->pol.pool_selector.keys[i], CACHE_POOL_LABEL) == 0)
+            pool = p->pol.pool_selector.values[i];
+    cJSON_AddItemToObject(s->view, "pool", pool ? cJSON_CreateString(pool) : cJSON_CreateNull());
+    cJSON_AddStringToObject(s->view, "mode", policy_mode_name(p->pol.mode));
+    cJSON_AddNumberToObject(s->view, "threshold", p->pol.threshold);
+    cJSON_AddStringToObject(s->view, "action", policy_action_name(p->pol.action));
+    status__pool(c, p, s);
+    status__protected(env, rk, p, s);
+    status__replacements(c, p, s);
+out:
+    cache_unlock(c);
+    return rc;
+}
+
+/* ---- the reconcile ---------------------------------------------------- */
+
+static void status__gauges(const char *key, const struct status__snap *s, int del)
+{
+    char *labels = metrics_labels("policy", key, NULL, NULL);
+
+    if (del) {
+        metrics_gauge_delete(METRICS_POOL_MEMBERS, labels);
+        metrics_gauge_delete(METRICS_PROTECTED_VMS, labels);
+        metrics_gauge_delete(METRICS_UNPROTECTED_VMS, labels);
+    } else {
+        metrics_gauge_set(METRICS_POOL_MEMBERS, labels, (double)s->pool_size);
+        metrics_gauge_set(METRICS_PROTECTED_VMS, labels, (double)s->nprotected);
+        metrics_gauge_set(METRICS_UNPROTECTED_VMS, labels, (double)s->nunprotected);
+    }
+    free(labels);
+}
+
+/* InvalidPolicy and InvalidPoolMember, each announced once. */
+static void status__events(const struct recover_env *env, struct status_state *st, const char *key,
+                           const struct status__snap *s)
+{
+    struct event_ref ref = {"kvrecover.io/v1alpha1", "RecoveryPolicy", s->ns, s->name, s->uid};
+    struct status_policy *sp;
+    char *what = NULL;
+    size_t nnew = 0;
+    const char **fresh = xcalloc(s->pool_invalid + 1, sizeof(*fresh));
+
+    pthread_mutex_lock(&st->lock);
+    sp = status__policy(st, key);
+    if (!s->valid) {
+        what = xasprintf("%ld|%s", s->generation, s->error ? s->error : "");
+        if (sp->invalid_event && strcmp(sp->invalid_event, what) == 0) {
+            free(what);
+            what = NULL;
+        } else {
+            free(sp->invalid_event);
+            sp->invalid_event = xstrdup(what);
+        }
+    }
+    for (size_t i = 0; i < s->pool_invalid; i++) {
+        uint64_t h = cache_hash(CACHE_HASH_INIT, s->invalid[i], strlen(s->invalid[i]));
+        size_t k;
+
+        for (k = 0; k < sp->nmember_events && sp->member_events[k] != h; k++)
+            ;
+        if (k < sp->nmember_events)
+            continue;
+        sp->member_events =
+            xreallocarray(sp->member_events, sp->nmember_events + 1, sizeof(uint64_t));
+        sp->member_events[sp->nmember_events++] = h;
+        fresh[nnew++] = s->invalid[i];
+    }
+    pthread_mutex_unlock(&st->lock);
+
+    if (what) {
+        log_warn("policy %s is invalid: %s", key, s->error ? s->error : "");
+        if (env->event)
+            env->event(env->ud, &ref, "Warning", "InvalidPolicy", s->error ? s->error : "invalid");
+    }
+    for (size_t i = 0; i < nnew; i++) {
+        char *msg = xasprintf("pool member skipped: %s", fresh[i]);
+        log_warn("policy %s: %s", key, msg);
+        if (env->event)
+            env->event(env->ud, &ref, "Warning", "InvalidPoolMember", msg);
+        free(msg);
+    }
+    free(what);
+    free(fresh);
+}
+
+/* Merges the durable replacements with the book's decisions into
+ * status.recent entries (newest first) and the dashboard's recoveries. */
+static size_t status__recent(const struct status__snap *s, struct recover_decision *book,
+                             size_t nbook, struct status_recent *out, cJSON *recoveries)
+{
+    size_t n = 0, total = s->nrepl + nbook;
+    struct status_recent *all = xcalloc(total ? total : 1, sizeof(*all));
+
+    for (size_t i = 0; i < s->nrepl; i++) {
+        const struct recover_decision *d = &s->repl[i];
+        all[n++] = (struct status_recent){d->failed_vm, d->failed_uid, d->replacement, d->tmpl,
+                                          "Recovered",  d->score,      d->when};
+    }
+    for (size_t i = 0; i < nbook; i++) {
+        const struct recover_decision *d = &book[i];
+        size_t k;
+
+        for (k = 0; k < s->nrepl && strcmp(s->repl[k].failed_uid, d->failed_uid) != 0; k++)
+            ;
+        if (k < s->nrepl) {
+            /* the replacement's own record wins; it keeps the book's time */
+            all[k].when = d->when ? d->when : all[k].when;
+            continue;
+        }
+        all[n++] = (struct status_recent){
+            d->failed_vm, d->failed_uid, d->replacement, d->tmpl, recover_result_name(d->result),
+            d->score,     d->when};
+    }
+    qsort(all, n, sizeof(*all), status__recent_newer);
+    if (n > RECOVER_RECENT)
+        n = RECOVER_RECENT;
+    memcpy(out, all, n * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        char when[32];
+        const cJSON *ranking = NULL;
+
+        for (size_t k = 0; k < nbook; k++)
+            if (strcmp(book[k].failed_uid, out[i].failed_uid) == 0)
+                ranking = book[k].ranking;
+        recover_format_time(out[i].when, when);
+        cJSON_AddStringToObject(e, "failed", out[i].failed_vm ? out[i].failed_vm : "");
+        cJSON_AddStringToObject(e, "vmiUid", out[i].failed_uid);
+        cJSON_AddStringToObject(e, "replacement", out[i].replacement ? out[i].replacement : "");
+        cJSON_AddStringToObject(e, "template", out[i].tmpl ? out[i].tmpl : "");
+        cJSON_AddNumberToObject(e, "score", out[i].score);
+        cJSON_AddStringToObject(e, "decision", out[i].decision);
+        cJSON_AddStringToObject(e, "time", when);
+        cJSON_AddItemToObject(e, "ranking",
+                              ranking ? cJSON_Duplicate(ranking, 1) : cJSON_CreateNull());
+        cJSON_AddItemToArray(recoveries, e);
+    }
+    free(all);
+    return n;
+}
+
+static int status__write(const struct recover_env *env, const struct status__snap *s,
+                         const cJSON *patch)
+{
+    struct kube_resource res = {"kvrecover.io", "v1alpha1", "recoverypolicies"};
+    struct kube_error kerr = {0};
+    char *path = kube_path(&res, s->ns, s->name, "status");
+    int rc = kube_patch(env->kube, path, KUBE_PATCH_MERGE, patch, NULL, &kerr);
+
+    if (rc == -ENOENT)
+        rc = 0; /* deleted meanwhile: the watch will say so */
+    else if (rc)
+        log_warn("writing the status of policy %s/%s failed: %d %s", s->ns, s->name, rc,
+                 kerr.message);
+    free(path);
+    return rc;
+}
+
+int status_reconcile(const struct recover_env *env, struct status_state *st,
+                     struct recover_ranker *rk, const char *ns, const char *name,
+                     uint64_t *requeue_ms)
+{
+    struct status__snap s = {0};
+    struct status_policy *sp;
+    struct recover_decision *book = NULL;
+    struct status_recent recent[RECOVER_RECENT];
+    struct status_facts f = {0};
+    cJSON *status = NULL, *patch = NULL, *recoveries;
+    char *key = xasprintf("%s/%s", ns, name), now[32];
+    double t0 = recover_now_mono();
+    size_t nbook = 0, nrecent;
+    int rc = 0;
+
+    *requeue_ms = 0;
+    pthread_mutex_lock(&st->lock);
+    sp = status__policy(st, key);
+    if (sp->next_mono > t0) {
+        *requeue_ms = (uint64_t)((sp->next_mono - t0) * 1000.0) + 1;
+        pthread_mutex_unlock(&st->lock);
+        goto out;
+    }
+    pthread_mutex_unlock(&st->lock);
+
+    if (status__gather(env, rk, ns, name, &s) == -ENOENT) {
+        pthread_mutex_lock(&st->lock);
+        HASH_FIND_STR(st->policies, key, sp);
+        if (sp) {
+            HASH_DELETE(hh, st->policies, sp);
+            status__policy_free(sp);
+        }
+        pthread_mutex_unlock(&st->lock);
+        recover_book_forget(env->book, ns, name);
+        status__gauges(key, &s, 1);
+        goto out;
+    }
+    status__events(env, st, key, &s);
+    recover_book_seed(env->book, ns, name, s.old);
+    nbook = recover_book_recent(env->book, ns, name, RECOVER_RECENT, 1, &book);
+    recoveries = cJSON_AddArrayToObject(s.view, "recoveries");
+    nrecent = status__recent(&s, book, nbook, recent, recoveries);
+
+    f.generation = s.generation;
+    f.valid = s.valid;
+    f.error = s.error;
+    f.pool_size = s.pool_size;
+    f.pool_invalid = s.pool_invalid;
+    f.first_invalid = s.first_invalid;
+    f.protected_vms = s.nprotected;
+    f.unprotected = s.nunprotected;
+    f.unprotected_names = (const char **)s.unprotected;
+    f.nunprotected_names = s.nunprotected_names;
+    f.recoveries = s.nreplacements + recover_book_count(env->book, ns, name, RECOVER_DRYRUN);
+    f.recent = recent;
+    f.nrecent = nrecent;
+    recover_format_time(recover_now_wall(), now);
+    status = status_build(&f, s.old, now);
+    {
+        const cJSON *c = status__ready(status);
+        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(c, "status");
+        const cJSON *cm = cJSON_GetObjectItemCaseSensitive(c, "message");
+
+        cJSON_AddBoolToObject(s.view, "ready",
+                              cJSON_IsString(cs) && !strcmp(cs->valuestring, "True"));
+        cJSON_AddStringToObject(s.view, "readyMessage", cJSON_IsString(cm) ? cm->valuestring : "");
+        cJSON_AddNumberToObject(s.view, "poolSize", (double)s.pool_size);
+    }
+    if (s.valid)
+        status__gauges(key, &s, 0);
+    patch = status_patch(s.old, status);
+    if (patch && (!env->leading || env->leading(env->ud)))
+        rc = status__write(env, &s, patch);
+
+    pthread_mutex_lock(&st->lock);
+    sp = status__policy(st, key);
+    cJSON_Delete(sp->view);
+    sp->view = s.view;
+    s.view = NULL;
+    {
+        double took = recover_now_mono() - t0;
+        sp->next_mono = recover_now_mono() +
+                        (2 * took > STATUS_MIN_INTERVAL_S ? 2 * took : STATUS_MIN_INTERVAL_S);
+    }
+    pthread_mutex_unlock(&st->lock);
+out:
+    for (size_t i = 0; i < nbook; i++)
+        recover_decision_free(&book[i]);
+    free(book);
+    cJSON_Delete(status);
+    cJSON_Delete(patch);
+    status__snap_free(&s);
+    free(key);
+    return rc;
+}
+
+static int status__view_cmp(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    const cJSON *xn = cJSON_GetObjectItemCaseSensitive(x, "namespace");
+    const cJSON *yn = cJSON_GetObjectItemCaseSensitive(y, "namespace");
+    int r = strcmp(xn->valuestring, yn->valuestring);
+
+    if (r)
+        return r;
+    return strcmp(cJSON_GetObjectItemCaseSensitive(x, "name")->valuestring,
+                  cJSON_GetObjectItemCaseSensitive(y, "name")->valuestring);
+}
+
+cJSON *status_views(struct status_state *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    cJSON **views;
+    struct status_policy *p;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    views = xcalloc(HASH_COUNT(s->policies) + 1, sizeof(*views));
+    for (p = s->policies; p; p = p->hh.next)
+        if (p->view)
+            views[n++] = cJSON_Duplicate(p->view, 1);
+    pthread_mutex_unlock(&s->lock);
+    qsort(views, n, sizeof(*views), status__view_cmp);
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, views[i]);
+    free(views);
+    return arr;
+}
