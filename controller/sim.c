@@ -76,9 +76,13 @@ struct sim_pool {
     int finished;
 };
 
-/* One sort record: the key orders scores descending, idx is the candidate. */
+/* One sort record: (hi, lo) is the score's bit pattern inverted, so that
+ * ascending keys are descending scores (a non-negative double's bits order
+ * as the double does); idx is the candidate. The radix sort orders by hi,
+ * sim__ties() by lo within runs of equal hi. */
 struct sim__rec {
-    uint64_t key;
+    uint32_t hi;
+    uint32_t lo;
     uint32_t idx;
 };
 
@@ -710,37 +714,103 @@ static int32_t sim__required(const struct sim_ranker *r, const struct sim_pool *
     return first;
 }
 
-/* Sorts r->rec[0..n) by key, stably: an LSD radix sort over the bytes in
- * which the keys differ. */
-static void sim__sort(struct sim_ranker *r, size_t n)
+static uint32_t sim__field(const struct sim__rec *x, int lo)
 {
-    size_t count[8][256];
-    struct sim__rec *a = r->rec, *b = r->rec2;
+    return lo ? x->lo : x->hi;
+}
+
+/* A stable LSD radix sort of a[0..n) by hi (lo == 0) or lo, in digits of
+ * 11, 11 and 10 bits, skipping digits in which all keys agree; b is scratch
+ * of n records. Returns a or b, whichever holds the result. */
+static struct sim__rec *sim__radix(struct sim__rec *a, struct sim__rec *b, size_t n, int lo)
+{
+    static const int shift[3] = {0, 11, 22};
+    uint32_t count[3][2048];
+    size_t i;
 
     memset(count, 0, sizeof(count));
-    for (size_t i = 0; i < n; i++)
-        for (int d = 0; d < 8; d++)
-            count[d][(a[i].key >> (8 * d)) & 0xff]++;
-    for (int d = 0; d < 8; d++) {
-        size_t sum = 0, *c = count[d];
-        int shift = 8 * d;
+    for (i = 0; i < n; i++) {
+        uint32_t k = sim__field(&a[i], lo);
 
-        if (n == 0 || c[(a[0].key >> shift) & 0xff] == n)
-            continue; /* every key has this byte: nothing to do */
-        for (int v = 0; v < 256; v++) {
-            size_t t = c[v];
+        count[0][k & 2047]++;
+        count[1][(k >> 11) & 2047]++;
+        count[2][k >> 22]++;
+    }
+    for (int d = 0; d < 3; d++) {
+        uint32_t sum = 0, *c = count[d];
+        struct sim__rec *t;
+
+        if (c[(sim__field(&a[0], lo) >> shift[d]) & 2047] == n)
+            continue; /* every key has this digit: nothing to do */
+        for (int v = 0; v < 2048; v++) {
+            uint32_t x = c[v];
 
             c[v] = sum;
-            sum += t;
+            sum += x;
         }
-        for (size_t i = 0; i < n; i++)
-            b[c[(a[i].key >> shift) & 0xff]++] = a[i];
-        struct sim__rec *t = a;
+        for (i = 0; i < n; i++)
+            b[c[(sim__field(&a[i], lo) >> shift[d]) & 2047]++] = a[i];
+        t = a;
         a = b;
         b = t;
     }
+    return a;
+}
+
+/* Orders rec[0..n), whose hi are equal and whose idx ascend, by lo, keeping
+ * idx order among equal lo; scratch holds n records. Equal scores are the
+ * common case and need nothing. */
+static void sim__ties(struct sim__rec *rec, struct sim__rec *scratch, size_t n)
+{
+    size_t i;
+
+    for (i = 1; i < n && rec[i - 1].lo <= rec[i].lo; i++)
+        ;
+    if (i == n)
+        return;
+    if (n <= 32) {
+        /* insertion sort: stable, and cheapest for a handful */
+        for (i = 1; i < n; i++) {
+            struct sim__rec x = rec[i];
+            size_t j = i;
+
+            for (; j > 0 && rec[j - 1].lo > x.lo; j--)
+                rec[j] = rec[j - 1];
+            rec[j] = x;
+        }
+        return;
+    }
+    if (sim__radix(rec, scratch, n, 1) != rec)
+        memcpy(rec, scratch, n * sizeof(*rec));
+}
+
+/* Sorts r->rec[0..n) (idx ascending on entry) by score descending, then idx
+ * ascending: stable radix sorts by hi, then by lo within runs of equal hi
+ * (scores within a relative 2^-20 of each other). */
+static void sim__sort(struct sim_ranker *r, size_t n)
+{
+    struct sim__rec *a, *b;
+    size_t i, j;
+
+    if (n < 2)
+        return;
+    a = sim__radix(r->rec, r->rec2, n, 0);
+    b = a == r->rec ? r->rec2 : r->rec;
     r->rec = a;
     r->rec2 = b;
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && a[j].hi == a[i].hi; j++)
+            ;
+        if (j - i > 1)
+            sim__ties(a + i, b + i, j - i);
+    }
+}
+
+/* x >= 0 rounded to the nearest integer: llround() without the libm call,
+ * in the ranking loop. */
+static int64_t sim__round(double x)
+{
+    return (int64_t)(x + 0.5);
 }
 
 int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy *pol,
@@ -797,7 +867,7 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
                     continue;
                 den += r->resw[x];
                 if (m->has_res & (1u << x))
-                    num += llround((double)r->resw[x] * sim__cover(r->qres[x], m->res[x]));
+                    num += sim__round((double)r->resw[x] * sim__cover(r->qres[x], m->res[x]));
             }
         } else {
             den = r->wa + wb - inter;
@@ -808,7 +878,7 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
                     continue;
                 den += r->resw[x];
                 if (r->qhas_res & m->has_res & bit)
-                    num += llround((double)r->resw[x] * sim__ratio(r->qres[x], m->res[x]));
+                    num += sim__round((double)r->resw[x] * sim__ratio(r->qres[x], m->res[x]));
             }
         }
         score = den > 0 ? (double)num / (double)den : 0.0;
@@ -830,10 +900,10 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
             c->reason = SIM_NO_TEMPLATE;
         else
             c->reason = SIM_ELIGIBLE;
-        /* a non-negative double's bits order as the double does; inverted,
-         * the sort puts the best first */
         memcpy(&bits, &score, sizeof(bits));
-        r->rec[n].key = ~bits;
+        bits = ~bits;
+        r->rec[n].hi = (uint32_t)(bits >> 32);
+        r->rec[n].lo = (uint32_t)bits;
         r->rec[n].idx = (uint32_t)n;
         n++;
     }

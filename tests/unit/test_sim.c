@@ -281,6 +281,45 @@ TEST(sim_ties_are_ordered_by_name_whatever_the_insertion_order)
     fx_free(&x);
 }
 
+/* Members whose scores differ by a relative 1e-9 or so, which the ranking's
+ * radix sort sees as equal on the high half of the score's bits: the order
+ * must still be by exact score, then name. */
+static int close_scores_are_ordered(size_t n)
+{
+    struct fx x = {.p = sim_pool_new()};
+    char name[32], res[64];
+    int ok = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        /* names in an order unrelated to the score; some scores repeat */
+        snprintf(name, sizeof(name), "m-%03zu", (i * 7919) % n);
+        snprintf(res, sizeof(res), "{cpu: %.0f}", 1e12 - 1000.0 * (double)((i * 31) % (n / 2 + 1)));
+        add(x.p, name, NULL, NULL, res, 1);
+    }
+    if (fx_rank(&x, "failed", NULL, NULL, "{cpu: 1e12}", "\"weights\": {\"cpu\": 1}") != 0 ||
+        x.res.n != n)
+        ok = 0;
+    for (size_t i = 1; ok && i < n; i++) {
+        double s0 = x.res.cand[i - 1].score, s1 = x.res.cand[i].score;
+
+        ok = s0 > s1 || (s0 == s1 && strcmp(cand_name(&x, i - 1), cand_name(&x, i)) < 0);
+        if (!ok)
+            fprintf(stderr, "%zu: %s %.17g before %s %.17g\n", i, cand_name(&x, i - 1), s0,
+                    cand_name(&x, i), s1);
+    }
+    /* the scores really are distinct, and really close */
+    ok = ok && x.res.cand[0].score != x.res.cand[n - 1].score &&
+         x.res.cand[0].score - x.res.cand[n - 1].score < 1e-6;
+    fx_free(&x);
+    return ok;
+}
+
+TEST(sim_scores_closer_than_the_sort_key_are_ordered_exactly)
+{
+    CHECK(close_scores_are_ordered(6));   /* a short run */
+    CHECK(close_scores_are_ordered(200)); /* a long one */
+}
+
 TEST(sim_empty_sets_score_zero)
 {
     struct fx x = {.p = sim_pool_new()};
