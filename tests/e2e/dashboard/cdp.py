@@ -12,7 +12,8 @@ Commands (answers start with "ok" or "err"):
   wait SECS JS        until JS is truthy, polled every 0.1s  -> ok <JSON value>
                                                                 | err timeout <last value>
   shot FILE           full-page PNG screenshot               -> ok <bytes>
-  errors              JS exceptions and console errors so far -> ok <JSON list>
+  errors              JS exceptions and console errors since the last
+                      "errors" (the list is then emptied)     -> ok <JSON list>
   quit                close the browser and exit             -> ok
 
 Only Debian packages are needed: chromium and python3 (the WebSocket client
@@ -265,6 +266,7 @@ def main():
                 elif cmd == "errors":
                     browser.eval("0")  # collects the events queued so far
                     answer("ok " + json.dumps(browser.errors))
+                    browser.errors = []
                 elif cmd == "quit":
                     answer("ok")
                     break
