@@ -55,19 +55,29 @@ void capture_state_free(struct capture_state *s)
 
 /* ---- building the ConfigMap ------------------------------------------- */
 
+/* Whether s reads back from a plain YAML scalar as the same string: it
+ * starts with a letter, holds only letters, digits and . _ / -, and is not a
+ * word YAML (1.1 or 1.2) reads as a boolean or null. Anything else (numbers
+ * included: "20.04" would read as a number) is quoted. */
 static int capture__plain(const char *s)
 {
-    static const char *const words[] = {"true", "false", "null", "yes", "no", "on",
-                                        "off",  "y",     "n",    "~",   NULL};
+    static const char *const words[] = {"true", "false", "null", "yes", "no",
+                                        "on",   "off",   "y",    "n",   NULL};
+    char low[8];
+    size_t n = strlen(s);
 
-    if (!*s || !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
         return 0;
     for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' ||
-              *p == '-' || *p == '/' || *p == '+'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == '/'))
             return 0;
+    if (n >= sizeof(low))
+        return 1;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
     for (int i = 0; words[i]; i++)
-        if (strcmp(s, words[i]) == 0)
+        if (strcmp(low, words[i]) == 0)
             return 0;
     return 1;
 }
@@ -125,6 +135,83 @@ char *capture_resources_yaml(const struct features *f)
             continue;
         quantity_format(f->res[r], q, sizeof(q));
         buf_printf(&b, "%s: %s\n", features_res_name((enum features_res)r), q);
+    }
+    return buf_steal(&b);
+}
+
+static void capture__indent(struct buf *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        buf_puts(b, " ");
+}
+
+/* A scalar, or an empty mapping or list, on the current line. */
+static void capture__leaf(struct buf *b, const cJSON *v)
+{
+    char *t;
+
+    if (cJSON_IsString(v)) {
+        capture__scalar(b, v->valuestring);
+    } else if (cJSON_IsObject(v)) {
+        buf_puts(b, "{}");
+    } else if (cJSON_IsArray(v)) {
+        buf_puts(b, "[]");
+    } else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
+        t = cJSON_PrintUnformatted(v);
+        buf_puts(b, t ? t : "null");
+        cJSON_free(t);
+    } else {
+        buf_puts(b, "null");
+    }
+}
+
+static int capture__nested(const cJSON *v)
+{
+    return (cJSON_IsObject(v) || cJSON_IsArray(v)) && v->child;
+}
+
+/* v (a non-empty mapping or list) in block style at indent; the first line's
+ * indentation is already written when inline is set (a list item). */
+static void capture__block(struct buf *b, const cJSON *v, int indent, int inline_first)
+{
+    const cJSON *it;
+    int first = 1;
+
+    cJSON_ArrayForEach(it, v)
+    {
+        if (!(first && inline_first))
+            capture__indent(b, indent);
+        first = 0;
+        if (cJSON_IsObject(v)) {
+            capture__scalar(b, it->string ? it->string : "");
+            buf_puts(b, ":");
+            if (capture__nested(it)) {
+                buf_puts(b, "\n");
+                capture__block(b, it, indent + 2, 0);
+                continue;
+            }
+            buf_puts(b, " ");
+        } else {
+            buf_puts(b, "- ");
+            if (capture__nested(it)) {
+                capture__block(b, it, indent + 2, 1);
+                continue;
+            }
+        }
+        capture__leaf(b, it);
+        buf_puts(b, "\n");
+    }
+}
+
+char *capture_yaml(const cJSON *v)
+{
+    struct buf b = {0};
+
+    if (capture__nested(v)) {
+        capture__block(&b, v, 0, 0);
+    } else {
+        capture__leaf(&b, v);
+        buf_puts(&b, "\n");
     }
     return buf_steal(&b);
 }
@@ -193,7 +280,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     rtext = capture_resources_yaml(&f);
     features_free(&f);
     clean = capture_clean_vm(vm);
-    vtext = cJSON_Print(clean);
+    vtext = capture_yaml(clean);
     cJSON_Delete(clean);
 
     lab = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
@@ -225,7 +312,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
         *digest = xstrdup(hex);
     free(ftext);
     free(rtext);
-    cJSON_free(vtext);
+    free(vtext);
     cJSON_free(ltext);
     return cm;
 }

@@ -8,7 +8,7 @@
  *   data.features   the VM's features as YAML (template annotation, else the
  *                   VM's own), absent when it has none;
  *   data.resources  cpu, memory, disk as YAML quantities, when known;
- *   data.vm         a clean copy of the VirtualMachine as JSON: apiVersion,
+ *   data.vm         a clean copy of the VirtualMachine as YAML: apiVersion,
  *                   kind, metadata with only name, labels and annotations
  *                   (without kubevirt.io/... and kubectl's last-applied), and
  *                   spec; no status, uid, resourceVersion, managedFields,
@@ -70,6 +70,13 @@ cJSON *capture_clean_vm(const cJSON *vm);
  */
 cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, const cJSON *labels,
                          char **digest, char **err);
+
+/**
+ * v as block-style YAML that yaml_parse_one() reads back as v: strings are
+ * plain only where that cannot change their type, else double-quoted (JSON
+ * escapes). The caller frees.
+ */
+char *capture_yaml(const cJSON *v);
 
 /** The YAML text of data.features for f ("" when f has no items). The
  *  caller frees. */

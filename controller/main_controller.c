@@ -518,6 +518,8 @@ stop:
         else if (workers)
             log_fields(LOG_LVL_INFO, "lease released", NULL);
     }
+    /* Nothing writes any more: end the watches' requests at once. */
+    kube_shutdown(kube);
     controller_stop(c);
 out:
     httpd_stop(http);

@@ -109,12 +109,15 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
 
     if (!f->valid) {
         status = "False";
-        reason = "InvalidSpec";
+        reason = "InvalidPolicy";
         message = xstrdup(f->error ? f->error : "spec: invalid");
     } else if (f->pool_size == 0) {
-        status = "False";
+        /* Still acting (a failure is announced as NoEligibleCandidate), and
+         * capture may be about to fill the pool: not an error. */
+        status = "True";
         reason = "EmptyPool";
-        message = xstrdup("no ConfigMap matches spec.poolSelector: failed VMs cannot be recovered");
+        message = xasprintf("no ConfigMap matches spec.poolSelector yet; %zu protected VMs",
+                            f->protected_vms);
     } else if (f->pool_invalid == f->pool_size) {
         status = "False";
         reason = "InvalidPool";

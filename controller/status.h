@@ -3,8 +3,9 @@
  * its gauges, and its part of the dashboard.
  *
  * status_reconcile() recomputes everything from the cache and the book of
- * decisions (level-triggered): the Ready condition (InvalidSpec naming the
- * field, InvalidPool or EmptyPool when no member can be used, else Valid),
+ * decisions (level-triggered): the Ready condition (False: InvalidPolicy
+ * naming the field, or InvalidPool when every member is invalid; True: Valid,
+ * or EmptyPool while no ConfigMap matches the pool selector),
  * observedGeneration, the protected VMs (VMs whose template labels, and VMIs
  * whose labels, match the selector, counted by VM name, for the policy that
  * acts on them), the pool size, the protected VMs that no member could

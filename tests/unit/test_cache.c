@@ -1,0 +1,449 @@
+/*
+ * Unit tests for the cache: compact records from objects as the API server
+ * sends them (recorded fixtures tests/fixtures/ctl-*.json), change flags,
+ * packed labels and selectors, the replacement index, pool versions, and
+ * the bytes a cached VMI costs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "harness.h"
+#include "xalloc.h"
+
+static cJSON *load(const char *name)
+{
+    struct buf b = {0};
+    cJSON *o = NULL;
+
+    if (buf_read_file(&b, harness_fixture(name), 1 << 20) == 0)
+        o = cJSON_Parse(b.data);
+    buf_free(&b);
+    return o;
+}
+
+/* Item i of a List fixture, or NULL. */
+static cJSON *item(cJSON *list, int i)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(list, "items"), i);
+}
+
+static cJSON *meta(cJSON *o)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, "metadata");
+}
+
+static void set_str(cJSON *parent, const char *key, const char *v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+    cJSON_AddStringToObject(parent, key, v);
+}
+
+TEST(packed_labels_round_trip_and_lookup)
+{
+    cJSON *labels = cJSON_Parse("{\"app\":\"shop\",\"tier\":\"web\",\"n\":1,\"\":\"x\"}");
+    char *p = cache_labels_pack(labels);
+    cJSON *back = cache_labels_json(p);
+
+    CHECK(p != NULL);
+    CHECK_STR(cache_label(p, "app"), "shop");
+    CHECK_STR(cache_label(p, "tier"), "web");
+    /* non-string values and empty keys are not labels */
+    CHECK(cache_label(p, "n") == NULL);
+    CHECK(cache_label(p, "missing") == NULL);
+    CHECK_INT(cJSON_GetArraySize(back), 2);
+    CHECK(cache_label(NULL, "app") == NULL);
+    CHECK(cache_labels_pack(NULL) == NULL);
+    free(p);
+    cJSON_Delete(back);
+    cJSON_Delete(labels);
+}
+
+TEST(selector_on_packed_labels_agrees_with_policy_selector_matches)
+{
+    static const char *const sels[] = {
+        "{\"matchLabels\":{\"app\":\"shop\"}}",
+        "{\"matchLabels\":{\"app\":\"shop\",\"tier\":\"web\"}}",
+        "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"In\",\"values\":[\"web\","
+        "\"db\"]}]}",
+        "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"db\"]}]}",
+        "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"Exists\"}]}",
+        "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"DoesNotExist\"}]}",
+        "{\"matchLabels\":{\"app\":\"shop\"},\"matchExpressions\":[{\"key\":\"tier\","
+        "\"operator\":\"NotIn\",\"values\":[\"web\"]}]}",
+    };
+    static const char *const label_sets[] = {
+        "{}",
+        "{\"app\":\"shop\"}",
+        "{\"app\":\"shop\",\"tier\":\"web\"}",
+        "{\"app\":\"other\",\"tier\":\"db\"}",
+        "{\"tier\":\"cache\"}",
+    };
+    int agree = 0, total = 0, some_true = 0;
+
+    for (size_t i = 0; i < sizeof(sels) / sizeof(sels[0]); i++) {
+        cJSON *sj = cJSON_Parse(sels[i]);
+        struct policy_selector sel;
+        char *err = NULL;
+
+        CHECK(policy_parse_selector(sj, "spec.selector", &sel, &err) == 0);
+        for (size_t k = 0; k < sizeof(label_sets) / sizeof(label_sets[0]); k++) {
+            cJSON *lj = cJSON_Parse(label_sets[k]);
+            char *packed = cache_labels_pack(lj);
+            int a = policy_selector_matches(&sel, lj), b = cache_selector_matches(&sel, packed);
+
+            agree += a == b;
+            some_true += b;
+            total++;
+            free(packed);
+            cJSON_Delete(lj);
+        }
+        policy_selector_free(&sel);
+        cJSON_Delete(sj);
+    }
+    CHECK_INT(agree, total);
+    /* the matrix exercises both outcomes */
+    CHECK(some_true > 0 && some_true < total);
+}
+
+TEST(parse_time_reads_rfc3339_utc)
+{
+    double t;
+
+    CHECK_INT(cache_parse_time("1970-01-01T00:00:00Z", &t), 0);
+    CHECK_NEAR(t, 0, 1e-9);
+    CHECK_INT(cache_parse_time("2026-11-25T19:30:00Z", &t), 0);
+    CHECK_NEAR(t, 1795635000.0, 1e-6);
+    CHECK_INT(cache_parse_time("2026-11-25T19:30:00.250000Z", &t), 0);
+    CHECK_NEAR(t, 1795635000.25, 1e-6);
+    CHECK_INT(cache_parse_time("2026-11-25 19:30:00Z", &t), -EINVAL);
+    CHECK_INT(cache_parse_time("2026-11-25T19:30:00+01:00", &t), -EINVAL);
+    CHECK_INT(cache_parse_time("2026-13-25T19:30:00Z", &t), -EINVAL);
+    CHECK_INT(cache_parse_time(NULL, &t), -EINVAL);
+}
+
+TEST(vmi_record_keeps_the_fields_recovery_needs)
+{
+    struct cache *c = cache_new();
+    cJSON *vmi = load("ctl-vmi-failed.json");
+    struct cache_vmi *r;
+    struct features f;
+    char *err = NULL;
+    double since;
+    int chg;
+
+    CHECK(vmi != NULL);
+    chg = cache_vmi_put(c, vmi, 2000000000.0, 50.0);
+    CHECK(chg & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    r = cache_vmi_find(c, "fx", "vm-001");
+    CHECK(r != NULL);
+    CHECK_STR(r->ns, "fx");
+    CHECK_STR(r->name, "vm-001");
+    CHECK_STR(r->uid, "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
+    CHECK(r->vm == NULL);
+    CHECK_INT(r->phase, CACHE_PHASE_FAILED);
+    CHECK_STR(cache_label(r->labels, "app"), "paper");
+    /* the phase began when KubeVirt says, not when the cache saw it */
+    CHECK_INT(cache_parse_time("2026-11-25T19:30:00Z", &since), 0);
+    CHECK_NEAR(r->phase_since, since, 1e-6);
+    CHECK_NEAR(r->seen_mono, 50.0, 1e-9);
+    CHECK(r->spec.features != NULL);
+    CHECK(r->spec.error == NULL);
+    CHECK(cache_spec_features(&r->spec, &f, &err) == 0);
+    cache_unlock(c);
+    /* the same set features_from_vmi() reads from the whole object */
+    {
+        struct features whole;
+        char *e2 = NULL;
+
+        CHECK(features_from_vmi(vmi, &whole, &e2) == 0);
+        CHECK_INT(f.n, whole.n);
+        for (size_t i = 0; i < f.n; i++) {
+            CHECK_STR(f.items[i].category, whole.items[i].category);
+            CHECK_STR(f.items[i].value, whole.items[i].value);
+        }
+        CHECK_INT(f.has_res, whole.has_res);
+        CHECK_NEAR(f.res[FEATURES_CPU], 2, 1e-9);
+        CHECK_NEAR(f.res[FEATURES_MEMORY], 4.0 * 1024 * 1024 * 1024, 1);
+        features_free(&whole);
+    }
+    features_free(&f);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+TEST(vmi_change_flags_say_what_changed)
+{
+    struct cache *c = cache_new();
+    cJSON *vmi = load("ctl-vmi-failed.json");
+    cJSON *status;
+
+    CHECK(vmi != NULL);
+    CHECK(cache_vmi_put(c, vmi, 1, 1) & CACHE_CHG_NEW);
+    /* the same object again: nothing the controller reads changed */
+    CHECK_INT(cache_vmi_put(c, vmi, 2, 2), 0);
+    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
+    set_str(status, "phase", "Running");
+    CHECK_INT(cache_vmi_put(c, vmi, 3, 3), CACHE_CHG_PHASE);
+    set_str(cJSON_GetObjectItemCaseSensitive(meta(vmi), "labels"), "tier", "web");
+    CHECK_INT(cache_vmi_put(c, vmi, 4, 4), CACHE_CHG_LABELS);
+    set_str(meta(vmi), "uid", "another-uid");
+    CHECK(cache_vmi_put(c, vmi, 5, 5) & CACHE_CHG_NEW);
+    /* a phase seen without a transition timestamp begins now */
+    set_str(status, "phase", "Unknown");
+    CHECK_INT(cache_vmi_put(c, vmi, 6, 60), CACHE_CHG_PHASE);
+    cache_rdlock(c);
+    CHECK_NEAR(cache_vmi_find(c, "fx", "vm-001")->phase_since, 6, 1e-9);
+    CHECK_NEAR(cache_vmi_find(c, "fx", "vm-001")->seen_mono, 60, 1e-9);
+    cache_unlock(c);
+    /* and keeps that start while it stays */
+    CHECK_INT(cache_vmi_put(c, vmi, 7, 70), 0);
+    cache_rdlock(c);
+    CHECK_NEAR(cache_vmi_find(c, "fx", "vm-001")->phase_since, 6, 1e-9);
+    cache_unlock(c);
+    CHECK_INT(cache_vmi_del(c, vmi), 1);
+    CHECK_INT(cache_vmi_del(c, vmi), 0);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+TEST(vmi_with_unreadable_features_is_kept_with_the_error)
+{
+    struct cache *c = cache_new();
+    cJSON *vmi = load("ctl-vmi-failed.json");
+    struct features f;
+    char *err = NULL;
+
+    CHECK(vmi != NULL);
+    set_str(cJSON_GetObjectItemCaseSensitive(meta(vmi), "annotations"), "kvrecover.io/features",
+            "{os: [unclosed");
+    CHECK(cache_vmi_put(c, vmi, 1, 1) > 0);
+    cache_rdlock(c);
+    CHECK(cache_vmi_find(c, "fx", "vm-001")->spec.error != NULL);
+    CHECK_INT(cache_spec_features(&cache_vmi_find(c, "fx", "vm-001")->spec, &f, &err), -EINVAL);
+    cache_unlock(c);
+    CHECK(err != NULL && strstr(err, "kvrecover.io/features") != NULL);
+    free(err);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+TEST(vm_fingerprint_ignores_status_and_generated_annotations)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = load("ctl-vm.json"), *ann;
+    uint64_t fp;
+
+    CHECK(vm != NULL);
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
+    cache_rdlock(c);
+    fp = cache_vm_find(c, "paper", "vm-005")->fingerprint;
+    CHECK_STR(cache_label(cache_vm_find(c, "paper", "vm-005")->tlabels, "app"), "paper");
+    CHECK(cache_vm_find(c, "paper", "vm-005")->spec.features != NULL);
+    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 0);
+    cache_unlock(c);
+    /* status and resourceVersion change: no capture */
+    set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
+    set_str(meta(vm), "resourceVersion", "999");
+    CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE, 0);
+    ann = cJSON_GetObjectItemCaseSensitive(meta(vm), "annotations");
+    set_str(ann, "kubevirt.io/latest-observed-api-version", "v2");
+    CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE, 0);
+    cache_rdlock(c);
+    CHECK(cache_vm_find(c, "paper", "vm-005")->fingerprint == fp);
+    cache_unlock(c);
+    /* a user's annotation, or a spec change (generation), does */
+    set_str(ann, "team", "billing");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
+    cJSON_ReplaceItemInObjectCaseSensitive(meta(vm), "generation", cJSON_CreateNumber(2));
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
+    /* runStrategy Halted */
+    set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_SPEC);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 1);
+    cache_unlock(c);
+    cJSON_Delete(vm);
+    cache_free(c);
+}
+
+TEST(replacements_are_indexed_by_failed_uid)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = load("ctl-vm.json"), *ann, *labels;
+    struct cache_vm *r;
+
+    CHECK(vm != NULL);
+    ann = cJSON_GetObjectItemCaseSensitive(meta(vm), "annotations");
+    labels = cJSON_GetObjectItemCaseSensitive(meta(vm), "labels");
+    set_str(meta(vm), "name", "vm-001-606f7b115d");
+    set_str(ann, CACHE_FAILED_UID_ANNOTATION, "uid-1");
+    set_str(ann, CACHE_SCORE_ANNOTATION, "0.6667");
+    set_str(ann, CACHE_DECIDED_AT_ANNOTATION, "2026-11-25T19:25:33Z");
+    set_str(labels, CACHE_POLICY_LABEL, "paper");
+    set_str(labels, CACHE_REPLACES_LABEL, "vm-001");
+    set_str(labels, CACHE_TEMPLATE_LABEL, "vm-005");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_REPL);
+    cache_rdlock(c);
+    r = cache_vm_find_replacement(c, "uid-1");
+    CHECK(r != NULL);
+    CHECK_STR(r->name, "vm-001-606f7b115d");
+    CHECK_STR(r->repl->policy, "paper");
+    CHECK_STR(r->repl->replaces, "vm-001");
+    CHECK_STR(r->repl->tmpl, "vm-005");
+    CHECK_NEAR(r->repl->score, 0.6667, 1e-9);
+    CHECK(cache_vm_find_replacement(c, "uid-2") == NULL);
+    cache_unlock(c);
+    /* an update keeps it indexed; a delete removes it */
+    CHECK_INT(cache_vm_put(c, vm), 0);
+    cache_rdlock(c);
+    CHECK(cache_vm_find_replacement(c, "uid-1") != NULL);
+    cache_unlock(c);
+    CHECK_INT(cache_vm_del(c, vm), 1);
+    cache_rdlock(c);
+    CHECK(cache_vm_find_replacement(c, "uid-1") == NULL);
+    cache_unlock(c);
+    cJSON_Delete(vm);
+    cache_free(c);
+}
+
+TEST(policy_is_parsed_once_per_generation_and_invalid_ones_are_kept)
+{
+    struct cache *c = cache_new();
+    cJSON *p = load("ctl-policy.json"), *w;
+    struct cache_policy *r;
+
+    CHECK(p != NULL);
+    CHECK(cache_policy_put(c, p) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    r = cache_policy_find(c, "fx", "paper");
+    CHECK(r != NULL && r->valid);
+    CHECK_INT(r->generation, 1);
+    CHECK_INT(r->pol.nweights, 3);
+    CHECK_NEAR(r->pol.threshold, 0.5, 1e-12);
+    cache_unlock(c);
+    /* a status update: STATUS only, the parse is kept */
+    cJSON_AddItemToObject(p, "status", cJSON_Parse("{\"protected\":5}"));
+    CHECK_INT(cache_policy_put(c, p), CACHE_CHG_STATUS);
+    cache_rdlock(c);
+    r = cache_policy_find(c, "fx", "paper");
+    CHECK(r->valid && r->pol.nweights == 3);
+    CHECK(r->status != NULL);
+    cache_unlock(c);
+    /* Language and language: the schema allows it, the controller does not */
+    w = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "spec"), "weights");
+    cJSON_AddNumberToObject(w, "Language", 0.2);
+    cJSON_ReplaceItemInObjectCaseSensitive(meta(p), "generation", cJSON_CreateNumber(2));
+    CHECK(cache_policy_put(c, p) & CACHE_CHG_SPEC);
+    cache_rdlock(c);
+    r = cache_policy_find(c, "fx", "paper");
+    CHECK(!r->valid);
+    CHECK(r->error != NULL && strstr(r->error, "spec.weights") != NULL);
+    cache_unlock(c);
+    CHECK_INT(cache_policy_del(c, p), 1);
+    cJSON_Delete(p);
+    cache_free(c);
+}
+
+TEST(members_keep_features_and_compact_template_and_bump_the_pool_version)
+{
+    struct cache *c = cache_new();
+    cJSON *list = load("ctl-pool-list.json"), *bad, *tmpl;
+    struct cache_member *m;
+    uint64_t v;
+
+    CHECK(list != NULL);
+    for (int i = 0; i < 5; i++)
+        CHECK(cache_member_put(c, item(list, i)) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    v = cache_pool_version(c, "fx");
+    CHECK(v >= 5);
+    CHECK(cache_pool_version(c, "elsewhere") == 0);
+    m = cache_member_find(c, "fx", "vm-005");
+    CHECK(m != NULL && m->error == NULL);
+    CHECK_STR(m->vm, "vm-005");
+    CHECK(m->features.n >= 6); /* os, language, 2 databases, 2 webservers */
+    CHECK(m->vm_json != NULL);
+    CHECK(strchr(m->vm_json, '\n') == NULL); /* compact */
+    tmpl = cJSON_Parse(m->vm_json);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(tmpl, "kind")->valuestring, "VirtualMachine");
+    cJSON_Delete(tmpl);
+    cache_unlock(c);
+    /* an identical put changes nothing */
+    CHECK_INT(cache_member_put(c, item(list, 4)), 0);
+    cache_rdlock(c);
+    CHECK(cache_pool_version(c, "fx") == v);
+    cache_unlock(c);
+    /* a bad member is kept, with an error naming it */
+    bad = cJSON_Duplicate(item(list, 0), 1);
+    set_str(meta(bad), "name", "vm-000");
+    set_str(cJSON_GetObjectItemCaseSensitive(bad, "data"), "features", "os: [ubuntu, {unclosed");
+    CHECK(cache_member_put(c, bad) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    CHECK(cache_pool_version(c, "fx") > v);
+    m = cache_member_find(c, "fx", "vm-000");
+    CHECK(m != NULL && m->error != NULL && strstr(m->error, "vm-000") != NULL);
+    v = cache_pool_version(c, "fx");
+    cache_unlock(c);
+    CHECK_INT(cache_member_del(c, bad), 1);
+    cache_rdlock(c);
+    CHECK(cache_pool_version(c, "fx") > v);
+    CHECK(cache_member_find(c, "fx", "vm-000") == NULL);
+    cache_unlock(c);
+    cJSON_Delete(bad);
+    cJSON_Delete(list);
+    cache_free(c);
+}
+
+TEST(iteration_filters_by_namespace)
+{
+    struct cache *c = cache_new();
+    cJSON *list = load("ctl-vm-list.json"), *other;
+    int in_fx = 0, all = 0;
+
+    CHECK(list != NULL);
+    for (int i = 0; i < 5; i++)
+        CHECK(cache_vm_put(c, item(list, i)) > 0);
+    other = cJSON_Duplicate(item(list, 0), 1);
+    set_str(meta(other), "namespace", "b");
+    CHECK(cache_vm_put(c, other) > 0);
+    cache_rdlock(c);
+    for (struct cache_vm *r = cache_vm_first(c, "fx"); r; r = cache_vm_next(r, "fx"))
+        in_fx += strcmp(r->ns, "fx") == 0 ? 1 : 100;
+    for (struct cache_vm *r = cache_vm_first(c, NULL); r; r = cache_vm_next(r, NULL))
+        all++;
+    cache_unlock(c);
+    CHECK_INT(in_fx, 5);
+    CHECK_INT(all, 6);
+    cJSON_Delete(other);
+    cJSON_Delete(list);
+    cache_free(c);
+}
+
+/* The RSS target (10,000 VMIs and 10,000 members in 30 MB) needs compact
+ * records: a VMI like the paper's must stay well under a kilobyte. */
+TEST(a_cached_vmi_costs_a_few_hundred_bytes)
+{
+    struct cache *c = cache_new();
+    cJSON *vmi = load("ctl-vmi-failed.json");
+    struct cache_stats st;
+    char name[32], uid[64];
+
+    CHECK(vmi != NULL);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "vm-%04d", i);
+        snprintf(uid, sizeof(uid), "f4795ca0-05c4-42b8-b9bb-%012d", i);
+        set_str(meta(vmi), "name", name);
+        set_str(meta(vmi), "uid", uid);
+        CHECK(cache_vmi_put(c, vmi, 1, 1) & CACHE_CHG_NEW);
+    }
+    cache_stats(c, &st);
+    CHECK_INT(st.vmis, 1000);
+    CHECK(st.vmi_bytes / st.vmis > 100);
+    CHECK(st.vmi_bytes / st.vmis < 600);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
