@@ -181,13 +181,17 @@ static int httpd__write_body(struct lws *wsi, struct httpd__session *s)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* A short static plain-text answer. */
+static int httpd__text(struct lws *wsi, struct httpd__session *s, unsigned status, const char *msg)
+{
+    return httpd__respond(wsi, s, status, "text/plain; charset=utf-8", msg, NULL, strlen(msg));
+}
+
 /* The answer to every method but GET. */
 static int httpd__reject(struct lws *wsi, struct httpd__session *s)
 {
-    static const char msg[] = "method not allowed: this server is read-only\n";
-
-    return httpd__respond(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", msg,
-                          NULL, sizeof(msg) - 1);
+    return httpd__text(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                       "method not allowed: this server is read-only\n");
 }
 
 /* The embedded file served at path; "/" is the page. */
@@ -205,7 +209,6 @@ static const struct dashboard_asset *httpd__asset(const char *path)
 static int httpd__on_http(struct httpd *h, struct lws *wsi, struct httpd__session *s,
                           const char *path)
 {
-    static const char text[] = "text/plain; charset=utf-8";
     const struct dashboard_asset *a;
 
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
@@ -219,12 +222,12 @@ static int httpd__on_http(struct httpd *h, struct lws *wsi, struct httpd__sessio
         return httpd__reject(wsi, s);
     }
     if (strcmp(path, "/healthz") == 0)
-        return httpd__respond(wsi, s, HTTP_STATUS_OK, text, "ok\n", NULL, 3);
+        return httpd__text(wsi, s, HTTP_STATUS_OK, "ok\n");
     if (strcmp(path, "/readyz") == 0) {
         if (h->ready == NULL || h->ready(h->ud))
-            return httpd__respond(wsi, s, HTTP_STATUS_OK, text, "ok\n", NULL, 3);
-        return httpd__respond(wsi, s, HTTP_STATUS_SERVICE_UNAVAILABLE, text,
-                              "not ready: caches not synced\n", NULL, 29);
+            return httpd__text(wsi, s, HTTP_STATUS_OK, "ok\n");
+        return httpd__text(wsi, s, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                           "not ready: caches not synced\n");
     }
     if (strcmp(path, "/metrics") == 0) {
         struct buf b = {0};
@@ -239,12 +242,11 @@ static int httpd__on_http(struct httpd *h, struct lws *wsi, struct httpd__sessio
                               xstrndup((const char *)h->state + LWS_PRE, h->state_len),
                               h->state_len);
     if (strcmp(path, HTTPD__WS_PATH) == 0)
-        return httpd__respond(wsi, s, HTTP_STATUS_BAD_REQUEST, text, "this path is a WebSocket\n",
-                              NULL, 25);
+        return httpd__text(wsi, s, HTTP_STATUS_BAD_REQUEST, "this path is a WebSocket\n");
     a = httpd__asset(path);
     if (a != NULL)
         return httpd__respond(wsi, s, HTTP_STATUS_OK, a->content_type, a->data, NULL, a->len);
-    return httpd__respond(wsi, s, HTTP_STATUS_NOT_FOUND, text, "not found\n", NULL, 10);
+    return httpd__text(wsi, s, HTTP_STATUS_NOT_FOUND, "not found\n");
 }
 
 /* Sends the current state if this session has not seen it yet. */
