@@ -116,22 +116,6 @@ void features_free(struct features *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* Describes a JSON value's type for messages. */
-static const char *features__type(const cJSON *v)
-{
-    if (cJSON_IsObject(v))
-        return "a mapping";
-    if (cJSON_IsArray(v))
-        return "a list";
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    return "null";
-}
-
 /* The text of a scalar feature value: strings as they are, numbers as they
  * were written (the YAML loader keeps that), booleans as true/false. Writes
  * into tmp when it has to format. NULL for a collection or null. */
@@ -174,7 +158,7 @@ static int features__add_value(struct features *f, const char *cat, const cJSON 
     const char *s = features__scalar(v, tmp, sizeof(tmp));
 
     if (!s) {
-        *err = xasprintf("must be a string or a list of strings, not %s", features__type(v));
+        *err = xasprintf("must be a string or a list of strings, not %s", text_json_type(v));
         return -EINVAL;
     }
     return features_add(f, cat, s, err);
@@ -190,7 +174,7 @@ int features_parse_map(struct features *f, const cJSON *map, char **err)
     if (cJSON_IsNull(map))
         return 0;
     if (!cJSON_IsObject(map)) {
-        *err = xasprintf("must be a mapping of category to values, not %s", features__type(map));
+        *err = xasprintf("must be a mapping of category to values, not %s", text_json_type(map));
         return -EINVAL;
     }
     f->has_features = 1;
@@ -231,7 +215,7 @@ int features_parse_resources(struct features *f, const cJSON *map, char **err)
         return 0;
     if (!cJSON_IsObject(map)) {
         *err = xasprintf("must be a mapping of cpu, memory, disk to quantities, not %s",
-                         features__type(map));
+                         text_json_type(map));
         return -EINVAL;
     }
     cJSON_ArrayForEach(r, map)
@@ -304,7 +288,7 @@ static int features__string(const cJSON *parent, const char *key, const char **o
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsString(v)) {
-        *err = xasprintf("%s: must be a string, not %s", where, features__type(v));
+        *err = xasprintf("%s: must be a string, not %s", where, text_json_type(v));
         return -EINVAL;
     }
     *out = v->valuestring;
@@ -320,7 +304,7 @@ int features_from_configmap(const cJSON *cm, struct features *out, char **err)
     *err = NULL;
     memset(out, 0, sizeof(*out));
     if (data && !cJSON_IsNull(data) && !cJSON_IsObject(data)) {
-        *err = xasprintf("data: must be a mapping, not %s", features__type(data));
+        *err = xasprintf("data: must be a mapping, not %s", text_json_type(data));
         rc = -EINVAL;
         goto out;
     }
@@ -369,7 +353,7 @@ static int features__domain(struct features *f, const cJSON *domain, const char 
     int rc;
 
     if (cpu && !cJSON_IsNull(cpu) && !cJSON_IsObject(cpu)) {
-        *err = xasprintf("%s.cpu: must be a mapping, not %s", base, features__type(cpu));
+        *err = xasprintf("%s.cpu: must be a mapping, not %s", base, text_json_type(cpu));
         return -EINVAL;
     }
     /* KubeVirt takes the vCPU count from the topology when one is given
@@ -419,7 +403,7 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
     memset(out, 0, sizeof(*out));
     if (ann && !cJSON_IsNull(ann) && !cJSON_IsObject(ann)) {
         *err =
-            xasprintf("%s.annotations: must be a mapping, not %s", meta_path, features__type(ann));
+            xasprintf("%s.annotations: must be a mapping, not %s", meta_path, text_json_type(ann));
         rc = -EINVAL;
         goto out;
     }
@@ -439,7 +423,7 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
         goto out;
     if (!rtext) {
         if (domain && !cJSON_IsNull(domain) && !cJSON_IsObject(domain)) {
-            *err = xasprintf("%s: must be a mapping, not %s", domain_path, features__type(domain));
+            *err = xasprintf("%s: must be a mapping, not %s", domain_path, text_json_type(domain));
             rc = -EINVAL;
             goto out;
         }

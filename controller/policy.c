@@ -17,21 +17,6 @@
 #include "text.h"
 #include "xalloc.h"
 
-static const char *policy__type(const cJSON *v)
-{
-    if (cJSON_IsObject(v))
-        return "a mapping";
-    if (cJSON_IsArray(v))
-        return "a list";
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    return "null";
-}
-
 static int policy__fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int policy__fail(char **err, const char *fmt, ...)
 {
@@ -113,7 +98,7 @@ static int policy__expr(const cJSON *e, const char *path, struct policy_requirem
     int rc;
 
     if (!cJSON_IsObject(e))
-        return policy__fail(err, "%s: must be a mapping, not %s", path, policy__type(e));
+        return policy__fail(err, "%s: must be a mapping, not %s", path, text_json_type(e));
     if ((rc = policy__known(e, path, known, err)))
         return rc;
     key = policy__field(e, "key");
@@ -134,7 +119,7 @@ static int policy__expr(const cJSON *e, const char *path, struct policy_requirem
     r->key = xstrdup(key->valuestring);
     if (values && !cJSON_IsArray(values))
         return policy__fail(err, "%s.values: must be a list of strings, not %s", path,
-                            policy__type(values));
+                            text_json_type(values));
     if (r->op == POLICY_OP_IN || r->op == POLICY_OP_NOTIN) {
         if (!values || cJSON_GetArraySize(values) == 0)
             return policy__fail(err, "%s.values: required (non-empty) for %s", path, ops[r->op]);
@@ -147,7 +132,7 @@ static int policy__expr(const cJSON *e, const char *path, struct policy_requirem
     {
         if (!cJSON_IsString(v))
             return policy__fail(err, "%s.values[%zu]: must be a string, not %s", path, i,
-                                policy__type(v));
+                                text_json_type(v));
         r->values[r->nvalues++] = xstrdup(v->valuestring);
         i++;
     }
@@ -166,7 +151,7 @@ int policy_parse_selector(const cJSON *sel, const char *path, struct policy_sele
     *err = NULL;
     memset(out, 0, sizeof(*out));
     if (!cJSON_IsObject(sel)) {
-        rc = policy__fail(err, "%s: must be a mapping, not %s", path, policy__type(sel));
+        rc = policy__fail(err, "%s: must be a mapping, not %s", path, text_json_type(sel));
         goto out;
     }
     if ((rc = policy__known(sel, path, known, err)))
@@ -175,12 +160,12 @@ int policy_parse_selector(const cJSON *sel, const char *path, struct policy_sele
     exprs = policy__field(sel, "matchExpressions");
     if (labels && !cJSON_IsObject(labels)) {
         rc = policy__fail(err, "%s.matchLabels: must be a mapping, not %s", path,
-                          policy__type(labels));
+                          text_json_type(labels));
         goto out;
     }
     if (exprs && !cJSON_IsArray(exprs)) {
         rc = policy__fail(err, "%s.matchExpressions: must be a list, not %s", path,
-                          policy__type(exprs));
+                          text_json_type(exprs));
         goto out;
     }
     out->keys = xcalloc((size_t)cJSON_GetArraySize(labels), sizeof(char *));
@@ -191,7 +176,7 @@ int policy_parse_selector(const cJSON *sel, const char *path, struct policy_sele
             char *key = policy__key(it->string);
 
             rc = policy__fail(err, "%s.matchLabels.%s: must be a string, not %s", path, key,
-                              policy__type(it));
+                              text_json_type(it));
             free(key);
             goto out;
         }
@@ -290,7 +275,7 @@ static int policy__weights(const cJSON *w, struct policy *p, char **err)
 
     if (!cJSON_IsObject(w))
         return policy__fail(err, "spec.weights: must be a mapping of category to weight, not %s",
-                            policy__type(w));
+                            text_json_type(w));
     p->weights = xcalloc((size_t)cJSON_GetArraySize(w), sizeof(*p->weights));
     cJSON_ArrayForEach(it, w)
     {
@@ -326,7 +311,7 @@ static int policy__required(const cJSON *r, struct policy *p, char **err)
 
     if (!cJSON_IsArray(r))
         return policy__fail(err, "spec.required: must be a list of categories, not %s",
-                            policy__type(r));
+                            text_json_type(r));
     p->required = xcalloc((size_t)cJSON_GetArraySize(r), sizeof(char *));
     cJSON_ArrayForEach(it, r)
     {
@@ -335,7 +320,7 @@ static int policy__required(const cJSON *r, struct policy *p, char **err)
 
         if (!cJSON_IsString(it))
             return policy__fail(err, "spec.required[%zu]: must be a string, not %s", i,
-                                policy__type(it));
+                                text_json_type(it));
         cat = text_norm(it->valuestring);
         if (!*cat) {
             free(cat);
@@ -381,7 +366,7 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         goto out;
     }
     if (!cJSON_IsObject(spec)) {
-        rc = policy__fail(err, "spec: must be a mapping, not %s", policy__type(spec));
+        rc = policy__fail(err, "spec: must be a mapping, not %s", text_json_type(spec));
         goto out;
     }
     if ((rc = policy__known(spec, "spec", known, err)))
@@ -425,7 +410,7 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         } else if (cJSON_IsString(v) && strcmp(v->valuestring, "Coverage") == 0) {
             out->mode = POLICY_COVERAGE;
         } else {
-            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(policy__type(v));
+            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(text_json_type(v));
 
             rc = policy__fail(err, "spec.mode: must be Jaccard or Coverage, not %s", q);
             free(q);
@@ -440,7 +425,7 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         } else if (cJSON_IsString(v) && strcmp(v->valuestring, "DryRun") == 0) {
             out->action = POLICY_DRYRUN;
         } else {
-            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(policy__type(v));
+            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(text_json_type(v));
 
             rc = policy__fail(err, "spec.action: must be Recreate or DryRun, not %s", q);
             free(q);
@@ -449,7 +434,8 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     }
     if ((v = policy__field(spec, "capture"))) {
         if (!cJSON_IsBool(v)) {
-            rc = policy__fail(err, "spec.capture: must be true or false, not %s", policy__type(v));
+            rc =
+                policy__fail(err, "spec.capture: must be true or false, not %s", text_json_type(v));
             goto out;
         }
         out->capture = cJSON_IsTrue(v);
@@ -467,7 +453,7 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     if ((v = policy__field(spec, "haltFailed"))) {
         if (!cJSON_IsBool(v)) {
             rc = policy__fail(err, "spec.haltFailed: must be true or false, not %s",
-                              policy__type(v));
+                              text_json_type(v));
             goto out;
         }
         out->halt_failed = cJSON_IsTrue(v);
@@ -486,7 +472,7 @@ int policy_from_json(const cJSON *obj, struct policy *out, char **err)
     *err = NULL;
     memset(out, 0, sizeof(*out));
     if (!cJSON_IsObject(obj))
-        return policy__fail(err, "a RecoveryPolicy must be a mapping, not %s", policy__type(obj));
+        return policy__fail(err, "a RecoveryPolicy must be a mapping, not %s", text_json_type(obj));
     api = policy__field(obj, "apiVersion");
     kind = policy__field(obj, "kind");
     meta = policy__field(obj, "metadata");
@@ -495,13 +481,14 @@ int policy_from_json(const cJSON *obj, struct policy *out, char **err)
     if (kind && !(cJSON_IsString(kind) && strcmp(kind->valuestring, "RecoveryPolicy") == 0))
         return policy__fail(err, "kind: must be RecoveryPolicy");
     if (meta && !cJSON_IsObject(meta))
-        return policy__fail(err, "metadata: must be a mapping, not %s", policy__type(meta));
+        return policy__fail(err, "metadata: must be a mapping, not %s", text_json_type(meta));
     name = policy__field(meta, "name");
     ns = policy__field(meta, "namespace");
     if (name && !cJSON_IsString(name))
-        return policy__fail(err, "metadata.name: must be a string, not %s", policy__type(name));
+        return policy__fail(err, "metadata.name: must be a string, not %s", text_json_type(name));
     if (ns && !cJSON_IsString(ns))
-        return policy__fail(err, "metadata.namespace: must be a string, not %s", policy__type(ns));
+        return policy__fail(err, "metadata.namespace: must be a string, not %s",
+                            text_json_type(ns));
     rc = policy_parse_spec(policy__field(obj, "spec"), out, err);
     if (rc)
         return rc;

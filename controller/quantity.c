@@ -120,11 +120,7 @@ int quantity_from_json(const cJSON *v, double *out, char **err)
     if (cJSON_IsString(v))
         return quantity_parse(v->valuestring, out, err);
     if (!cJSON_IsNumber(v)) {
-        *err = xasprintf("must be a quantity, not %s",
-                         cJSON_IsObject(v)  ? "a mapping"
-                         : cJSON_IsArray(v) ? "a list"
-                         : cJSON_IsBool(v)  ? "a boolean"
-                                            : "null");
+        *err = xasprintf("must be a quantity, not %s", text_json_type(v));
         return -EINVAL;
     }
     if (v->valuestring)

@@ -59,3 +59,18 @@ char *text_quote(const char *s)
         buf_puts(&b, "...");
     return buf_steal(&b);
 }
+
+const char *text_json_type(const cJSON *v)
+{
+    if (cJSON_IsObject(v))
+        return "a mapping";
+    if (cJSON_IsArray(v))
+        return "a list";
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    return "null";
+}

@@ -1,14 +1,17 @@
 /*
  * text — small string helpers the model parsers share.
  *
- * Normalising feature values and categories (trim, ASCII lower-case) and
- * quoting untrusted text for one-line error messages. Pure: no I/O, no
+ * Normalising feature values and categories (trim, ASCII lower-case),
+ * quoting untrusted text for one-line error messages, and naming a JSON
+ * value's type in them. Pure: no I/O, no
  * global state.
  */
 #ifndef KVR_TEXT_H
 #define KVR_TEXT_H
 
 #include <stddef.h>
+
+#include <cjson/cJSON.h>
 
 /* Longest piece of untrusted input text_quote() copies into a message. */
 #define TEXT_QUOTE_MAX 64
@@ -27,5 +30,12 @@ char *text_norm(const char *s);
  * closing quote. NULL gives "null". The caller frees.
  */
 char *text_quote(const char *s);
+
+/**
+ * What kind of value v is, for messages such as "must be a mapping, not a
+ * list": "a mapping", "a list", "a string", "a number", "a boolean", or
+ * "null" (also for NULL). A static string.
+ */
+const char *text_json_type(const cJSON *v);
 
 #endif

@@ -73,3 +73,19 @@ TEST(text_quote_cuts_long_input)
     want[1 + TEXT_QUOTE_MAX + 1] = 0;
     CHECK(quote_is(in, want));
 }
+
+TEST(text_json_type_names_every_kind)
+{
+    cJSON *o =
+        cJSON_Parse("{\"m\": {}, \"l\": [], \"s\": \"x\", \"n\": 1, \"b\": true, \"z\": null}");
+
+    CHECK(o);
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "m")), "a mapping");
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "l")), "a list");
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "s")), "a string");
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "n")), "a number");
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "b")), "a boolean");
+    CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "z")), "null");
+    CHECK_STR(text_json_type(NULL), "null");
+    cJSON_Delete(o);
+}
