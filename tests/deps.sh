@@ -14,7 +14,7 @@ pkgs=(
   build-essential pkg-config
   libcurl4-openssl-dev libcjson-dev libyaml-dev libwebsockets-dev uthash-dev
   openssl clang libclang-rt-14-dev clang-format cppcheck valgrind
-  curl ca-certificates git jq
+  curl ca-certificates git jq python3 chromium
 )
 
 missing=()
