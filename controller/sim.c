@@ -98,7 +98,6 @@ struct sim_ranker {
     size_t ncat;
     /* per resource */
     int64_t resw[FEATURES_NRES];
-    int32_t resk[FEATURES_NRES];
     int32_t resreq[FEATURES_NRES]; /* index in pol->required, or -1 */
     /* the failed VM */
     int64_t wa;        /* W(A) of its items */
@@ -575,7 +574,6 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
     }
     for (int x = 0; x < FEATURES_NRES; x++) {
         r->resw[x] = 0;
-        r->resk[x] = -1;
         r->resreq[x] = sim__required_index(pol, features_res_name((enum features_res)x));
     }
     for (size_t k = 0; k < pol->nweights; k++) {
@@ -586,7 +584,6 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
 
         if (x >= 0) {
             r->resw[x] = w;
-            r->resk[x] = (int32_t)k;
             continue;
         }
         s = sim__str_lookup(p, cat);
