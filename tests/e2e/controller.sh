@@ -516,24 +516,27 @@ kvr__apiserver_restart_here() {
   mapfile -d '' argv <"/proc/$pid/cmdline"
   local cwd
   cwd=$(readlink "/proc/$pid/cwd")
+  # TERM, then KILL after 5 s: kube-apiserver's graceful shutdown waits for
+  # its long-running requests far longer than a test should.
   kill -TERM "$pid" || return 1
-  for ((i = 0; i < 300; i++)); do
+  for ((i = 0; i < 50; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; sleep 0.5; }
   sleep "$down"
   [ $# -gt 0 ] && "$@"
-  local new
-  new=$(cd "$cwd" && setsid "${argv[@]}" >>"$d/kube-apiserver.log" 2>&1 </dev/null &
-        echo $!)
+  # exec: $! is then kube-apiserver itself (setsid does not fork when, as
+  # here without job control, it is not a process group leader).
+  (cd "$cwd" && exec setsid "${argv[@]}") >>"$d/kube-apiserver.log" 2>&1 </dev/null &
+  local new=$!
   awk -v old="$pid" -v new="$new" '$1 == old && $2 == "kube-apiserver" { $1 = new } { print }' \
     "$d/pids" >"$d/pids.tmp" && mv "$d/pids.tmp" "$d/pids"
 }
 
 # kvr_etcd CURL-ARGS...: curl to the local cluster's etcd, with the client
 # certificate the API server uses. PATH is the v3 gRPC gateway's
-# (/v3/kv/range, /v3/kv/compact).
+# (/v3/kv/range, /v3/kv/compaction).
 kvr_etcd() {
   local url path=$1; shift
   local server ca cert key
@@ -558,7 +561,7 @@ kvr_etcd_revision() {
 kvr_etcd_compact() {
   local rev=${1:-}
   [ -n "$rev" ] || rev=$(kvr_etcd_revision) || return 1
-  kvr_etcd /v3/kv/compact -X POST -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null
+  kvr_etcd /v3/kv/compaction -X POST -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null
 }
 
 # ---- checks (need lib.sh's t_pass / t_fail) ---------------------------------

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Exactly one replacement per failed VMI (by uid), whatever happens to the
+# system doing the recovery (issue 5):
+#   1. kill -9 the controller right after a failure (at several delays, so
+#      that the kill lands before, during and after the create), restart it;
+#   2. two replicas with leader election: one leader (the Lease holder), one
+#      replacement; SIGTERM the leader: it exits cleanly and releases the
+#      Lease, the other takes over at once and recovers the next failure;
+#   3. the API server restarted while a VMI fails, and a failure during the
+#      reconnect: both handled after the reconnect;
+#   4. a watch forced into 410 Gone (the API server restarts, so every watch
+#      must resume from an old resourceVersion, and etcd is compacted past
+#      it): the controller relists, misses nothing that happened while it was
+#      cut off, and doubles nothing it had already done.
+# 3 and 4 need the local control plane (they stop kube-apiserver and talk to
+# etcd); against another cluster they are skipped, saying so.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/controller.sh"
+t_cleanup_add ctl_cleanup
+
+ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+features="{os: ubuntu-20.04, language: nodejs, database: mysql, webserver: nginx}"
+
+# setup PREFIX VM...: a namespace with the paper's pool and policy (capture
+# off) and VMs like vm-001 with running VMIs. Prints the namespace.
+setup() {
+  local n vm
+  n=$(t_ns "$1") || return 1; shift
+  kubectl apply -n "$n" -f "$(t_root)/examples/paper/pool.yaml" >/dev/null || return 1
+  kvr_policy "$n" paper "$(kvr_paper_spec '{"capture": false}')" || return 1
+  for vm in "$@"; do
+    kvr_vm "$n" "$vm" "$features" && kvr_vmi_start "$n" "$vm" || return 1
+  done
+  echo "$n"
+}
+# one_each NS LABEL VM...: every VM has exactly one replacement; one check each.
+one_each() {
+  local n=$1 label=$2 vm; shift 2
+  for vm in "$@"; do
+    kvr_check_eq "$label: exactly one replacement for $vm" "$(kvr_count_replacements "$n" "$vm")" 1
+  done
+}
+all_replaced() {
+  local n=$1 vm; shift
+  for vm in "$@"; do kvr_has_replacement "$n" "$vm" || return 1; done
+}
+lease_holder() {
+  kubectl get lease -n kvrecover-system kvrecover-controller \
+    -o jsonpath='{.spec.holderIdentity}' 2>/dev/null
+}
+decisions_in() { # NAME NS: decision lines of controller NAME about namespace NS
+  ctl_decisions "$1" "select(.vmi | startswith(\"$2/\"))" | grep -c .
+}
+
+# ---- 1. kill -9 right after a failure ----------------------------------------------
+crash_vms=(c-1 c-2 c-3 c-4 c-5 c-6)
+delays=(0 0.02 0.05 0.1 0.2 0.5)
+ns1=$(setup crash "${crash_vms[@]}") || { t_fail "set up" "kubectl failed"; t_summary; }
+kvr_start_or_give_up crash --leader-elect=false
+for i in "${!crash_vms[@]}"; do
+  if [ "$i" -gt 0 ] && ! ctl_start_synced crash --leader-elect=false; then
+    t_fail "restart after kill -9 #$i" "the controller did not sync again"; break
+  fi
+  kvr_vmi_fail "$ns1" "${crash_vms[$i]}"
+  sleep "${delays[$i]}"
+  ctl_kill crash
+done
+kills_left=$(for vm in "${crash_vms[@]}"; do kvr_has_replacement "$ns1" "$vm" || echo "$vm"; done)
+t_note "after the kills, still without a replacement: ${kills_left:-none}"
+if ctl_start_synced crash --leader-elect=false; then
+  t_pass "the controller restarts after ${#crash_vms[@]} kill -9s"
+else t_fail "the controller restarts after ${#crash_vms[@]} kill -9s" "no caches synced"; fi
+kvr_check_wait "after the restart every failed VMI has a replacement" 60 \
+  all_replaced "$ns1" "${crash_vms[@]}"
+sleep 3
+one_each "$ns1" "kill -9" "${crash_vms[@]}"
+kvr_check_eq "kill -9: no VM beyond the failed ones and their replacements" \
+  "$(kubectl get vm -n "$ns1" -o name | grep -c .)" $((2 * ${#crash_vms[@]}))
+uids_ok() {
+  kvr_status "$ns1" paper | jq -e --argjson n "${#crash_vms[@]}" '
+    ([.recent[].failedUID] | length) == ([.recent[].failedUID] | unique | length)
+    and .recoveries == $n' >/dev/null
+}
+kvr_check_wait "kill -9: status counts each failure once (recoveries, no uid twice in recent)" 15 uids_ok
+uids_ok || t_note "status: $(kvr_status "$ns1" paper)"
+ctl_stop crash
+
+# ---- 2. two replicas, leader election ------------------------------------------------
+le_vms=(l-1 l-2 l-3 l-4)
+ns2=$(setup leader "${le_vms[@]}") || { t_fail "set up" "kubectl failed"; t_summary; }
+le=(--leader-elect=true --lease-name kvrecover-controller --lease-namespace kvrecover-system
+    --lease-duration 15s --renew-deadline 10s --retry-period 2s)
+ctl_start r1 "${le[@]}" --id e2e-r1
+ctl_start r2 "${le[@]}" --id e2e-r2
+holder_is_replica() { case "$(lease_holder)" in e2e-r1|e2e-r2) return 0 ;; esac; return 1; }
+# A Lease left by a killed holder elsewhere expires after 15 s: allow that.
+kvr_check_wait "one of the two replicas holds the Lease" 40 holder_is_replica
+leader=$(lease_holder); leader=${leader#e2e-}
+[ "$leader" = r1 ] && other=r2 || other=r1
+if [ -n "$leader" ] && ctl_wait_log "$leader" '"msg": ?"leader"' 10; then
+  t_pass "the Lease holder ($leader) logs that it leads"
+else t_fail "the Lease holder logs that it leads" "no \"leader\" line from '$leader'"; fi
+stable=1
+for _ in 1 2 3 4 5; do
+  [ "$(lease_holder)" = "e2e-$leader" ] || stable=0
+  ctl_alive r1 && ctl_alive r2 || stable=0
+  sleep 1
+done
+kvr_check_eq "both replicas run, and the holder does not change (5 s)" "$stable" 1
+[ -n "$leader" ] && ctl_wait_synced "$leader" 30 >/dev/null 2>&1
+for vm in l-1 l-2 l-3; do kvr_vmi_fail "$ns2" "$vm"; done
+kvr_check_wait "two replicas: the three failed VMIs are replaced" 30 all_replaced "$ns2" l-1 l-2 l-3
+sleep 3
+one_each "$ns2" "two replicas" l-1 l-2 l-3
+kvr_check_eq "only the leader decides (decision lines of the other)" "$(decisions_in "$other" "$ns2")" 0
+kvr_check_eq "the leader decided all three" "$(decisions_in "$leader" "$ns2")" 3
+# Failover: SIGTERM releases the Lease; the other takes it at once (a
+# released Lease is taken on the next retry, an unreleased one only after
+# 15 s).
+t_stop=$(date +%s%N)
+ctl_stop "$leader" 20; rc=$?
+kvr_check_eq "SIGTERM: the leader exits 0 (graceful)" "$rc" 0
+after=$(lease_holder)
+if [ "$after" != "e2e-$leader" ]; then t_pass "SIGTERM: the leader released the Lease"
+else t_fail "SIGTERM: the leader released the Lease" "holder is still '$after'"; fi
+kvr_check_wait "the other replica takes the Lease within 10 s" 10 \
+  eval '[ "$(lease_holder)" = "e2e-$other" ]'
+t_note "takeover after $((($(date +%s%N) - t_stop) / 1000000)) ms"
+ctl_wait_synced "$other" 30 >/dev/null 2>&1
+kvr_vmi_fail "$ns2" l-4
+kvr_check_wait "after failover the new leader recovers l-4" 30 kvr_has_replacement "$ns2" l-4
+sleep 2
+one_each "$ns2" "after failover" "${le_vms[@]}"
+ctl_stop "$other" 20; rc=$?
+kvr_check_eq "the second replica exits 0 on SIGTERM" "$rc" 0
+
+# ---- 3. the API server restarts while a VMI fails --------------------------------------
+if ! kvr_apiserver_pid >/dev/null 2>&1; then
+  t_skip "API server restart" "not the local control plane: its kube-apiserver cannot be restarted from here"
+  t_skip "410 Gone relist" "not the local control plane: etcd cannot be compacted from here"
+  t_summary
+fi
+ns3=$(setup apirestart a-1 a-2) || { t_fail "set up" "kubectl failed"; t_summary; }
+kvr_start_or_give_up api --leader-elect=false
+kvr_vmi_fail "$ns3" a-1
+# Down at once, for 3 s: the controller may or may not have seen a-1 fail.
+if kvr_apiserver_restart 3; then t_pass "kube-apiserver stopped for 3 s and restarted"
+else t_fail "kube-apiserver stopped for 3 s and restarted" "see above"; fi
+# And a failure while the controller is still reconnecting.
+kvr_vmi_fail "$ns3" a-2
+kvr_check_wait "after the reconnect both failures are handled" 60 all_replaced "$ns3" a-1 a-2
+sleep 3
+one_each "$ns3" "API server restart" a-1 a-2
+if ctl_alive api; then t_pass "the controller survived the API server's restart"
+else t_fail "the controller survived the API server's restart" "it exited"; ctl_dump api 10; fi
+ctl_stop api
+
+# ---- 4. 410 Gone: relist, nothing missed, nothing doubled ------------------------------
+ns4=$(setup gone g-1 g-2) || { t_fail "set up" "kubectl failed"; t_summary; }
+kvr_start_or_give_up gone --leader-elect=false
+kvr_vmi_fail "$ns4" g-1
+kvr_check_wait "410: g-1 is replaced before the cut" 30 kvr_has_replacement "$ns4" g-1
+sleep 1
+rv0=$(kubectl get --raw "/apis/kubevirt.io/v1/namespaces/$ns4/virtualmachineinstances" |
+      jq -r '.metadata.resourceVersion')
+# Freeze the controller so that it sees nothing of what follows, drop every
+# watch (API server restart), change things, compact etcd past rv0.
+kill -STOP "${CTL_PID[gone]}"
+kvr_apiserver_restart 0 || t_fail "410: restart kube-apiserver" "failed"
+kvr_vmi_fail "$ns4" g-2                      # a failure it must not miss
+kvr_vm "$ns4" g-3 "$features" && kvr_vmi_start "$ns4" g-3 && kvr_vmi_fail "$ns4" g-3 # new and failed
+if kvr_etcd_compact; then t_pass "410: etcd compacted to its current revision"
+else t_fail "410: etcd compacted to its current revision" "the v3 gateway refused"; fi
+gone_answer=$(timeout 15 kubectl get --raw \
+  "/apis/kubevirt.io/v1/namespaces/$ns4/virtualmachineinstances?watch=true&resourceVersion=$rv0&timeoutSeconds=3" 2>&1)
+if grep -q '"code":410' <<<"$gone_answer" || grep -qi 'too old resource version\|410' <<<"$gone_answer"; then
+  t_pass "410: precondition: a watch from the controller's last resourceVersion is answered 410 Gone"
+else
+  t_fail "410: precondition: a watch from rv $rv0 is answered 410 Gone" "$(head -c 300 <<<"$gone_answer")"
+fi
+kill -CONT "${CTL_PID[gone]}"
+kvr_check_wait "410: after the relist, the failures it missed are handled (g-2, g-3)" 60 \
+  all_replaced "$ns4" g-2 g-3
+sleep 3
+one_each "$ns4" "410 relist" g-1 g-2 g-3
+if ctl_alive gone; then t_pass "410: the controller survived"
+else t_fail "410: the controller survived" "it exited"; ctl_dump gone 10; fi
+relists=$(grep -ciE '410|gone|relist|too old' "${CTL_LOG[gone]}")
+t_note "controller log lines mentioning 410/relist: $relists"
+ctl_stop gone
+
+t_summary
