@@ -395,6 +395,11 @@ int yaml_parse(const char *text, size_t len, cJSON **docs, char **err)
                 st.root = NULL;
             }
             yaml__reset_document(&st);
+            /* The node budget is per document: anchors do not cross documents,
+             * so only aliases inside one document can multiply its size, and
+             * without aliases a stream's nodes are bounded by its bytes. A
+             * pool file of 100k small documents is legitimate. */
+            st.nodes = 0;
         }
         done = ev.type == YAML_STREAM_END_EVENT;
         rc = yaml__event(&st, &ev);

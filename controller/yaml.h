@@ -25,7 +25,7 @@
 #include <cjson/cJSON.h>
 
 #define YAML_MAX_DEPTH 64      /* nesting of mappings and sequences */
-#define YAML_MAX_NODES 1000000 /* nodes in one call, aliases expanded */
+#define YAML_MAX_NODES 1000000 /* nodes in one document, aliases expanded */
 
 /**
  * Parses every document in text[0..len) into *docs, a new cJSON array with

@@ -122,6 +122,29 @@ TEST(yaml_alias_bomb_is_refused)
     free(err);
 }
 
+TEST(yaml_node_budget_is_per_document_so_large_pools_load)
+{
+    struct buf b = {0};
+    cJSON *docs = NULL;
+    char *err = NULL;
+    int rc;
+
+    /* 3,000 documents of 500 nodes each: 1.5 million nodes in the stream,
+     * more than YAML_MAX_NODES in total but far below it per document. */
+    for (int d = 0; d < 3000; d++) {
+        buf_puts(&b, "---\n[");
+        for (int i = 0; i < 499; i++)
+            buf_puts(&b, i ? ", x" : "x");
+        buf_puts(&b, "]\n");
+    }
+    rc = yaml_parse(b.data, b.len, &docs, &err);
+    buf_free(&b);
+    CHECK_INT(rc, 0);
+    CHECK_INT(cJSON_GetArraySize(docs), 3000);
+    cJSON_Delete(docs);
+    free(err);
+}
+
 TEST(yaml_deep_nesting_is_refused)
 {
     struct buf b = {0};
