@@ -611,12 +611,15 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     char *key = xasprintf("%s/%s", ns, name), now[32];
     double t0 = recover_now_mono();
     size_t nbook = 0, nrecent;
-    int rc = 0;
+    int rc = 0, gone;
 
     *requeue_ms = 0;
+    cache_rdlock(env->cache);
+    gone = cache_policy_find(env->cache, ns, name) == NULL;
+    cache_unlock(env->cache);
     pthread_mutex_lock(&st->lock);
     sp = status__policy(st, key);
-    if (sp->next_mono > t0) {
+    if (!gone && sp->next_mono > t0) {
         *requeue_ms = (uint64_t)((sp->next_mono - t0) * 1000.0) + 1;
         pthread_mutex_unlock(&st->lock);
         goto out;

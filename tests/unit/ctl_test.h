@@ -1,0 +1,260 @@
+/*
+ * Shared rig of the controller's reconcile tests (test_recover, test_capture,
+ * test_status): a cache filled with the paper's case as the API server sent
+ * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
+ * on fakeapi (POST stores, GET reads, PATCH is recorded, 409 AlreadyExists
+ * for a name taken, or a forced status for every POST), an Event sink that
+ * records "Reason Kind/name" lines, and the recover_env tying them together.
+ */
+#ifndef KVR_CTL_TEST_H
+#define KVR_CTL_TEST_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "fakeapi.h"
+#include "harness.h"
+#include "kube.h"
+#include "recover.h"
+#include "xalloc.h"
+
+struct ctl_rig {
+    struct fake_server *srv;
+    struct kube *kube;
+    struct cache *cache;
+    struct recover_book *book;
+    struct recover_ranker *rk;
+    struct recover_env env;
+    pthread_mutex_t lock;
+    cJSON *store;    /* path -> object */
+    cJSON *patches;  /* [{"path":..., "body":...}] */
+    cJSON *events;   /* ["Reason Kind/name: message"] */
+    cJSON *changed;  /* ["ns/policy"] */
+    int post_status; /* answer every POST with this status (0: store) */
+    int posts, gets; /* requests counted */
+    int leading;     /* what env->leading says */
+};
+
+static inline cJSON *ctl_load(const char *name)
+{
+    struct buf b = {0};
+    cJSON *o = NULL;
+
+    if (buf_read_file(&b, harness_fixture(name), 1 << 20) == 0)
+        o = cJSON_Parse(b.data);
+    buf_free(&b);
+    return o;
+}
+
+static inline void ctl_set_str(cJSON *parent, const char *key, const char *v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+    cJSON_AddStringToObject(parent, key, v);
+}
+
+static inline cJSON *ctl_meta(cJSON *o)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, "metadata");
+}
+
+static inline char *ctl_status_body(int code, const char *reason)
+{
+    return xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                     "\"message\":\"%s from the fake\",\"reason\":\"%s\",\"code\":%d}",
+                     reason, reason, code);
+}
+
+static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake_conn *c)
+{
+    struct ctl_rig *r = ud;
+    char path[2048], *q, *out = NULL;
+    int status = 200;
+
+    snprintf(path, sizeof(path), "%s", req->path);
+    q = strchr(path, '?');
+    if (q)
+        *q = '\0';
+    pthread_mutex_lock(&r->lock);
+    if (strcmp(req->method, "POST") == 0) {
+        cJSON *body = cJSON_Parse(req->body);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(body), "name");
+        char *key = xasprintf("%s/%s", path, cJSON_IsString(name) ? name->valuestring : "?");
+
+        r->posts++;
+        if (r->post_status) {
+            status = r->post_status;
+            out = ctl_status_body(status, status == 422 ? "Invalid" : "InternalError");
+            cJSON_Delete(body);
+        } else if (cJSON_GetObjectItemCaseSensitive(r->store, key)) {
+            status = 409;
+            out = ctl_status_body(409, "AlreadyExists");
+            cJSON_Delete(body);
+        } else {
+            status = 201;
+            out = cJSON_PrintUnformatted(body);
+            cJSON_AddItemToObject(r->store, key, body);
+        }
+        free(key);
+    } else if (strcmp(req->method, "GET") == 0) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(r->store, path);
+
+        r->gets++;
+        if (o) {
+            out = cJSON_PrintUnformatted(o);
+        } else {
+            status = 404;
+            out = ctl_status_body(404, "NotFound");
+        }
+    } else if (strcmp(req->method, "PATCH") == 0) {
+        cJSON *p = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(p, "path", path);
+        cJSON_AddItemToObject(p, "body", cJSON_Parse(req->body));
+        cJSON_AddItemToArray(r->patches, p);
+        out = xstrdup(req->body);
+    } else {
+        status = 405;
+        out = ctl_status_body(405, "MethodNotAllowed");
+    }
+    pthread_mutex_unlock(&r->lock);
+    fake_reply(c, status, NULL, out);
+    free(out);
+}
+
+static inline void ctl_event(void *ud, const struct event_ref *obj, const char *type,
+                             const char *reason, const char *message)
+{
+    struct ctl_rig *r = ud;
+    char *line = xasprintf("%s %s %s/%s: %s", type, reason, obj->kind, obj->name, message);
+
+    pthread_mutex_lock(&r->lock);
+    cJSON_AddItemToArray(r->events, cJSON_CreateString(line));
+    pthread_mutex_unlock(&r->lock);
+    free(line);
+}
+
+static inline int ctl_leading(void *ud)
+{
+    return ((struct ctl_rig *)ud)->leading;
+}
+
+static inline void ctl_changed(void *ud, const char *ns, const char *policy)
+{
+    struct ctl_rig *r = ud;
+    char *k = xasprintf("%s/%s", ns, policy);
+
+    pthread_mutex_lock(&r->lock);
+    cJSON_AddItemToArray(r->changed, cJSON_CreateString(k));
+    pthread_mutex_unlock(&r->lock);
+    free(k);
+}
+
+/* Puts every item of a List fixture into the cache with put(). */
+static inline int ctl_put_list(struct ctl_rig *r, const char *fixture,
+                               int (*put)(struct cache *, const cJSON *))
+{
+    cJSON *list = ctl_load(fixture), *it;
+    int n = 0;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        if (put(r->cache, it) >= 0)
+            n++;
+    }
+    cJSON_Delete(list);
+    return n;
+}
+
+/* The paper's case in namespace fx: policy paper, five members, five VMs,
+ * and vm-001's VMI in phase Failed. Returns 0, or -1 when a fixture is
+ * missing or the fake server does not start. */
+static inline int ctl_up(struct ctl_rig *r)
+{
+    static const struct kube_options fast = {
+        .qps = -1, .max_retries = 1, .backoff_ms = 10, .max_backoff_ms = 20, .timeout_ms = 5000};
+    struct kubeconfig *cfg;
+    cJSON *pol, *vmi;
+    char *err = NULL;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    r->store = cJSON_CreateObject();
+    r->patches = cJSON_CreateArray();
+    r->events = cJSON_CreateArray();
+    r->changed = cJSON_CreateArray();
+    r->leading = 1;
+    r->srv = fake_start(ctl_handler, r);
+    if (!r->srv)
+        return -1;
+    cfg = fake_kubeconfig(r->srv, NULL);
+    rc = kube_new(cfg, &fast, &r->kube, &err);
+    kubeconfig_free(cfg);
+    free(err);
+    if (rc)
+        return -1;
+    r->cache = cache_new();
+    r->book = recover_book_new();
+    r->rk = recover_ranker_new();
+    r->env =
+        (struct recover_env){r->cache, r->kube, r->book, ctl_event, ctl_leading, ctl_changed, r};
+    pol = ctl_load("ctl-policy.json");
+    vmi = ctl_load("ctl-vmi-failed.json");
+    if (!pol || !vmi || cache_policy_put(r->cache, pol) < 0 ||
+        cache_vmi_put(r->cache, vmi, recover_now_wall(), recover_now_mono()) < 0 ||
+        ctl_put_list(r, "ctl-pool-list.json", cache_member_put) != 5 ||
+        ctl_put_list(r, "ctl-vm-list.json", cache_vm_put) != 5)
+        rc = -1;
+    cJSON_Delete(pol);
+    cJSON_Delete(vmi);
+    return rc;
+}
+
+static inline void ctl_down(struct ctl_rig *r)
+{
+    kube_free(r->kube);
+    fake_stop(r->srv);
+    recover_ranker_free(r->rk);
+    recover_book_free(r->book);
+    cache_free(r->cache);
+    cJSON_Delete(r->store);
+    cJSON_Delete(r->patches);
+    cJSON_Delete(r->events);
+    cJSON_Delete(r->changed);
+    pthread_mutex_destroy(&r->lock);
+}
+
+/* How many recorded Events start with prefix ("Normal Recovered"). */
+static inline int ctl_events(struct ctl_rig *r, const char *prefix)
+{
+    const cJSON *it;
+    int n = 0;
+
+    pthread_mutex_lock(&r->lock);
+    cJSON_ArrayForEach(it, r->events)
+    {
+        n += strncmp(it->valuestring, prefix, strlen(prefix)) == 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Changes the cached policy fx/paper: applies edit to a copy of the
+ * fixture's spec, with a new generation. */
+static inline void ctl_edit_policy(struct ctl_rig *r, const char *field, cJSON *value)
+{
+    cJSON *pol = ctl_load("ctl-policy.json");
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
+
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, field);
+    cJSON_AddItemToObject(spec, field, value);
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(7));
+    cache_policy_put(r->cache, pol);
+    cJSON_Delete(pol);
+}
+
+#endif

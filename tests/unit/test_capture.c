@@ -1,0 +1,303 @@
+/*
+ * Unit tests for capture: the clean copy of a VirtualMachine, the YAML that
+ * holds it, the features and resources texts, the ConfigMap and its digest,
+ * and capture_vm() against an in-memory API server: written once, not again
+ * until the VM changes, never over a ConfigMap that describes something
+ * else, only while leading, only for a policy with capture on.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "ctl_test.h"
+#include "pool.h"
+#include "yaml.h"
+
+#define CMS "/api/v1/namespaces/fx/configmaps"
+#define VM5 "/apis/kubevirt.io/v1/namespaces/fx/virtualmachines/vm-005"
+
+TEST(clean_vm_drops_what_the_server_and_kubevirt_own)
+{
+    cJSON *vm = ctl_load("ctl-vm.json"), *clean, *m, *ann;
+
+    CHECK(vm != NULL);
+    clean = capture_clean_vm(vm);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(clean, "apiVersion")->valuestring, "kubevirt.io/v1");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(clean, "kind")->valuestring, "VirtualMachine");
+    CHECK(cJSON_GetObjectItemCaseSensitive(clean, "status") == NULL);
+    m = ctl_meta(clean);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring, "vm-005");
+    CHECK(cJSON_GetObjectItemCaseSensitive(m, "labels") != NULL);
+    for (const char *const *k =
+             (const char *const[]){"uid", "resourceVersion", "managedFields", "creationTimestamp",
+                                   "generation", "ownerReferences", "namespace", NULL};
+         *k; k++)
+        CHECK(cJSON_GetObjectItemCaseSensitive(m, *k) == NULL);
+    ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
+    CHECK_INT(cJSON_GetArraySize(ann), 1);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "team")->valuestring, "shop");
+    CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(clean, "spec"),
+                        cJSON_GetObjectItemCaseSensitive(vm, "spec"), 1));
+    cJSON_Delete(clean);
+    cJSON_Delete(vm);
+}
+
+TEST(yaml_reads_back_as_the_same_tree)
+{
+    static const char *const tricky =
+        "{\"a\":\"20.04\",\"b\":\"true\",\"c\":\"a: b\",\"d\":\"\",\"e\":\"-x\",\"f\":\"#c\","
+        "\"g\":\"two\\nlines\",\"h\":\"Yes\",\"i\":\"null\",\"j\":\"ünï\",\"k\":\" pad \","
+        "\"l\":[],\"m\":{},\"n\":[1,2.5,true,null,\"s\",[\"x\"],{\"y\":\"z\"}],"
+        "\"o\":{\"p\":{\"q\":[{\"r\":1,\"s\":[{\"t\":\"u\"}]}]}},\"1x\":\"k\",\"~\":\"~\"}";
+    cJSON *vm = ctl_load("ctl-vm.json"), *clean, *in = cJSON_Parse(tricky), *back = NULL;
+    char *y, *err = NULL;
+
+    CHECK(vm && in);
+    clean = capture_clean_vm(vm);
+    y = capture_yaml(clean);
+    CHECK(strstr(y, "kind: VirtualMachine\n") != NULL); /* block style, readable */
+    CHECK_INT(yaml_parse_one(y, strlen(y), &back, &err), 0);
+    CHECK(cJSON_Compare(back, clean, 1));
+    free(y);
+    cJSON_Delete(back);
+    back = NULL;
+    y = capture_yaml(in);
+    CHECK_INT(yaml_parse_one(y, strlen(y), &back, &err), 0);
+    /* strings stay strings: "20.04", "true", "null" were quoted */
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "a")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "b")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "i")));
+    CHECK(cJSON_Compare(back, in, 1));
+    free(y);
+    cJSON_Delete(back);
+    cJSON_Delete(clean);
+    cJSON_Delete(in);
+    cJSON_Delete(vm);
+}
+
+TEST(features_and_resources_texts_parse_back_to_the_same_set)
+{
+    cJSON *vm = ctl_load("ctl-vm.json");
+    struct features f, g = {0};
+    char *ft, *rt, *err = NULL;
+    cJSON *doc = NULL;
+
+    CHECK(vm != NULL);
+    CHECK_INT(features_from_vm(vm, &f, &err), 0);
+    ft = capture_features_yaml(&f);
+    rt = capture_resources_yaml(&f);
+    CHECK(strstr(ft, "database: [mysql, postgresql]\n") != NULL);
+    CHECK(strstr(ft, "os: ubuntu-20.04\n") != NULL);
+    CHECK_STR(rt, "cpu: 4\nmemory: 8Gi\ndisk: 40Gi\n");
+    CHECK_INT(yaml_parse_one(ft, strlen(ft), &doc, &err), 0);
+    CHECK_INT(features_parse_map(&g, doc, &err), 0);
+    cJSON_Delete(doc);
+    doc = NULL;
+    CHECK_INT(yaml_parse_one(rt, strlen(rt), &doc, &err), 0);
+    CHECK_INT(features_parse_resources(&g, doc, &err), 0);
+    CHECK_INT(g.n, f.n);
+    for (size_t i = 0; i < f.n; i++) {
+        CHECK_STR(g.items[i].category, f.items[i].category);
+        CHECK_STR(g.items[i].value, f.items[i].value);
+    }
+    CHECK_INT(g.has_res, f.has_res);
+    for (int i = 0; i < FEATURES_NRES; i++)
+        CHECK_NEAR(g.res[i], f.res[i], 1e-6);
+    /* no features: empty texts */
+    features_free(&g);
+    free(ft);
+    free(rt);
+    ft = capture_features_yaml(&g);
+    rt = capture_resources_yaml(&g);
+    CHECK_STR(ft, "");
+    CHECK_STR(rt, "");
+    free(ft);
+    free(rt);
+    cJSON_Delete(doc);
+    features_free(&f);
+    cJSON_Delete(vm);
+}
+
+TEST(configmap_is_a_valid_pool_member_with_labels_and_a_digest)
+{
+    cJSON *vm = ctl_load("ctl-vm.json"), *labels = cJSON_Parse("{\"kvrecover.io/pool\":\"paper\","
+                                                               "\"tier\":\"gold\"}");
+    cJSON *cm, *cm2, *l;
+    char *d1 = NULL, *d2 = NULL, *err = NULL;
+    struct pool_member pm;
+
+    CHECK(vm && labels);
+    cm = capture_configmap(vm, "fx", "vm-005", labels, &d1, &err);
+    CHECK(cm != NULL && d1 != NULL);
+    l = cJSON_GetObjectItemCaseSensitive(ctl_meta(cm), "labels");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(l, "kvrecover.io/pool")->valuestring, "paper");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(l, "tier")->valuestring, "gold");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(l, "kvrecover.io/vm")->valuestring, "vm-005");
+    CHECK(cJSON_GetObjectItemCaseSensitive(ctl_meta(cm), "ownerReferences") == NULL);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(ctl_meta(cm), "annotations"),
+                  "kvrecover.io/capture-digest")
+                  ->valuestring,
+              d1);
+    /* what the controller wrote, the controller reads as a member */
+    CHECK_INT(pool_member_from_json(cm, &pm, &err), 0);
+    CHECK_STR(pm.vm, "vm-005");
+    CHECK(pm.vm_template != NULL);
+    CHECK(pm.features.n >= 6);
+    pool_member_free(&pm);
+    /* same input, same digest; a status change does not matter, a spec
+     * change does */
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
+    cm2 = capture_configmap(vm, "fx", "vm-005", labels, &d2, &err);
+    CHECK_STR(d1, d2);
+    cJSON_Delete(cm2);
+    free(d2);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Manual");
+    cm2 = capture_configmap(vm, "fx", "vm-005", labels, &d2, &err);
+    CHECK(strcmp(d1, d2) != 0);
+    cJSON_Delete(cm2);
+    free(d2);
+    cJSON_Delete(cm);
+    free(d1);
+    cJSON_Delete(labels);
+    cJSON_Delete(vm);
+}
+
+/* The rig with vm-005's whole object on the fake server. */
+static int capture_up(struct ctl_rig *r)
+{
+    cJSON *vm = ctl_load("ctl-vm.json");
+
+    if (ctl_up(r) != 0 || !vm)
+        return -1;
+    ctl_set_str(ctl_meta(vm), "namespace", "fx");
+    cJSON_AddItemToObject(r->store, VM5, vm);
+    return 0;
+}
+
+TEST(capture_writes_once_then_only_on_change)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    const cJSON *cm;
+    cJSON *vms = ctl_load("ctl-vm-list.json"), *vm;
+
+    CHECK_INT(capture_up(&r), 0);
+    /* vm-005's ConfigMap in the fixtures is labelled for it: patched in place */
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_STR(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.patches, 0), "path")->valuestring,
+        CMS "/vm-005");
+    cm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.patches, 0), "body");
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cm, "data"), "vm"));
+    /* nothing changed: no request at all */
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    /* the VM changes (its generation): fetched and written again */
+    vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), 4);
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vm), "generation", cJSON_CreateNumber(2));
+    CHECK(cache_vm_put(r.cache, vm) & CACHE_CHG_CAPTURE);
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets, 2);
+    cJSON_Delete(vms);
+    capture_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(capture_creates_a_member_when_there_is_none)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+    const cJSON *cm;
+
+    CHECK_INT(capture_up(&r), 0);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        cache_member_del(r.cache, it);
+    }
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.posts, 1);
+    cm = cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005");
+    CHECK(cm != NULL);
+    CHECK_STR(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)cm), "labels"), "kvrecover.io/pool")
+            ->valuestring,
+        "paper");
+    cJSON_Delete(list);
+    capture_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(capture_keeps_out_of_the_way_of_a_configmap_about_something_else)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *list = ctl_load("ctl-pool-list.json"), *m5;
+
+    CHECK_INT(capture_up(&r), 0);
+    /* member vm-005 now describes another VM */
+    m5 = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(list, "items"), 4), 1);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(m5), "labels"), "kvrecover.io/vm",
+                "legacy");
+    CHECK(cache_member_put(r.cache, m5) > 0);
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.posts, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/kvrecover-vm-005") != NULL);
+    cJSON_Delete(m5);
+    cJSON_Delete(list);
+    capture_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(capture_falls_back_when_the_name_is_taken_outside_the_pool)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+
+    CHECK_INT(capture_up(&r), 0);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        cache_member_del(r.cache, it);
+    }
+    /* a ConfigMap vm-005 without the pool label: invisible to the cache */
+    cJSON_AddItemToObject(r.store, CMS "/vm-005", cJSON_Parse("{\"data\":{\"x\":\"y\"}}"));
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.posts, 2);
+    CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/kvrecover-vm-005") != NULL);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005"), "data")
+                  ->child->valuestring,
+              "y");
+    cJSON_Delete(list);
+    capture_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(capture_off_or_not_leading_writes_nothing)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+
+    CHECK_INT(capture_up(&r), 0);
+    r.leading = 0;
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets + r.posts + cJSON_GetArraySize(r.patches), 0);
+    r.leading = 1;
+    ctl_edit_policy(&r, "capture", cJSON_CreateFalse());
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets + r.posts + cJSON_GetArraySize(r.patches), 0);
+    /* a VM no policy selects */
+    ctl_edit_policy(&r, "capture", cJSON_CreateTrue());
+    CHECK_INT(capture_vm(&r.env, st, "fx", "no-such-vm"), 0);
+    CHECK_INT(r.gets + r.posts + cJSON_GetArraySize(r.patches), 0);
+    capture_state_free(st);
+    ctl_down(&r);
+}

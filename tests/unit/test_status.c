@@ -1,0 +1,361 @@
+/*
+ * Unit tests for status: the status object (Ready reasons, transition times,
+ * recent decisions), the merge patch (written only on change), and
+ * status_reconcile() on the paper's case against an in-memory API server:
+ * counts computed before any failure, InvalidPolicy and InvalidPoolMember
+ * announced once, the dashboard view, postponement of a busy policy.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_test.h"
+#include "status.h"
+
+#define STATUS_PATH "/apis/kvrecover.io/v1alpha1/namespaces/fx/recoverypolicies/paper/status"
+
+static const cJSON *ready_of(const cJSON *st)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "conditions"), 0);
+}
+
+static const char *field(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+TEST(ready_reasons_follow_the_spec_and_the_pool)
+{
+    struct status_facts f = {0};
+    cJSON *st;
+
+    f.generation = 3;
+    f.valid = 1;
+    f.pool_size = 5;
+    f.protected_vms = 5;
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(ready_of(st), "type"), "Ready");
+    CHECK_STR(field(ready_of(st), "status"), "True");
+    CHECK_STR(field(ready_of(st), "reason"), "Valid");
+    CHECK_NEAR(num(ready_of(st), "observedGeneration"), 3, 0);
+    CHECK_NEAR(num(st, "observedGeneration"), 3, 0);
+    CHECK_NEAR(num(st, "poolSize"), 5, 0);
+    CHECK_NEAR(num(st, "protected"), 5, 0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(st, "lastRecovery") == NULL);
+    cJSON_Delete(st);
+
+    f.valid = 0;
+    f.error = "spec.weights.language: given twice (Language and language)";
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(ready_of(st), "status"), "False");
+    CHECK_STR(field(ready_of(st), "reason"), "InvalidPolicy");
+    CHECK(strstr(field(ready_of(st), "message"), "spec.weights") != NULL);
+    cJSON_Delete(st);
+
+    f.valid = 1;
+    f.pool_invalid = 5;
+    f.first_invalid = "ConfigMap vm-000: data.features: line 1 column 9: bad";
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(ready_of(st), "status"), "False");
+    CHECK_STR(field(ready_of(st), "reason"), "InvalidPool");
+    CHECK(strstr(field(ready_of(st), "message"), "vm-000") != NULL);
+    cJSON_Delete(st);
+
+    f.pool_invalid = 1;
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(ready_of(st), "status"), "True");
+    CHECK(strstr(field(ready_of(st), "message"), "vm-000") != NULL);
+    cJSON_Delete(st);
+
+    f.pool_size = f.pool_invalid = 0;
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(ready_of(st), "status"), "True");
+    CHECK_STR(field(ready_of(st), "reason"), "EmptyPool");
+    cJSON_Delete(st);
+}
+
+TEST(last_transition_time_moves_only_when_ready_changes)
+{
+    struct status_facts f = {0};
+    cJSON *a, *b, *c;
+
+    f.valid = 1;
+    f.pool_size = 2;
+    a = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    f.protected_vms = 4; /* other facts change, Ready stays True */
+    b = status_build(&f, a, "2026-11-25T19:05:00Z");
+    CHECK_STR(field(ready_of(b), "lastTransitionTime"), "2026-11-25T19:00:00Z");
+    f.valid = 0;
+    f.error = "spec.selector: required";
+    c = status_build(&f, b, "2026-11-25T19:10:00Z");
+    CHECK_STR(field(ready_of(c), "lastTransitionTime"), "2026-11-25T19:10:00Z");
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(c);
+}
+
+TEST(recent_and_last_recovery_and_unprotected_names)
+{
+    struct status_recent recent[2] = {
+        {"vm-004", "u4", "", "", "NoEligibleCandidate", 0, 1795635300.0},
+        {"vm-001", "u1", "vm-001-x", "vm-005", "Recovered", 0.6667, 1795635000.0},
+    };
+    const char *names[] = {"vm-003", "vm-004"};
+    struct status_facts f = {0};
+    cJSON *st;
+    const cJSON *r0, *r1;
+
+    f.valid = 1;
+    f.pool_size = 5;
+    f.recent = recent;
+    f.nrecent = 2;
+    f.recoveries = 1;
+    f.unprotected = 2;
+    f.unprotected_names = names;
+    f.nunprotected_names = 2;
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "recent"), 0);
+    r1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "recent"), 1);
+    CHECK_STR(field(r0, "decision"), "NoEligibleCandidate");
+    CHECK_STR(field(r0, "replacement"), "");
+    CHECK_STR(field(r1, "failedVM"), "vm-001");
+    CHECK_STR(field(r1, "failedUID"), "u1");
+    CHECK_STR(field(r1, "replacement"), "vm-001-x");
+    CHECK_STR(field(r1, "template"), "vm-005");
+    CHECK_NEAR(num(r1, "score"), 0.6667, 1e-12);
+    CHECK_STR(field(r1, "time"), "2026-11-25T19:30:00Z");
+    /* the last recovery is the newest Recovered or DryRun, not a failure
+     * that found no candidate */
+    CHECK_STR(field(st, "lastRecovery"), "2026-11-25T19:30:00Z");
+    CHECK_NEAR(num(st, "recoveries"), 1, 0);
+    CHECK_NEAR(num(st, "unprotected"), 2, 0);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "unprotectedVMs")), 2);
+    cJSON_Delete(st);
+}
+
+TEST(patch_is_null_when_equal_and_nulls_removed_fields)
+{
+    cJSON *old = cJSON_Parse("{\"protected\":5,\"lastRecovery\":\"t\",\"poolSize\":5}");
+    cJSON *same = cJSON_Parse("{\"poolSize\":5,\"protected\":5,\"lastRecovery\":\"t\"}");
+    cJSON *new_st = cJSON_Parse("{\"protected\":6,\"poolSize\":5}");
+    cJSON *p;
+    const cJSON *st;
+
+    CHECK(status_patch(old, same) == NULL);
+    p = status_patch(old, new_st);
+    CHECK(p != NULL);
+    st = cJSON_GetObjectItemCaseSensitive(p, "status");
+    CHECK_NEAR(num(st, "protected"), 6, 0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(st, "lastRecovery")));
+    cJSON_Delete(p);
+    p = status_patch(NULL, new_st);
+    CHECK(p != NULL);
+    cJSON_Delete(p);
+    cJSON_Delete(old);
+    cJSON_Delete(same);
+    cJSON_Delete(new_st);
+}
+
+/* The status the reconcile patched last, or NULL. */
+static const cJSON *last_status(struct ctl_rig *r)
+{
+    const cJSON *p = cJSON_GetArrayItem(r->patches, cJSON_GetArraySize(r->patches) - 1);
+
+    if (!p || strcmp(field(p, "path"), STATUS_PATH) != 0)
+        return NULL;
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "body"), "status");
+}
+
+/* Feeds the last patched status back into the cache, as the watch would. */
+static void echo_status(struct ctl_rig *r)
+{
+    cJSON *pol = ctl_load("ctl-policy.json");
+
+    cJSON_AddItemToObject(pol, "status", cJSON_Duplicate(last_status(r), 1));
+    cache_policy_put(r->cache, pol);
+    cJSON_Delete(pol);
+}
+
+static void wait_out(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+TEST(reconcile_counts_the_paper_case_before_any_failure)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    const cJSON *s;
+    cJSON *views, *v, *prot;
+
+    CHECK_INT(ctl_up(&r), 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(requeue, 0);
+    s = last_status(&r);
+    CHECK(s != NULL);
+    CHECK_STR(field(ready_of(s), "status"), "True");
+    CHECK_NEAR(num(s, "protected"), 5, 0);
+    CHECK_NEAR(num(s, "poolSize"), 5, 0);
+    CHECK_NEAR(num(s, "unprotected"), 2, 0);
+    CHECK_STR(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "unprotectedVMs"), 0)->valuestring,
+        "vm-003");
+    CHECK_STR(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "unprotectedVMs"), 1)->valuestring,
+        "vm-004");
+    CHECK_NEAR(num(s, "recoveries"), 0, 0);
+    /* the dashboard's view of it */
+    views = status_views(st);
+    v = cJSON_GetArrayItem(views, 0);
+    CHECK_STR(field(v, "namespace"), "fx");
+    CHECK_STR(field(v, "pool"), "paper");
+    CHECK_STR(field(v, "mode"), "Jaccard");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ready")));
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "members")), 5);
+    prot = cJSON_GetObjectItemCaseSensitive(v, "protected");
+    CHECK_INT(cJSON_GetArraySize(prot), 5);
+    CHECK_STR(field(cJSON_GetArrayItem(prot, 0), "vm"), "vm-001");
+    CHECK_STR(field(cJSON_GetArrayItem(prot, 0), "phase"), "Failed");
+    CHECK_STR(field(cJSON_GetArrayItem(prot, 0), "best"), "vm-005");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(prot, 2), "eligible")));
+    cJSON_Delete(views);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(reconcile_writes_only_when_something_changed_and_postpones_a_busy_policy)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+
+    CHECK_INT(ctl_up(&r), 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    /* at once again: postponed, not skipped */
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK(requeue > 0 && requeue <= 1000);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    /* the watch brings the status back: nothing to write */
+    echo_status(&r);
+    wait_out(requeue);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(requeue, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(reconcile_reports_a_recovery_from_the_replacement_itself)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    const cJSON *s, *r0;
+    cJSON *views;
+
+    CHECK_INT(ctl_up(&r), 0);
+    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
+    /* the watch delivers the replacement */
+    {
+        const cJSON *vm = r.store->child;
+        cJSON *copy = cJSON_Duplicate(vm, 1);
+
+        ctl_set_str(ctl_meta(copy), "uid", "new-vm-uid");
+        CHECK(cache_vm_put(r.cache, copy) & CACHE_CHG_REPL);
+        cJSON_Delete(copy);
+    }
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    s = last_status(&r);
+    CHECK(s != NULL);
+    CHECK_NEAR(num(s, "recoveries"), 1, 0);
+    r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "recent"), 0);
+    CHECK_STR(field(r0, "decision"), "Recovered");
+    CHECK_STR(field(r0, "failedVM"), "vm-001");
+    CHECK_STR(field(r0, "template"), "vm-005");
+    CHECK_NEAR(num(r0, "score"), 0.6667, 1e-12);
+    CHECK(strncmp(field(r0, "replacement"), "vm-001-", 7) == 0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(s, "lastRecovery") != NULL);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "recent")), 1);
+    /* the dashboard carries the ranking of this process's decision */
+    views = status_views(st);
+    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(views, 0), "recoveries"), 0),
+        "ranking")));
+    cJSON_Delete(views);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(invalid_policy_and_invalid_member_are_announced_once)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    cJSON *list = ctl_load("ctl-pool-list.json"), *bad;
+    const cJSON *s;
+
+    CHECK_INT(ctl_up(&r), 0);
+    bad =
+        cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(list, "items"), 0), 1);
+    ctl_set_str(ctl_meta(bad), "name", "vm-000");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(bad, "data"), "features", "os: [ubuntu, {x");
+    CHECK(cache_member_put(r.cache, bad) > 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(ctl_events(&r, "Warning InvalidPoolMember RecoveryPolicy/paper"), 1);
+    s = last_status(&r);
+    CHECK_NEAR(num(s, "poolSize"), 6, 0); /* valid or not */
+    CHECK_STR(field(ready_of(s), "status"), "True");
+    wait_out(600);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(ctl_events(&r, "Warning InvalidPoolMember"), 1);
+
+    ctl_edit_policy(&r, "weights", cJSON_Parse("{\"language\":0.3,\"Language\":0.2}"));
+    wait_out(600);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    s = last_status(&r);
+    CHECK_STR(field(ready_of(s), "status"), "False");
+    CHECK_STR(field(ready_of(s), "reason"), "InvalidPolicy");
+    CHECK_NEAR(num(ready_of(s), "observedGeneration"), 7, 0);
+    CHECK_INT(ctl_events(&r, "Warning InvalidPolicy RecoveryPolicy/paper"), 1);
+    wait_out(600);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(ctl_events(&r, "Warning InvalidPolicy"), 1);
+    cJSON_Delete(bad);
+    cJSON_Delete(list);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(a_deleted_policy_is_forgotten)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    cJSON *pol = ctl_load("ctl-policy.json"), *views;
+
+    CHECK_INT(ctl_up(&r), 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(cache_policy_del(r.cache, pol), 1);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    CHECK_INT(requeue, 0);
+    views = status_views(st);
+    CHECK_INT(cJSON_GetArraySize(views), 0);
+    cJSON_Delete(views);
+    cJSON_Delete(pol);
+    status_state_free(st);
+    ctl_down(&r);
+}
