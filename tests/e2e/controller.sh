@@ -123,7 +123,8 @@ ctl_identity_ok() {
 # ---- the controller process -------------------------------------------------
 
 # ctl_start NAME [ARGS...]: starts bin/kvrecover-controller as the
-# controller's identity, with its HTTP server on a free loopback port and
+# controller's identity, with its HTTP server on a free loopback port
+# ($CTL_HTTP_ADDR overrides) and
 # the given extra arguments (--leader-elect=..., --id, --namespace ...).
 # stderr and stdout go to $CTL_DIR/NAME.log (appended). Returns at once; use
 # ctl_wait_synced. Starting a NAME that still runs is an error.
@@ -136,8 +137,13 @@ ctl_start() {
   CTL_LOG[$name]=$log
   CTL_OFF[$name]=$(stat -c %s "$log")
   echo "{\"msg\":\"e2e: start\",\"name\":\"$name\",\"args\":\"$*\"}" >>"$log"
-  "$CTL_BIN" --kubeconfig "$kc" --http-addr 127.0.0.1:0 --log-level info "$@" \
-    >>"$log" 2>&1 </dev/null &
+  # CTL_SETSID=1: in a session of its own, so that a terminal's ^C reaches
+  # only the script (which then stops it with SIGTERM). Without job control
+  # setsid does not fork, so $! is the controller either way.
+  local -a pre=()
+  [ "${CTL_SETSID:-0}" = 1 ] && pre=(setsid)
+  "${pre[@]}" "$CTL_BIN" --kubeconfig "$kc" --http-addr "${CTL_HTTP_ADDR:-127.0.0.1:0}" \
+    --log-level info "$@" >>"$log" 2>&1 </dev/null &
   CTL_PID[$name]=$!
 }
 
