@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,16 +39,25 @@
 /*
  * What the reflector remembers of one object: enough to tell a new object
  * from a changed one, to notice a replacement (new uid under the same key),
- * and to build the stub of a delete it did not see. One allocation for the
- * immutable key and uid, one for the resourceVersion.
+ * and to build the stub of a delete it did not see. One allocation of about
+ * a hundred bytes: the key, then the uid, packed to 16 bytes when it is a
+ * canonical UUID (as the API server writes them); the resourceVersion is
+ * opaque to clients, but is in practice a decimal etcd revision, kept as a
+ * number when it is one and as a string otherwise.
  */
 struct watch_obj {
-    UT_hash_handle hh; /* keyed by key */
-    char *rv;          /* resourceVersion last delivered (owned) */
-    const char *uid;   /* points into key[], after the key's NUL */
-    bool seen;         /* present in the list being applied */
-    char key[];        /* "namespace/name" or "name", NUL, uid, NUL */
+    UT_hash_handle hh; /* keyed by data (the key) */
+    union {
+        uint64_t num; /* WATCH_RV_NUM */
+        char *str;    /* otherwise (owned) */
+    } rv;             /* resourceVersion last delivered */
+    uint8_t flags;    /* WATCH_RV_NUM, WATCH_UID_BIN, WATCH_SEEN */
+    char data[];      /* key, NUL, then the uid: 16 bytes, or a string */
 };
+
+#define WATCH_RV_NUM 1u  /* rv.num holds the resourceVersion */
+#define WATCH_UID_BIN 2u /* the uid is 16 packed bytes */
+#define WATCH_SEEN 4u    /* present in the list being applied */
 
 struct watch {
     struct kube *k;           /* borrowed client, or NULL */
@@ -155,23 +166,138 @@ static char *watch__identity(const cJSON *obj, const char **uid, const char **rv
     return ns && ns[0] ? xasprintf("%s/%s", ns, name) : xstrdup(name);
 }
 
+/* A decimal resourceVersion without leading zeros that fits 64 bits, as
+ * a number; false for anything else. */
+static bool watch__rv_num(const char *rv, uint64_t *out)
+{
+    uint64_t n = 0;
+    size_t len = strlen(rv);
+
+    if (len == 0 || len > 19 || (rv[0] == '0' && len > 1))
+        return false;
+    for (const char *p = rv; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    *out = n;
+    return true;
+}
+
+static int watch__hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A canonical lower-case UUID (8-4-4-4-12), as 16 bytes; false otherwise,
+ * so that any other uid still round-trips exactly. */
+static bool watch__uid_pack(const char *uid, uint8_t out[16])
+{
+    int j = 0;
+
+    if (strlen(uid) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (uid[i] != '-')
+                return false;
+            continue;
+        }
+        int hi = watch__hex(uid[i]), lo = watch__hex(uid[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[j++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    return true;
+}
+
+static const char *watch__uid_of(const struct watch_obj *o, char buf[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *u = o->data + strlen(o->data) + 1;
+    int j = 0;
+
+    if (!(o->flags & WATCH_UID_BIN))
+        return u;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            buf[j++] = '-';
+        buf[j++] = hex[(uint8_t)u[i] >> 4];
+        buf[j++] = hex[(uint8_t)u[i] & 15];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static bool watch__uid_eq(const struct watch_obj *o, const char *uid)
+{
+    uint8_t bin[16];
+    const char *u = o->data + strlen(o->data) + 1;
+
+    if (o->flags & WATCH_UID_BIN)
+        return watch__uid_pack(uid, bin) && memcmp(bin, u, 16) == 0;
+    return strcmp(u, uid) == 0;
+}
+
+static const char *watch__rv_of(const struct watch_obj *o, char buf[24])
+{
+    if (!(o->flags & WATCH_RV_NUM))
+        return o->rv.str;
+    snprintf(buf, 24, "%llu", (unsigned long long)o->rv.num);
+    return buf;
+}
+
+static bool watch__rv_eq(const struct watch_obj *o, const char *rv)
+{
+    uint64_t n;
+
+    if (o->flags & WATCH_RV_NUM)
+        return watch__rv_num(rv, &n) && n == o->rv.num;
+    return strcmp(o->rv.str, rv) == 0;
+}
+
+static void watch__rv_set(struct watch_obj *o, const char *rv)
+{
+    if (!(o->flags & WATCH_RV_NUM))
+        free(o->rv.str);
+    o->flags &= (uint8_t)~WATCH_RV_NUM;
+    if (watch__rv_num(rv, &o->rv.num))
+        o->flags |= WATCH_RV_NUM;
+    else
+        o->rv.str = xstrdup(rv);
+}
+
 static struct watch_obj *watch__obj_new(const char *key, const char *uid, const char *rv)
 {
     size_t kl = strlen(key), ul = strlen(uid);
-    struct watch_obj *o = xmalloc(sizeof(*o) + kl + 1 + ul + 1);
+    uint8_t bin[16];
+    bool packed = watch__uid_pack(uid, bin);
+    struct watch_obj *o =
+        xmalloc(offsetof(struct watch_obj, data) + kl + 1 + (packed ? 16 : ul + 1));
 
-    memset(o, 0, sizeof(*o));
-    memcpy(o->key, key, kl + 1);
-    memcpy(o->key + kl + 1, uid, ul + 1);
-    o->uid = o->key + kl + 1;
-    o->rv = xstrdup(rv);
+    memset(o, 0, offsetof(struct watch_obj, data));
+    memcpy(o->data, key, kl + 1);
+    if (packed) {
+        memcpy(o->data + kl + 1, bin, 16);
+        o->flags |= WATCH_UID_BIN;
+    } else {
+        memcpy(o->data + kl + 1, uid, ul + 1);
+    }
+    o->flags |= WATCH_RV_NUM; /* nothing to free yet */
+    watch__rv_set(o, rv);
     return o;
 }
 
 static void watch__obj_free(struct watch_obj *o)
 {
     if (o) {
-        free(o->rv);
+        if (!(o->flags & WATCH_RV_NUM))
+            free(o->rv.str);
         free(o);
     }
 }
@@ -190,18 +316,19 @@ static cJSON *watch__stub(const struct watch_obj *o)
 {
     cJSON *obj = cJSON_CreateObject();
     cJSON *md = cJSON_AddObjectToObject(obj, "metadata");
-    const char *slash = strchr(o->key, '/');
+    const char *slash = strchr(o->data, '/');
+    char uid[37], rv[24];
 
     if (slash) {
-        char *ns = xstrndup(o->key, (size_t)(slash - o->key));
+        char *ns = xstrndup(o->data, (size_t)(slash - o->data));
         cJSON_AddStringToObject(md, "namespace", ns);
         cJSON_AddStringToObject(md, "name", slash + 1);
         free(ns);
     } else {
-        cJSON_AddStringToObject(md, "name", o->key);
+        cJSON_AddStringToObject(md, "name", o->data);
     }
-    cJSON_AddStringToObject(md, "uid", o->uid);
-    cJSON_AddStringToObject(md, "resourceVersion", o->rv);
+    cJSON_AddStringToObject(md, "uid", watch__uid_of(o, uid));
+    cJSON_AddStringToObject(md, "resourceVersion", watch__rv_of(o, rv));
     return obj;
 }
 
@@ -226,7 +353,7 @@ static void watch__upsert(struct watch *w, const char *key, const char *uid, con
     struct watch_obj *o = NULL;
 
     HASH_FIND_STR(w->objs, key, o);
-    if (o && strcmp(o->uid, uid) != 0) {
+    if (o && !watch__uid_eq(o, uid)) {
         HASH_DEL(w->objs, o);
         watch__deliver_stub_delete(w, o);
         watch__obj_free(o);
@@ -234,17 +361,16 @@ static void watch__upsert(struct watch *w, const char *key, const char *uid, con
     }
     if (o == NULL) {
         o = watch__obj_new(key, uid, rv);
-        o->seen = true;
-        HASH_ADD_KEYPTR(hh, w->objs, o->key, strlen(o->key), o);
+        o->flags |= WATCH_SEEN;
+        HASH_ADD_KEYPTR(hh, w->objs, o->data, strlen(o->data), o);
         if (w->h.on_add)
             w->h.on_add(w->ud, obj);
         return;
     }
-    o->seen = true;
-    if (strcmp(o->rv, rv) == 0)
+    o->flags |= WATCH_SEEN;
+    if (watch__rv_eq(o, rv))
         return;
-    free(o->rv);
-    o->rv = xstrdup(rv);
+    watch__rv_set(o, rv);
     if (w->h.on_update)
         w->h.on_update(w->ud, obj);
 }
@@ -394,7 +520,7 @@ int watch__apply_line(struct watch *w, const char *line, size_t len)
             HASH_DEL(w->objs, o);
             /* A delete of a newer incarnation than the one delivered: the
              * consumer still holds the old one, so delete that. */
-            if (uid[0] && strcmp(o->uid, uid) != 0)
+            if (uid[0] && !watch__uid_eq(o, uid))
                 watch__deliver_stub_delete(w, o);
             else if (w->h.on_delete)
                 w->h.on_delete(w->ud, obj, false);
@@ -422,7 +548,7 @@ void watch__list_begin(struct watch *w)
 
     HASH_ITER(hh, w->objs, o, tmp)
     {
-        o->seen = false;
+        o->flags &= (uint8_t)~WATCH_SEEN;
     }
     free(w->list_rv);
     w->list_rv = NULL;
@@ -466,7 +592,7 @@ void watch__list_end(struct watch *w)
     {
         /* cppcheck cannot follow HASH_ITER's pointer updates. */
         // cppcheck-suppress uninitvar
-        if (!o->seen) {
+        if (!(o->flags & WATCH_SEEN)) {
             HASH_DEL(w->objs, o);
             watch__deliver_stub_delete(w, o);
             watch__obj_free(o);

@@ -133,6 +133,7 @@ static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 struct seen {
     struct buf log;
     int synced;
+    char deleted_uid[64]; /* uid of the last object deleted */
 };
 
 static void seen_put(struct seen *s, const char *what, const cJSON *obj)
@@ -161,7 +162,15 @@ static void on_update(void *ud, const cJSON *obj)
 
 static void on_delete(void *ud, const cJSON *obj, bool unknown)
 {
+    struct seen *s = ud;
+    const cJSON *uid =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "uid");
+
     seen_put(ud, unknown ? "gone" : "del", obj);
+    pthread_mutex_lock(&seen_lock);
+    snprintf(s->deleted_uid, sizeof(s->deleted_uid), "%s",
+             cJSON_IsString(uid) ? uid->valuestring : "");
+    pthread_mutex_unlock(&seen_lock);
 }
 
 static void on_synced(void *ud)
@@ -268,6 +277,41 @@ TEST(watch_replaced_uid_is_delete_then_add)
     CHECK_STR(seen_take(&s), "add:a/x@5 gone:a/x@5 add:a/x@9 ");
     buf_free(&s.log);
     watch_free(w);
+}
+
+/* The table keeps canonical UUIDs and decimal resourceVersions packed and
+ * anything else verbatim: either way the stub of a delete carries them
+ * exactly as the server wrote them, and comparisons see through packing. */
+TEST(watch_stub_round_trips_uid_and_rv)
+{
+    static const char *const ids[][2] = {
+        {"6b1f0c1e-9a2b-4c3d-8e4f-0123456789ab", "18446744073709551615"}, /* packed, max */
+        {"6B1F0C1E-9A2B-4C3D-8E4F-0123456789AB", "007"},                  /* verbatim */
+        {"not-a-uuid", "rv-opaque"},
+        {"6b1f0c1e-9a2b-4c3d-8e4f-0123456789a", "18446744073709551616"}, /* 35; overflow */
+    };
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        struct seen s;
+        struct watch *w = hand_fed(&s);
+        char line[512], want[256];
+
+        CHECK(w != NULL);
+        snprintf(line, sizeof(line),
+                 "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"n\","
+                 "\"name\":\"x\",\"uid\":\"%s\",\"resourceVersion\":\"%s\"}}}",
+                 ids[i][0], ids[i][1]);
+        CHECK_INT(apply(w, line), 0);
+        /* The same version again is recognised as nothing new. */
+        CHECK_INT(apply(w, line), 0);
+        /* A replacement (another uid) reports the old one as it was. */
+        CHECK_INT(apply(w, EV("ADDED", "n", "x", "u-new", "9")), 0);
+        snprintf(want, sizeof(want), "add:n/x@%s gone:n/x@%s add:n/x@9 ", ids[i][1], ids[i][1]);
+        CHECK_STR(seen_take(&s), want);
+        CHECK_STR(s.deleted_uid, ids[i][0]);
+        buf_free(&s.log);
+        watch_free(w);
+    }
 }
 
 /* Bookmarks move the resume point and deliver nothing; ERROR 410 asks for a
