@@ -5,7 +5,9 @@
 # BUILD/corpus/<target>/ (where new inputs go). Crashes, leaks, timeouts and
 # broken invariants are written to tests/fuzz/crashes/<target>/ (ignored by
 # git). Prints one summary line per target and fails if any target found
-# anything.
+# anything. Targets run in libFuzzer's fork mode with one worker, which keeps
+# fuzzing after a finding, so that one run reports every kind of finding
+# instead of stopping at the first (FUZZ_FORK=0: the classic single process).
 #
 #   tests/fuzz/run.sh build/fuzz 300        (make fuzz FUZZ_TIME=300)
 #   FUZZ_ONLY=yaml tests/fuzz/run.sh ...    only targets whose name contains it
@@ -29,21 +31,27 @@ for t in "$build"/fuzz_*; do
   dict=()
   [ -f "$here/$name.dict" ] && dict=(-dict="$here/$name.dict")
   echo "== $name: ${secs}s"
+  before=$(find "$crashes" -type f | wc -l)
+  mode=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  [ "${FUZZ_FORK:-1}" = 0 ] && mode=()
   # -timeout: an input taking 10 s is a hang; -rss_limit_mb bounds a blow-up.
-  "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  "$t" "${mode[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" \
     "$work" "$seeds" >"$log" 2>&1
   rc=$?
   ran=$((ran + 1))
+  # executions: the final stats (single process) or the last fork-mode status line
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -n 1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1)
-  found=$(find "$crashes" -type f | wc -l)
-  line="$name: ${execs:-?} executions, ${cov:-cov: ?}, $found crash files, exit $rc"
+  found=$(( $(find "$crashes" -type f | wc -l) - before ))
+  line="$name: ${execs:-?} executions, ${cov:-cov: ?}, $found new crash files, exit $rc"
   summary+=("$line")
   echo "$line"
   if [ "$rc" != 0 ] || [ "$found" != 0 ]; then
     status=1
-    grep -E 'ERROR|SUMMARY|invariant|Test unit written' "$log" | head -n 10
+    grep -E 'ERROR|SUMMARY|invariant|runtime error|Test unit written' "$log" | sort | uniq -c |
+      sort -rn | head -n 12
     echo "   reproduce: $t $crashes/<file>   (log: $log)"
   fi
 done
