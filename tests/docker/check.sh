@@ -18,6 +18,8 @@
 #   - that user exists in /etc/passwd.
 # And, as the other copy-paste check an admin depends on: the paper's case
 # study in manifests/examples/ is byte-for-byte the one in examples/paper/.
+# tests/docker/smoke.sh then runs the final root the way the Deployment runs
+# the image, against a local control plane.
 #
 # Usage: tests/docker/check.sh [--rev REV] [DOCKERFILE]   (as root)
 #   DOCKERFILE  default <repo>/Dockerfile; its folder is the build context,
@@ -478,6 +480,12 @@ check "USER ($user) is non-root and in /etc/passwd" user_is_nonroot
 check "ENTRYPOINT --version runs as USER" entrypoint_runs_as_user
 check "manifests/examples is a copy of examples/paper" examples_in_sync
 cleanup
+# For tests/docker/smoke.sh: which root is the image, and how it runs.
+ln -sfn "$final" "$cache/final"
+{
+  printf 'user=%q\n' "$user"
+  printf 'entrypoint=(%s)\n' "$(printf '%q ' "${entrypoint[@]}")"
+} >"$cache/final.env"
 printf '  final root: %s (base %s; the image would be about as large)\n' "$(du -shx "$final" | cut -f1)" \
   "$(du -shx "$base" | cut -f1)"
 printf '%d passed, %d failed\n' "$pass" "$fail"
