@@ -799,6 +799,51 @@ static void kube__setup(struct kube *k, struct kube_xfer *x, const char *method,
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 }
 
+/*
+ * Runs one transfer. A stream with a cancel callback runs on a multi handle
+ * polled every KUBE_CANCEL_POLL_MS: while a stream is idle libcurl calls
+ * the progress callback only about once a second, and a reflector's stop
+ * should not wait that long. Everything else is a plain easy transfer, which
+ * keeps its connection alive in the handle for the next request.
+ */
+static CURLcode kube__run(struct kube_xfer *x)
+{
+    CURLcode rc = CURLE_OK;
+    CURLM *m;
+    int running = 1;
+
+    if (x->on_chunk == NULL || x->cancel == NULL)
+        return curl_easy_perform(x->h);
+    m = curl_multi_init();
+    if (m == NULL)
+        abort(); /* out of memory, as xmalloc */
+    curl_multi_add_handle(m, x->h);
+    for (;;) {
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            rc = CURLE_FAILED_INIT;
+            break;
+        }
+        if (!running)
+            break;
+        if (atomic_load(&x->k->down) || x->cancel(x->ud)) {
+            x->stopped = true;
+            rc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        curl_multi_poll(m, NULL, 0, (int)KUBE_CANCEL_POLL_MS, NULL);
+    }
+    if (!running) {
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL)
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == x->h)
+                rc = msg->data.result;
+    }
+    curl_multi_remove_handle(m, x->h);
+    curl_multi_cleanup(m);
+    return rc;
+}
+
 /* Whether a transport failure happened before the request could reach the
  * server, so that any method may be retried. */
 static bool kube__not_sent(CURLcode rc)
@@ -937,7 +982,7 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         x.h = kube__handle_get(k);
         errbuf[0] = '\0';
         kube__setup(k, &x, method, url, hdrs, body, body_len, timeout_ms, errbuf);
-        crc = curl_easy_perform(x.h);
+        crc = kube__run(&x);
         curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &code);
         /* Drop the references to our header list and blobs before the
          * handle goes back to the pool. */
