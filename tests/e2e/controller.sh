@@ -536,6 +536,7 @@ kvr__apiserver_restart_here() {
   # here without job control, it is not a process group leader).
   (cd "$cwd" && exec setsid "${argv[@]}") >>"$d/kube-apiserver.log" 2>&1 </dev/null &
   local new=$!
+  disown "$new" 2>/dev/null # not this script's job: no "Killed" notice later
   awk -v old="$pid" -v new="$new" '$1 == old && $2 == "kube-apiserver" { $1 = new } { print }' \
     "$d/pids" >"$d/pids.tmp" && mv "$d/pids.tmp" "$d/pids"
 }

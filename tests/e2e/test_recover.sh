@@ -194,6 +194,13 @@ for vm in "${vms[@]}"; do
      ! grep -qE '(resourceVersion|creationTimestamp|managedFields|"?uid"?:|"?generation"?:|(^|[[:space:]{,"])status"?:|kubevirt.io/latest-observed-api-version|kubevirt.io/storage-observed-api-version)' <<<"$vmdata"
   then t_pass "capture $vm: data.vm is a clean VirtualMachine (no status, uid, resourceVersion...)"
   else t_fail "capture $vm: data.vm is a clean VirtualMachine" "$(head -c 400 <<<"$vmdata")"; fi
+  # ...that KubeVirt's schema accepts as a new VM (YAML to JSON by kubectl).
+  if [ -n "$vmdata" ] &&
+     kubectl create --dry-run=client -o json -f - <<<"$vmdata" 2>/dev/null |
+     jq ".metadata.name = \"copy-of-$vm\" | del(.metadata.namespace)" |
+     kubectl create -n "$cap" --dry-run=server --validate=strict -f - >/dev/null 2>&1; then
+    t_pass "capture $vm: data.vm passes KubeVirt's schema (server dry-run, strict)"
+  else t_fail "capture $vm: data.vm passes KubeVirt's schema (server dry-run, strict)" "refused"; fi
 done
 rvs() { kubectl get cm -n "$cap" -l kvrecover.io/vm -o jsonpath='{.items[*].metadata.resourceVersion}'; }
 before=$(rvs); sleep 5
