@@ -282,7 +282,7 @@ copy_from_context() { # copy_from_context REL DEST
 }
 
 do_copy() { # do_copy ARGS
-  local from= words dest i src
+  local from='' words dest i src
   read -r -a words <<<"$1"
   if [[ ${words[0]} == --from=* ]]; then
     from=${words[0]#--from=}
@@ -406,6 +406,7 @@ no_compiler() {
 }
 no_dev_packages() {
   local dev
+  # shellcheck disable=SC2016  # dpkg-query's own ${field} syntax
   dev=$(run_final dpkg-query -W -f '${Package} ${Status}\n' | awk '$NF == "installed" && ($1 ~ /-dev(:|$)/ || $1 == "build-essential") { print $1 }')
   [ -z "$dev" ] || {
     echo "  installed: $dev" >&2

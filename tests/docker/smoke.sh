@@ -41,18 +41,23 @@ die() {
 }
 
 [ "$(id -u)" = 0 ] || die "needs root (chroot, mount)"
-[ -d "$cache/final" ] && [ -f "$cache/final.env" ] || die "run tests/docker/check.sh first"
+if [ ! -d "$cache/final" ] || [ ! -f "$cache/final.env" ]; then
+  die "run tests/docker/check.sh first"
+fi
 user=
 entrypoint=()
 # shellcheck source=/dev/null
 . "$cache/final.env"
-[ -n "$user" ] && [ "${#entrypoint[@]}" -gt 0 ] || die "$cache/final.env: no USER or ENTRYPOINT"
+if [ -z "$user" ] || [ "${#entrypoint[@]}" = 0 ]; then
+  die "$cache/final.env: no USER or ENTRYPOINT"
+fi
 final=$(cd "$cache/final" && pwd -P)
 uid=${user%%:*}
 gid=${user#*:}
 [ "$gid" != "$user" ] || gid=$uid
 
 kubectl_dir=$(
+  # shellcheck source=tests/cluster/lib.sh
   . "$repo/tests/cluster/lib.sh"
   echo "$KVR_CACHE/k8s-$(cluster_modver k8s k8s.io/kubernetes)"
 )
@@ -105,7 +110,8 @@ wait_for() {
 say "starting a local control plane"
 kc=$("$repo/tests/cluster/up" | tail -n 1)
 export KUBECONFIG=$kc
-export KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+export KUBECACHEDIR
 server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 host_port=${server#https://}
 kubectl apply --server-side -k "$repo/manifests/" >/dev/null
@@ -145,7 +151,9 @@ pod=kvrecover-controller-smoke-0
 ns=kvrecover-system
 args=()
 while IFS= read -r a; do
+  # shellcheck disable=SC2016  # the kubelet's $(VAR) syntax, literally
   a=${a//'$(POD_NAMESPACE)'/$ns}
+  # shellcheck disable=SC2016
   a=${a//'$(POD_NAME)'/$pod}
   case "$a" in --http-addr=*) a=--http-addr=127.0.0.1:0 ;; esac
   args+=("$a")
@@ -165,8 +173,11 @@ if wait_for 60 grep -q '"msg":"leader"' "$log"; then
 else
   bad "the controller starts in-cluster, syncs its caches and leads" "$(tail -5 "$log")"
 fi
-grep -q '"kubeconfig":"in-cluster"' "$log" && ok "it used the in-cluster configuration" ||
+if grep -q '"kubeconfig":"in-cluster"' "$log"; then
+  ok "it used the in-cluster configuration"
+else
   bad "it used the in-cluster configuration" "$(head -1 "$log")"
+fi
 status=/proc/$pid/status
 if [ -r "$status" ] && [ "$(awk '/^Uid:/ { print $2 }' "$status")" = "$uid" ] &&
   [ "$(awk '/^NoNewPrivs:/ { print $2 }' "$status")" = 1 ] &&
@@ -179,23 +190,38 @@ fi
 
 port=$(sed -n 's/.*"msg":"http listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
 http() { curl -fsS --max-time 5 "http://127.0.0.1:$port$1"; }
-[ -n "$port" ] && http /healthz >/dev/null && ok "/healthz answers 200" || bad "/healthz answers 200" "port '${port:-}'"
-[ -n "$port" ] && http /readyz >/dev/null && ok "/readyz answers 200" || bad "/readyz answers 200" "port '${port:-}'"
+for path in /healthz /readyz; do
+  if [ -n "$port" ] && http "$path" >/dev/null; then
+    ok "$path answers 200"
+  else
+    bad "$path answers 200" "port '${port:-}'"
+  fi
+done
 holder=$(kubectl -n "$ns" get lease kvrecover-controller -o jsonpath='{.spec.holderIdentity}' 2>&1 || true)
-[ "$holder" = "$pod" ] && ok "the Lease names the pod as holder" || bad "the Lease names the pod as holder" "holder '$holder'"
+if [ "$holder" = "$pod" ]; then
+  ok "the Lease names the pod as holder"
+else
+  bad "the Lease names the pod as holder" "holder '$holder'"
+fi
 
 # --- the paper's case study -------------------------------------------------
 kubectl apply --server-side -k "$repo/manifests/examples/" >/dev/null
 ready() { [ "$(kubectl -n paper get rp paper -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
-wait_for 30 ready && ok "manifests/examples: the policy is Ready" ||
+if wait_for 30 ready; then
+  ok "manifests/examples: the policy is Ready"
+else
   bad "manifests/examples: the policy is Ready" "$(kubectl -n paper get rp paper -o jsonpath='{.status.conditions}' 2>&1)"
+fi
 kubectl -n paper create -f "$repo/examples/paper/failed-vmi.yaml" >/dev/null
 replaced() { [ -n "$(kubectl -n paper get vm -l kvrecover.io/replaces=vm-001 -o name)" ]; }
 if wait_for 30 replaced; then
   got=$(kubectl -n paper get vm -l kvrecover.io/replaces=vm-001 \
     -o jsonpath='{range .items[*]}{.metadata.labels.kvrecover\.io/template} {.metadata.annotations.kvrecover\.io/score}{"\n"}{end}')
-  [ "$got" = "vm-005 0.6667" ] && ok "VM-001 fails: replaced from vm-005, score 0.6667" ||
+  if [ "$got" = "vm-005 0.6667" ]; then
+    ok "VM-001 fails: replaced from vm-005, score 0.6667"
+  else
     bad "VM-001 fails: replaced from vm-005, score 0.6667" "got '$got'"
+  fi
 else
   bad "VM-001 fails: replaced from vm-005, score 0.6667" "no replacement in 30 s: $(tail -3 "$log")"
 fi
@@ -222,10 +248,18 @@ if kill -0 "$pid" 2>/dev/null; then
 else
   wait "$pid" || rc=$?
   pid=
-  [ "$rc" = 0 ] && ok "SIGTERM: exits 0 within 10 s" || bad "SIGTERM: exits 0 within 10 s" "exit $rc"
+  if [ "$rc" = 0 ]; then
+    ok "SIGTERM: exits 0 within 10 s"
+  else
+    bad "SIGTERM: exits 0 within 10 s" "exit $rc"
+  fi
 fi
 holder=$(kubectl -n "$ns" get lease kvrecover-controller -o jsonpath='{.spec.holderIdentity}' 2>&1 || true)
-[ -z "$holder" ] && ok "SIGTERM: the Lease is released" || bad "SIGTERM: the Lease is released" "holder '$holder'"
+if [ -z "$holder" ]; then
+  ok "SIGTERM: the Lease is released"
+else
+  bad "SIGTERM: the Lease is released" "holder '$holder'"
+fi
 
 say "controller log: $log"
 printf '%d passed, %d failed\n' "$pass" "$fail"
