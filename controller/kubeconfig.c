@@ -42,6 +42,16 @@ static const char *kubeconfig__get_str(const cJSON *obj, const char *key)
     return kubeconfig__str(kubeconfig__get(obj, key));
 }
 
+/* Makes an error message one line: names and values quoted in it come from
+ * the file and may hold line breaks or other control bytes, which would
+ * break or forge log lines. Replaced in place with '?'. */
+static void kubeconfig__oneline(char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 /* True when s is set and not empty. */
 static bool kubeconfig__set(const char *s)
 {
@@ -346,6 +356,10 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
         rc = -EPROTONOSUPPORT;
         goto out;
     }
+    if (server[8 + strspn(server + 8, "/")] == '\0') {
+        *err = xasprintf("cluster \"%s\": server \"%s\" names no host", cluster_name, server);
+        goto out;
+    }
 
     c = xcalloc(1, sizeof(*c));
     c->server = xstrdup(server);
@@ -372,8 +386,8 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
         rc = kubeconfig__cred(user, "client-key", "client-key-data", dir, where, &c->key_file,
                               &c->key_data, &c->key_len, err);
     if (rc == 0 && (c->cert_file || c->cert_data) != (c->key_file || c->key_data)) {
-        *err = xasprintf("%s: a client certificate needs a client key and the other way round",
-                         where);
+        *err =
+            xasprintf("%s: a client certificate needs a client key and the other way round", where);
         rc = -EINVAL;
     }
     free(where);
@@ -390,6 +404,7 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
     c = NULL;
     rc = 0;
 out:
+    kubeconfig__oneline(*err);
     kubeconfig_free(c);
     cJSON_Delete(root);
     free(yerr);
@@ -428,6 +443,7 @@ int kubeconfig_load(const char *path, const char *context, struct kubeconfig **o
     free((*out)->source);
     (*out)->source = xstrdup(path);
 out:
+    kubeconfig__oneline(*err);
     free(perr);
     free(dir);
     buf_free(&text);
@@ -483,6 +499,7 @@ int kubeconfig_in_cluster(const char *sa_dir, struct kubeconfig **out, char **er
     c = NULL;
     rc = 0;
 out:
+    kubeconfig__oneline(*err);
     kubeconfig_free(c);
     buf_free(&ns);
     free(path);

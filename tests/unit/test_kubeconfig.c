@@ -142,6 +142,20 @@ TEST(kubeconfig_missing_fields_named)
     CHECK(expect_error("a: [b\n", -EINVAL, "YAML"));
 }
 
+/* Names from the file are quoted in errors on one line: a line break in a
+ * name cannot split or forge a log line. A server without a host is no
+ * server. */
+TEST(kubeconfig_errors_are_one_line)
+{
+    CHECK(expect_error("current-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: "
+                       "\"a\\nb\"}\nclusters:\n- name: k\n  cluster: {server: https://x}\n"
+                       "users: []\n",
+                       -EINVAL, "user \"a?b\" (of context \"c\") not found"));
+    CHECK(expect_error(HEAD "clusters:\n- name: k\n  cluster: {server: 'https:///'}\n"
+                            "users:\n- name: u\n  user: {token: t}\n",
+                       -EINVAL, "names no host"));
+}
+
 /* Bad inline data and inconsistent credentials are refused, naming the
  * field and its entry. */
 TEST(kubeconfig_bad_credentials)
