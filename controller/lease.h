@@ -44,13 +44,13 @@ struct lease; /* opaque */
 
 /* What to elect on and whom to tell. Strings are copied by lease_new(). */
 struct lease_config {
-    const char *ns;          /* namespace of the Lease, e.g. "kvrecover-system" */
-    const char *name;        /* name of the Lease, e.g. "kvrecover-controller" */
-    const char *identity;    /* this replica; NULL or "": "<hostname>_<pid>" */
-    long lease_duration_ms;  /* how long a record stays valid; 0 = 15 s */
-    long renew_deadline_ms;  /* leader gives up after this without a renewal; 0 = 10 s */
-    long retry_period_ms;    /* between attempts; 0 = 2 s */
-    void *ud;                /* passed to the callbacks */
+    const char *ns;         /* namespace of the Lease, e.g. "kvrecover-system" */
+    const char *name;       /* name of the Lease, e.g. "kvrecover-controller" */
+    const char *identity;   /* this replica; NULL or "": "<hostname>_<pid>" */
+    long lease_duration_ms; /* how long a record stays valid; 0 = 15 s */
+    long renew_deadline_ms; /* leader gives up after this without a renewal; 0 = 10 s */
+    long retry_period_ms;   /* between attempts; 0 = 2 s */
+    void *ud;               /* passed to the callbacks */
     /* Called on the lease thread when this replica becomes leader. Must
      * return promptly (start the workers, do not run them here): renewals
      * wait for it. May be NULL. */
