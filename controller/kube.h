@@ -148,8 +148,9 @@ int kube_delete(struct kube *k, const char *path, const cJSON *opts, cJSON **out
  * -ECANCELED). */
 typedef int (*kube_chunk_fn)(void *ud, const char *data, size_t len);
 
-/* Polled about once a second (and whenever data arrives) during a stream;
- * returns true to abort it promptly, even when the server sends nothing. */
+/* Polled every 100 ms during a stream (about once a second during
+ * kube_get_cancel) and whenever data arrives; returns true to abort the
+ * request promptly, even when the server sends nothing. */
 typedef bool (*kube_cancel_fn)(void *ud);
 
 /**
