@@ -39,6 +39,10 @@ TEST_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
 E2E_SRCS  := $(wildcard tests/e2e/*.c)
 E2E_BINS  := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(E2E_SRCS))
 
+# Keep the test objects: without this make deletes them as intermediates and
+# recompiles every test on each run.
+.SECONDARY:
+
 .PHONY: all deps test test-unit test-e2e test-asan test-valgrind lint fuzz fuzz-build \
         bench-sim bench-e2e demo cluster-up cluster-down clean format
 all: $(BIN)/kvrecover-controller $(BIN)/kvrecover $(UNIT_BINS) $(E2E_BINS)
