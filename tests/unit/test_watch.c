@@ -479,6 +479,8 @@ struct api {
     const char *const *gen0; /* fixture names of the first list's pages */
     const char *const *gen1; /* pages of later lists */
     int list_failures;       /* the first N list requests answer 500 */
+    int expire_continue;     /* the first N continued pages answer 410 */
+    bool list_hold;          /* lists never answer (until the client leaves) */
     const struct wstep *steps;
     int n_steps;
     int lists;   /* list requests without continue so far */
@@ -505,14 +507,25 @@ static void api_list(struct api *a, const struct fake_req *req, struct fake_conn
     struct buf b = {0};
     bool fail;
 
+    bool expired = false;
+
+    if (a->list_hold) {
+        fake_stream_wait(c, 20000);
+        fake_close(c);
+        return;
+    }
     pthread_mutex_lock(&a->lock);
     fail = a->lists_n++ < a->list_failures;
+    if (!fail && cont && a->expire_continue > 0) {
+        a->expire_continue--;
+        expired = true;
+    }
     if (!fail && cont == NULL)
         a->lists++;
     pages = a->lists <= 1 ? a->gen0 : a->gen1;
     pthread_mutex_unlock(&a->lock);
-    if (fail) {
-        api_status(c, 500, "InternalError");
+    if (fail || expired) {
+        api_status(c, expired ? 410 : 500, expired ? "Expired" : "InternalError");
         return;
     }
     if (buf_read_file(&b, harness_fixture(pages[page]), 1 << 20) < 0) {
@@ -816,5 +829,51 @@ TEST(reflector_restart_after_stop)
     CHECK_INT(watch_wait_synced(l.w, 5000), 0);
     watch_stop(l.w);
     CHECK_STR(seen_take(&l.seen), "upd:a/two@20 add:c/four@21 gone:b/three@12 synced ");
+    live_down(&l);
+}
+
+/* A continue token that expires mid-list (410 on a later page) restarts
+ * that list from its first page, as one list: no relist, no error, and
+ * every object delivered once. */
+TEST(reflector_expired_continue_restarts_list)
+{
+    struct live l = {.api = {.gen0 = first_list, .gen1 = first_list, .expire_continue = 1}};
+    struct watch_stats st;
+    char *log;
+
+    CHECK_INT(live_up(&l), 0);
+    CHECK_INT(watch_wait_synced(l.w, 5000), 0);
+    watch_stop(l.w);
+    CHECK_STR(seen_take(&l.seen), "add:a/one@10 add:a/two@11 add:b/three@12 synced ");
+    watch_get_stats(l.w, &st);
+    CHECK_INT(st.lists, 1);
+    CHECK_INT(st.relists, 0);
+    CHECK_INT(st.errors, 0);
+    log = fake_log(l.srv);
+    /* first page, expired continue, first page again, continue */
+    const char *p = log;
+    int pages = 0;
+    while ((p = strstr(p, "&limit=2")) != NULL) {
+        pages++;
+        p++;
+    }
+    CHECK_INT(pages, 4);
+    free(log);
+    live_down(&l);
+}
+
+/* A stop while a list request hangs returns within about a second. */
+TEST(reflector_stop_during_list)
+{
+    struct live l = {.api = {.gen0 = first_list, .gen1 = second_list, .list_hold = true}};
+    long t0;
+
+    CHECK_INT(live_up(&l), 0);
+    CHECK(wait_log(l.srv, "&limit=2", 10000));
+    t0 = ms_now();
+    watch_stop(l.w);
+    CHECK(ms_now() - t0 < 1500);
+    CHECK(!watch_has_synced(l.w));
+    CHECK_STR(seen_take(&l.seen), "");
     live_down(&l);
 }
