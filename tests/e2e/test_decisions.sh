@@ -187,23 +187,30 @@ else
   unk=$(setup unknown '{"unknownGracePeriodSeconds": 2}') ||
     { t_fail "set up the Unknown namespace" "kubectl failed"; t_summary; }
   kvr_check_wait "the grace-period policy is Ready" 30 kvr_ready_current "$unk" paper True
+  u0=$(date +%s%N)
   kvr_vmi_set_phase "$unk" vm-002 Unknown
-  sleep 1
+  sleep 0.5
   kvr_vmi_set_phase "$unk" vm-002 Running
+  unknown_ms=$((($(date +%s%N) - u0) / 1000000))
   t0=$(date +%s)
   kvr_vmi_set_phase "$unk" vm-001 Unknown
   kvr_check_wait "Unknown past 2 s -> a replacement" 20 kvr_has_replacement "$unk" vm-001
   created=$(kvr_vm_json "$unk" "$(kvr_replacements "$unk" vm-001 | head -n 1)" |
             jq -r '.metadata.creationTimestamp // "" | fromdateiso8601')
-  # creationTimestamp has whole seconds: created >= t0 + 2 - 1.
-  if [ -n "$created" ] && [ "$created" -ge $((t0 + 1)) ]; then
+  # Whole seconds on both sides: created >= T0 + 2 gives floor >= t0 + 2.
+  if [ -n "$created" ] && [ "$created" -ge $((t0 + 2)) ]; then
     t_pass "not before the grace period (created $((created - t0)) s after Unknown)"
   else t_fail "not before the grace period" "created at $created, Unknown at $t0"; fi
   sleep 2
-  kvr_check_eq "Unknown for 1 s (grace 2 s), then Running: no recovery" \
-    "$(kvr_count_replacements "$unk" vm-002)" 0
-  kvr_check_eq "and no decision for it" \
-    "$(ctl_decisions main "select(.vmi == \"$unk/vm-002\")" | grep -c .)" 0
+  if [ "$unknown_ms" -ge 1800 ]; then
+    t_skip "Unknown briefly, then Running: no recovery" \
+      "the machine is too loaded: the Unknown window took $unknown_ms ms (grace 2 s)"
+  else
+    kvr_check_eq "Unknown for $unknown_ms ms (grace 2 s), then Running: no recovery" \
+      "$(kvr_count_replacements "$unk" vm-002)" 0
+    kvr_check_eq "and no decision for it" \
+      "$(ctl_decisions main "select(.vmi == \"$unk/vm-002\")" | grep -c .)" 0
+  fi
 fi
 
 t_summary

@@ -203,6 +203,7 @@ for vm in "${vms[@]}"; do
   else t_fail "capture $vm: data.vm passes KubeVirt's schema (server dry-run, strict)" "refused"; fi
 done
 rvs() { kubectl get cm -n "$cap" -l kvrecover.io/vm -o jsonpath='{.items[*].metadata.resourceVersion}'; }
+sleep 2 # the first writes settle
 before=$(rvs); sleep 5
 kvr_check_eq "capture writes only on change (resourceVersions unchanged over 5 s)" "$(rvs)" "$before"
 # A changed VM is captured again.
