@@ -46,6 +46,7 @@ struct lease {
     char *observed_rv;     /* its resourceVersion, or NULL */
     char *observed_holder; /* its holder, or NULL before the first read */
     long observed_at;      /* monotonic ms when observed_rv last changed */
+    long deadline;         /* monotonic ms by which a renewal must be done, or 0 */
 
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t cond;  /* stop requests, lease_run() returning */
@@ -354,9 +355,16 @@ static bool lease__stopping(struct lease *l)
     return s;
 }
 
+/* Whether the attempt in progress is past the renew deadline: a leader
+ * stops trying then, as client-go's renew context expires. */
+static bool lease__late(const struct lease *l)
+{
+    return l->deadline > 0 && lease__now_ms() >= l->deadline;
+}
+
 static bool lease__cancelled(void *ud)
 {
-    return lease__stopping(ud);
+    return lease__stopping(ud) || lease__late(ud);
 }
 
 /* Sleeps ms unless stopped first. Returns true when stopped. */
@@ -456,6 +464,8 @@ static int lease__try(struct lease *l, bool leading)
     int rc;
 
     clock_gettime(CLOCK_REALTIME, &now);
+    if (lease__late(l))
+        return -ETIMEDOUT;
     /* Fast path for a leader: renew from the object we wrote last. */
     if (leading && l->observed && l->observed_holder &&
         strcmp(l->observed_holder, l->identity) == 0 &&
@@ -465,7 +475,7 @@ static int lease__try(struct lease *l, bool leading)
         lease__record_free(&rec);
         rc = lease__write(l, LEASE_RENEW, obj);
         cJSON_Delete(obj);
-        if (rc != -EEXIST)
+        if (rc != -EEXIST || lease__late(l))
             return rc;
     }
     rc = kube_get_cancel(l->k, l->obj_path, lease__cancelled, l, &cur, &err);
@@ -485,6 +495,8 @@ static int lease__try(struct lease *l, bool leading)
     }
     if (d == LEASE_WAIT)
         return -EBUSY;
+    if (lease__late(l))
+        return -ETIMEDOUT;
     if (d == LEASE_RENEW || d == LEASE_ACQUIRE)
         lease__record_parse(l->observed, &rec);
     else
@@ -542,10 +554,15 @@ static int lease__renew(struct lease *l)
         if (lease__sleep(l, l->retry_ms))
             return 0;
         t0 = lease__now_ms();
+        l->deadline = last_ok + l->renew_ms;
         rc = lease__try(l, true);
+        l->deadline = 0;
         if (lease__stopping(l))
             return 0;
-        if (rc == 0) {
+        /* A renewal that ends after the deadline does not count: by then
+         * lease_is_leader() has said false, and the workers may have
+         * stopped. */
+        if (rc == 0 && lease__now_ms() - last_ok < l->renew_ms) {
             last_ok = t0;
             lease__set_leading(l, true, t0);
             continue;
@@ -555,7 +572,8 @@ static int lease__renew(struct lease *l)
                      l->observed_holder ? l->observed_holder : "?");
             return -EBUSY;
         }
-        log_warn("lease %s/%s: renewal failed: %s", l->ns, l->name, strerror(-rc));
+        if (rc < 0)
+            log_warn("lease %s/%s: renewal failed: %s", l->ns, l->name, strerror(-rc));
         if (lease__now_ms() - last_ok >= l->renew_ms) {
             log_warn("lease %s/%s: no renewal for %ld ms, giving up leadership", l->ns, l->name,
                      l->renew_ms);
