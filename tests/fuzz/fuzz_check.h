@@ -31,6 +31,8 @@ static inline void fuzz_check_result(int rc, char *err, const char *who)
     FUZZ_ASSERT(rc <= 0, who);
     if (rc < 0) {
         FUZZ_ASSERT(err != NULL && *err, "an error comes with a message");
+        if (strpbrk(err, "\n\r"))
+            fprintf(stderr, "%s: message over several lines: %s\n", who, err);
         FUZZ_ASSERT(strpbrk(err, "\n\r") == NULL, "an error message is one line");
     }
     free(err);

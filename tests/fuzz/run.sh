@@ -50,8 +50,9 @@ for t in "$build"/fuzz_*; do
   echo "$line"
   if [ "$rc" != 0 ] || [ "$found" != 0 ]; then
     status=1
-    grep -E 'ERROR|SUMMARY|invariant|runtime error|Test unit written' "$log" | sort | uniq -c |
-      sort -rn | head -n 12
+    # what was found, most frequent first (fork mode repeats each finding)
+    grep -aE 'invariant broken|several lines|runtime error|Sanitizer|SUMMARY' "$log" |
+      sed 's/==[0-9]*==//' | cut -c1-160 | sort | uniq -c | sort -rn | head -n 12
     echo "   reproduce: $t $crashes/<file>   (log: $log)"
   fi
 done
