@@ -47,7 +47,8 @@ else
 fi
 export KUBECONFIG=$kc
 PATH=$(. tests/cluster/lib.sh && echo "$KVR_CACHE/k8s-$(cluster_modver k8s k8s.io/kubernetes)"):$PATH
-export KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+export KUBECACHEDIR
 export CTL_DIR=$work/ctl
 mkdir -p "$CTL_DIR"
 . tests/e2e/controller.sh

@@ -47,9 +47,11 @@ export KUBECONFIG=$kc
 # The kubectl built from the server's release (tests/cluster/up made it).
 k8s_bin=$(. tests/cluster/lib.sh && echo "$KVR_CACHE/k8s-$(cluster_modver k8s k8s.io/kubernetes)")
 PATH=$k8s_bin:$PATH
-export KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+KUBECACHEDIR=$(dirname "$kc")/kubectl-cache
+export KUBECACHEDIR
 
-export CTL_DIR=$(dirname "$kc")/demo
+CTL_DIR=$(dirname "$kc")/demo
+export CTL_DIR
 mkdir -p "$CTL_DIR"
 . tests/e2e/controller.sh
 
