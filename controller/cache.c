@@ -6,6 +6,7 @@
  * lock, comparing with the old one to report what changed. Records hold no
  * cJSON trees except a policy's status (small) and packed strings elsewhere.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -359,8 +360,15 @@ static uint64_t cache__hash_str(uint64_t h, const char *s)
 struct cache *cache_new(void)
 {
     struct cache *c = xcalloc(1, sizeof(*c));
+    pthread_rwlockattr_t attr;
 
-    pthread_rwlock_init(&c->lock, NULL);
+    /* Writers first: glibc's default lets a stream of readers (workers,
+     * status) keep a reflector waiting, and a failure it holds unseen. No
+     * reader ever takes the lock twice, so this cannot deadlock. */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     return c;
 }
 

@@ -518,18 +518,6 @@ static int recover__stale(const struct recover_index *ix, const struct cache_pol
            !ix->uid || strcmp(ix->uid, p->uid) != 0;
 }
 
-/* Keeps the first max candidates of a ranking's JSON. */
-static void recover__cut(cJSON *ranking, int max)
-{
-    cJSON *cands = cJSON_GetObjectItemCaseSensitive(ranking, "candidates");
-    int n = cJSON_GetArraySize(cands);
-
-    if (!cJSON_IsArray(cands))
-        return;
-    while (n > max)
-        cJSON_DeleteItemFromArray(cands, --n);
-}
-
 int recover_rank(struct recover_book *b, struct recover_ranker *rk, struct cache *c,
                  const struct cache_policy *p, const struct sim_query *q, struct recover_pick *pick,
                  cJSON **ranking)
@@ -573,8 +561,13 @@ int recover_rank(struct recover_book *b, struct recover_ranker *rk, struct cache
         pick->sel_score[pick->nsel++] = cd->score;
     }
     if (ranking) {
-        *ranking = sim_result_json(rk->r, ix->pool, &p->pol, q, &rk->res, SIM_JSON_DETAIL);
-        recover__cut(*ranking, RECOVER_RANKING_MAX);
+        /* Only the candidates shown: explaining a 1,000-member pool in
+         * full would cost more than ranking it. */
+        struct sim_result cut = rk->res;
+
+        if (cut.n > RECOVER_RANKING_MAX)
+            cut.n = RECOVER_RANKING_MAX;
+        *ranking = sim_result_json(rk->r, ix->pool, &p->pol, q, &cut, SIM_JSON_DETAIL);
     }
 out:
     pthread_rwlock_unlock(&ix->lock);
@@ -704,6 +697,8 @@ struct recover_job {
     int halt_failed;  /* spec.haltFailed */
     int vm_running;   /* the failed VM exists and is not halted */
     double seen_mono; /* when the cache saw the failure */
+    double start;     /* when this reconcile began (monotonic) */
+    double ranked;    /* when the ranking was done */
     struct recover_pick pick;
     char *tmpl_json[RECOVER_MAX_TRIES]; /* the selected members' data.vm */
     char *features_err;                 /* the failed VM's features could not be read */
@@ -767,6 +762,9 @@ static void recover__announce(const struct recover_env *env, struct recover_job 
     cJSON_AddItemToObject(f, "replacement",
                           replacement ? cJSON_CreateString(replacement) : cJSON_CreateNull());
     cJSON_AddNumberToObject(f, "latency_ms", round(latency * 1e4) / 10.0);
+    /* where the time went: waiting for a worker, ranking, the API */
+    cJSON_AddNumberToObject(f, "queue_ms", round((j->start - j->seen_mono) * 1e4) / 10.0);
+    cJSON_AddNumberToObject(f, "rank_ms", round((j->ranked - j->start) * 1e4) / 10.0);
     if (!tmpl && j->pick.best) {
         cJSON_AddStringToObject(f, "best", j->pick.best);
         cJSON_AddNumberToObject(f, "bestScore", recover__round4(j->pick.best_score));
@@ -977,8 +975,10 @@ int recover_vmi(const struct recover_env *env, struct recover_ranker *rk, const 
     size_t i;
 
     *requeue_ms = 0;
+    j.start = recover_now_mono();
     if (!recover__prepare(env, rk, ns, name, requeue_ms, &j))
         return 0;
+    j.ranked = recover_now_mono();
     now = recover_now_wall();
     recover_format_time(now, decided_at);
 

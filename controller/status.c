@@ -26,8 +26,28 @@ struct status_policy {
     char *invalid_event;     /* "generation|error" of the last InvalidPolicy Event */
     uint64_t *member_events; /* hashes of (member, error) announced */
     size_t nmember_events;
-    cJSON *view; /* the dashboard object, or NULL */
+    cJSON *view;               /* the dashboard object, or NULL */
+    struct status__memo *memo; /* rankings of the protected VMs */
+    unsigned long sweep;       /* reconciles so far */
 };
+
+/* A ranking remembered per protected VM, valid while its key holds. */
+struct status__memo {
+    UT_hash_handle hh;
+    char *vm;
+    uint64_t key;
+    char *best;
+    double score;
+    int eligible;
+    unsigned long sweep; /* the reconcile that last used it */
+};
+
+static void status__memo_free(struct status__memo *m)
+{
+    free(m->vm);
+    free(m->best);
+    free(m);
+}
 
 struct status_state {
     pthread_mutex_t lock;
@@ -44,8 +64,15 @@ struct status_state *status_state_new(void)
 
 static void status__policy_free(struct status_policy *p)
 {
+    struct status__memo *m, *tmp;
+
     if (!p)
         return;
+    HASH_ITER(hh, p->memo, m, tmp)
+    {
+        HASH_DELETE(hh, p->memo, m);
+        status__memo_free(m);
+    }
     free(p->key);
     free(p->invalid_event);
     free(p->member_events);
@@ -208,15 +235,18 @@ cJSON *status_patch(const cJSON *old, const cJSON *new_status)
 
 /* ---- gathering the facts ---------------------------------------------- */
 
-/* A protected VM while the facts are gathered: pointers into the cache. */
+/* A protected VM: gathered under the cache lock (names copied), ranked in
+ * chunks or taken from the memo. */
 struct status__vm {
-    UT_hash_handle hh;
-    const char *name;
-    const struct cache_vmi *vmi;
-    /* filled by the ranking */
-    char *best;
-    double score;
-    int eligible;
+    UT_hash_handle hh; /* by name, while gathering */
+    char *name;        /* the VM's name */
+    char *vmi;         /* its VMI's name, or NULL */
+    const char *phase; /* the VMI's phase ("" without one); static */
+    uint64_t key;      /* what it was (or is to be) ranked with */
+    char *best;        /* the selected (else the top) candidate, or NULL */
+    double score;      /* its score */
+    int eligible;      /* an eligible candidate exists */
+    int known;         /* best, score and eligible are filled */
 };
 
 static int status__by_name(const void *a, const void *b)
@@ -246,6 +276,7 @@ struct status__snap {
     size_t pool_size, pool_invalid;
     char **invalid; /* "member: error" of invalid members */
     char *first_invalid;
+    struct status__vm *prot; /* the protected VMs, sorted by name */
     size_t nprotected, nunprotected;
     char **unprotected; /* sorted names, up to STATUS_UNPROTECTED_MAX */
     size_t nunprotected_names;
@@ -272,6 +303,12 @@ static void status__snap_free(struct status__snap *s)
     for (size_t i = 0; i < s->nrepl; i++)
         recover_decision_free(&s->repl[i]);
     free(s->repl);
+    for (size_t i = 0; i < s->nprotected; i++) {
+        free(s->prot[i].name);
+        free(s->prot[i].vmi);
+        free(s->prot[i].best);
+    }
+    free(s->prot);
 }
 
 /* The pool: size, invalid members, and the dashboard's member list. */
@@ -304,20 +341,52 @@ static void status__pool(struct cache *c, const struct cache_policy *p, struct s
     }
 }
 
-/* The protected VMs, each ranked against the pool. */
-static void status__protected(const struct recover_env *env, struct recover_ranker *rk,
-                              const struct cache_policy *p, struct status__snap *s)
+/* What a protected VM's ranking depends on: the pool (its namespace's
+ * version), the policy, and where its features come from, in
+ * recover_vm_features()'s order. Cache read lock held. */
+static uint64_t status__key(struct cache *c, const struct cache_policy *p, const char *vm_name,
+                            const struct cache_vmi *vmi)
 {
-    struct cache *c = env->cache;
-    struct status__vm *set = NULL, *e, *tmp, *arr;
-    cJSON *list = cJSON_AddArrayToObject(s->view, "protected");
-    size_t n = 0, i = 0;
+    uint64_t v = cache_pool_version(c, p->ns), h = CACHE_HASH_INIT;
+    const struct cache_vm *vm = cache_vm_find(c, p->ns, vm_name);
+    const struct cache_spec *specs[2] = {vmi ? &vmi->spec : NULL, vm ? &vm->spec : NULL};
+
+    h = cache_hash(h, &v, sizeof(v));
+    h = cache_hash(h, &p->generation, sizeof(p->generation));
+    h = cache_hash(h, p->uid, strlen(p->uid) + 1);
+    for (int i = 0; i < 2; i++) {
+        const struct cache_spec *sp = specs[i];
+
+        h = cache_hash(h, sp ? "+" : "-", 1);
+        if (!sp)
+            continue;
+        if (sp->features)
+            h = cache_hash(h, sp->features, strlen(sp->features) + 1);
+        if (sp->error)
+            h = cache_hash(h, sp->error, strlen(sp->error) + 1);
+        h = cache_hash(h, sp->res, sizeof(sp->res));
+        h = cache_hash(h, &sp->has_res, sizeof(sp->has_res));
+        /* the first source with features decides; the rest do not matter */
+        if (sp->features || sp->error)
+            break;
+    }
+    return h;
+}
+
+/* The protected VMs: VMs whose template labels, and VMIs whose labels,
+ * select p (as the policy that acts on them), by VM name, with the key of
+ * what they would be ranked with. Cache read lock held. */
+static void status__protected(struct cache *c, const struct cache_policy *p, struct status__snap *s)
+{
+    struct status__vm *set = NULL, *e, *tmp;
+    size_t i = 0;
 
     for (struct cache_vm *vm = cache_vm_first(c, p->ns); vm; vm = cache_vm_next(vm, p->ns)) {
         if (recover_policy_for(c, p->ns, vm->tlabels, NULL) != p)
             continue;
         e = xcalloc(1, sizeof(*e));
-        e->name = vm->name;
+        e->name = xstrdup(vm->name);
+        e->phase = "";
         HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
     }
     for (struct cache_vmi *vmi = cache_vmi_first(c, p->ns); vmi; vmi = cache_vmi_next(vmi, p->ns)) {
@@ -328,61 +397,168 @@ static void status__protected(const struct recover_env *env, struct recover_rank
         HASH_FIND_STR(set, name, e);
         if (!e) {
             e = xcalloc(1, sizeof(*e));
-            e->name = name;
+            e->name = xstrdup(name);
             HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
         }
-        e->vmi = vmi;
+        free(e->vmi);
+        e->vmi = xstrdup(vmi->name);
+        e->phase = cache_phase_name(vmi->phase);
     }
-    n = HASH_COUNT(set);
-    arr = xcalloc(n ? n : 1, sizeof(*arr));
+    s->nprotected = HASH_COUNT(set);
+    s->prot = xcalloc(s->nprotected ? s->nprotected : 1, sizeof(*s->prot));
     HASH_ITER(hh, set, e, tmp)
     {
         HASH_DELETE(hh, set, e);
-        arr[i] = *e;
-        memset(&arr[i].hh, 0, sizeof(arr[i].hh));
+        s->prot[i] = *e;
+        memset(&s->prot[i].hh, 0, sizeof(s->prot[i].hh));
+        s->prot[i].key =
+            status__key(c, p, e->name, e->vmi ? cache_vmi_find(c, p->ns, e->vmi) : NULL);
         i++;
         free(e);
     }
-    qsort(arr, n, sizeof(*arr), status__by_name);
-    s->nprotected = n;
-    s->unprotected = xcalloc(STATUS_UNPROTECTED_MAX, sizeof(*s->unprotected));
-    for (i = 0; i < n; i++) {
+    qsort(s->prot, s->nprotected, sizeof(*s->prot), status__by_name);
+}
+
+/* Protected VMs ranked per chunk: the cache lock is taken once per chunk,
+ * so that a large pool never keeps the reflectors waiting for long. */
+#define STATUS_CHUNK 16
+
+/* Ranks the VMs in todo[0..n) (indices into s->prot). Returns 0, or -EAGAIN
+ * when the policy changed meanwhile (the reconcile is repeated). */
+static int status__rank_chunk(const struct recover_env *env, struct recover_ranker *rk,
+                              struct status__snap *s, const size_t *todo, size_t n)
+{
+    struct cache *c = env->cache;
+    struct cache_policy *p;
+    int rc = 0;
+
+    cache_rdlock(c);
+    p = cache_policy_find(c, s->ns, s->name);
+    if (!p || !p->valid || p->generation != s->generation || strcmp(p->uid, s->uid) != 0) {
+        rc = -EAGAIN;
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        struct status__vm *e = &s->prot[todo[k]];
+        const struct cache_vmi *vmi = e->vmi ? cache_vmi_find(c, s->ns, e->vmi) : NULL;
         struct features f = {0};
         struct recover_pick pick;
         const char *alias = NULL;
         char *err = NULL;
 
-        if (recover_vm_features(c, p, arr[i].name, arr[i].vmi, &f, &alias, &err) != 0)
+        e->key = status__key(c, p, e->name, vmi);
+        if (recover_vm_features(c, p, e->name, vmi, &f, &alias, &err) != 0)
             features_free(&f);
         free(err);
         {
-            struct sim_query q = {arr[i].name, alias, &f};
+            struct sim_query q = {e->name, alias, &f};
             if (recover_rank(env->book, rk, c, p, &q, &pick, NULL) != 0)
                 memset(&pick, 0, sizeof(pick));
         }
         features_free(&f);
-        arr[i].eligible = pick.nsel > 0;
-        if (!arr[i].eligible) {
+        e->eligible = pick.nsel > 0;
+        free(e->best);
+        e->best = xstrdup(pick.nsel ? pick.sel[0] : pick.best);
+        e->score = pick.nsel ? pick.sel_score[0] : pick.best_score;
+        e->known = 1;
+        recover_pick_free(&pick);
+    }
+out:
+    cache_unlock(c);
+    return rc;
+}
+
+/* Fills every protected VM's ranking: from the memo where its key still
+ * holds, else ranked now; then the memo forgets VMs no longer protected.
+ * Returns 0, or -EAGAIN when the policy changed meanwhile. */
+static int status__rank(const struct recover_env *env, struct status_state *st,
+                        struct recover_ranker *rk, const char *key, struct status__snap *s)
+{
+    struct status_policy *sp;
+    struct status__memo *m, *tmp;
+    size_t *todo = xcalloc(s->nprotected + 1, sizeof(*todo)), ntodo = 0;
+    unsigned long sweep;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->lock);
+    sp = status__policy(st, key);
+    sweep = ++sp->sweep;
+    for (size_t i = 0; i < s->nprotected; i++) {
+        struct status__vm *e = &s->prot[i];
+
+        HASH_FIND_STR(sp->memo, e->name, m);
+        if (m && m->key == e->key) {
+            e->best = xstrdup(m->best);
+            e->score = m->score;
+            e->eligible = m->eligible;
+            e->known = 1;
+            m->sweep = sweep;
+        } else {
+            todo[ntodo++] = i;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+
+    for (size_t i = 0; i < ntodo && rc == 0; i += STATUS_CHUNK)
+        rc = status__rank_chunk(env, rk, s, todo + i,
+                                ntodo - i < STATUS_CHUNK ? ntodo - i : STATUS_CHUNK);
+
+    pthread_mutex_lock(&st->lock);
+    sp = status__policy(st, key);
+    for (size_t k = 0; k < ntodo && rc == 0; k++) {
+        struct status__vm *e = &s->prot[todo[k]];
+
+        HASH_FIND_STR(sp->memo, e->name, m);
+        if (!m) {
+            m = xcalloc(1, sizeof(*m));
+            m->vm = xstrdup(e->name);
+            HASH_ADD_KEYPTR(hh, sp->memo, m->vm, strlen(m->vm), m);
+        }
+        free(m->best);
+        m->best = xstrdup(e->best);
+        m->key = e->key;
+        m->score = e->score;
+        m->eligible = e->eligible;
+        m->sweep = sweep;
+    }
+    HASH_ITER(hh, sp->memo, m, tmp)
+    {
+        if (rc == 0 && m->sweep != sweep) {
+            HASH_DELETE(hh, sp->memo, m);
+            status__memo_free(m);
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    free(todo);
+    return rc;
+}
+
+/* The unprotected VMs and the dashboard's list, from the rankings. */
+static void status__protected_view(struct status__snap *s)
+{
+    cJSON *list = cJSON_AddArrayToObject(s->view, "protected");
+
+    s->unprotected = xcalloc(STATUS_UNPROTECTED_MAX, sizeof(*s->unprotected));
+    for (size_t i = 0; i < s->nprotected; i++) {
+        const struct status__vm *e = &s->prot[i];
+
+        if (!e->eligible) {
             s->nunprotected++;
             if (s->nunprotected_names < STATUS_UNPROTECTED_MAX)
-                s->unprotected[s->nunprotected_names++] = xstrdup(arr[i].name);
+                s->unprotected[s->nunprotected_names++] = xstrdup(e->name);
         }
         if (i < STATUS_VIEW_MAX) {
             cJSON *o = cJSON_CreateObject();
-            const char *best = pick.nsel ? pick.sel[0] : pick.best;
 
-            cJSON_AddStringToObject(o, "vm", arr[i].name);
-            cJSON_AddStringToObject(o, "phase",
-                                    arr[i].vmi ? cache_phase_name(arr[i].vmi->phase) : "");
-            cJSON_AddItemToObject(o, "best", best ? cJSON_CreateString(best) : cJSON_CreateNull());
-            cJSON_AddNumberToObject(o, "score",
-                                    sim_round6(pick.nsel ? pick.sel_score[0] : pick.best_score));
-            cJSON_AddBoolToObject(o, "eligible", arr[i].eligible);
+            cJSON_AddStringToObject(o, "vm", e->name);
+            cJSON_AddStringToObject(o, "phase", e->phase);
+            cJSON_AddItemToObject(o, "best",
+                                  e->best ? cJSON_CreateString(e->best) : cJSON_CreateNull());
+            cJSON_AddNumberToObject(o, "score", sim_round6(e->score));
+            cJSON_AddBoolToObject(o, "eligible", e->eligible);
             cJSON_AddItemToArray(list, o);
         }
-        recover_pick_free(&pick);
     }
-    free(arr);
 }
 
 /* The replacements that carry this policy's label: durable recoveries. */
@@ -410,8 +586,8 @@ static void status__replacements(struct cache *c, const struct cache_policy *p,
 }
 
 /* Copies the policy's facts; returns 0, or -ENOENT when it is gone. */
-static int status__gather(const struct recover_env *env, struct recover_ranker *rk, const char *ns,
-                          const char *name, struct status__snap *s)
+static int status__gather(const struct recover_env *env, const char *ns, const char *name,
+                          struct status__snap *s)
 {
     struct cache *c = env->cache;
     struct cache_policy *p;
@@ -447,7 +623,7 @@ static int status__gather(const struct recover_env *env, struct recover_ranker *
     cJSON_AddNumberToObject(s->view, "threshold", p->pol.threshold);
     cJSON_AddStringToObject(s->view, "action", policy_action_name(p->pol.action));
     status__pool(c, p, s);
-    status__protected(env, rk, p, s);
+    status__protected(c, p, s);
     status__replacements(c, p, s);
 out:
     cache_unlock(c);
@@ -626,7 +802,7 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     }
     pthread_mutex_unlock(&st->lock);
 
-    if (status__gather(env, rk, ns, name, &s) == -ENOENT) {
+    if (status__gather(env, ns, name, &s) == -ENOENT) {
         pthread_mutex_lock(&st->lock);
         HASH_FIND_STR(st->policies, key, sp);
         if (sp) {
@@ -638,6 +814,12 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
         status__gauges(key, &s, 1);
         goto out;
     }
+    if (s.valid && status__rank(env, st, rk, key, &s) == -EAGAIN) {
+        /* the policy changed while its VMs were ranked: again, soon */
+        *requeue_ms = 100;
+        goto out;
+    }
+    status__protected_view(&s);
     status__events(env, st, key, &s);
     recover_book_seed(env->book, ns, name, s.old);
     nbook = recover_book_recent(env->book, ns, name, RECOVER_RECENT, 1, &book);
@@ -682,6 +864,9 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     s.view = NULL;
     {
         double took = recover_now_mono() - t0;
+
+        log_debug("status of policy %s: %zu protected, %zu members, %.1f ms", key, s.nprotected,
+                  s.pool_size, took * 1000.0);
         sp->next_mono = recover_now_mono() +
                         (2 * took > STATUS_MIN_INTERVAL_S ? 2 * took : STATUS_MIN_INTERVAL_S);
     }
