@@ -521,9 +521,10 @@ static int status__rank(const struct recover_env *env, struct status_state *st,
         m->eligible = e->eligible;
         m->sweep = sweep;
     }
-    HASH_ITER(hh, sp->memo, m, tmp)
-    {
-        if (rc == 0 && m->sweep != sweep) {
+    /* forget the VMs no longer protected (all were seen, unless aborted) */
+    for (m = rc == 0 ? sp->memo : NULL; m; m = tmp) {
+        tmp = m->hh.next;
+        if (m->sweep != sweep) {
             HASH_DELETE(hh, sp->memo, m);
             status__memo_free(m);
         }
