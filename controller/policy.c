@@ -377,6 +377,12 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     }
     if ((rc = policy_parse_selector(v, "spec.selector", &out->selector, err)))
         goto out;
+    /* as the CRD: an empty selector would protect every VMI in the namespace */
+    if (out->selector.nlabels == 0 && out->selector.nexprs == 0) {
+        rc = policy__fail(err, "spec.selector: must not be empty: set matchLabels or "
+                               "matchExpressions");
+        goto out;
+    }
     if (!(v = policy__field(spec, "poolSelector"))) {
         rc = policy__fail(err, "spec.poolSelector: required");
         goto out;

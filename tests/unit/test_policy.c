@@ -231,12 +231,15 @@ TEST(policy_mode_and_action_are_case_sensitive_enums)
                         "spec.action: must be Recreate or DryRun, not a list"));
 }
 
-TEST(policy_selectors_are_required_and_the_pool_selector_not_empty)
+TEST(policy_selectors_are_required_and_not_empty)
 {
     CHECK(doc_error_is("spec:\n  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,
                        "spec.selector: required"));
-    CHECK(doc_error_is("spec:\n  selector: {}\n" WEIGHTS, "spec.poolSelector: required"));
-    CHECK(doc_error_is("spec:\n  selector: {}\n  poolSelector: {}\n" WEIGHTS,
+    CHECK(doc_error_is("spec:\n  selector: {matchLabels: {a: b}}\n" WEIGHTS,
+                       "spec.poolSelector: required"));
+    CHECK(doc_error_is("spec:\n  selector: {}\n  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,
+                       "spec.selector: must not be empty: set matchLabels or matchExpressions"));
+    CHECK(doc_error_is("spec:\n  selector: {matchLabels: {a: b}}\n  poolSelector: {}\n" WEIGHTS,
                        "spec.poolSelector: must not be empty: set matchLabels or "
                        "matchExpressions"));
     CHECK(doc_error_is("spec:\n  selector: x\n  poolSelector: {matchLabels: {a: b}}\n" WEIGHTS,

@@ -44,10 +44,10 @@ static void feat(struct features *f, const char *features, const char *resources
 /* A policy from a JSON spec's extra fields, with the selectors filled in. */
 static void pol(struct policy *p, const char *spec_fields)
 {
-    char *text =
-        xasprintf("{\"selector\": {}, \"poolSelector\": {\"matchLabels\": {\"a\": \"b\"}}, "
-                  "%s}",
-                  spec_fields);
+    char *text = xasprintf("{\"selector\": {\"matchLabels\": {\"app\": \"x\"}}, \"poolSelector\": "
+                           "{\"matchLabels\": {\"a\": \"b\"}}, "
+                           "%s}",
+                           spec_fields);
     cJSON *spec = cJSON_Parse(text);
     char *err = NULL;
 
