@@ -288,8 +288,12 @@ static int policy__weights(const cJSON *w, struct policy *p, char **err)
         else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0)
             rc = policy__fail(err, "spec.weights.%s: must be a finite number >= 0", key);
         for (size_t i = 0; !rc && i < p->nweights; i++)
-            if (strcmp(p->weights[i].category, cat) == 0)
-                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key, cat);
+            if (strcmp(p->weights[i].category, cat) == 0) {
+                char *q = text_quote(cat); /* one line, whatever the key holds */
+
+                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key, q);
+                free(q);
+            }
         free(key);
         if (rc) {
             free(cat);

@@ -389,7 +389,9 @@ int sim_pool_add(struct sim_pool *p, const char *name, const char *vm, const str
         return -EEXIST;
     if (vm && (vid = sim__str_intern(p, vm)) == SIM__NONE)
         return -E2BIG;
-    if (p->nmitems + f->n > p->capmitems) {
+    /* Allocated on the first add even for an empty feature set, so that
+     * p->mitems + offset is never arithmetic on a null pointer. */
+    if (p->mitems == NULL || p->nmitems + f->n > p->capmitems) {
         size_t cap = p->capmitems ? p->capmitems : 256;
 
         while (cap < p->nmitems + f->n)

@@ -178,7 +178,7 @@ TEST(policy_weights_must_be_finite_and_not_negative)
     CHECK(spec_error_is("  weights: {language: high}\n",
                         "spec.weights.language: must be a finite number >= 0"));
     CHECK(spec_error_is("  weights: {Language: 1, language: 2}\n",
-                        "spec.weights.language: the category language is given twice"));
+                        "spec.weights.language: the category \"language\" is given twice"));
     CHECK(spec_error_is("  weights: {' ': 1}\n", "spec.weights.\" \": the category name is empty"));
     CHECK(spec_error_is("  weights: [language]\n",
                         "spec.weights: must be a mapping of category to weight, not a list"));
