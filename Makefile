@@ -91,10 +91,10 @@ deps:
 # The README's test command: unit tests, then end-to-end tests against a real
 # kube-apiserver; the last line is "N passed, N failed".
 test: all
-	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run unit e2e
+	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run unit cli e2e
 
 test-unit: all
-	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run unit
+	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run unit cli
 
 test-e2e: all
 	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run e2e
@@ -109,7 +109,7 @@ test-asan:
 test-valgrind: all
 	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) \
 	    KVR_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \
-	    tests/run unit
+	    tests/run unit cli
 
 lint:
 	@tests/lint.sh
