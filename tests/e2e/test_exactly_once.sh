@@ -6,6 +6,8 @@
 #   2. two replicas with leader election: one leader (the Lease holder), one
 #      replacement; SIGTERM the leader: it exits cleanly and releases the
 #      Lease, the other takes over at once and recovers the next failure;
+#      and two replicas without leader election (a split brain): still one
+#      replacement each (the name comes from the uid: the second create is a 409);
 #   3. the API server restarted while a VMI fails, and a failure during the
 #      reconnect: both handled after the reconnect;
 #   4. a watch forced into 410 Gone (the API server restarts, so every watch
@@ -142,6 +144,26 @@ sleep 2
 one_each "$ns2" "after failover" "${le_vms[@]}"
 ctl_stop "$other" 20; rc=$?
 kvr_check_eq "the second replica exits 0 on SIGTERM" "$rc" 0
+
+# ---- 2b. split brain: two replicas acting at once ------------------------------------
+# Without leader election both replicas act on every failure; the
+# replacement's name comes from the VMI's uid, so the second create is a 409
+# and nothing is doubled (CONTRACT.md: "even ... with several replicas").
+sb_vms=(s-1 s-2 s-3 s-4 s-5)
+ns2b=$(setup splitbrain "${sb_vms[@]}") || { t_fail "set up" "kubectl failed"; t_summary; }
+ctl_start s1 --leader-elect=false --id e2e-s1
+ctl_start s2 --leader-elect=false --id e2e-s2
+if ctl_wait_synced s1 60 && ctl_wait_synced s2 60; then
+  t_pass "split brain: two replicas without leader election run side by side"
+  for vm in "${sb_vms[@]}"; do kvr_vmi_fail "$ns2b" "$vm"; done
+  kvr_check_wait "split brain: every failed VMI is replaced" 30 all_replaced "$ns2b" "${sb_vms[@]}"
+  sleep 3
+  one_each "$ns2b" "split brain" "${sb_vms[@]}"
+  t_note "decisions: s1 $(decisions_in s1 "$ns2b"), s2 $(decisions_in s2 "$ns2b")"
+else
+  t_fail "split brain: two replicas without leader election run side by side" "one did not sync"
+fi
+ctl_stop s1; ctl_stop s2
 
 # ---- 3. the API server restarts while a VMI fails --------------------------------------
 if ! kvr_apiserver_pid >/dev/null 2>&1; then
