@@ -71,7 +71,8 @@ ctl__established() {
 ctl_kubeconfig() {
   local kc=$CTL_DIR/controller.kubeconfig out last
   if [ -s "$kc" ]; then echo "$kc"; return 0; fi
-  if [ -x "$ctl_root/tests/cluster/user" ] &&
+  # CTL_IDENTITY=token forces the ServiceAccount token (as on kind).
+  if [ "${CTL_IDENTITY:-}" != token ] && [ -x "$ctl_root/tests/cluster/user" ] &&
      out=$("$ctl_root/tests/cluster/user" "$CTL_SA_USER" system:serviceaccounts \
              system:serviceaccounts:kvrecover-system system:authenticated 2>/dev/null); then
     last=$(printf '%s\n' "$out" | tail -n 1)

@@ -232,6 +232,17 @@ kvr_check_json "capture: built from vm-005's captured member, score 0.6667" "${r
   ".metadata.labels[\"kvrecover.io/template\"] == \"$(captured "$cap" vm-005)\" and
    .metadata.annotations[\"kvrecover.io/score\"] == \"0.6667\""
 
+# A VMI without the features annotation: its features come from the VM's
+# captured entry (or its VM), so it still ranks vm-005 at 0.6667 rather than
+# scoring nothing.
+kubectl annotate vmi -n "$cap" vm-002 kvrecover.io/features- >/dev/null
+kvr_vmi_fail "$cap" vm-002
+kvr_check_wait "a VMI without features: VM-002 fails -> replaced" 30 kvr_has_replacement "$cap" vm-002
+r=$(kvr_vm_json "$cap" "$(kvr_replacements "$cap" vm-002 | head -n 1)")
+kvr_check_json "a VMI without features is ranked with its VM's captured features (vm-005, 0.6667)" \
+  "${r:-null}" ".metadata.labels[\"kvrecover.io/template\"] == \"$(captured "$cap" vm-005)\" and
+                .metadata.annotations[\"kvrecover.io/score\"] == \"0.6667\""
+
 # capture: false keeps the controller's hands off the ConfigMaps.
 off=$(t_ns nocapture) || { t_fail "namespace" "cannot create one"; t_summary; }
 kubectl apply -n "$off" -f "$(t_root)/examples/paper/vms.yaml" >/dev/null
@@ -241,5 +252,8 @@ kvr_check_wait "capture: false: the policy is Ready" 30 kvr_ready_current "$off"
 sleep 3
 kvr_check_eq "capture: false: no ConfigMap is written" \
   "$(kubectl get cm -n "$off" -l kvrecover.io/pool -o name | grep -c .)" 0
+
+ctl_stop main 20; rc=$?
+kvr_check_eq "SIGTERM: the controller exits 0 within 20 s" "$rc" 0
 
 t_summary
