@@ -116,36 +116,37 @@ jq_features='
              volumes: [{name: "rootdisk",
                         containerDisk: {image: "quay.io/containerdisks/ubuntu:22.04"}}]}}}};
 '
+# create_jsonl FILE: creates the objects of FILE (one JSON object a line)
+# with four kubectl processes in parallel (kubectl creates a List's items one
+# by one).
+create_jsonl() {
+  local part
+  split -n l/4 "$1" "$1.part."
+  for part in "$1".part.*; do
+    jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
+  done
+  wait
+  rm -f "$1".part.*
+}
 # pool NS N: N pool ConfigMaps (kvrecover.io/pool=bench), created 4 ways parallel.
 make_pool() {
-  local ns=$1 n=$2 part
+  local ns=$1 n=$2
   jq -c -n --arg ns "$ns" --argjson n "$n" "$jq_features"'
     range($n) as $i | feats($i) as $f | {apiVersion: "v1", kind: "ConfigMap",
       metadata: {name: "m-\($i)", namespace: $ns, labels: {"kvrecover.io/pool": "bench"}},
       data: {features: yaml($f), resources: "cpu: 2\nmemory: 2Gi\ndisk: 20Gi",
              vm: (vmspec("m-\($i)"; $f) | tojson)}}' >"$work/pool.jsonl"
-  split -n l/4 "$work/pool.jsonl" "$work/pool.part."
-  for part in "$work"/pool.part.*; do
-    jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" |
-      kubectl create -f - >/dev/null &
-  done
-  wait
-  rm -f "$work"/pool.part.*
+  create_jsonl "$work/pool.jsonl"
 }
 # vms NS FROM N: VMs v-FROM.. with member ((j*7) % POOL)'s features (an exact
 # match exists), and their VMIs, Running, as virt-controller and
 # virt-handler would make them (the VMIs carry status: no subresource).
 make_vms() {
-  local ns=$1 from=$2 n=$3 pool=$4 part
+  local ns=$1 from=$2 n=$3 pool=$4
   jq -c -n --arg ns "$ns" --argjson from "$from" --argjson n "$n" --argjson pool "$pool" \
     "$jq_features"'range($from; $from + $n) as $j | vmspec("v-\($j)"; feats(($j * 7) % $pool))
       | .metadata.namespace = $ns' >"$work/vms.jsonl"
-  split -n l/4 "$work/vms.jsonl" "$work/vms.part."
-  for part in "$work"/vms.part.*; do
-    jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
-  done
-  wait
-  rm -f "$work"/vms.part.*
+  create_jsonl "$work/vms.jsonl"
   api "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines?labelSelector=app%3Dbench" |
     jq -c '.items[] | select(.metadata.labels["kvrecover.io/replaces"] == null)
       | {apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance",
@@ -156,12 +157,7 @@ make_vms() {
                       name: .metadata.name, uid: .metadata.uid, controller: true,
                       blockOwnerDeletion: true}]},
          spec: .spec.template.spec, status: {phase: "Running"}}' >"$work/vmis.jsonl"
-  split -n l/4 "$work/vmis.jsonl" "$work/vmis.part."
-  for part in "$work"/vmis.part.*; do
-    jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
-  done
-  wait
-  rm -f "$work"/vmis.part.*
+  create_jsonl "$work/vmis.jsonl"
 }
 policy() { # NS
   kvr_policy "$1" bench '{"selector": {"matchLabels": {"app": "bench"}},
@@ -182,7 +178,7 @@ echo "controller: $("$CTL_BIN" --version 2>&1 | head -n 1)"
 
 # ---- 1. latency ------------------------------------------------------------------
 if [ -z "$only" ] || [ "$only" = latency ]; then
-  ns=bench-latency
+  ns=bench-latency-$RANDOM
   kubectl create namespace "$ns" >/dev/null
   t=$(now); make_pool "$ns" 1000; note "1,000 pool members in $((($(now) - t) / 1000)) ms"
   make_vms "$ns" 0 200 1000
@@ -239,7 +235,7 @@ fi
 # burst LABEL CONTROLLER-ARGS...
 burst() {
   local label=$1; shift
-  local ns=bench-burst-$label t0 t1 tl n dup pid
+  local ns=bench-burst-$label-$RANDOM t0 t1 tl n dup pid
   kubectl create namespace "$ns" >/dev/null
   make_pool "$ns" 1000
   make_vms "$ns" 0 1000 1000
@@ -289,7 +285,7 @@ burst() {
 # raw LABEL: the API server's raw rate, 1,000 creates of the same VM, 64 in
 # flight, in a namespace of its own; sets raw_rate.
 raw() {
-  local ns=bench-raw-$1 t0 t1 n raw_secs
+  local ns=bench-raw-$1-$RANDOM t0 t1 n raw_secs
   kubectl create namespace "$ns" >/dev/null
   jq -c -n "$jq_features"'vmspec("x"; feats(1)) | del(.metadata.name)
     | .metadata.generateName = "raw-"' >"$work/raw.json"
@@ -326,7 +322,7 @@ fi
 if [ -z "$only" ] || [ "$only" = memory ]; then
   echo
   echo "memory: controller RSS (one policy protecting every VMI, capture off)"
-  ns=bench-memory
+  ns=bench-memory-$RANDOM
   kubectl create namespace "$ns" >/dev/null
   policy "$ns"
   ctl_start mem0 --leader-elect=false --namespace "$ns" && ctl_wait_synced mem0 60 ||
@@ -341,12 +337,8 @@ if [ -z "$only" ] || [ "$only" = memory ]; then
        metadata: {name: .metadata.name, namespace: $ns, labels: .spec.template.metadata.labels,
                   annotations: .spec.template.metadata.annotations},
        spec: .spec.template.spec, status: {phase: "Running"}}' >"$work/vmis.jsonl"
-  split -n l/4 "$work/vmis.jsonl" "$work/vmis.part."
   t=$(now)
-  for part in "$work"/vmis.part.*; do
-    jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
-  done
-  wait
+  create_jsonl "$work/vmis.jsonl"
   note "10,000 VMIs in $((($(now) - t) / 1000000)) s"
   t=$(now)
   ctl_start mem --leader-elect=false --namespace "$ns" && ctl_wait_synced mem 300 ||
