@@ -498,22 +498,17 @@ kvr_apiserver_ready() {
 }
 
 # kvr_apiserver_restart [DOWN-SECONDS=0] [CMD...]: stops the local cluster's
-# kube-apiserver (SIGTERM), runs CMD while it is down, and starts it again
-# with the same command line. Uses tests/cluster/restart-apiserver when the
-# cluster provides one. Waits for /readyz.
+# kube-apiserver (SIGTERM, SIGKILL after 5 s), runs CMD while it is down, and
+# starts it again with the same command line. Waits for /readyz.
 kvr_apiserver_restart() {
   local down=${1:-0}; shift || true
-  if [ -x "$ctl_root/tests/cluster/restart-apiserver" ]; then
-    "$ctl_root/tests/cluster/restart-apiserver" "$down" "$@" >/dev/null || return 1
-  else
-    kvr__apiserver_restart_here "$down" "$@" || return 1
-  fi
+  kvr__apiserver_restart_here "$down" "$@" || return 1
   kvr_poll 60 kvr_apiserver_ready
 }
 
-# Fallback when tests/cluster has no restart command: the pid and command
-# line come from the cluster's pids file and /proc; the new pid replaces the
-# old in the pids file, so that tests/cluster/down stops it.
+# tests/cluster has no restart command: the pid and command line come from
+# the cluster's pids file and /proc; the new pid replaces the old in the pids
+# file, so that tests/cluster/down stops it.
 kvr__apiserver_restart_here() {
   local down=$1; shift
   local d pid i
