@@ -423,6 +423,14 @@ kvr_replacements() {
   fi
 }
 
+# kvr_replacements_in "NS..." VM: the replacements of VM in those namespaces,
+# as namespace/name. (Tests look only in their own namespaces: -A would see
+# the namespaces earlier tests are still deleting.)
+kvr_replacements_in() {
+  local ns
+  for ns in $1; do kvr_replacements "$ns" "$2" | sed "s|^|$ns/|"; done
+}
+
 # kvr_count_replacements NS VM
 kvr_count_replacements() { kvr_replacements "$@" | grep -c .; }
 
