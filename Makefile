@@ -6,7 +6,7 @@
 # module or a test file needs no Makefile edit.
 
 CC      ?= cc
-PKGS    := libcurl libcjson yaml-0.1 libwebsockets
+PKGS    := libcurl libcjson yaml-0.1 libwebsockets zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

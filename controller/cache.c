@@ -12,7 +12,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <time.h>
+
+#include <zlib.h>
 
 #include "cache.h"
 #include "pool.h"
@@ -25,8 +28,17 @@ struct cache_ns {
     uint64_t pool_version;
 };
 
+/* An interned string: one copy however many records hold it. */
+struct cache_str {
+    UT_hash_handle hh;
+    uint32_t refs;
+    char s[];
+};
+
 struct cache {
     pthread_rwlock_t lock;
+    pthread_mutex_t str_lock; /* the intern table, used inside and outside lock */
+    struct cache_str *strs;
     struct cache_vmi *vmis;
     struct cache_vm *vms;
     struct cache_vm *by_failed_uid; /* hh_uid */
@@ -121,6 +133,45 @@ static int cache__streq(const char *a, const char *b)
     if (!a || !b)
         return a == b;
     return strcmp(a, b) == 0;
+}
+
+/* The interned copy of s (NULL gives NULL); release with cache__unintern(). */
+static const char *cache__intern(struct cache *c, const char *s)
+{
+    struct cache_str *e = NULL;
+    size_t n;
+
+    if (!s)
+        return NULL;
+    n = strlen(s);
+    pthread_mutex_lock(&c->str_lock);
+    HASH_FIND(hh, c->strs, s, n, e);
+    if (e) {
+        e->refs++;
+    } else {
+        e = xmalloc(sizeof(*e) + n + 1);
+        memset(&e->hh, 0, sizeof(e->hh));
+        e->refs = 1;
+        memcpy(e->s, s, n + 1);
+        HASH_ADD(hh, c->strs, s[0], n, e);
+    }
+    pthread_mutex_unlock(&c->str_lock);
+    return e->s;
+}
+
+static void cache__unintern(struct cache *c, const char *s)
+{
+    struct cache_str *e;
+
+    if (!s)
+        return;
+    e = (struct cache_str *)(void *)(s - offsetof(struct cache_str, s));
+    pthread_mutex_lock(&c->str_lock);
+    if (--e->refs == 0) {
+        HASH_DELETE(hh, c->strs, e);
+        free(e);
+    }
+    pthread_mutex_unlock(&c->str_lock);
 }
 
 /* "ns\0name" for a lookup; *len is the key length used by uthash. */
@@ -266,16 +317,16 @@ int cache_selector_matches(const struct policy_selector *sel, const char *packed
 
 /* ---- cache_spec ------------------------------------------------------- */
 
-static void cache__spec_free(struct cache_spec *s)
+static void cache__spec_free(struct cache *c, struct cache_spec *s)
 {
-    free(s->features);
+    cache__unintern(c, s->features);
     free(s->error);
     memset(s, 0, sizeof(*s));
 }
 
 /* Reads the spec of obj through the features parser (vm selects the VM
  * flavour), keeping the features text as written and the resources. */
-static void cache__spec_read(struct cache_spec *s, const cJSON *obj, int vm)
+static void cache__spec_read(struct cache *c, struct cache_spec *s, const cJSON *obj, int vm)
 {
     struct features f = {0};
     char *err = NULL;
@@ -300,7 +351,8 @@ static void cache__spec_read(struct cache_spec *s, const cJSON *obj, int vm)
     } else {
         text = cache__str(cache__get(meta, "annotations"), FEATURES_ANNOTATION);
     }
-    s->features = text && f.has_features ? xstrdup(text) : NULL;
+    /* VMIs made from one template share one copy of their features text */
+    s->features = text && f.has_features ? cache__intern(c, text) : NULL;
     memcpy(s->res, f.res, sizeof(s->res));
     s->has_res = f.has_res;
     features_free(&f);
@@ -369,6 +421,7 @@ struct cache *cache_new(void)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&c->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&c->str_lock, NULL);
     return c;
 }
 
@@ -387,7 +440,7 @@ static void cache__wrlock(struct cache *c)
     pthread_rwlock_wrlock(&c->lock);
 }
 
-static void cache__vmi_free(struct cache_vmi *r)
+static void cache__vmi_free(struct cache *c, struct cache_vmi *r)
 {
     if (!r)
         return;
@@ -395,7 +448,7 @@ static void cache__vmi_free(struct cache_vmi *r)
     free(r->uid);
     free(r->vm);
     free(r->labels);
-    cache__spec_free(&r->spec);
+    cache__spec_free(c, &r->spec);
     free(r);
 }
 
@@ -411,7 +464,7 @@ static void cache__repl_free(struct cache_replacement *r)
     free(r);
 }
 
-static void cache__vm_free(struct cache_vm *r)
+static void cache__vm_free(struct cache *c, struct cache_vm *r)
 {
     if (!r)
         return;
@@ -420,7 +473,7 @@ static void cache__vm_free(struct cache_vm *r)
     free(r->resource_version);
     free(r->labels);
     free(r->tlabels);
-    cache__spec_free(&r->spec);
+    cache__spec_free(c, &r->spec);
     cache__repl_free(r->repl);
     free(r);
 }
@@ -437,14 +490,16 @@ static void cache__policy_free(struct cache_policy *r)
     free(r);
 }
 
-static void cache__member_free(struct cache_member *r)
+static void cache__member_free(struct cache *c, struct cache_member *r)
 {
     if (!r)
         return;
     free(r->key);
     free(r->labels);
-    features_free(&r->features);
-    free(r->vm_json);
+    for (uint32_t i = 0; i < 2 * r->nitems; i++)
+        cache__unintern(c, r->items[i]);
+    free(r->items);
+    free(r->tmpl_z);
     free(r->digest);
     free(r->error);
     free(r);
@@ -463,13 +518,13 @@ void cache_free(struct cache *c)
     HASH_ITER(hh, c->vmis, vmi, vmi_tmp)
     {
         HASH_DELETE(hh, c->vmis, vmi);
-        cache__vmi_free(vmi);
+        cache__vmi_free(c, vmi);
     }
     HASH_CLEAR(hh_uid, c->by_failed_uid);
     HASH_ITER(hh, c->vms, vm, vm_tmp)
     {
         HASH_DELETE(hh, c->vms, vm);
-        cache__vm_free(vm);
+        cache__vm_free(c, vm);
     }
     HASH_ITER(hh, c->policies, p, p_tmp)
     {
@@ -479,7 +534,7 @@ void cache_free(struct cache *c)
     HASH_ITER(hh, c->members, m, m_tmp)
     {
         HASH_DELETE(hh, c->members, m);
-        cache__member_free(m);
+        cache__member_free(c, m);
     }
     HASH_ITER(hh, c->nss, n, n_tmp)
     {
@@ -488,6 +543,7 @@ void cache_free(struct cache *c)
         free(n);
     }
     pthread_rwlock_destroy(&c->lock);
+    pthread_mutex_destroy(&c->str_lock);
     free(c);
 }
 
@@ -551,7 +607,7 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
     r->labels = cache_labels_pack(cache__get(meta, "labels"));
     phase = cache__str(status, "phase");
     r->phase = cache__phase(phase);
-    cache__spec_read(&r->spec, obj, 0);
+    cache__spec_read(c, &r->spec, obj, 0);
     began = cache__phase_began(status, phase);
 
     cache__wrlock(c);
@@ -577,7 +633,7 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
         HASH_DELETE(hh, c->vmis, old);
     HASH_ADD_KEYPTR(hh, c->vmis, r->key, len, r);
     cache_unlock(c);
-    cache__vmi_free(old);
+    cache__vmi_free(c, old);
     return chg;
 }
 
@@ -595,7 +651,7 @@ int cache_vmi_del(struct cache *c, const cJSON *obj)
         HASH_DELETE(hh, c->vmis, old);
     cache_unlock(c);
     free(key);
-    cache__vmi_free(old);
+    cache__vmi_free(c, old);
     return old != NULL;
 }
 
@@ -715,7 +771,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
     r->resource_version = xstrdup(cache__str(meta, "resourceVersion"));
     r->labels = cache_labels_pack(cache__get(meta, "labels"));
     r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
-    cache__spec_read(&r->spec, obj, 1);
+    cache__spec_read(c, &r->spec, obj, 1);
     r->fingerprint = cache__vm_fingerprint(meta);
     r->halted = cache__vm_halted(spec);
     r->repl = cache__repl_read(meta);
@@ -744,7 +800,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
     HASH_ADD_KEYPTR(hh, c->vms, r->key, len, r);
     cache__uid_index_add(c, r);
     cache_unlock(c);
-    cache__vm_free(old);
+    cache__vm_free(c, old);
     return chg;
 }
 
@@ -764,7 +820,7 @@ int cache_vm_del(struct cache *c, const cJSON *obj)
     }
     cache_unlock(c);
     free(key);
-    cache__vm_free(old);
+    cache__vm_free(c, old);
     return old != NULL;
 }
 
@@ -870,16 +926,106 @@ uint64_t cache_pool_version(struct cache *c, const char *ns)
     return n ? n->pool_version : 0;
 }
 
-static int cache__features_eq(const struct features *a, const struct features *b)
+static int cache__member_data_eq(const struct cache_member *a, const struct cache_member *b)
 {
-    if (a->n != b->n || a->has_res != b->has_res || a->has_features != b->has_features ||
-        memcmp(a->res, b->res, sizeof(a->res)) != 0)
+    if (a->nitems != b->nitems || a->has_res != b->has_res || a->has_features != b->has_features ||
+        memcmp(a->res, b->res, sizeof(a->res)) != 0 || a->tmpl_len != b->tmpl_len ||
+        a->tmpl_zlen != b->tmpl_zlen ||
+        (a->tmpl_zlen && memcmp(a->tmpl_z, b->tmpl_z, a->tmpl_zlen) != 0))
         return 0;
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->items[i].category, b->items[i].category) != 0 ||
-            strcmp(a->items[i].value, b->items[i].value) != 0)
+    /* interned: equal strings are the same pointer */
+    for (uint32_t i = 0; i < 2 * a->nitems; i++)
+        if (a->items[i] != b->items[i])
             return 0;
     return 1;
+}
+
+/* Templates are deflated against this dictionary: the text every
+ * KubeVirt VirtualMachine repeats, so that a 1 KB template keeps about a
+ * fifth of its size. Changing it only changes how well new records pack. */
+static const char cache__dict[] =
+    "{\"name\":\"cloudinitdisk\",\"cloudInitNoCloud\":{\"userData\":\"#cloud-config\\n\"}}"
+    "\"dataVolumeTemplates\":[{\"metadata\":{\"name\":\"\"},\"spec\":{\"storage\":{"
+    "\"resources\":{\"requests\":{\"storage\":\"\"}}},\"source\":{\"registry\":{\"url\":"
+    "\"docker://\"}}}}]\"resources\":{\"requests\":{\"memory\":\"\",\"cpu\":\"\"}}"
+    "{\"os: ubuntu-20.04, language: nodejs, database: mysql, webserver: nginx}\","
+    "\"kvrecover.io/resources\":\"{cpu: 2, memory: 4Gi, disk: 20Gi}\"}},\"spec\":{"
+    "\"domain\":{\"cpu\":{\"cores\":2},\"memory\":{\"guest\":\"4Gi\"},\"devices\":{"
+    "\"disks\":[{\"name\":\"rootdisk\",\"disk\":{\"bus\":\"virtio\"}}],\"interfaces\":[{"
+    "\"name\":\"default\",\"masquerade\":{}}]}},\"networks\":[{\"name\":\"default\","
+    "\"pod\":{}}],\"volumes\":[{\"name\":\"rootdisk\",\"containerDisk\":{\"image\":"
+    "\"quay.io/containerdisks/ubuntu:20.04\"}}]}}}}"
+    "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachine\",\"metadata\":{"
+    "\"name\":\"vm-\",\"labels\":{\"app\":\"\"}},\"spec\":{\"runStrategy\":\"Always\","
+    "\"template\":{\"metadata\":{\"labels\":{\"app\":\"\"},\"annotations\":{"
+    "\"kvrecover.io/features\":";
+
+static void cache__deflate(const char *text, struct cache_member *r)
+{
+    z_stream z;
+    uLong n = (uLong)strlen(text), bound;
+    unsigned char *out;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        abort();
+    deflateSetDictionary(&z, (const Bytef *)cache__dict, (uInt)(sizeof(cache__dict) - 1));
+    bound = deflateBound(&z, n);
+    out = xmalloc(bound);
+    z.next_in = (Bytef *)(uintptr_t)text;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)bound;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        abort(); /* cannot happen with deflateBound() room */
+    r->tmpl_len = (uint32_t)n;
+    r->tmpl_zlen = (uint32_t)z.total_out;
+    r->tmpl_z = xrealloc(out, r->tmpl_zlen ? r->tmpl_zlen : 1);
+    deflateEnd(&z);
+}
+
+char *cache_member_template(const struct cache_member *m)
+{
+    z_stream z;
+    char *out;
+    int rc;
+
+    if (!m->tmpl_z)
+        return NULL;
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, -15) != Z_OK)
+        abort();
+    inflateSetDictionary(&z, (const Bytef *)cache__dict, (uInt)(sizeof(cache__dict) - 1));
+    out = xmalloc((size_t)m->tmpl_len + 1);
+    z.next_in = m->tmpl_z;
+    z.avail_in = m->tmpl_zlen;
+    z.next_out = (Bytef *)out;
+    z.avail_out = m->tmpl_len;
+    rc = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END || z.total_out != m->tmpl_len) {
+        free(out);
+        return NULL;
+    }
+    out[m->tmpl_len] = '\0';
+    return out;
+}
+
+int cache_member_features(const struct cache_member *m, struct features *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (m->nitems) {
+        out->items = xcalloc(m->nitems, sizeof(*out->items));
+        for (uint32_t i = 0; i < m->nitems; i++) {
+            out->items[i].category = xstrdup(m->items[2 * i]);
+            out->items[i].value = xstrdup(m->items[2 * i + 1]);
+        }
+        out->n = out->cap = m->nitems;
+    }
+    memcpy(out->res, m->res, sizeof(out->res));
+    out->has_res = m->has_res;
+    out->has_features = m->has_features;
+    return 0;
 }
 
 int cache_member_put(struct cache *c, const cJSON *obj)
@@ -901,10 +1047,21 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         r->vm = NULL;
     r->digest = xstrdup(cache__str(cache__get(meta, "annotations"), CACHE_DIGEST_ANNOTATION));
     if (pool_member_from_json(obj, &pm, &err) == 0) {
-        r->features = pm.features;
-        memset(&pm.features, 0, sizeof(pm.features));
-        if (pm.vm_template)
-            r->vm_json = cJSON_PrintUnformatted(pm.vm_template);
+        /* sorted, without duplicates (features.h): kept as interned pairs */
+        r->nitems = (uint32_t)pm.features.n;
+        r->items = xcalloc(2 * (size_t)r->nitems + 1, sizeof(*r->items));
+        for (uint32_t i = 0; i < r->nitems; i++) {
+            r->items[2 * i] = cache__intern(c, pm.features.items[i].category);
+            r->items[2 * i + 1] = cache__intern(c, pm.features.items[i].value);
+        }
+        memcpy(r->res, pm.features.res, sizeof(r->res));
+        r->has_res = pm.features.has_res;
+        r->has_features = pm.features.has_features;
+        if (pm.vm_template) {
+            char *text = cJSON_PrintUnformatted(pm.vm_template);
+            cache__deflate(text, r);
+            cJSON_free(text);
+        }
         pool_member_free(&pm);
     } else {
         r->error = err ? err : xstrdup("invalid pool member");
@@ -917,9 +1074,8 @@ int cache_member_put(struct cache *c, const cJSON *obj)
     } else {
         if (!cache__packed_eq(old->labels, r->labels))
             chg |= CACHE_CHG_LABELS;
-        if (!cache__streq(old->vm_json, r->vm_json) || !cache__streq(old->error, r->error) ||
-            !cache__streq(old->digest, r->digest) ||
-            !cache__features_eq(&old->features, &r->features))
+        if (!cache__member_data_eq(old, r) || !cache__streq(old->error, r->error) ||
+            !cache__streq(old->digest, r->digest))
             chg |= CACHE_CHG_SPEC;
         HASH_DELETE(hh, c->members, old);
     }
@@ -927,7 +1083,7 @@ int cache_member_put(struct cache *c, const cJSON *obj)
     if (chg)
         cache__bump_ns(c, r->ns);
     cache_unlock(c);
-    cache__member_free(old);
+    cache__member_free(c, old);
     return chg;
 }
 
@@ -947,7 +1103,7 @@ int cache_member_del(struct cache *c, const cJSON *obj)
     }
     cache_unlock(c);
     free(key);
-    cache__member_free(old);
+    cache__member_free(c, old);
     return old != NULL;
 }
 
@@ -1055,15 +1211,6 @@ static size_t cache__sz(const void *p)
     return p ? malloc_usable_size((void *)p) : 0;
 }
 
-static size_t cache__features_sz(const struct features *f)
-{
-    size_t n = cache__sz(f->items);
-
-    for (size_t i = 0; i < f->n; i++)
-        n += cache__sz(f->items[i].category) + cache__sz(f->items[i].value);
-    return n;
-}
-
 static size_t cache__table_sz(const UT_hash_table *t)
 {
     return t ? sizeof(*t) + t->num_buckets * sizeof(UT_hash_bucket) : 0;
@@ -1081,16 +1228,14 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     for (vmi = c->vmis; vmi; vmi = vmi->hh.next) {
         st->vmis++;
         st->vmi_bytes += cache__sz(vmi) + cache__sz(vmi->key) + cache__sz(vmi->uid) +
-                         cache__sz(vmi->vm) + cache__sz(vmi->labels) +
-                         cache__sz(vmi->spec.features) + cache__sz(vmi->spec.error);
+                         cache__sz(vmi->vm) + cache__sz(vmi->labels) + cache__sz(vmi->spec.error);
     }
     st->vmi_bytes += cache__table_sz(c->vmis ? c->vmis->hh.tbl : NULL);
     for (vm = c->vms; vm; vm = vm->hh.next) {
         st->vms++;
         st->vm_bytes += cache__sz(vm) + cache__sz(vm->key) + cache__sz(vm->uid) +
                         cache__sz(vm->resource_version) + cache__sz(vm->labels) +
-                        cache__sz(vm->tlabels) + cache__sz(vm->spec.features) +
-                        cache__sz(vm->spec.error);
+                        cache__sz(vm->tlabels) + cache__sz(vm->spec.error);
         if (vm->repl)
             st->vm_bytes += cache__sz(vm->repl) + cache__sz(vm->repl->failed_uid) +
                             cache__sz(vm->repl->policy) + cache__sz(vm->repl->replaces) +
@@ -1109,9 +1254,14 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     for (m = c->members; m; m = m->hh.next) {
         st->members++;
         st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
-                            cache__features_sz(&m->features) + cache__sz(m->vm_json) +
-                            cache__sz(m->digest) + cache__sz(m->error);
+                            cache__sz(m->items) + cache__sz(m->tmpl_z) + cache__sz(m->digest) +
+                            cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
+    pthread_mutex_lock(&c->str_lock);
+    for (struct cache_str *e = c->strs; e; e = e->hh.next)
+        st->shared_bytes += cache__sz(e);
+    st->shared_bytes += cache__table_sz(c->strs ? c->strs->hh.tbl : NULL);
+    pthread_mutex_unlock(&c->str_lock);
     cache_unlock(c);
 }

@@ -58,7 +58,7 @@ enum cache_phase {
  * again when needed, see cache_spec_features()) and the numeric resources
  * already read from the resources annotation or the domain. */
 struct cache_spec {
-    char *features;            /* kvrecover.io/features text, or NULL */
+    const char *features;      /* kvrecover.io/features text, or NULL (interned: shared) */
     double res[FEATURES_NRES]; /* as struct features.res */
     unsigned has_res;          /* as struct features.has_res */
     char *error;               /* why the features could not be read, or NULL */
@@ -129,15 +129,25 @@ struct cache_policy {
 
 struct cache_member {
     UT_hash_handle hh;
-    char *key;                /* ns, NUL, name */
-    const char *ns;           /* into key */
-    const char *name;         /* into key */
-    char *labels;             /* packed metadata.labels */
-    const char *vm;           /* kvrecover.io/vm label (into labels), or NULL */
-    struct features features; /* data.features and data.resources */
-    char *vm_json;            /* data.vm as compact JSON; NULL: no template */
-    char *digest;             /* kvrecover.io/capture-digest annotation, or NULL */
-    char *error;              /* why the member is invalid (then skipped), or NULL */
+    char *key;        /* ns, NUL, name */
+    const char *ns;   /* into key */
+    const char *name; /* into key */
+    char *labels;     /* packed metadata.labels */
+    const char *vm;   /* kvrecover.io/vm label (into labels), or NULL */
+    /* data.features, as interned (category, value) pairs, sorted; and
+     * data.resources. Read them with cache_member_features(). */
+    const char **items;        /* 2 * nitems interned strings */
+    uint32_t nitems;           /* items */
+    int has_features;          /* as struct features */
+    unsigned has_res;          /* as struct features */
+    double res[FEATURES_NRES]; /* as struct features */
+    /* data.vm as compact JSON, deflated (cache_member_template()); NULL:
+     * no template (NoTemplate) */
+    unsigned char *tmpl_z;
+    uint32_t tmpl_zlen; /* deflated bytes */
+    uint32_t tmpl_len;  /* JSON bytes */
+    char *digest;       /* kvrecover.io/capture-digest annotation, or NULL */
+    char *error;        /* why the member is invalid (then skipped), or NULL */
 };
 
 /* Record counts and the heap bytes they hold (strings, structs, parsed
@@ -145,6 +155,7 @@ struct cache_member {
 struct cache_stats {
     size_t vmis, vms, policies, members;
     size_t vmi_bytes, vm_bytes, policy_bytes, member_bytes;
+    size_t shared_bytes; /* interned strings (features texts and items), counted once */
 };
 
 /** A new, empty cache. Never NULL. */
@@ -210,6 +221,14 @@ int cache_member_put(struct cache *c, const cJSON *obj);
 int cache_member_del(struct cache *c, const cJSON *obj);
 
 /* ---- readers: call with the read lock held -------------------------- */
+
+/** m's features as a struct features the caller owns (features_free()).
+ *  Returns 0. */
+int cache_member_features(const struct cache_member *m, struct features *out);
+
+/** m's data.vm as compact JSON (a new string the caller frees), or NULL
+ *  when it has none. */
+char *cache_member_template(const struct cache_member *m);
 
 /** The VMI ns/name, or NULL. */
 struct cache_vmi *cache_vmi_find(struct cache *c, const char *ns, const char *name);

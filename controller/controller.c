@@ -716,6 +716,7 @@ void controller_log_cache(struct controller *c)
     cJSON_AddNumberToObject(f, "vmiBytes", (double)st.vmi_bytes);
     cJSON_AddNumberToObject(f, "vmBytes", (double)st.vm_bytes);
     cJSON_AddNumberToObject(f, "memberBytes", (double)st.member_bytes);
+    cJSON_AddNumberToObject(f, "sharedBytes", (double)st.shared_bytes);
     cJSON_AddNumberToObject(f, "bytesPerVMI", st.vmis ? (double)st.vmi_bytes / st.vmis : 0);
     cJSON_AddNumberToObject(f, "bytesPerMember",
                             st.members ? (double)st.member_bytes / st.members : 0);

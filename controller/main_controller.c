@@ -353,6 +353,7 @@ int main(int argc, char **argv)
     sigset_t set;
     char *err = NULL, *id = NULL, *host = NULL;
     int rc, exit_code = 1, synced = 0, workers = 0, port = 0;
+    unsigned long ticks = 0;
     const char *pod_ns = getenv("POD_NAMESPACE");
 
     o.lease_ns = pod_ns && *pod_ns ? pod_ns : "kvrecover-system";
@@ -365,7 +366,8 @@ int main(int argc, char **argv)
     log_set_level(lvl);
     /* Few arenas: a controller with a dozen threads would otherwise keep a
      * heap per thread, and the RSS target is tight. */
-    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -503,6 +505,10 @@ int main(int argc, char **argv)
         }
         if (http && controller_take_dirty(c))
             httpd_publish(http, controller_state_json(c, workers != 0));
+        /* Give the heap's free pages back now and then: list pages and
+         * rankings leave holes that would otherwise stay resident. */
+        if (++ticks % 50 == 0)
+            malloc_trim(0);
     }
 
 stop:

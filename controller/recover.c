@@ -443,23 +443,6 @@ static struct cache_member *recover__captured(struct cache *c, const struct cach
     return named;
 }
 
-static int recover__copy_features(const struct features *src, struct features *out, char **err)
-{
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < src->n; i++) {
-        int rc = features_add(out, src->items[i].category, src->items[i].value, err);
-        if (rc) {
-            features_free(out);
-            return rc;
-        }
-    }
-    features_sort(out);
-    memcpy(out->res, src->res, sizeof(out->res));
-    out->has_res = src->has_res;
-    out->has_features = src->has_features;
-    return 0;
-}
-
 int recover_vm_features(struct cache *c, const struct cache_policy *p, const char *vm_name,
                         const struct cache_vmi *vmi, struct features *out, const char **alias,
                         char **err)
@@ -474,10 +457,11 @@ int recover_vm_features(struct cache *c, const struct cache_policy *p, const cha
     if (vm && (vm->spec.features || vm->spec.error))
         return cache_spec_features(&vm->spec, out, err);
     m = recover__captured(c, p, vm_name);
-    if (m && m->features.has_features) {
+    if (m && m->has_features) {
         if (alias)
             *alias = m->name;
-        return recover__copy_features(&m->features, out, err);
+        *err = NULL;
+        return cache_member_features(m, out);
     }
     /* No features anywhere: what the VMI (or VM) says about its size. */
     if (vmi)
@@ -501,8 +485,12 @@ static void recover__rebuild(struct recover_index *ix, struct cache *c,
          m = cache_member_next(m, p->ns)) {
         if (m->error || !cache_selector_matches(&p->pol.pool_selector, m->labels))
             continue;
-        if (sim_pool_add(ix->pool, m->name, m->vm, &m->features, m->vm_json != NULL, NULL) != 0)
+        struct features f;
+
+        cache_member_features(m, &f);
+        if (sim_pool_add(ix->pool, m->name, m->vm, &f, m->tmpl_z != NULL, NULL) != 0)
             log_warn("pool member %s/%s left out of policy %s's index", m->ns, m->name, p->name);
+        features_free(&f);
     }
     sim_pool_finish(ix->pool);
     ix->pool_version = version;
@@ -879,7 +867,7 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
     }
     for (size_t i = 0; i < j->pick.nsel; i++) {
         struct cache_member *m = cache_member_find(c, ns, j->pick.sel[i]);
-        j->tmpl_json[i] = m ? xstrdup(m->vm_json) : NULL;
+        j->tmpl_json[i] = m ? cache_member_template(m) : NULL;
     }
     ret = 1;
 out:

@@ -27,26 +27,38 @@ struct status_policy {
     uint64_t *member_events; /* hashes of (member, error) announced */
     size_t nmember_events;
     cJSON *view;               /* the dashboard object, or NULL */
-    struct status__memo *memo; /* rankings of the protected VMs */
-    unsigned long sweep;       /* reconciles so far */
+    struct status__memo *memo; /* rankings of the protected VMs, by name hash */
+    size_t nmemo;              /* entries in memo */
 };
 
-/* A ranking remembered per protected VM, valid while its key holds. */
+/* A ranking remembered per protected VM, valid while its key holds. A
+ * sorted array without the VM's name (its hash stands for it): 10,000
+ * protected VMs cost about half a megabyte. */
 struct status__memo {
-    UT_hash_handle hh;
-    char *vm;
-    uint64_t key;
-    char *best;
-    double score;
-    int eligible;
-    unsigned long sweep; /* the reconcile that last used it */
+    uint64_t vm;  /* cache_hash() of the VM's name */
+    uint64_t key; /* what it was ranked with (status__key()) */
+    char *best;   /* the selected (else the top) candidate, or NULL */
+    double score; /* its score */
+    int eligible; /* an eligible candidate exists */
 };
 
-static void status__memo_free(struct status__memo *m)
+static void status__memo_clear(struct status__memo *m, size_t n)
 {
-    free(m->vm);
-    free(m->best);
+    for (size_t i = 0; i < n; i++)
+        free(m[i].best);
     free(m);
+}
+
+static int status__memo_cmp(const void *a, const void *b)
+{
+    const struct status__memo *x = a, *y = b;
+
+    return x->vm < y->vm ? -1 : x->vm > y->vm;
+}
+
+static uint64_t status__name_hash(const char *name)
+{
+    return cache_hash(CACHE_HASH_INIT, name, strlen(name));
 }
 
 struct status_state {
@@ -64,15 +76,9 @@ struct status_state *status_state_new(void)
 
 static void status__policy_free(struct status_policy *p)
 {
-    struct status__memo *m, *tmp;
-
     if (!p)
         return;
-    HASH_ITER(hh, p->memo, m, tmp)
-    {
-        HASH_DELETE(hh, p->memo, m);
-        status__memo_free(m);
-    }
+    status__memo_clear(p->memo, p->nmemo);
     free(p->key);
     free(p->invalid_event);
     free(p->member_events);
@@ -333,7 +339,7 @@ static void status__pool(struct cache *c, const struct cache_policy *p, struct s
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "name", m->name);
             cJSON_AddItemToObject(e, "vm", m->vm ? cJSON_CreateString(m->vm) : cJSON_CreateNull());
-            cJSON_AddBoolToObject(e, "hasTemplate", m->vm_json != NULL);
+            cJSON_AddBoolToObject(e, "hasTemplate", m->tmpl_z != NULL);
             if (m->error)
                 cJSON_AddStringToObject(e, "error", m->error);
             cJSON_AddItemToArray(members, e);
@@ -469,30 +475,29 @@ out:
 }
 
 /* Fills every protected VM's ranking: from the memo where its key still
- * holds, else ranked now; then the memo forgets VMs no longer protected.
- * Returns 0, or -EAGAIN when the policy changed meanwhile. */
+ * holds, else ranked now; the memo is then replaced by these rankings (so
+ * VMs no longer protected drop out). Returns 0, or -EAGAIN when the policy
+ * changed meanwhile. */
 static int status__rank(const struct recover_env *env, struct status_state *st,
                         struct recover_ranker *rk, const char *key, struct status__snap *s)
 {
     struct status_policy *sp;
-    struct status__memo *m, *tmp;
+    struct status__memo probe = {0}, *m, *memo;
     size_t *todo = xcalloc(s->nprotected + 1, sizeof(*todo)), ntodo = 0;
-    unsigned long sweep;
     int rc = 0;
 
     pthread_mutex_lock(&st->lock);
     sp = status__policy(st, key);
-    sweep = ++sp->sweep;
     for (size_t i = 0; i < s->nprotected; i++) {
         struct status__vm *e = &s->prot[i];
 
-        HASH_FIND_STR(sp->memo, e->name, m);
+        probe.vm = status__name_hash(e->name);
+        m = sp->nmemo ? bsearch(&probe, sp->memo, sp->nmemo, sizeof(*m), status__memo_cmp) : NULL;
         if (m && m->key == e->key) {
             e->best = xstrdup(m->best);
             e->score = m->score;
             e->eligible = m->eligible;
             e->known = 1;
-            m->sweep = sweep;
         } else {
             todo[ntodo++] = i;
         }
@@ -502,36 +507,28 @@ static int status__rank(const struct recover_env *env, struct status_state *st,
     for (size_t i = 0; i < ntodo && rc == 0; i += STATUS_CHUNK)
         rc = status__rank_chunk(env, rk, s, todo + i,
                                 ntodo - i < STATUS_CHUNK ? ntodo - i : STATUS_CHUNK);
+    free(todo);
+    if (rc)
+        return rc;
 
+    memo = xcalloc(s->nprotected + 1, sizeof(*memo));
+    for (size_t i = 0; i < s->nprotected; i++) {
+        const struct status__vm *e = &s->prot[i];
+
+        memo[i].vm = status__name_hash(e->name);
+        memo[i].key = e->key;
+        memo[i].best = xstrdup(e->best);
+        memo[i].score = e->score;
+        memo[i].eligible = e->eligible;
+    }
+    qsort(memo, s->nprotected, sizeof(*memo), status__memo_cmp);
     pthread_mutex_lock(&st->lock);
     sp = status__policy(st, key);
-    for (size_t k = 0; k < ntodo && rc == 0; k++) {
-        struct status__vm *e = &s->prot[todo[k]];
-
-        HASH_FIND_STR(sp->memo, e->name, m);
-        if (!m) {
-            m = xcalloc(1, sizeof(*m));
-            m->vm = xstrdup(e->name);
-            HASH_ADD_KEYPTR(hh, sp->memo, m->vm, strlen(m->vm), m);
-        }
-        free(m->best);
-        m->best = xstrdup(e->best);
-        m->key = e->key;
-        m->score = e->score;
-        m->eligible = e->eligible;
-        m->sweep = sweep;
-    }
-    /* forget the VMs no longer protected (all were seen, unless aborted) */
-    for (m = rc == 0 ? sp->memo : NULL; m; m = tmp) {
-        tmp = m->hh.next;
-        if (m->sweep != sweep) {
-            HASH_DELETE(hh, sp->memo, m);
-            status__memo_free(m);
-        }
-    }
+    status__memo_clear(sp->memo, sp->nmemo);
+    sp->memo = memo;
+    sp->nmemo = s->nprotected;
     pthread_mutex_unlock(&st->lock);
-    free(todo);
-    return rc;
+    return 0;
 }
 
 /* The unprotected VMs and the dashboard's list, from the rankings. */

@@ -365,12 +365,29 @@ TEST(members_keep_features_and_compact_template_and_bump_the_pool_version)
     m = cache_member_find(c, "fx", "vm-005");
     CHECK(m != NULL && m->error == NULL);
     CHECK_STR(m->vm, "vm-005");
-    CHECK(m->features.n >= 6); /* os, language, 2 databases, 2 webservers */
-    CHECK(m->vm_json != NULL);
-    CHECK(strchr(m->vm_json, '\n') == NULL); /* compact */
-    tmpl = cJSON_Parse(m->vm_json);
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(tmpl, "kind")->valuestring, "VirtualMachine");
-    cJSON_Delete(tmpl);
+    CHECK_INT(m->nitems, 6); /* os, language, 2 databases, 2 webservers */
+    {
+        struct features f;
+        char *text = cache_member_template(m);
+
+        CHECK_INT(cache_member_features(m, &f), 0);
+        CHECK_INT(f.n, 6);
+        CHECK_STR(f.items[0].category, "database");
+        CHECK_STR(f.items[0].value, "mysql");
+        features_free(&f);
+        /* kept deflated: well under the JSON's size */
+        CHECK(m->tmpl_z != NULL && m->tmpl_zlen * 2 < m->tmpl_len);
+        CHECK(text != NULL && strlen(text) == m->tmpl_len);
+        CHECK(strchr(text, '\n') == NULL); /* compact */
+        tmpl = cJSON_Parse(text);
+        free(text);
+        CHECK_STR(cJSON_GetObjectItemCaseSensitive(tmpl, "kind")->valuestring, "VirtualMachine");
+        CHECK_STR(cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetObjectItemCaseSensitive(tmpl, "metadata"), "name")
+                      ->valuestring,
+                  "vm-005");
+        cJSON_Delete(tmpl);
+    }
     cache_unlock(c);
     /* an identical put changes nothing */
     CHECK_INT(cache_member_put(c, item(list, 4)), 0);
@@ -444,6 +461,8 @@ TEST(a_cached_vmi_costs_a_few_hundred_bytes)
     CHECK_INT(st.vmis, 1000);
     CHECK(st.vmi_bytes / st.vmis > 100);
     CHECK(st.vmi_bytes / st.vmis < 600);
+    /* one features text for all of them */
+    CHECK(st.shared_bytes > 0 && st.shared_bytes < 1000);
     cJSON_Delete(vmi);
     cache_free(c);
 }
