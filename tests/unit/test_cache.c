@@ -8,37 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "harness.h"
-#include "xalloc.h"
-
-static cJSON *load(const char *name)
-{
-    struct buf b = {0};
-    cJSON *o = NULL;
-
-    if (buf_read_file(&b, harness_fixture(name), 1 << 20) == 0)
-        o = cJSON_Parse(b.data);
-    buf_free(&b);
-    return o;
-}
+#include "ctl_test.h"
 
 /* Item i of a List fixture, or NULL. */
 static cJSON *item(cJSON *list, int i)
 {
     return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(list, "items"), i);
-}
-
-static cJSON *meta(cJSON *o)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, "metadata");
-}
-
-static void set_str(cJSON *parent, const char *key, const char *v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
-    cJSON_AddStringToObject(parent, key, v);
 }
 
 TEST(packed_labels_round_trip_and_lookup)
@@ -127,7 +102,7 @@ TEST(parse_time_reads_rfc3339_utc)
 TEST(vmi_record_keeps_the_fields_recovery_needs)
 {
     struct cache *c = cache_new();
-    cJSON *vmi = load("ctl-vmi-failed.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
     struct cache_vmi *r;
     struct features f;
     char *err = NULL;
@@ -178,7 +153,7 @@ TEST(vmi_record_keeps_the_fields_recovery_needs)
 TEST(vmi_change_flags_say_what_changed)
 {
     struct cache *c = cache_new();
-    cJSON *vmi = load("ctl-vmi-failed.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
     cJSON *status;
 
     CHECK(vmi != NULL);
@@ -186,14 +161,14 @@ TEST(vmi_change_flags_say_what_changed)
     /* the same object again: nothing the controller reads changed */
     CHECK_INT(cache_vmi_put(c, vmi, 2, 2), 0);
     status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    set_str(status, "phase", "Running");
+    ctl_set_str(status, "phase", "Running");
     CHECK_INT(cache_vmi_put(c, vmi, 3, 3), CACHE_CHG_PHASE);
-    set_str(cJSON_GetObjectItemCaseSensitive(meta(vmi), "labels"), "tier", "web");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(vmi), "labels"), "tier", "web");
     CHECK_INT(cache_vmi_put(c, vmi, 4, 4), CACHE_CHG_LABELS);
-    set_str(meta(vmi), "uid", "another-uid");
+    ctl_set_str(ctl_meta(vmi), "uid", "another-uid");
     CHECK(cache_vmi_put(c, vmi, 5, 5) & CACHE_CHG_NEW);
     /* a phase seen without a transition timestamp begins now */
-    set_str(status, "phase", "Unknown");
+    ctl_set_str(status, "phase", "Unknown");
     CHECK_INT(cache_vmi_put(c, vmi, 6, 60), CACHE_CHG_PHASE);
     cache_rdlock(c);
     CHECK_NEAR(cache_vmi_find(c, "fx", "vm-001")->phase_since, 6, 1e-9);
@@ -213,13 +188,13 @@ TEST(vmi_change_flags_say_what_changed)
 TEST(vmi_with_unreadable_features_is_kept_with_the_error)
 {
     struct cache *c = cache_new();
-    cJSON *vmi = load("ctl-vmi-failed.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
     struct features f;
     char *err = NULL;
 
     CHECK(vmi != NULL);
-    set_str(cJSON_GetObjectItemCaseSensitive(meta(vmi), "annotations"), "kvrecover.io/features",
-            "{os: [unclosed");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(vmi), "annotations"),
+                "kvrecover.io/features", "{os: [unclosed");
     CHECK(cache_vmi_put(c, vmi, 1, 1) > 0);
     cache_rdlock(c);
     CHECK(cache_vmi_find(c, "fx", "vm-001")->spec.error != NULL);
@@ -234,7 +209,7 @@ TEST(vmi_with_unreadable_features_is_kept_with_the_error)
 TEST(vm_fingerprint_ignores_status_and_generated_annotations)
 {
     struct cache *c = cache_new();
-    cJSON *vm = load("ctl-vm.json"), *ann;
+    cJSON *vm = ctl_load("ctl-vm.json"), *ann;
     uint64_t fp;
 
     CHECK(vm != NULL);
@@ -246,22 +221,22 @@ TEST(vm_fingerprint_ignores_status_and_generated_annotations)
     CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 0);
     cache_unlock(c);
     /* status and resourceVersion change: no capture */
-    set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
-    set_str(meta(vm), "resourceVersion", "999");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
+    ctl_set_str(ctl_meta(vm), "resourceVersion", "999");
     CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE, 0);
-    ann = cJSON_GetObjectItemCaseSensitive(meta(vm), "annotations");
-    set_str(ann, "kubevirt.io/latest-observed-api-version", "v2");
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
+    ctl_set_str(ann, "kubevirt.io/latest-observed-api-version", "v2");
     CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE, 0);
     cache_rdlock(c);
     CHECK(cache_vm_find(c, "paper", "vm-005")->fingerprint == fp);
     cache_unlock(c);
     /* a user's annotation, or a spec change (generation), does */
-    set_str(ann, "team", "billing");
+    ctl_set_str(ann, "team", "billing");
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
-    cJSON_ReplaceItemInObjectCaseSensitive(meta(vm), "generation", cJSON_CreateNumber(2));
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vm), "generation", cJSON_CreateNumber(2));
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
     /* runStrategy Halted */
-    set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_SPEC);
     cache_rdlock(c);
     CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 1);
@@ -273,19 +248,19 @@ TEST(vm_fingerprint_ignores_status_and_generated_annotations)
 TEST(replacements_are_indexed_by_failed_uid)
 {
     struct cache *c = cache_new();
-    cJSON *vm = load("ctl-vm.json"), *ann, *labels;
+    cJSON *vm = ctl_load("ctl-vm.json"), *ann, *labels;
     struct cache_vm *r;
 
     CHECK(vm != NULL);
-    ann = cJSON_GetObjectItemCaseSensitive(meta(vm), "annotations");
-    labels = cJSON_GetObjectItemCaseSensitive(meta(vm), "labels");
-    set_str(meta(vm), "name", "vm-001-606f7b115d");
-    set_str(ann, CACHE_FAILED_UID_ANNOTATION, "uid-1");
-    set_str(ann, CACHE_SCORE_ANNOTATION, "0.6667");
-    set_str(ann, CACHE_DECIDED_AT_ANNOTATION, "2026-11-25T19:25:33Z");
-    set_str(labels, CACHE_POLICY_LABEL, "paper");
-    set_str(labels, CACHE_REPLACES_LABEL, "vm-001");
-    set_str(labels, CACHE_TEMPLATE_LABEL, "vm-005");
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
+    labels = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "labels");
+    ctl_set_str(ctl_meta(vm), "name", "vm-001-606f7b115d");
+    ctl_set_str(ann, CACHE_FAILED_UID_ANNOTATION, "uid-1");
+    ctl_set_str(ann, CACHE_SCORE_ANNOTATION, "0.6667");
+    ctl_set_str(ann, CACHE_DECIDED_AT_ANNOTATION, "2026-11-25T19:25:33Z");
+    ctl_set_str(labels, CACHE_POLICY_LABEL, "paper");
+    ctl_set_str(labels, CACHE_REPLACES_LABEL, "vm-001");
+    ctl_set_str(labels, CACHE_TEMPLATE_LABEL, "vm-005");
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_REPL);
     cache_rdlock(c);
     r = cache_vm_find_replacement(c, "uid-1");
@@ -313,7 +288,7 @@ TEST(replacements_are_indexed_by_failed_uid)
 TEST(policy_is_parsed_once_per_generation_and_invalid_ones_are_kept)
 {
     struct cache *c = cache_new();
-    cJSON *p = load("ctl-policy.json"), *w;
+    cJSON *p = ctl_load("ctl-policy.json"), *w;
     struct cache_policy *r;
 
     CHECK(p != NULL);
@@ -336,7 +311,7 @@ TEST(policy_is_parsed_once_per_generation_and_invalid_ones_are_kept)
     /* Language and language: the schema allows it, the controller does not */
     w = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "spec"), "weights");
     cJSON_AddNumberToObject(w, "Language", 0.2);
-    cJSON_ReplaceItemInObjectCaseSensitive(meta(p), "generation", cJSON_CreateNumber(2));
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(p), "generation", cJSON_CreateNumber(2));
     CHECK(cache_policy_put(c, p) & CACHE_CHG_SPEC);
     cache_rdlock(c);
     r = cache_policy_find(c, "fx", "paper");
@@ -351,7 +326,7 @@ TEST(policy_is_parsed_once_per_generation_and_invalid_ones_are_kept)
 TEST(members_keep_features_and_compact_template_and_bump_the_pool_version)
 {
     struct cache *c = cache_new();
-    cJSON *list = load("ctl-pool-list.json"), *bad, *tmpl;
+    cJSON *list = ctl_load("ctl-pool-list.json"), *bad, *tmpl;
     struct cache_member *m;
     uint64_t v;
 
@@ -396,8 +371,9 @@ TEST(members_keep_features_and_compact_template_and_bump_the_pool_version)
     cache_unlock(c);
     /* a bad member is kept, with an error naming it */
     bad = cJSON_Duplicate(item(list, 0), 1);
-    set_str(meta(bad), "name", "vm-000");
-    set_str(cJSON_GetObjectItemCaseSensitive(bad, "data"), "features", "os: [ubuntu, {unclosed");
+    ctl_set_str(ctl_meta(bad), "name", "vm-000");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(bad, "data"), "features",
+                "os: [ubuntu, {unclosed");
     CHECK(cache_member_put(c, bad) & CACHE_CHG_NEW);
     cache_rdlock(c);
     CHECK(cache_pool_version(c, "fx") > v);
@@ -418,14 +394,14 @@ TEST(members_keep_features_and_compact_template_and_bump_the_pool_version)
 TEST(iteration_filters_by_namespace)
 {
     struct cache *c = cache_new();
-    cJSON *list = load("ctl-vm-list.json"), *other;
+    cJSON *list = ctl_load("ctl-vm-list.json"), *other;
     int in_fx = 0, all = 0;
 
     CHECK(list != NULL);
     for (int i = 0; i < 5; i++)
         CHECK(cache_vm_put(c, item(list, i)) > 0);
     other = cJSON_Duplicate(item(list, 0), 1);
-    set_str(meta(other), "namespace", "b");
+    ctl_set_str(ctl_meta(other), "namespace", "b");
     CHECK(cache_vm_put(c, other) > 0);
     cache_rdlock(c);
     for (struct cache_vm *r = cache_vm_first(c, "fx"); r; r = cache_vm_next(r, "fx"))
@@ -445,7 +421,7 @@ TEST(iteration_filters_by_namespace)
 TEST(a_cached_vmi_costs_a_few_hundred_bytes)
 {
     struct cache *c = cache_new();
-    cJSON *vmi = load("ctl-vmi-failed.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
     struct cache_stats st;
     char name[32], uid[64];
 
@@ -453,8 +429,8 @@ TEST(a_cached_vmi_costs_a_few_hundred_bytes)
     for (int i = 0; i < 1000; i++) {
         snprintf(name, sizeof(name), "vm-%04d", i);
         snprintf(uid, sizeof(uid), "f4795ca0-05c4-42b8-b9bb-%012d", i);
-        set_str(meta(vmi), "name", name);
-        set_str(meta(vmi), "uid", uid);
+        ctl_set_str(ctl_meta(vmi), "name", name);
+        ctl_set_str(ctl_meta(vmi), "uid", uid);
         CHECK(cache_vmi_put(c, vmi, 1, 1) & CACHE_CHG_NEW);
     }
     cache_stats(c, &st);
