@@ -24,6 +24,8 @@
 
 /* Events waiting for the Event thread; more are dropped (and counted). */
 #define CONTROLLER_EVENT_BACKLOG 10000
+/* The Event thread waits this long while the main queue has work. */
+#define CONTROLLER_EVENT_YIELD_MS 50
 /* A capture key waits this long while the main queue has work. */
 #define CONTROLLER_CAPTURE_YIELD_MS 1000
 /* A key that failed this many times in a row is dropped (logged); the next
@@ -141,6 +143,21 @@ static void *controller__event_main(void *arg)
         if (!e || (c->ev_stop && recover_now_mono() > c->ev_deadline)) {
             pthread_mutex_unlock(&c->ev_lock);
             break;
+        }
+        if (!c->ev_stop && wq_len(c->q) > 0) {
+            /* Recoveries first: while failures wait for a worker, an Event
+             * would only take API server time a replacement needs. */
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += CONTROLLER_EVENT_YIELD_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->ev_cond, &c->ev_lock, &ts);
+            pthread_mutex_unlock(&c->ev_lock);
+            continue;
         }
         c->ev_head = e->next;
         if (!c->ev_head)

@@ -15,7 +15,8 @@
  * are queued and workers run only while this replica leads: becoming leader
  * queues every key once (a resync), so nothing that happened while standing
  * by is missed. Events are posted by a thread of their own through their
- * own client, so an Event never delays a replacement.
+ * own client, and only while no key waits for a worker, so an Event never
+ * delays a replacement.
  *
  * It must never act without leading, never read outside the namespaces of
  * the objects it handles, and never let a stop leave a reconcile half done:
