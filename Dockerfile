@@ -20,6 +20,7 @@ RUN apt-get update \
         libyaml-dev \
         libwebsockets-dev \
         uthash-dev \
+        zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make` needs for the two binaries (.dockerignore keeps the rest,
@@ -43,6 +44,7 @@ RUN apt-get update \
         libcjson1 \
         libyaml-0-2 \
         libwebsockets17 \
+        zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 kvrecover \
  && useradd --system --uid 65532 --gid 65532 --no-create-home \

@@ -12,7 +12,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential pkg-config
-  libcurl4-openssl-dev libcjson-dev libyaml-dev libwebsockets-dev uthash-dev libssl-dev
+  libcurl4-openssl-dev libcjson-dev libyaml-dev libwebsockets-dev uthash-dev libssl-dev zlib1g-dev
   openssl clang libclang-rt-14-dev clang-format cppcheck valgrind
   curl ca-certificates git jq python3 chromium
 )
