@@ -273,46 +273,15 @@ cJSON *cache_labels_json(const char *packed)
     return o;
 }
 
-static int cache__in(const struct policy_requirement *r, const char *v)
+/* policy_selector_matches_with()'s lookup on packed labels. */
+static const char *cache__label(const void *packed, const char *key)
 {
-    for (size_t i = 0; i < r->nvalues; i++)
-        if (strcmp(r->values[i], v) == 0)
-            return 1;
-    return 0;
+    return cache_label(packed, key);
 }
 
 int cache_selector_matches(const struct policy_selector *sel, const char *packed)
 {
-    for (size_t i = 0; i < sel->nlabels; i++) {
-        const char *v = cache_label(packed, sel->keys[i]);
-
-        if (!v || strcmp(v, sel->values[i]) != 0)
-            return 0;
-    }
-    for (size_t i = 0; i < sel->nexprs; i++) {
-        const struct policy_requirement *r = &sel->exprs[i];
-        const char *v = cache_label(packed, r->key);
-
-        switch (r->op) {
-        case POLICY_OP_IN:
-            if (!v || !cache__in(r, v))
-                return 0;
-            break;
-        case POLICY_OP_NOTIN:
-            if (v && cache__in(r, v))
-                return 0;
-            break;
-        case POLICY_OP_EXISTS:
-            if (!v)
-                return 0;
-            break;
-        case POLICY_OP_DOESNOTEXIST:
-            if (v)
-                return 0;
-            break;
-        }
-    }
-    return 1;
+    return policy_selector_matches_with(sel, cache__label, packed);
 }
 
 /* ---- cache_spec ------------------------------------------------------- */

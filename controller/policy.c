@@ -202,9 +202,11 @@ out:
 }
 
 /* The value of label key, or NULL; a non-string value counts as absent. */
-static const char *policy__label(const cJSON *labels, const char *key)
+/* policy_selector_matches()'s lookup: a label's value in a labels object. */
+static const char *policy__label(const void *labels, const char *key)
 {
-    const cJSON *v = cJSON_IsObject(labels) ? cJSON_GetObjectItemCaseSensitive(labels, key) : NULL;
+    const cJSON *l = labels;
+    const cJSON *v = cJSON_IsObject(l) ? cJSON_GetObjectItemCaseSensitive(l, key) : NULL;
 
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
@@ -217,17 +219,18 @@ static int policy__in(const struct policy_requirement *r, const char *v)
     return 0;
 }
 
-int policy_selector_matches(const struct policy_selector *sel, const cJSON *labels)
+int policy_selector_matches_with(const struct policy_selector *sel, policy_label_fn label,
+                                 const void *labels)
 {
     for (size_t i = 0; i < sel->nlabels; i++) {
-        const char *v = policy__label(labels, sel->keys[i]);
+        const char *v = label(labels, sel->keys[i]);
 
         if (!v || strcmp(v, sel->values[i]) != 0)
             return 0;
     }
     for (size_t i = 0; i < sel->nexprs; i++) {
         const struct policy_requirement *r = &sel->exprs[i];
-        const char *v = policy__label(labels, r->key);
+        const char *v = label(labels, r->key);
 
         switch (r->op) {
         case POLICY_OP_IN:
@@ -249,6 +252,11 @@ int policy_selector_matches(const struct policy_selector *sel, const cJSON *labe
         }
     }
     return 1;
+}
+
+int policy_selector_matches(const struct policy_selector *sel, const cJSON *labels)
+{
+    return policy_selector_matches_with(sel, policy__label, labels);
 }
 
 void policy_free(struct policy *p)

@@ -117,6 +117,17 @@ int policy_parse_selector(const cJSON *sel, const char *path, struct policy_sele
  */
 int policy_selector_matches(const struct policy_selector *sel, const cJSON *labels);
 
+/* A label's value in some representation of an object's labels, or NULL. */
+typedef const char *(*policy_label_fn)(const void *labels, const char *key);
+
+/**
+ * policy_selector_matches() over labels kept in any form: label(labels, key)
+ * gives a label's value or NULL. The cache uses it on its packed labels, so
+ * that Kubernetes' selector semantics live in one place.
+ */
+int policy_selector_matches_with(const struct policy_selector *sel, policy_label_fn label,
+                                 const void *labels);
+
 /** Frees what sel owns and leaves it empty; NULL is fine. */
 void policy_selector_free(struct policy_selector *sel);
 
