@@ -21,6 +21,7 @@
 # Starts its own control plane (tests/cluster/up) and stops it at the end;
 # BENCH_KUBECONFIG=FILE uses a running local cluster instead.
 # BENCH_ONLY=latency|burst|memory runs one part.
+# BENCH_WORKERS=N sets --workers for the unthrottled burst (default 16).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -311,7 +312,7 @@ if [ -z "$only" ] || [ "$only" = burst ]; then
   for label in defaults unthrottled; do
     raw "$label"
     if [ "$label" = defaults ]; then burst defaults
-    else burst unthrottled --qps -1 --burst 1000 --workers 16; fi
+    else burst unthrottled --qps -1 --burst 1000 --workers "${BENCH_WORKERS:-16}"; fi
     r=$(cat "$work/burst-$label.rate" 2>/dev/null || echo 0)
     printf '  %-34s %s %% of the raw rate measured just before\n' "=> $label:" \
       "$(awk -v a="$r" -v b="$raw_rate" 'BEGIN { printf "%.0f", 100 * a / b }')"
