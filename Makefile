@@ -89,8 +89,13 @@ deps:
 	@tests/deps.sh
 
 # The README's test command: unit tests, then end-to-end tests against a real
-# kube-apiserver; the last line is "N passed, N failed".
-test: all
+# kube-apiserver; the last line is "N passed, N failed". Like `make demo` it
+# works on a fresh machine: the packages are installed first (tests/deps.sh
+# is quick when they are present), then a sub-make builds with the
+# pkg-config flags those packages provide.
+test:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory all
 	@KVR_BIN=$(abspath $(BIN)) KVR_TESTS=$(abspath $(BUILD)/tests) KVR_E2E_BIN=$(abspath $(BUILD)/e2e) tests/run unit cli e2e
 
 test-unit: all
@@ -130,7 +135,9 @@ bench-sim: all
 bench-e2e: all
 	@$(MAKE) --no-print-directory -f bench/bench.mk bench-e2e
 
-demo: all
+demo:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory all
 	@tests/demo.sh
 
 cluster-up:
