@@ -174,8 +174,7 @@ static void cache__unintern(struct cache *c, const char *s)
     pthread_mutex_unlock(&c->str_lock);
 }
 
-/* "ns\0name" for a lookup; *len is the key length used by uthash. */
-static char *cache__key(const char *ns, const char *name, size_t *len)
+char *cache_key(const char *ns, const char *name, size_t *len)
 {
     size_t a = strlen(ns), b = strlen(name);
     char *k = xmalloc(a + b + 2);
@@ -193,7 +192,7 @@ static char *cache__obj_key(const cJSON *obj, size_t *len)
 
     if (!name || !*name)
         return NULL;
-    return cache__key(ns ? ns : "", name, len);
+    return cache_key(ns ? ns : "", name, len);
 }
 
 static size_t cache__packed_len(const char *p)
@@ -1081,7 +1080,7 @@ int cache_member_del(struct cache *c, const cJSON *obj)
 #define CACHE__FIND(head, type, ns, name)                                                          \
     do {                                                                                           \
         size_t len__;                                                                              \
-        char *k__ = cache__key((ns), (name), &len__);                                              \
+        char *k__ = cache_key((ns), (name), &len__);                                               \
         type *r__ = NULL;                                                                          \
         HASH_FIND(hh, (head), k__, len__, r__);                                                    \
         free(k__);                                                                                 \

@@ -89,17 +89,6 @@ void recover_format_time(double t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static char *recover__key(const char *ns, const char *name, size_t *len)
-{
-    size_t a = strlen(ns), b = strlen(name);
-    char *k = xmalloc(a + b + 2);
-
-    memcpy(k, ns, a + 1);
-    memcpy(k + a + 1, name, b + 1);
-    *len = a + 1 + b;
-    return k;
-}
-
 /* ---- the book --------------------------------------------------------- */
 
 /* A policy's ranking index: its pool as the similarity engine holds it. */
@@ -177,7 +166,7 @@ static struct recover_policy *recover__policy(struct recover_book *b, const char
 {
     struct recover_policy *p = NULL;
     size_t len;
-    char *key = recover__key(ns, name, &len);
+    char *key = cache_key(ns, name, &len);
 
     HASH_FIND(hh, b->policies, key, len, p);
     if (p) {
