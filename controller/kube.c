@@ -74,6 +74,46 @@ static double kube__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+long kube__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void kube__deadline(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+void kube__cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+uint64_t kube__seed(const void *salt)
+{
+    struct timespec ts;
+    uint64_t x;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
+        (uint64_t)(uintptr_t)salt;
+    return x != 0 ? x : 0x9e3779b97f4a7c15ULL;
+}
+
 static pthread_once_t kube__once = PTHREAD_ONCE_INIT;
 static CURLcode kube__global_rc;
 
@@ -106,13 +146,7 @@ static int kube__sleep(struct kube *k, long ms)
     struct timespec until;
     int rc = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    kube__deadline(&until, ms);
     pthread_mutex_lock(&k->lock);
     while (!atomic_load(&k->down)) {
         if (pthread_cond_timedwait(&k->wake, &k->lock, &until) == ETIMEDOUT)
@@ -417,7 +451,6 @@ int kube_new(const struct kubeconfig *cfg, const struct kube_options *opts, stru
              char **err)
 {
     struct kube *k = NULL;
-    pthread_condattr_t ca;
     int rc = -EINVAL;
 
     *out = NULL;
@@ -470,20 +503,10 @@ int kube_new(const struct kubeconfig *cfg, const struct kube_options *opts, stru
         pthread_mutex_init(&k->share_locks[i], NULL);
     pthread_mutex_init(&k->pool_lock, NULL);
     pthread_mutex_init(&k->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    kube__cond_init(&k->wake);
     atomic_init(&k->down, false);
     kube__bucket_init(&k->bucket, k->opt.qps, k->opt.burst, kube__now());
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        k->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
-                 (uint64_t)(uintptr_t)k;
-        if (k->rng == 0)
-            k->rng = 0x9e3779b97f4a7c15ULL;
-    }
+    k->rng = kube__seed(k);
     if (k->cfg->token)
         k->token = xstrdup(k->cfg->token);
 

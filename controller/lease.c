@@ -56,14 +56,6 @@ struct lease {
     long renewed_at;      /* monotonic ms when the last good attempt began */
 };
 
-static long lease__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double lease__rand01(struct lease *l)
 {
     uint64_t x = l->rng;
@@ -265,8 +257,6 @@ int lease_new(struct kube *k, const struct lease_config *cfg, struct lease **out
     static const struct kube_resource leases = {"coordination.k8s.io", "v1", "leases"};
     struct lease *l;
     long dur, renew, retry;
-    pthread_condattr_t ca;
-    struct timespec ts;
 
     *out = NULL;
     if (cfg == NULL || cfg->ns == NULL || cfg->ns[0] == '\0' || cfg->name == NULL ||
@@ -299,16 +289,9 @@ int lease_new(struct kube *k, const struct lease_config *cfg, struct lease **out
     l->retry_ms = retry;
     l->cb = *cfg;
     l->cb.ns = l->cb.name = l->cb.identity = NULL; /* not ours to keep */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    l->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)l ^
-             (uint64_t)getpid();
-    if (l->rng == 0)
-        l->rng = 0x9e3779b97f4a7c15ULL;
+    l->rng = kube__seed(l);
     pthread_mutex_init(&l->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    kube__cond_init(&l->cond);
     *out = l;
     return 0;
 }
@@ -340,7 +323,7 @@ bool lease_is_leader(struct lease *l)
     bool r;
 
     pthread_mutex_lock(&l->lock);
-    r = l->leading && lease__now_ms() - l->renewed_at < l->renew_ms;
+    r = l->leading && kube__now_ms() - l->renewed_at < l->renew_ms;
     pthread_mutex_unlock(&l->lock);
     return r;
 }
@@ -359,7 +342,7 @@ static bool lease__stopping(struct lease *l)
  * stops trying then, as client-go's renew context expires. */
 static bool lease__late(const struct lease *l)
 {
-    return l->deadline > 0 && lease__now_ms() >= l->deadline;
+    return l->deadline > 0 && kube__now_ms() >= l->deadline;
 }
 
 static bool lease__cancelled(void *ud)
@@ -373,13 +356,7 @@ static bool lease__sleep(struct lease *l, long ms)
     struct timespec until;
     bool stopped;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    kube__deadline(&until, ms);
     pthread_mutex_lock(&l->lock);
     while (!l->stopped)
         if (pthread_cond_timedwait(&l->cond, &l->lock, &until) == ETIMEDOUT)
@@ -402,7 +379,7 @@ static void lease__observe(struct lease *l, cJSON *obj, const struct lease_recor
     if (rv == NULL || l->observed_rv == NULL || strcmp(rv, l->observed_rv) != 0) {
         free(l->observed_rv);
         l->observed_rv = xstrdup(rv);
-        l->observed_at = lease__now_ms();
+        l->observed_at = kube__now_ms();
     }
     cJSON_Delete(l->observed);
     l->observed = obj;
@@ -490,7 +467,7 @@ static int lease__try(struct lease *l, bool leading)
         return -EBADMSG;
     } else {
         lease__observe(l, cur, &rec);
-        d = lease__decide(&rec, l->identity, lease__now_ms() - l->observed_at, l->duration_ms);
+        d = lease__decide(&rec, l->identity, kube__now_ms() - l->observed_at, l->duration_ms);
         lease__record_free(&rec);
     }
     if (d == LEASE_WAIT)
@@ -522,7 +499,7 @@ static void lease__set_leading(struct lease *l, bool leading, long renewed_at)
 static int lease__acquire(struct lease *l)
 {
     for (;;) {
-        long t0 = lease__now_ms();
+        long t0 = kube__now_ms();
         int rc;
 
         if (lease__stopping(l))
@@ -545,7 +522,7 @@ static int lease__acquire(struct lease *l)
  * leadership was lost. */
 static int lease__renew(struct lease *l)
 {
-    long last_ok = lease__now_ms();
+    long last_ok = kube__now_ms();
 
     for (;;) {
         long t0;
@@ -553,7 +530,7 @@ static int lease__renew(struct lease *l)
 
         if (lease__sleep(l, l->retry_ms))
             return 0;
-        t0 = lease__now_ms();
+        t0 = kube__now_ms();
         l->deadline = last_ok + l->renew_ms;
         rc = lease__try(l, true);
         l->deadline = 0;
@@ -562,7 +539,7 @@ static int lease__renew(struct lease *l)
         /* A renewal that ends after the deadline does not count: by then
          * lease_is_leader() has said false, and the workers may have
          * stopped. */
-        if (rc == 0 && lease__now_ms() - last_ok < l->renew_ms) {
+        if (rc == 0 && kube__now_ms() - last_ok < l->renew_ms) {
             last_ok = t0;
             lease__set_leading(l, true, t0);
             continue;
@@ -574,7 +551,7 @@ static int lease__renew(struct lease *l)
         }
         if (rc < 0)
             log_warn("lease %s/%s: renewal failed: %s", l->ns, l->name, strerror(-rc));
-        if (lease__now_ms() - last_ok >= l->renew_ms) {
+        if (kube__now_ms() - last_ok >= l->renew_ms) {
             log_warn("lease %s/%s: no renewal for %ld ms, giving up leadership", l->ns, l->name,
                      l->renew_ms);
             return -ETIMEDOUT;

@@ -89,26 +89,6 @@ struct watch {
 
 /* ---- small helpers -------------------------------------------------- */
 
-static long watch__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* *t = now + ms on the monotonic clock, which the condition variable uses. */
-static void watch__deadline(struct timespec *t, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, t);
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
 /* A uniform double in [0,1); only the reflector thread draws. */
 static double watch__rand01(struct watch *w)
 {
@@ -634,7 +614,7 @@ static bool watch__sleep(struct watch *w, long ms)
     struct timespec until;
     bool stopped;
 
-    watch__deadline(&until, ms);
+    kube__deadline(&until, ms);
     pthread_mutex_lock(&w->lock);
     while (!atomic_load(&w->stopping))
         if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
@@ -775,7 +755,7 @@ static int watch__watch_once(struct watch *w, bool *useful)
 {
     long timeout_s = WATCH_MIN_TIMEOUT_S +
                      (long)(watch__rand01(w) * (WATCH_MAX_TIMEOUT_S - WATCH_MIN_TIMEOUT_S));
-    long t0 = watch__now_ms();
+    long t0 = kube__now_ms();
     struct buf path = {0};
     struct kube_error err;
     char *rv = watch_resource_version(w);
@@ -802,7 +782,7 @@ static int watch__watch_once(struct watch *w, bool *useful)
     watch__lines_reset(&w->lines);
     if (rc == -ECANCELED && w->stream_rc != 0)
         rc = w->stream_rc;
-    *useful = w->applied || watch__now_ms() - t0 >= WATCH_MIN_USEFUL_MS;
+    *useful = w->applied || kube__now_ms() - t0 >= WATCH_MIN_USEFUL_MS;
     if (rc == -ESTALE) {
         if (w->stream_rc == 0)
             log_info("watch %s: 410 Gone, relisting", w->name);
@@ -863,8 +843,6 @@ static void *watch__thread(void *arg)
 int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out)
 {
     struct watch *w;
-    pthread_condattr_t ca;
-    struct timespec ts;
 
     *out = NULL;
     if (cfg == NULL || cfg->res.version == NULL || cfg->res.version[0] == '\0' ||
@@ -883,17 +861,10 @@ int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out
     w->h = cfg->handlers;
     w->ud = cfg->ud;
     w->rv = xstrdup("");
-    clock_gettime(CLOCK_REALTIME, &ts);
-    w->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)w ^
-             (uint64_t)getpid();
-    if (w->rng == 0)
-        w->rng = 0x9e3779b97f4a7c15ULL;
+    w->rng = kube__seed(w);
     atomic_init(&w->stopping, false);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    kube__cond_init(&w->cond);
     *out = w;
     return 0;
 }
@@ -975,7 +946,7 @@ int watch_wait_synced(struct watch *w, long timeout_ms)
     struct timespec until;
     int rc = 0;
 
-    watch__deadline(&until, timeout_ms >= 0 ? timeout_ms : 0);
+    kube__deadline(&until, timeout_ms >= 0 ? timeout_ms : 0);
     pthread_mutex_lock(&w->lock);
     while (!w->synced && !atomic_load(&w->stopping)) {
         int e = timeout_ms >= 0 ? pthread_cond_timedwait(&w->cond, &w->lock, &until)
