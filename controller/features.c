@@ -295,6 +295,18 @@ static int features__string(const cJSON *parent, const char *key, const char **o
     return 0;
 }
 
+/* parent[key], a YAML string, parsed into f by features__from_text when it is
+ * there; *text is the string or NULL when absent. Errors name where. */
+static int features__field(struct features *f, const cJSON *parent, const char *key, int resources,
+                           const char *where, const char **text, char **err)
+{
+    int rc = features__string(parent, key, text, where, err);
+
+    if (!rc && *text)
+        rc = features__from_text(f, *text, resources, where, err);
+    return rc;
+}
+
 int features_from_configmap(const cJSON *cm, struct features *out, char **err)
 {
     const cJSON *data = features__get(cm, "data", FEATURES__END);
@@ -308,14 +320,10 @@ int features_from_configmap(const cJSON *cm, struct features *out, char **err)
         rc = -EINVAL;
         goto out;
     }
-    rc = features__string(data, "features", &text, "data.features", err);
-    if (!rc && text)
-        rc = features__from_text(out, text, 0, "data.features", err);
+    rc = features__field(out, data, "features", 0, "data.features", &text, err);
     if (rc)
         goto out;
-    rc = features__string(data, "resources", &text, "data.resources", err);
-    if (!rc && text)
-        rc = features__from_text(out, text, 1, "data.resources", err);
+    rc = features__field(out, data, "resources", 1, "data.resources", &text, err);
 out:
     if (rc)
         features_free(out);
@@ -408,16 +416,12 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
         goto out;
     }
     where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_ANNOTATION);
-    rc = features__string(ann, FEATURES_ANNOTATION, &ftext, where, err);
-    if (!rc && ftext)
-        rc = features__from_text(out, ftext, 0, where, err);
+    rc = features__field(out, ann, FEATURES_ANNOTATION, 0, where, &ftext, err);
     free(where);
     if (rc)
         goto out;
     where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_RES_ANNOTATION);
-    rc = features__string(ann, FEATURES_RES_ANNOTATION, &rtext, where, err);
-    if (!rc && rtext)
-        rc = features__from_text(out, rtext, 1, where, err);
+    rc = features__field(out, ann, FEATURES_RES_ANNOTATION, 1, where, &rtext, err);
     free(where);
     if (rc)
         goto out;

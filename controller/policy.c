@@ -349,6 +349,30 @@ static int policy__required(const cJSON *r, struct policy *p, char **err)
     return 0;
 }
 
+/* spec[key], a required, non-empty label selector, into *sel; errors name
+ * spec.<key>. */
+static int policy__spec_selector(const cJSON *spec, const char *key, struct policy_selector *sel,
+                                 char **err)
+{
+    const cJSON *v = policy__field(spec, key);
+    char *path;
+    int rc;
+
+    if (!v)
+        return policy__fail(err, "spec.%s: required", key);
+    path = xasprintf("spec.%s", key);
+    rc = policy_parse_selector(v, path, sel, err);
+    free(path);
+    if (rc)
+        return rc;
+    if (sel->nlabels == 0 && sel->nexprs == 0)
+        return policy__fail(err,
+                            "spec.%s: must not be empty: set matchLabels or "
+                            "matchExpressions",
+                            key);
+    return 0;
+}
+
 int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
 {
     static const char *const known[] = {"selector",
@@ -383,30 +407,12 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     }
     if ((rc = policy__known(spec, "spec", known, err)))
         goto out;
-    if (!(v = policy__field(spec, "selector"))) {
-        rc = policy__fail(err, "spec.selector: required");
+    /* as the CRD: an empty selector would protect every VMI in the namespace,
+     * an empty pool selector would take every ConfigMap */
+    if ((rc = policy__spec_selector(spec, "selector", &out->selector, err)))
         goto out;
-    }
-    if ((rc = policy_parse_selector(v, "spec.selector", &out->selector, err)))
+    if ((rc = policy__spec_selector(spec, "poolSelector", &out->pool_selector, err)))
         goto out;
-    /* as the CRD: an empty selector would protect every VMI in the namespace */
-    if (out->selector.nlabels == 0 && out->selector.nexprs == 0) {
-        rc = policy__fail(err, "spec.selector: must not be empty: set matchLabels or "
-                               "matchExpressions");
-        goto out;
-    }
-    if (!(v = policy__field(spec, "poolSelector"))) {
-        rc = policy__fail(err, "spec.poolSelector: required");
-        goto out;
-    }
-    if ((rc = policy_parse_selector(v, "spec.poolSelector", &out->pool_selector, err)))
-        goto out;
-    /* as the CRD: an empty pool selector would take every ConfigMap */
-    if (out->pool_selector.nlabels == 0 && out->pool_selector.nexprs == 0) {
-        rc = policy__fail(err, "spec.poolSelector: must not be empty: set matchLabels or "
-                               "matchExpressions");
-        goto out;
-    }
     /* as the CRD: a policy without a positive weight would score every
      * candidate 0 and could never select one */
     if (!(v = policy__field(spec, "weights"))) {
