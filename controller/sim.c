@@ -137,6 +137,16 @@ static uint64_t sim__hash_key(uint64_t k)
     return k ^ (k >> 31);
 }
 
+/* The capacity, doubled from cap (16 at first), that holds need entries. */
+static uint32_t sim__cap_for(uint32_t cap, uint32_t need)
+{
+    uint64_t c = cap ? cap : 16;
+
+    while (c < need)
+        c *= 2;
+    return c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+}
+
 /* Grows *p (count *cap of size sz) to hold at least need entries. */
 static void sim__grow(void *pp, uint32_t *cap, uint32_t need, size_t sz)
 {
@@ -144,13 +154,8 @@ static void sim__grow(void *pp, uint32_t *cap, uint32_t need, size_t sz)
 
     if (need <= *cap)
         return;
-    uint64_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    if (c > UINT32_MAX)
-        c = UINT32_MAX;
-    *p = xreallocarray(*p, (size_t)c, sz);
-    *cap = (uint32_t)c;
+    *cap = sim__cap_for(*cap, need);
+    *p = xreallocarray(*p, (size_t)*cap, sz);
 }
 
 /* Rebuilds t for n ids so that it stays at most half full; hash(i) gives
@@ -235,16 +240,12 @@ static uint32_t sim__str_intern(struct sim_pool *p, const char *s)
         return SIM__NONE;
     id = p->nstr;
     if (id >= p->capstr) {
-        uint32_t cap = p->capstr;
-
-        sim__grow(&p->str, &cap, id + 1, sizeof(*p->str));
-        cap = p->capstr;
-        sim__grow(&p->str_hash, &cap, id + 1, sizeof(*p->str_hash));
-        cap = p->capstr;
-        sim__grow(&p->str_member, &cap, id + 1, sizeof(*p->str_member));
-        cap = p->capstr;
-        sim__grow(&p->str_cat, &cap, id + 1, sizeof(*p->str_cat));
-        p->capstr = cap;
+        /* parallel arrays: one capacity for all four */
+        p->capstr = sim__cap_for(p->capstr, id + 1);
+        p->str = xreallocarray(p->str, p->capstr, sizeof(*p->str));
+        p->str_hash = xreallocarray(p->str_hash, p->capstr, sizeof(*p->str_hash));
+        p->str_member = xreallocarray(p->str_member, p->capstr, sizeof(*p->str_member));
+        p->str_cat = xreallocarray(p->str_cat, p->capstr, sizeof(*p->str_cat));
     }
     p->str[id] = xstrdup(s);
     p->str_hash[id] = h;
@@ -296,12 +297,9 @@ static uint32_t sim__item_intern(struct sim_pool *p, uint32_t cat, uint32_t val)
         return SIM__NONE;
     id = p->nitem;
     if (id >= p->capitem) {
-        uint32_t cap = p->capitem;
-
-        sim__grow(&p->item_key, &cap, id + 1, sizeof(*p->item_key));
-        cap = p->capitem;
-        sim__grow(&p->item_cat, &cap, id + 1, sizeof(*p->item_cat));
-        p->capitem = cap;
+        p->capitem = sim__cap_for(p->capitem, id + 1);
+        p->item_key = xreallocarray(p->item_key, p->capitem, sizeof(*p->item_key));
+        p->item_cat = xreallocarray(p->item_cat, p->capitem, sizeof(*p->item_cat));
     }
     p->item_key[id] = key;
     p->item_cat[id] = cat;
