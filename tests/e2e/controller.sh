@@ -34,6 +34,14 @@ ctl_say() { echo "# $*" >&2; }
 
 # ---- installation and identity --------------------------------------------
 
+# The opening of every controller e2e script (after sourcing lib.sh and this
+# file): stop its controllers at exit, and install; a failed install is
+# reported as a failure and ends the script with its counts.
+ctl_test_setup() {
+  t_cleanup_add ctl_cleanup
+  ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+}
+
 # Installs the CRDs, the controller's namespace and RBAC, and KubeVirt's CRDs
 # (the pinned schemas in tests/cluster/kubevirt-crds) when the cluster has no
 # KubeVirt. Idempotent; waits until the CRDs are served.

@@ -20,9 +20,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/controller.sh"
-t_cleanup_add ctl_cleanup
-
-ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+ctl_test_setup
 features="{os: ubuntu-20.04, language: nodejs, database: mysql, webserver: nginx}"
 
 # setup PREFIX VM...: a namespace with the paper's pool and policy (capture

@@ -11,9 +11,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/controller.sh"
-t_cleanup_add ctl_cleanup
-
-ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+ctl_test_setup
 a=$(t_ns iso-a) && b=$(t_ns iso-b) || { t_fail "namespaces" "cannot create them"; t_summary; }
 
 # a: the paper's case (capture on, as in the example).

@@ -11,9 +11,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/controller.sh"
-t_cleanup_add ctl_cleanup
-
-ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
+ctl_test_setup
 t_check "the controller's identity may watch VMIs but is not an admin" ctl_identity_ok
 
 vms=(vm-001 vm-002 vm-003 vm-004 vm-005)
