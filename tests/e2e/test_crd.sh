@@ -7,12 +7,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/controller.sh"
-t_cleanup_add ctl_cleanup
-
-if ! ctl_install; then
-  t_fail "install the CRDs" "ctl_install failed"
-  t_summary
-fi
+ctl_test_setup
 t_pass "the CRD installs and is Established"
 ns=$(t_ns crd) || { t_fail "namespace" "cannot create one"; t_summary; }
 
