@@ -114,6 +114,17 @@ uint64_t kube__seed(const void *salt)
     return x != 0 ? x : 0x9e3779b97f4a7c15ULL;
 }
 
+double kube__rand01_step(uint64_t *rng)
+{
+    uint64_t x = *rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
 static pthread_once_t kube__once = PTHREAD_ONCE_INIT;
 static CURLcode kube__global_rc;
 
@@ -125,16 +136,12 @@ static void kube__global_init(void)
 /* A uniform double in [0,1), from the client's xorshift64* generator. */
 static double kube__rand01(struct kube *k)
 {
-    uint64_t x;
+    double r;
 
     pthread_mutex_lock(&k->lock);
-    x = k->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    k->rng = x;
+    r = kube__rand01_step(&k->rng);
     pthread_mutex_unlock(&k->lock);
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return r;
 }
 
 /*

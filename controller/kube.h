@@ -289,4 +289,8 @@ void kube__cond_init(pthread_cond_t *c);
  *  salt (an object address, so two objects made at once differ). */
 uint64_t kube__seed(const void *salt);
 
+/** Advances the xorshift64* state *rng (seeded by kube__seed) and returns a
+ *  uniform double in [0,1). Not locked: the caller owns *rng. */
+double kube__rand01_step(uint64_t *rng);
+
 #endif

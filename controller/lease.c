@@ -58,13 +58,7 @@ struct lease {
 
 static double lease__rand01(struct lease *l)
 {
-    uint64_t x = l->rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    l->rng = x;
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return kube__rand01_step(&l->rng);
 }
 
 /* ---- pure pieces ---------------------------------------------------- */

@@ -92,13 +92,7 @@ struct watch {
 /* A uniform double in [0,1); only the reflector thread draws. */
 static double watch__rand01(struct watch *w)
 {
-    uint64_t x = w->rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return kube__rand01_step(&w->rng);
 }
 
 static const char *watch__str(const cJSON *obj, const char *name)
