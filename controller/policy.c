@@ -373,6 +373,24 @@ static int policy__spec_selector(const cJSON *spec, const char *key, struct poli
     return 0;
 }
 
+/* spec[key] as one of two case-sensitive names: 0 for first, 1 for second,
+ * or -EINVAL naming spec.<key> and what it was instead. */
+static int policy__choice(const cJSON *v, const char *key, const char *first, const char *second,
+                          char **err)
+{
+    char *q;
+    int rc;
+
+    if (cJSON_IsString(v) && strcmp(v->valuestring, first) == 0)
+        return 0;
+    if (cJSON_IsString(v) && strcmp(v->valuestring, second) == 0)
+        return 1;
+    q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(text_json_type(v));
+    rc = policy__fail(err, "spec.%s: must be %s or %s, not %s", key, first, second, q);
+    free(q);
+    return rc;
+}
+
 int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
 {
     static const char *const known[] = {"selector",
@@ -429,32 +447,18 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         out->threshold = v->valuedouble;
     }
     if ((v = policy__field(spec, "mode"))) {
-        if (cJSON_IsString(v) && strcmp(v->valuestring, "Jaccard") == 0) {
-            out->mode = POLICY_JACCARD;
-        } else if (cJSON_IsString(v) && strcmp(v->valuestring, "Coverage") == 0) {
-            out->mode = POLICY_COVERAGE;
-        } else {
-            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(text_json_type(v));
-
-            rc = policy__fail(err, "spec.mode: must be Jaccard or Coverage, not %s", q);
-            free(q);
+        if ((rc = policy__choice(v, "mode", "Jaccard", "Coverage", err)) < 0)
             goto out;
-        }
+        out->mode = rc ? POLICY_COVERAGE : POLICY_JACCARD;
+        rc = 0;
     }
     if ((v = policy__field(spec, "required")) && (rc = policy__required(v, out, err)))
         goto out;
     if ((v = policy__field(spec, "action"))) {
-        if (cJSON_IsString(v) && strcmp(v->valuestring, "Recreate") == 0) {
-            out->action = POLICY_RECREATE;
-        } else if (cJSON_IsString(v) && strcmp(v->valuestring, "DryRun") == 0) {
-            out->action = POLICY_DRYRUN;
-        } else {
-            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : xstrdup(text_json_type(v));
-
-            rc = policy__fail(err, "spec.action: must be Recreate or DryRun, not %s", q);
-            free(q);
+        if ((rc = policy__choice(v, "action", "Recreate", "DryRun", err)) < 0)
             goto out;
-        }
+        out->action = rc ? POLICY_DRYRUN : POLICY_RECREATE;
+        rc = 0;
     }
     if ((v = policy__field(spec, "capture"))) {
         if (!cJSON_IsBool(v)) {
