@@ -200,6 +200,17 @@ static int controller__split(char *key, char **kind, char **ns, char **name)
     return 0;
 }
 
+/* Queues keys (gathered under the cache lock, queued after it) and frees
+ * them and the array. */
+static void controller__add_all(struct wq *q, char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wq_add(q, keys[i]);
+        free(keys[i]);
+    }
+    free(keys);
+}
+
 /* Queues the status of every policy in ns. */
 static void controller__policies(struct controller *c, const char *ns)
 {
@@ -213,11 +224,7 @@ static void controller__policies(struct controller *c, const char *ns)
         keys[n++] = xasprintf("policy/%s/%s", p->ns, p->name);
     }
     cache_unlock(c->cache);
-    for (size_t i = 0; i < n; i++) {
-        wq_add(c->q, keys[i]);
-        free(keys[i]);
-    }
-    free(keys);
+    controller__add_all(c->q, keys, n);
 }
 
 /* Queues what a new or changed policy in ns affects: its failed VMIs and
@@ -239,16 +246,8 @@ static void controller__namespace(struct controller *c, const char *ns)
         vms[nvm++] = xasprintf("vm/%s/%s", r->ns, r->name);
     }
     cache_unlock(c->cache);
-    for (size_t i = 0; i < nvmi; i++) {
-        wq_add(c->q, vmis[i]);
-        free(vmis[i]);
-    }
-    for (size_t i = 0; i < nvm; i++) {
-        wq_add(c->capq, vms[i]);
-        free(vms[i]);
-    }
-    free(vmis);
-    free(vms);
+    controller__add_all(c->q, vmis, nvmi);
+    controller__add_all(c->capq, vms, nvm);
 }
 
 /* ---- watch handlers --------------------------------------------------- */
