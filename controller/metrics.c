@@ -144,6 +144,14 @@ static int metrics__valid_labels(const char *s)
     return 1;
 }
 
+static void metrics__free_series(struct metrics__series *s)
+{
+    free(s->key);
+    free(s->name);
+    free(s->labels);
+    free(s);
+}
+
 /* Finds or creates a series; NULL (logged) for a bad name or labels or a
  * name already used with another type. Called with metrics__lock held. */
 static struct metrics__series *metrics__get(const char *name, const char *labels,
@@ -179,22 +187,11 @@ static struct metrics__series *metrics__get(const char *name, const char *labels
     if (s->family < METRICS__NFAMILIES && metrics__families[s->family].kind != kind) {
         log_warn("metrics: %s is a %s, not a %s", name,
                  metrics__type_names[metrics__families[s->family].kind], metrics__type_names[kind]);
-        free(s->key);
-        free(s->name);
-        free(s->labels);
-        free(s);
+        metrics__free_series(s);
         return NULL;
     }
     HASH_ADD_KEYPTR(hh, metrics__table, s->key, strlen(s->key), s);
     return s;
-}
-
-static void metrics__free_series(struct metrics__series *s)
-{
-    free(s->key);
-    free(s->name);
-    free(s->labels);
-    free(s);
 }
 
 void metrics_counter_add(const char *name, const char *labels, double v)
