@@ -125,6 +125,16 @@ double kube__rand01_step(uint64_t *rng)
     return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* Wipes a token or an Authorization header before freeing it, so it does
+ * not linger in freed heap memory. Accepts NULL. */
+static void kube__free_secret(char *secret)
+{
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+}
+
 static pthread_once_t kube__once = PTHREAD_ONCE_INIT;
 static CURLcode kube__global_rc;
 
@@ -549,10 +559,7 @@ void kube_free(struct kube *k)
     pthread_mutex_destroy(&k->pool_lock);
     pthread_mutex_destroy(&k->lock);
     pthread_cond_destroy(&k->wake);
-    if (k->token) {
-        explicit_bzero(k->token, strlen(k->token));
-        free(k->token);
-    }
+    kube__free_secret(k->token);
     kubeconfig_free(k->cfg);
     free(k->user_agent);
     free(k);
@@ -632,10 +639,7 @@ static char *kube__auth_header(struct kube *k, bool force)
                    (t.data[n - 1] == '\n' || t.data[n - 1] == '\r' || t.data[n - 1] == ' '))
                 n--;
             if (n > 0) {
-                if (k->token) {
-                    explicit_bzero(k->token, strlen(k->token));
-                    free(k->token);
-                }
+                kube__free_secret(k->token);
                 k->token = xstrndup(t.data, n);
             }
             explicit_bzero(t.data, t.len);
@@ -925,14 +929,6 @@ static struct curl_slist *kube__headers(const char *content_type, const char *au
     return l;
 }
 
-static void kube__free_auth(char *auth)
-{
-    if (auth) {
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
-}
-
 /* Logs a failed request once, with the Status facts. */
 static void kube__log_failure(const char *verb, const char *path, int rc,
                               const struct kube_error *e, int attempts)
@@ -1020,7 +1016,7 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, NULL);
         kube__handle_put(k, x.h);
         curl_slist_free_all(hdrs);
-        kube__free_auth(auth);
+        kube__free_secret(auth);
 
         if (crc != CURLE_OK && (x.stopped || atomic_load(&k->down))) {
             memset(e, 0, sizeof(*e));
