@@ -1,9 +1,10 @@
 # kvrecover — build, test, lint, fuzz and benchmark.
 #
-# Sources are discovered, not listed: every controller/*.c except the two
-# mains goes into build/libkvrecover.a; every tests/unit/test_*.c becomes one
-# test binary linked with that library and tests/unit/harness.c. Adding a
-# module or a test file needs no Makefile edit.
+# Sources are discovered, not listed: every controller/*.c and
+# controller/*/*.c except the two mains goes into build/libkvrecover.a;
+# every tests/unit/test_*.c becomes one test binary linked with that library
+# and tests/unit/harness.c. Adding a module or a test file needs no Makefile
+# edit.
 
 CC      ?= cc
 PKGS    := libcurl libcjson yaml-0.1 libwebsockets zlib
@@ -22,7 +23,7 @@ ALL_CFLAGS := $(WARN) $(DEFS) $(CFLAGS) $(SAN) -iquote controller $(PKG_CFLAGS) 
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
 MAINS     := controller/main_controller.c controller/main_cli.c
-LIB_SRCS  := $(filter-out $(MAINS),$(wildcard controller/*.c))
+LIB_SRCS  := $(filter-out $(MAINS),$(wildcard controller/*.c controller/*/*.c))
 LIB_OBJS  := $(patsubst controller/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB       := $(BUILD)/libkvrecover.a
 
@@ -54,6 +55,7 @@ controller/dashboard_assets.c: $(DASHBOARD_FILES)
 	controller/dashboard/embed.sh controller/dashboard > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/%.o: controller/%.c | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
@@ -120,7 +122,7 @@ lint:
 	@tests/lint.sh
 
 format:
-	clang-format -i controller/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+	clang-format -i $(wildcard controller/*.[ch] controller/*/*.[ch]) tests/unit/*.[ch] tests/fuzz/*.c
 
 # libFuzzer targets; FUZZ_TIME seconds each (default 60).
 FUZZ_TIME ?= 60

@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-files=$(ls controller/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/e2e/*.c bench/*.c 2>/dev/null)
+files=$(ls controller/*.[ch] controller/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/e2e/*.c bench/*.c 2>/dev/null)
 
 if command -v clang-format >/dev/null; then
   if ! clang-format --dry-run --Werror $files; then
