@@ -20,13 +20,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "features.h"
 #include "policy.h"
 #include "pool.h"
 #include "sim.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 #define NCAT 10
 #define NVAL 16

@@ -19,8 +19,8 @@
 
 #include "cache.h"
 #include "pool.h"
-#include "yaml.h"
-#include "xalloc.h"
+#include "base/yaml.h"
+#include "base/xalloc.h"
 
 struct cache_ns {
     UT_hash_handle hh;

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "capture.h"
-#include "log.h"
+#include "base/log.h"
 #include "quantity.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 struct capture_seen {
     UT_hash_handle hh;

@@ -18,14 +18,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "features.h"
 #include "policy.h"
 #include "pool.h"
 #include "sim.h"
-#include "text.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/text.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 /* The command line of `kvrecover score`. */
 struct cli__opts {

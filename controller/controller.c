@@ -14,13 +14,13 @@
 #include "capture.h"
 #include "controller.h"
 #include "event.h"
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
 #include "recover.h"
 #include "status.h"
 #include "watch.h"
 #include "wq.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 /* Events waiting for the Event thread; more are dropped (and counted). */
 #define CONTROLLER_EVENT_BACKLOG 10000

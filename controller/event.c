@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 
 #define EVENT__SLOTS 512    /* remembered Events (a direct-mapped cache) */
 #define EVENT__MAX_MSG 1024 /* message bytes kept */

@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "quantity.h"
-#include "text.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/text.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 /* Ends features__get()'s list of keys: a plain NULL may be an int 0 in a
  * variadic call, and reading it as a pointer would be undefined. */

@@ -31,11 +31,11 @@
 
 #include <libwebsockets.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "dashboard_assets.h"
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define HTTPD__CHUNK 16384  /* bytes of body written per writeable callback */
 #define HTTPD__MAX_FDS 256  /* connections (and lws' own fds) per server */

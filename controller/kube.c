@@ -24,8 +24,8 @@
 
 #include <curl/curl.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 
 #define KUBE_POOL_MAX 16           /* idle easy handles kept */
 #define KUBE_STATS_MAX 96          /* distinct (verb, code) pairs counted */

@@ -26,7 +26,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "kubeconfig.h"
 
 struct kube; /* opaque, thread-safe client */

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/buf.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 /* The text of a scalar: strings, and numbers or booleans written as plain
  * scalars (a context named 1 is still a name). NULL for anything else. */

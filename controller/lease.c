@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 
 /* Leases the API server answers are written by it; anything larger is not
  * something we read. A MicroTime is 27 characters. */

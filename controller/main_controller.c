@@ -29,9 +29,9 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "lease.h"
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define VERSION "0.1.0"
 

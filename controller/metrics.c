@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 
 #define uthash_malloc(sz) xmalloc(sz)
 #define uthash_free(p, sz) free(p)

@@ -20,7 +20,7 @@
 #ifndef KVR_METRICS_H
 #define KVR_METRICS_H
 
-#include "buf.h"
+#include "base/buf.h"
 
 /* Names of the families we export; use these, not literals. */
 #define METRICS_RECOVERIES "kvrecover_recoveries_total"                 /* {policy,result} */

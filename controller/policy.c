@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
-#include "xalloc.h"
+#include "base/text.h"
+#include "base/xalloc.h"
 
 static int policy__fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int policy__fail(char **err, const char *fmt, ...)

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/text.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 void pool_member_free(struct pool_member *m)
 {

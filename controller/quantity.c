@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
-#include "xalloc.h"
+#include "base/text.h"
+#include "base/xalloc.h"
 
 struct quantity__suffix {
     const char *text; /* as written after the number */

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
 #include "recover.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 /* ---- small things ----------------------------------------------------- */
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define SIM__NONE UINT32_MAX
 /* Most members, strings or items a pool holds: ids are uint32 and

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
 #include "status.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define STATUS_MIN_INTERVAL_S 0.5
 

@@ -25,8 +25,8 @@
 
 #include <uthash.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 
 /* A watch that ends sooner than this without applying anything counts as a
  * failure for the backoff: a server that closes every stream at once must

@@ -28,7 +28,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "kube.h"
 
 struct watch; /* opaque reflector */

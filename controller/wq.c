@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define WQ__NOHEAP ((size_t)-1)
 #define WQ__NS_PER_MS 1000000ULL

@@ -18,7 +18,7 @@
 
 #include "fuzz_check.h"
 #include "quantity.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,9 +19,9 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "log.h"
+#include "base/log.h"
 #include "watch.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

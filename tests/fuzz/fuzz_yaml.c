@@ -21,7 +21,7 @@
 #include "policy.h"
 #include "pool.h"
 #include "sim.h"
-#include "yaml.h"
+#include "base/yaml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

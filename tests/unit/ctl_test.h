@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "cache.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube.h"
 #include "recover.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 struct ctl_rig {
     struct fake_server *srv;

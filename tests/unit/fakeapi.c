@@ -23,9 +23,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "harness.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #define FAKE_POLL_MS 100
 #define FAKE_MAX_HEAD (64u << 10)

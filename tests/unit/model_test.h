@@ -12,8 +12,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "yaml.h"
+#include "base/buf.h"
+#include "base/yaml.h"
 
 /* One YAML document as cJSON; a broken test input aborts the test binary,
  * since it is the test that is wrong. The caller frees with cJSON_Delete. */

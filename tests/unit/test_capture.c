@@ -12,7 +12,7 @@
 #include "capture.h"
 #include "ctl_test.h"
 #include "pool.h"
-#include "yaml.h"
+#include "base/yaml.h"
 
 #define CMS "/api/v1/namespaces/fx/configmaps"
 #define VM5 "/apis/kubevirt.io/v1/namespaces/fx/virtualmachines/vm-005"

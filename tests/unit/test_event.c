@@ -13,7 +13,7 @@
 #include "event.h"
 #include "fakeapi.h"
 #include "harness.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static const char *str_at(const cJSON *obj, const char *a, const char *b)
 {

@@ -18,11 +18,11 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "harness.h"
 #include "httpd.h"
 #include "metrics.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 struct resp {
     long status;

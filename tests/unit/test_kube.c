@@ -13,7 +13,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static const char *fixture_text(const char *name, struct buf *b)
 {

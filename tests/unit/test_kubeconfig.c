@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "harness.h"
 #include "kubeconfig.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static int parse(const char *yaml, const char *ctx, struct kubeconfig **out, char **err)
 {

@@ -13,7 +13,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "lease.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static cJSON *fixture_json(const char *name)
 {

@@ -9,7 +9,7 @@
 
 #include "harness.h"
 #include "metrics.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 /* Renders the registry into a fresh string; the caller frees. */
 static char *render(void)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "quantity.h"
-#include "yaml.h"
+#include "base/yaml.h"
 
 /* Parses s; returns the value, or -1 when refused (err freed). */
 static double q(const char *s)

@@ -12,8 +12,8 @@
 #include "features.h"
 #include "policy.h"
 #include "sim.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 /* A feature set from flow YAML ("{language: nodejs, database: [a, b]}") and
  * optional resources YAML; aborts the test binary on bad test input. */

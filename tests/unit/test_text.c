@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "text.h"
+#include "base/text.h"
 
 static int norm_is(const char *in, const char *want)
 {

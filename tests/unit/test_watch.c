@@ -11,7 +11,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "watch.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 /* ---- the line splitter ---------------------------------------------- */
 

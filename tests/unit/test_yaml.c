@@ -6,9 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "buf.h"
-#include "xalloc.h"
-#include "yaml.h"
+#include "base/buf.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 
 static cJSON *parse(const char *text, char **err)
 {

@@ -1,7 +1,7 @@
 /*
  * xalloc — allocation that aborts instead of returning NULL. See xalloc.h.
  */
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,14 +1,14 @@
 /*
  * buf — a growable, NUL-terminated byte buffer. See buf.h.
  */
-#include "buf.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static void buf__grow(struct buf *b, size_t extra)
 {

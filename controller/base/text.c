@@ -4,12 +4,12 @@
  * Must never: depend on the locale (tolower() would), or let an input byte
  * break an error message over two lines.
  */
-#include "text.h"
+#include "base/text.h"
 
 #include <string.h>
 
-#include "buf.h"
-#include "xalloc.h"
+#include "base/buf.h"
+#include "base/xalloc.h"
 
 static int text__space(char c)
 {

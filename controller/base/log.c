@@ -1,7 +1,7 @@
 /*
  * log — JSON lines on stderr. See log.h.
  */
-#include "log.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static enum log_level log__min = LOG_LVL_INFO;
 static pthread_mutex_t log__lock = PTHREAD_MUTEX_INITIALIZER;

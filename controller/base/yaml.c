@@ -10,7 +10,7 @@
  * Must never: trust the input's size, depth or encoding; leave a partly built
  * tree behind on error.
  */
-#include "yaml.h"
+#include "base/yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,7 +21,7 @@
 
 #include <yaml.h>
 
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 /* Mapping keys are checked for duplicates through this small hash set once a
  * mapping outgrows a linear scan; without it a hostile mapping with a million
