@@ -21,10 +21,10 @@
 #include <time.h>
 
 #include "base/buf.h"
-#include "features.h"
-#include "policy.h"
-#include "pool.h"
-#include "sim.h"
+#include "sim/features.h"
+#include "sim/policy.h"
+#include "sim/pool.h"
+#include "sim/sim.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
 

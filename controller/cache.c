@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #include "cache.h"
-#include "pool.h"
+#include "sim/pool.h"
 #include "base/yaml.h"
 #include "base/xalloc.h"
 

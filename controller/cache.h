@@ -25,8 +25,8 @@
 #include <cjson/cJSON.h>
 #include <uthash.h>
 
-#include "features.h"
-#include "policy.h"
+#include "sim/features.h"
+#include "sim/policy.h"
 
 struct cache;
 

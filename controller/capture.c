@@ -14,7 +14,7 @@
 
 #include "capture.h"
 #include "base/log.h"
-#include "quantity.h"
+#include "sim/quantity.h"
 #include "base/xalloc.h"
 
 struct capture_seen {

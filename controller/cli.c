@@ -19,10 +19,10 @@
 #include <cjson/cJSON.h>
 
 #include "base/buf.h"
-#include "features.h"
-#include "policy.h"
-#include "pool.h"
-#include "sim.h"
+#include "sim/features.h"
+#include "sim/policy.h"
+#include "sim/pool.h"
+#include "sim/sim.h"
 #include "base/text.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"

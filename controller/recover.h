@@ -34,7 +34,7 @@
 #include "cache.h"
 #include "event.h"
 #include "kube.h"
-#include "sim.h"
+#include "sim/sim.h"
 
 /* What was decided for a failed VMI. */
 enum recover_result {

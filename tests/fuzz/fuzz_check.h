@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "features.h"
-#include "policy.h"
+#include "sim/features.h"
+#include "sim/policy.h"
 
 /* Aborts with what broke when cond is false. */
 #define FUZZ_ASSERT(cond, what)                                                                    \

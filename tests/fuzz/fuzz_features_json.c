@@ -14,10 +14,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "features.h"
+#include "sim/features.h"
 #include "fuzz_check.h"
-#include "policy.h"
-#include "pool.h"
+#include "sim/policy.h"
+#include "sim/pool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

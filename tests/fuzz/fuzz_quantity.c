@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "fuzz_check.h"
-#include "quantity.h"
+#include "sim/quantity.h"
 #include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

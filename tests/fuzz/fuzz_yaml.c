@@ -16,11 +16,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "features.h"
+#include "sim/features.h"
 #include "fuzz_check.h"
-#include "policy.h"
-#include "pool.h"
-#include "sim.h"
+#include "sim/policy.h"
+#include "sim/pool.h"
+#include "sim/sim.h"
 #include "base/yaml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -11,7 +11,7 @@
 
 #include "capture.h"
 #include "ctl_test.h"
-#include "pool.h"
+#include "sim/pool.h"
 #include "base/yaml.h"
 
 #define CMS "/api/v1/namespaces/fx/configmaps"

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "features.h"
+#include "sim/features.h"
 
 /* "category=value" of item i, in a static buffer. */
 static const char *item(const struct features *f, size_t i)

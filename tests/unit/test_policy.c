@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "policy.h"
+#include "sim/policy.h"
 
 #define SELECTORS                                                                                  \
     "  selector: {matchLabels: {app: shop}}\n  poolSelector: {matchLabels: {kvrecover.io/pool: "   \

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "pool.h"
+#include "sim/pool.h"
 
 /* Reads a member from YAML; returns the rc, *err kept for the caller. */
 static int member(const char *yaml, struct pool_member *m, char **err)

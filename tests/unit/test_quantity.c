@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "quantity.h"
+#include "sim/quantity.h"
 #include "base/yaml.h"
 
 /* Parses s; returns the value, or -1 when refused (err freed). */

@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "features.h"
-#include "policy.h"
-#include "sim.h"
+#include "sim/features.h"
+#include "sim/policy.h"
+#include "sim/sim.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
 

@@ -36,8 +36,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "features.h"
-#include "policy.h"
+#include "sim/features.h"
+#include "sim/policy.h"
 
 struct sim_pool;
 struct sim_ranker;

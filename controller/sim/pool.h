@@ -17,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "features.h"
+#include "sim/features.h"
 
 /* The label naming the VM a member describes. */
 #define POOL_VM_LABEL "kvrecover.io/vm"

@@ -6,7 +6,7 @@
  * leading spaces). Must never: accept a value the API server would refuse,
  * or read past the string.
  */
-#include "quantity.h"
+#include "sim/quantity.h"
 
 #include <errno.h>
 #include <math.h>

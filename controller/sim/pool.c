@@ -5,7 +5,7 @@
  * controller would create whatever it holds), or report an error without
  * the ConfigMap and key it came from.
  */
-#include "pool.h"
+#include "sim/pool.h"
 
 #include <errno.h>
 #include <stdlib.h>

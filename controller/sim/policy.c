@@ -6,7 +6,7 @@
  * "treshold" silently falling back to a default would pick the wrong VM.
  * Must never: accept a NaN or infinite number, or act on a half-read spec.
  */
-#include "policy.h"
+#include "sim/policy.h"
 
 #include <errno.h>
 #include <math.h>

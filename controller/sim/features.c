@@ -5,7 +5,7 @@
  * so a ConfigMap and an annotation are held to the same rules. Must never:
  * keep a half-filled set after an error, or trust a field's type.
  */
-#include "features.h"
+#include "sim/features.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quantity.h"
+#include "sim/quantity.h"
 #include "base/text.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"

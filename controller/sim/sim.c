@@ -14,7 +14,7 @@
  * the order in which members or items were added, or select the failed VM
  * itself.
  */
-#include "sim.h"
+#include "sim/sim.h"
 
 #include <errno.h>
 #include <math.h>
