@@ -27,7 +27,7 @@
 
 #include <stdbool.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 struct controller;
 

@@ -26,9 +26,9 @@
 
 #include "controller.h"
 #include "httpd.h"
-#include "kube.h"
-#include "kubeconfig.h"
-#include "lease.h"
+#include "kube/kube.h"
+#include "kube/kubeconfig.h"
+#include "kube/lease.h"
 #include "base/log.h"
 #include "metrics.h"
 #include "base/xalloc.h"

@@ -32,8 +32,8 @@
 #include <cjson/cJSON.h>
 
 #include "cache.h"
-#include "event.h"
-#include "kube.h"
+#include "kube/event.h"
+#include "kube/kube.h"
 #include "sim/sim.h"
 
 /* What was decided for a failed VMI. */

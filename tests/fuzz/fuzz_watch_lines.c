@@ -20,7 +20,7 @@
 
 #include "fuzz_check.h"
 #include "base/log.h"
-#include "watch.h"
+#include "kube/watch.h"
 #include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -18,7 +18,7 @@
 #include "cache.h"
 #include "fakeapi.h"
 #include "harness.h"
-#include "kube.h"
+#include "kube/kube.h"
 #include "recover.h"
 #include "base/xalloc.h"
 

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 
 struct fake_server;
 struct fake_conn;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "kube/event.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "base/xalloc.h"

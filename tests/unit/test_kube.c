@@ -12,7 +12,7 @@
 
 #include "fakeapi.h"
 #include "harness.h"
-#include "kube.h"
+#include "kube/kube.h"
 #include "base/xalloc.h"
 
 static const char *fixture_text(const char *name, struct buf *b)

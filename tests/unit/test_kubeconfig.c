@@ -14,7 +14,7 @@
 
 #include "base/buf.h"
 #include "harness.h"
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 #include "base/xalloc.h"
 
 static int parse(const char *yaml, const char *ctx, struct kubeconfig **out, char **err)

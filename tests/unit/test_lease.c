@@ -12,7 +12,7 @@
 
 #include "fakeapi.h"
 #include "harness.h"
-#include "lease.h"
+#include "kube/lease.h"
 #include "base/xalloc.h"
 
 static cJSON *fixture_json(const char *name)

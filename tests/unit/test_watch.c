@@ -10,7 +10,7 @@
 
 #include "fakeapi.h"
 #include "harness.h"
-#include "watch.h"
+#include "kube/watch.h"
 #include "base/xalloc.h"
 
 /* ---- the line splitter ---------------------------------------------- */

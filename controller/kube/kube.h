@@ -27,7 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/buf.h"
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 
 struct kube; /* opaque, thread-safe client */
 

@@ -8,7 +8,7 @@
  * and TLS session IDs are shared, through a CURLSH with one mutex per kind of
  * data.
  */
-#include "kube.h"
+#include "kube/kube.h"
 
 #include <errno.h>
 #include <math.h>

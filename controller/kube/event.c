@@ -1,7 +1,7 @@
 /*
  * event — Kubernetes Events with client-go-like de-duplication. See event.h.
  */
-#include "event.h"
+#include "kube/event.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -11,7 +11,7 @@
  * the object the last write returned (one request), and reads only when
  * that conflicts, as client-go does.
  */
-#include "lease.h"
+#include "kube/lease.h"
 
 #include <errno.h>
 #include <pthread.h>

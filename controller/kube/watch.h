@@ -29,7 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/buf.h"
-#include "kube.h"
+#include "kube/kube.h"
 
 struct watch; /* opaque reflector */
 

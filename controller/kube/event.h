@@ -14,7 +14,7 @@
 #ifndef KVR_EVENT_H
 #define KVR_EVENT_H
 
-#include "kube.h"
+#include "kube/kube.h"
 
 struct event_recorder; /* opaque, thread-safe */
 

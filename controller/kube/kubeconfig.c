@@ -2,7 +2,7 @@
  * kubeconfig — kubeconfig files and the in-cluster service account into a
  * struct kubeconfig. See kubeconfig.h.
  */
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -10,7 +10,7 @@
  * backoff. Only the reflector thread touches the key table; the counters and
  * the resume resourceVersion are shared under a lock.
  */
-#include "watch.h"
+#include "kube/watch.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -31,7 +31,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "kube.h"
+#include "kube/kube.h"
 
 #define LEASE_DEFAULT_DURATION_MS 15000L
 #define LEASE_DEFAULT_RENEW_DEADLINE_MS 10000L
