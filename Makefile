@@ -48,11 +48,12 @@ E2E_BINS  := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(E2E_SRCS))
         bench-sim bench-e2e demo cluster-up cluster-down clean format
 all: $(BIN)/kvrecover-controller $(BIN)/kvrecover $(UNIT_BINS) $(E2E_BINS)
 
-# The dashboard's files, compiled in: controller/dashboard_assets.c is committed
-# and regenerated whenever a file under controller/dashboard/ changes.
-DASHBOARD_FILES := $(wildcard controller/dashboard/*)
-controller/dashboard_assets.c: $(DASHBOARD_FILES)
-	controller/dashboard/embed.sh controller/dashboard > $@.tmp && mv $@.tmp $@
+# The dashboard's files, compiled in: controller/web/dashboard_assets.c is
+# committed and regenerated whenever a file under controller/web/dashboard/
+# changes.
+DASHBOARD_FILES := $(wildcard controller/web/dashboard/*)
+controller/web/dashboard_assets.c: $(DASHBOARD_FILES)
+	controller/web/dashboard/embed.sh controller/web/dashboard > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/%.o: controller/%.c | $(BUILD)/obj
 	@mkdir -p $(dir $@)

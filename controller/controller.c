@@ -15,7 +15,7 @@
 #include "controller.h"
 #include "kube/event.h"
 #include "base/log.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "recover.h"
 #include "status.h"
 #include "kube/watch.h"

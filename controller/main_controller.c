@@ -25,12 +25,12 @@
 #include <unistd.h>
 
 #include "controller.h"
-#include "httpd.h"
+#include "web/httpd.h"
 #include "kube/kube.h"
 #include "kube/kubeconfig.h"
 #include "kube/lease.h"
 #include "base/log.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "base/xalloc.h"
 
 #define VERSION "0.1.0"

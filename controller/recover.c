@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "recover.h"
 #include "base/xalloc.h"
 

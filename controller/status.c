@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "status.h"
 #include "base/xalloc.h"
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "httpd.h"
+#include "web/httpd.h"
 
 int main(int argc, char **argv)
 {

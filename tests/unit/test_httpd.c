@@ -3,7 +3,7 @@
  * HTTP and by a raw-socket WebSocket client (libcurl 7.88 cannot speak
  * WebSocket) — every endpoint, 404/405, readiness toggling, publish seen on
  * /api/state and pushed to a connected WebSocket, large bodies, and that
- * the embedded dashboard is the one in controller/dashboard/.
+ * the embedded dashboard is the one in controller/web/dashboard/.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -20,8 +20,8 @@
 
 #include "base/buf.h"
 #include "harness.h"
-#include "httpd.h"
-#include "metrics.h"
+#include "web/httpd.h"
+#include "web/metrics.h"
 #include "base/xalloc.h"
 
 struct resp {
@@ -351,15 +351,15 @@ TEST(dashboard_assets_are_the_files_in_controller_dashboard)
     struct httpd *h = start();
     struct resp r;
     CHECK(h != NULL);
-    check_asset(httpd_port(h), "/", "controller/dashboard/index.html",
+    check_asset(httpd_port(h), "/", "controller/web/dashboard/index.html",
                 "content-type: text/html; charset=utf-8");
-    check_asset(httpd_port(h), "/index.html", "controller/dashboard/index.html",
+    check_asset(httpd_port(h), "/index.html", "controller/web/dashboard/index.html",
                 "content-type: text/html; charset=utf-8");
-    check_asset(httpd_port(h), "/app.js", "controller/dashboard/app.js",
+    check_asset(httpd_port(h), "/app.js", "controller/web/dashboard/app.js",
                 "content-type: text/javascript; charset=utf-8");
-    check_asset(httpd_port(h), "/style.css", "controller/dashboard/style.css",
+    check_asset(httpd_port(h), "/style.css", "controller/web/dashboard/style.css",
                 "content-type: text/css; charset=utf-8");
-    check_asset(httpd_port(h), "/favicon.svg", "controller/dashboard/favicon.svg",
+    check_asset(httpd_port(h), "/favicon.svg", "controller/web/dashboard/favicon.svg",
                 "content-type: image/svg+xml");
     /* The page may load only its own script and style (no CDN, no inline). */
     CHECK_INT(request(httpd_port(h), NULL, "/", NULL, &r), CURLE_OK);
@@ -372,7 +372,7 @@ TEST(dashboard_assets_are_the_files_in_controller_dashboard)
 TEST(dashboard_script_never_uses_innerHTML)
 {
     struct buf js = {0};
-    CHECK_INT(buf_read_file(&js, "controller/dashboard/app.js", 1 << 20), 0);
+    CHECK_INT(buf_read_file(&js, "controller/web/dashboard/app.js", 1 << 20), 0);
     CHECK(strstr(js.data, "textContent") != NULL);
     CHECK(strstr(js.data, ".innerHTML") == NULL);
     CHECK(strstr(js.data, "outerHTML") == NULL);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "base/xalloc.h"
 
 /* Renders the registry into a fresh string; the caller frees. */

@@ -1,8 +1,8 @@
 /*
  * dashboard_assets — the dashboard's files, compiled into the binary.
  *
- * dashboard_assets.c is generated from controller/dashboard/ by
- * controller/dashboard/embed.sh (the Makefile reruns it when a file there
+ * dashboard_assets.c is generated from controller/web/dashboard/ by
+ * controller/web/dashboard/embed.sh (the Makefile reruns it when a file there
  * changes; tests/unit/test_httpd.c fails when the two disagree), so the
  * controller serves its page without reading the filesystem, which is
  * read-only in the pod anyway.

@@ -12,7 +12,7 @@
  * series is created; a bad one is logged and dropped rather than breaking
  * every later scrape.
  */
-#include "metrics.h"
+#include "web/metrics.h"
 
 #include <math.h>
 #include <pthread.h>

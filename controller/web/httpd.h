@@ -12,7 +12,7 @@
  *
  * Anything but GET is answered 405 with `Allow: GET`; unknown paths 404.
  * The dashboard assets are compiled into the binary (dashboard_assets.c,
- * generated from controller/dashboard/), so nothing is read from disk.
+ * generated from controller/web/dashboard/), so nothing is read from disk.
  *
  * libwebsockets is single-threaded: every lws call happens on the server's
  * own thread. Other threads only hand over the newest state through a

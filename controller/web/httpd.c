@@ -17,7 +17,7 @@
  * change while a large body is being written) and go out in chunks from the
  * writeable callback, so one slow reader never blocks the loop.
  */
-#include "httpd.h"
+#include "web/httpd.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -32,9 +32,9 @@
 #include <libwebsockets.h>
 
 #include "base/buf.h"
-#include "dashboard_assets.h"
+#include "web/dashboard_assets.h"
 #include "base/log.h"
-#include "metrics.h"
+#include "web/metrics.h"
 #include "base/xalloc.h"
 
 #define HTTPD__CHUNK 16384  /* bytes of body written per writeable callback */
