@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "controller.h"
+#include "reconcile/controller.h"
 #include "web/httpd.h"
 #include "kube/kube.h"
 #include "kube/kubeconfig.h"

@@ -15,11 +15,11 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "cache.h"
+#include "reconcile/cache.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/kube.h"
-#include "recover.h"
+#include "reconcile/recover.h"
 #include "base/xalloc.h"
 
 struct ctl_rig {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "reconcile/capture.h"
 #include "ctl_test.h"
 #include "sim/pool.h"
 #include "base/yaml.h"

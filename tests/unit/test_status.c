@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "ctl_test.h"
-#include "status.h"
+#include "reconcile/status.h"
 
 #define STATUS_PATH "/apis/kvrecover.io/v1alpha1/namespaces/fx/recoverypolicies/paper/status"
 

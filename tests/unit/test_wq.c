@@ -1,5 +1,5 @@
 /*
- * Unit tests for the work queue (controller/wq.c): de-duplication, one
+ * Unit tests for the work queue (controller/reconcile/wq.c): de-duplication, one
  * worker per key, re-adds while in process, backoff and forget, delayed
  * adds, and shutdown. Timing checks assert lower bounds and order only, so
  * that they hold under valgrind and on a loaded machine.
@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "wq.h"
+#include "reconcile/wq.h"
 
 static const struct wq_config no_bucket = {.qps = -1};
 

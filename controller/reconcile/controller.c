@@ -10,16 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "cache.h"
-#include "capture.h"
-#include "controller.h"
+#include "reconcile/cache.h"
+#include "reconcile/capture.h"
+#include "reconcile/controller.h"
 #include "kube/event.h"
 #include "base/log.h"
 #include "web/metrics.h"
-#include "recover.h"
-#include "status.h"
+#include "reconcile/recover.h"
+#include "reconcile/status.h"
 #include "kube/watch.h"
-#include "wq.h"
+#include "reconcile/wq.h"
 #include "base/xalloc.h"
 
 /* Events waiting for the Event thread; more are dropped (and counted). */

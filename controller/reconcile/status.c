@@ -14,7 +14,7 @@
 
 #include "base/log.h"
 #include "web/metrics.h"
-#include "status.h"
+#include "reconcile/status.h"
 #include "base/xalloc.h"
 
 #define STATUS_MIN_INTERVAL_S 0.5

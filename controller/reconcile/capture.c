@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "reconcile/capture.h"
 #include "base/log.h"
 #include "sim/quantity.h"
 #include "base/xalloc.h"

@@ -31,7 +31,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "cache.h"
+#include "reconcile/cache.h"
 #include "kube/event.h"
 #include "kube/kube.h"
 #include "sim/sim.h"

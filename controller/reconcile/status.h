@@ -30,7 +30,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "recover.h"
+#include "reconcile/recover.h"
 
 struct status_state; /* opaque, thread-safe: what each policy's reconcile remembers */
 

@@ -17,7 +17,7 @@
 
 #include <zlib.h>
 
-#include "cache.h"
+#include "reconcile/cache.h"
 #include "sim/pool.h"
 #include "base/yaml.h"
 #include "base/xalloc.h"

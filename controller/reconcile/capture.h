@@ -35,7 +35,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "recover.h"
+#include "reconcile/recover.h"
 
 struct capture_state; /* opaque, thread-safe: fingerprints captured */
 

@@ -16,7 +16,7 @@
 
 #include "base/log.h"
 #include "web/metrics.h"
-#include "recover.h"
+#include "reconcile/recover.h"
 #include "base/xalloc.h"
 
 /* ---- small things ----------------------------------------------------- */

@@ -8,7 +8,7 @@
  * a FIFO through the items, so a key is in the FIFO exactly when it is dirty
  * and not being processed.
  */
-#include "wq.h"
+#include "reconcile/wq.h"
 
 #include <errno.h>
 #include <pthread.h>
