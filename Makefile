@@ -22,7 +22,7 @@ DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS := $(WARN) $(DEFS) $(CFLAGS) $(SAN) -iquote controller $(PKG_CFLAGS) -MMD -MP
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
-MAINS     := controller/main_controller.c controller/main_cli.c
+MAINS     := controller/cmd/kvrecover-controller.c controller/cmd/kvrecover.c
 LIB_SRCS  := $(filter-out $(MAINS),$(wildcard controller/*.c controller/*/*.c))
 LIB_OBJS  := $(patsubst controller/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB       := $(BUILD)/libkvrecover.a
@@ -63,10 +63,10 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/kvrecover-controller: $(BUILD)/obj/main_controller.o $(LIB) | $(BIN)
+$(BIN)/kvrecover-controller: $(BUILD)/obj/cmd/kvrecover-controller.o $(LIB) | $(BIN)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BIN)/kvrecover: $(BUILD)/obj/main_cli.o $(LIB) | $(BIN)
+$(BIN)/kvrecover: $(BUILD)/obj/cmd/kvrecover.o $(LIB) | $(BIN)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/harness.o: tests/unit/harness.c tests/unit/harness.h | $(BUILD)/tests
@@ -151,5 +151,5 @@ cluster-down:
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main_controller.d $(BUILD)/obj/main_cli.d
+-include $(LIB_OBJS:.o=.d) $(MAINS:controller/%.c=$(BUILD)/obj/%.d)
 -include $(UNIT_BINS:=.d) $(BUILD)/tests/harness.d $(BUILD)/tests/fakeapi.d

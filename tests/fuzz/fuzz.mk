@@ -17,7 +17,8 @@ FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 FUZZ_CFLAGS := -std=c11 -g -O1 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                -iquote controller $(FUZZ_PKG_CFLAGS) $(FUZZ_SAN) -MMD -MP
 
-FUZZ_SRCS    := $(filter-out controller/main_%.c,$(wildcard controller/*.c controller/*/*.c))
+FUZZ_SRCS    := $(filter-out controller/cmd/kvrecover-controller.c controller/cmd/kvrecover.c,\
+                  $(wildcard controller/*.c controller/*/*.c))
 FUZZ_OBJS    := $(patsubst controller/%.c,$(BUILD)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_LIB     := $(BUILD)/libkvrecover-fuzz.a
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -19,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
+#include "cmd/cli.h"
 #include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,7 +10,7 @@
  *
  * Every bad input ends in exit status 2 and exactly one line on the error
  * stream, "kvrecover: FILE: what is wrong", never in a crash, a hang or a
- * second line. The command lives in the library rather than in main_cli.c so
+ * second line. The command lives in the library rather than in kvrecover.c so
  * that tests can run it in-process.
  */
 #ifndef KVR_CLI_H

@@ -4,7 +4,7 @@
  */
 #include <stdio.h>
 
-#include "cli.h"
+#include "cmd/cli.h"
 
 int main(int argc, char **argv)
 {

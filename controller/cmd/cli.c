@@ -8,7 +8,7 @@
  * is made printable first), accept a file it only half understood, or exit
  * without freeing what it loaded.
  */
-#include "cli.h"
+#include "cmd/cli.h"
 
 #include <errno.h>
 #include <stdarg.h>
