@@ -1,31 +1,31 @@
 # kvrecover — build, test, lint, fuzz and benchmark.
 #
-# Sources are discovered, not listed: every controller/*.c and
-# controller/*/*.c except the two mains goes into build/libkvrecover.a;
-# every tests/unit/test_*.c becomes one test binary linked with that library
-# and tests/unit/harness.c. Adding a module or a test file needs no Makefile
-# edit.
+# Sources are discovered, not listed: every controller/LAYER/*.c except the
+# two mains goes into that layer's library, build/lib/libkvr-LAYER.a (the
+# layers, packages and flags are in config.mk); every tests/unit/test_*.c
+# becomes one test binary linked with the libraries and tests/unit/harness.c.
+# Adding a module or a test file needs no Makefile edit.
 
-CC      ?= cc
-PKGS    := libcurl libcjson yaml-0.1 libwebsockets zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+include config.mk
 
 BUILD   ?= build
 BIN     ?= bin
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  ?= $(OPT) -g
-WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
-DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-ALL_CFLAGS := $(WARN) $(DEFS) $(CFLAGS) $(SAN) -iquote controller $(PKG_CFLAGS) -MMD -MP
-LDLIBS  := $(PKG_LIBS) -lpthread -lm
+ALL_CFLAGS := $(WARN) $(WERROR) $(DEFS) $(CFLAGS) $(SAN) $(INCS) $(PKG_CFLAGS) -MMD -MP
 
-MAINS     := controller/cmd/kvrecover-controller.c controller/cmd/kvrecover.c
-LIB_SRCS  := $(filter-out $(MAINS),$(wildcard controller/*.c controller/*/*.c))
-LIB_OBJS  := $(patsubst controller/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
-LIB       := $(BUILD)/libkvrecover.a
+# What each program links, highest layer first: the controller every layer
+# but cmd; the offline CLI cmd, sim and base only, so that it needs neither
+# libcurl nor libwebsockets nor zlib (tests/cli/test_cli.sh checks with ldd).
+# Tests and the e2e helpers link every library: a static link takes only the
+# objects a program uses.
+CONTROLLER_LAYERS := reconcile web kube sim base
+CLI_LAYERS        := cmd sim base
+TEST_LAYERS       := cmd reconcile web kube sim base
+TEST_ARCHIVES     := $(call kvr_libs,$(TEST_LAYERS),$(BUILD))
+TEST_LDLIBS       := $(call kvr_pkg_libs,$(TEST_LAYERS)) $(SYSLIBS)
+LIB_OBJS          := $(foreach l,$(LAYERS),$(call kvr_objs,$(l),$(BUILD)))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -36,7 +36,7 @@ TEST_SUPPORT := $(HARNESS) $(BUILD)/tests/fakeapi.o
 TEST_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
 
 # Small C programs the end-to-end scripts drive (tests/e2e/*.c), e.g. to
-# exercise the API client against the real server. Linked with the library.
+# exercise the API client against the real server. Linked with the libraries.
 E2E_SRCS  := $(wildcard tests/e2e/*.c)
 E2E_BINS  := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(E2E_SRCS))
 
@@ -55,19 +55,18 @@ DASHBOARD_FILES := $(wildcard controller/web/dashboard/*)
 controller/web/dashboard_assets.c: $(DASHBOARD_FILES)
 	controller/web/dashboard/embed.sh controller/web/dashboard > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: controller/%.c | $(BUILD)/obj
-	@mkdir -p $(dir $@)
+$(BUILD)/obj/%.o: controller/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
-	@rm -f $@
-	ar rcs $@ $^
+$(foreach l,$(LAYERS),$(eval $(call kvr_lib_rule,$(l),$(BUILD))))
 
-$(BIN)/kvrecover-controller: $(BUILD)/obj/cmd/kvrecover-controller.o $(LIB) | $(BIN)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+$(BIN)/kvrecover-controller: $(BUILD)/obj/cmd/kvrecover-controller.o \
+                             $(call kvr_libs,$(CONTROLLER_LAYERS),$(BUILD)) | $(BIN)
+	$(CC) $(SAN) -o $@ $^ $(call kvr_pkg_libs,$(CONTROLLER_LAYERS)) $(SYSLIBS)
 
-$(BIN)/kvrecover: $(BUILD)/obj/cmd/kvrecover.o $(LIB) | $(BIN)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+$(BIN)/kvrecover: $(BUILD)/obj/cmd/kvrecover.o $(call kvr_libs,$(CLI_LAYERS),$(BUILD)) | $(BIN)
+	$(CC) $(SAN) -o $@ $^ $(call kvr_pkg_libs,$(CLI_LAYERS)) $(SYSLIBS)
 
 $(BUILD)/tests/harness.o: tests/unit/harness.c tests/unit/harness.h | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
@@ -78,13 +77,13 @@ $(BUILD)/tests/fakeapi.o: tests/unit/fakeapi.c tests/unit/fakeapi.h | $(BUILD)/t
 $(BUILD)/tests/test_%.o: tests/unit/test_%.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT) $(LIB)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT) $(TEST_ARCHIVES)
+	$(CC) $(SAN) -o $@ $^ $(TEST_LDLIBS) $(TEST_LIBS)
 
-$(BUILD)/e2e/%: tests/e2e/%.c $(LIB) | $(BUILD)/e2e
-	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(LIB) $(LDLIBS)
+$(BUILD)/e2e/%: tests/e2e/%.c $(TEST_ARCHIVES) | $(BUILD)/e2e
+	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(TEST_ARCHIVES) $(TEST_LDLIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/e2e $(BIN):
+$(BUILD)/tests $(BUILD)/e2e $(BIN):
 	@mkdir -p $@
 
 # Debian packages the build and the tests need; quick and quiet when present.
@@ -123,7 +122,7 @@ lint:
 	@tests/lint.sh
 
 format:
-	clang-format -i $(wildcard controller/*.[ch] controller/*/*.[ch]) tests/unit/*.[ch] tests/fuzz/*.c
+	clang-format -i controller/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
 
 # libFuzzer targets; FUZZ_TIME seconds each (default 60).
 FUZZ_TIME ?= 60

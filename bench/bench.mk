@@ -1,25 +1,24 @@
 # bench/bench.mk — benchmarks, not timed tests. The top-level Makefile builds
-# build/libkvrecover.a and then runs `$(MAKE) -f bench/bench.mk <target>`.
-# Figures and how to read them: bench/README.md.
+# the layer libraries under build/lib and then runs
+# `$(MAKE) -f bench/bench.mk <target>`. Figures and how to read them:
+# bench/README.md.
 
-CC      ?= cc
+include config.mk
+
 BUILD   ?= build
-PKGS    := libcurl libcjson yaml-0.1 libwebsockets
-BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-                -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
-                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -iquote controller \
-                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-BENCH_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
-LIB     := $(BUILD)/libkvrecover.a
+BENCH_CFLAGS := $(WARN) $(WERROR) $(DEFS) -O2 -g $(INCS) $(PKG_CFLAGS)
+# bench_sim measures the paper's method alone: the sim and base layers.
+BENCH_SIM_LAYERS := sim base
 
 .PHONY: bench-sim
 
 # bench-sim: rank generated pools of 1k, 10k and 100k members in memory, then
 # load a 100k-member pool from a multi-document YAML file it writes under
 # $(BUILD). One core: the program is single-threaded.
-$(BUILD)/bench/bench_sim: bench/bench_sim.c $(LIB)
+$(BUILD)/bench/bench_sim: bench/bench_sim.c $(call kvr_libs,$(BENCH_SIM_LAYERS),$(BUILD))
 	@mkdir -p $(BUILD)/bench
-	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LIB) $(BENCH_LIBS)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(call kvr_libs,$(BENCH_SIM_LAYERS),$(BUILD)) \
+	    $(call kvr_pkg_libs,$(BENCH_SIM_LAYERS)) $(SYSLIBS)
 
 bench-sim: $(BUILD)/bench/bench_sim
 	$(BUILD)/bench/bench_sim $(BUILD)/bench

@@ -89,6 +89,18 @@ expect_of() { sed -n 's/^# error: //p' "$1" | head -n 1; }
 if [ ! -x "$kvr" ]; then
   echo "FAIL setup: $kvr is not built"; echo "0 passed, 1 failed"; exit 1
 fi
+# --- what it links -----------------------------------------------------------
+# The offline command is the sim and base layers: it must not need the
+# Kubernetes client's libcurl, the HTTP side's libwebsockets or the cache's
+# zlib (the Makefile's CLI_LAYERS).
+if libs=$(ldd "$kvr" 2>&1); then
+  extra=$(grep -oE '^[[:space:]]*lib(curl|websockets|z)\.so[^ ]*' <<<"$libs" | tr -d ' \t' | tr '\n' ' ')
+  if [ -z "$extra" ]; then pass "links: no libcurl, libwebsockets or zlib"
+  else fail "links: no libcurl, libwebsockets or zlib" "ldd shows $extra"; fi
+else
+  fail "links: no libcurl, libwebsockets or zlib" "ldd failed: $libs"
+fi
+
 P=(--policy "$ex/policy.yaml")
 C=(--policy "$ex/policy-coverage.yaml")
 L=(--pool "$ex/pool.yaml")
