@@ -4,11 +4,12 @@
 #  2. cppcheck: warnings, performance and portability findings are errors;
 #  3. banned functions: sprintf, vsprintf, strcat, strncat, strcpy, strncpy,
 #     strtok, sscanf, gets, atoi, atol — unbounded or silently wrong; use
-#     snprintf, struct buf, xstrdup, strtol with end checks instead.
+#     snprintf, struct buf, xstrdup, strtol with end checks instead;
+#  4. the layers of controller/ (tests/layers.sh): who may include whom.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-files=$(ls controller/*.[ch] controller/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/e2e/*.c bench/*.c 2>/dev/null)
+files=$(ls controller/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/e2e/*.c bench/*.c 2>/dev/null)
 
 if command -v clang-format >/dev/null; then
   if ! clang-format --dry-run --Werror $files; then
@@ -31,6 +32,10 @@ fi
 banned='\b(sprintf|vsprintf|strcat|strncat|strcpy|strncpy|strtok|strtok_r|sscanf|gets|atoi|atol)[[:space:]]*\('
 if grep -nE "$banned" $files | grep -v 'lint-ok'; then
   echo "lint: banned function (see tests/lint.sh for what to use instead)"; status=1
+fi
+
+if ! tests/layers.sh; then
+  echo "lint: a layer reaches where it may not (see tests/layers.sh)"; status=1
 fi
 
 [ "$status" = 0 ] && echo "lint: ok"
