@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/xalloc.h"
 
 static enum log_level log__min = LOG_LVL_INFO;
@@ -34,9 +35,8 @@ int log_parse_level(const char *s, enum log_level *out)
 
 void log_fields(enum log_level lvl, const char *msg, cJSON *fields)
 {
-    char ts[64];
+    char ts[CLOCK_TEXT_LEN];
     struct timespec now;
-    struct tm tm;
     cJSON *line;
     char *text;
 
@@ -44,10 +44,8 @@ void log_fields(enum log_level lvl, const char *msg, cJSON *fields)
         cJSON_Delete(fields);
         return;
     }
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+    clock_wall_ts(&now);
+    clock_format_ts(&now, 3, ts);
 
     line = cJSON_CreateObject();
     cJSON_AddStringToObject(line, "ts", ts);

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -33,15 +33,6 @@ struct event_recorder {
     pthread_mutex_t lock; /* guards slots */
     struct event__slot slots[EVENT__SLOTS];
 };
-
-static void event__now(char *out, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static uint64_t event__hash(uint64_t h, const char *s)
 {
@@ -128,7 +119,7 @@ static int event__bump(struct event_recorder *r, const char *ns, const char *nam
 void event_record(struct event_recorder *r, const struct event_ref *obj, const char *type,
                   const char *reason, const char *fmt, ...)
 {
-    char message[EVENT__MAX_MSG], now[32];
+    char message[EVENT__MAX_MSG], now[CLOCK_TEXT_LEN];
     va_list ap;
     uint64_t h = 1469598103934665603ULL;
     struct event__slot *s;
@@ -141,7 +132,7 @@ void event_record(struct event_recorder *r, const struct event_ref *obj, const c
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    event__now(now, sizeof(now));
+    clock_format(clock_wall(), now);
 
     h = event__hash(h, obj->uid ? obj->uid : obj->name);
     h = event__hash(h, obj->ns);

@@ -24,6 +24,7 @@
 
 #include <curl/curl.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -66,49 +67,12 @@ struct kube {
 
 /* ---- small helpers -------------------------------------------------- */
 
-static double kube__now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-long kube__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void kube__deadline(struct timespec *t, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, t);
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-void kube__cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t ca;
-
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 uint64_t kube__seed(const void *salt)
 {
     struct timespec ts;
     uint64_t x;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_wall_ts(&ts);
     x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
         (uint64_t)(uintptr_t)salt;
     return x != 0 ? x : 0x9e3779b97f4a7c15ULL;
@@ -163,7 +127,7 @@ static int kube__sleep(struct kube *k, long ms)
     struct timespec until;
     int rc = 0;
 
-    kube__deadline(&until, ms);
+    clock_deadline(&until, ms);
     pthread_mutex_lock(&k->lock);
     while (!atomic_load(&k->down)) {
         if (pthread_cond_timedwait(&k->wake, &k->lock, &until) == ETIMEDOUT)
@@ -520,9 +484,9 @@ int kube_new(const struct kubeconfig *cfg, const struct kube_options *opts, stru
         pthread_mutex_init(&k->share_locks[i], NULL);
     pthread_mutex_init(&k->pool_lock, NULL);
     pthread_mutex_init(&k->lock, NULL);
-    kube__cond_init(&k->wake);
+    clock_cond_init(&k->wake);
     atomic_init(&k->down, false);
-    kube__bucket_init(&k->bucket, k->opt.qps, k->opt.burst, kube__now());
+    kube__bucket_init(&k->bucket, k->opt.qps, k->opt.burst, clock_mono());
     k->rng = kube__seed(k);
     if (k->cfg->token)
         k->token = xstrdup(k->cfg->token);
@@ -607,7 +571,7 @@ static int kube__throttle(struct kube *k)
     double wait;
 
     pthread_mutex_lock(&k->lock);
-    wait = kube__bucket_reserve(&k->bucket, kube__now());
+    wait = kube__bucket_reserve(&k->bucket, clock_mono());
     if (wait > 0)
         k->throttled_ms += (unsigned long)(wait * 1000);
     pthread_mutex_unlock(&k->lock);
@@ -626,7 +590,7 @@ static int kube__throttle(struct kube *k)
 static char *kube__auth_header(struct kube *k, bool force)
 {
     char *hdr = NULL;
-    double now = kube__now();
+    double now = clock_mono();
 
     pthread_mutex_lock(&k->lock);
     if (k->cfg->token_file &&
@@ -705,7 +669,7 @@ static size_t kube__on_header(char *data, size_t size, size_t n, void *ud)
 
     if (len > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
         char *v = xstrndup(data + sizeof(name) - 1, len - (sizeof(name) - 1));
-        x->retry_after = kube__parse_retry_after(v, (long)time(NULL));
+        x->retry_after = kube__parse_retry_after(v, (long)clock_wall());
         free(v);
     }
     return len;

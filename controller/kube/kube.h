@@ -18,11 +18,9 @@
 #ifndef KVR_KUBE_H
 #define KVR_KUBE_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -273,17 +271,7 @@ long kube__parse_retry_after(const char *value, long now);
  *  rnd in [0,1)). Milliseconds. */
 long kube__backoff_ms(int attempt, long base, long max, double rnd);
 
-/* ---- clock, seed and wait helpers shared with watch.c and lease.c ---- */
-
-/** Monotonic milliseconds since an unspecified start. */
-long kube__now_ms(void);
-
-/** *t = now + ms on CLOCK_MONOTONIC, the clock kube__cond_init() waits on. */
-void kube__deadline(struct timespec *t, long ms);
-
-/** Initialises c to time its waits on CLOCK_MONOTONIC, so wall-clock jumps
- *  do not stretch or cut short a sleep. Destroy with pthread_cond_destroy. */
-void kube__cond_init(pthread_cond_t *c);
+/* ---- seed and random helpers shared with watch.c and lease.c ---- */
 
 /** A non-zero xorshift seed mixed from the wall clock, the process id and
  *  salt (an object address, so two objects made at once differ). */

@@ -21,12 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
-
-/* Leases the API server answers are written by it; anything larger is not
- * something we read. A MicroTime is 27 characters. */
-#define LEASE_TIME_LEN 32
 
 struct lease {
     struct kube *k;         /* borrowed client */
@@ -62,17 +59,6 @@ static double lease__rand01(struct lease *l)
 }
 
 /* ---- pure pieces ---------------------------------------------------- */
-
-void lease__format_time(const struct timespec *t, char out[32])
-{
-    struct tm tm;
-    unsigned us = (unsigned)((t->tv_nsec / 1000) % 1000000);
-    size_t n;
-
-    gmtime_r(&t->tv_sec, &tm);
-    n = strftime(out, LEASE_TIME_LEN - 9, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, LEASE_TIME_LEN - n, ".%06uZ", us);
-}
 
 void lease__record_free(struct lease_record *rec)
 {
@@ -195,12 +181,12 @@ cJSON *lease__build(enum lease_decision d, const cJSON *current, const struct le
                     const char *ns, const char *name, const char *identity, long duration_s,
                     const struct timespec *now)
 {
-    char t[LEASE_TIME_LEN];
+    char t[CLOCK_TEXT_LEN];
     cJSON *obj, *spec;
 
     if (d == LEASE_WAIT || (d != LEASE_CREATE && current == NULL))
         return NULL;
-    lease__format_time(now, t);
+    clock_format_ts(now, 6, t); /* a MicroTime: six digits, as the API server requires */
     obj = lease__base(d == LEASE_CREATE ? NULL : current, ns, name, &spec);
     lease__set_str(spec, "holderIdentity", identity);
     lease__set_num(spec, "leaseDurationSeconds", (double)duration_s);
@@ -220,10 +206,10 @@ cJSON *lease__build(enum lease_decision d, const cJSON *current, const struct le
 
 cJSON *lease__build_release(const cJSON *current, const struct timespec *now)
 {
-    char t[LEASE_TIME_LEN];
+    char t[CLOCK_TEXT_LEN];
     cJSON *spec, *obj;
 
-    lease__format_time(now, t);
+    clock_format_ts(now, 6, t);
     obj = lease__base(current, "", "", &spec);
     lease__set_str(spec, "holderIdentity", "");
     lease__set_num(spec, "leaseDurationSeconds", 1);
@@ -285,7 +271,7 @@ int lease_new(struct kube *k, const struct lease_config *cfg, struct lease **out
     l->cb.ns = l->cb.name = l->cb.identity = NULL; /* not ours to keep */
     l->rng = kube__seed(l);
     pthread_mutex_init(&l->lock, NULL);
-    kube__cond_init(&l->cond);
+    clock_cond_init(&l->cond);
     *out = l;
     return 0;
 }
@@ -317,7 +303,7 @@ bool lease_is_leader(struct lease *l)
     bool r;
 
     pthread_mutex_lock(&l->lock);
-    r = l->leading && kube__now_ms() - l->renewed_at < l->renew_ms;
+    r = l->leading && clock_mono_ms() - l->renewed_at < l->renew_ms;
     pthread_mutex_unlock(&l->lock);
     return r;
 }
@@ -336,7 +322,7 @@ static bool lease__stopping(struct lease *l)
  * stops trying then, as client-go's renew context expires. */
 static bool lease__late(const struct lease *l)
 {
-    return l->deadline > 0 && kube__now_ms() >= l->deadline;
+    return l->deadline > 0 && clock_mono_ms() >= l->deadline;
 }
 
 static bool lease__cancelled(void *ud)
@@ -350,7 +336,7 @@ static bool lease__sleep(struct lease *l, long ms)
     struct timespec until;
     bool stopped;
 
-    kube__deadline(&until, ms);
+    clock_deadline(&until, ms);
     pthread_mutex_lock(&l->lock);
     while (!l->stopped)
         if (pthread_cond_timedwait(&l->cond, &l->lock, &until) == ETIMEDOUT)
@@ -373,7 +359,7 @@ static void lease__observe(struct lease *l, cJSON *obj, const struct lease_recor
     if (rv == NULL || l->observed_rv == NULL || strcmp(rv, l->observed_rv) != 0) {
         free(l->observed_rv);
         l->observed_rv = xstrdup(rv);
-        l->observed_at = kube__now_ms();
+        l->observed_at = clock_mono_ms();
     }
     cJSON_Delete(l->observed);
     l->observed = obj;
@@ -434,7 +420,7 @@ static int lease__try(struct lease *l, bool leading)
     cJSON *cur = NULL, *obj;
     int rc;
 
-    clock_gettime(CLOCK_REALTIME, &now);
+    clock_wall_ts(&now);
     if (lease__late(l))
         return -ETIMEDOUT;
     /* Fast path for a leader: renew from the object we wrote last. */
@@ -461,7 +447,7 @@ static int lease__try(struct lease *l, bool leading)
         return -EBADMSG;
     } else {
         lease__observe(l, cur, &rec);
-        d = lease__decide(&rec, l->identity, kube__now_ms() - l->observed_at, l->duration_ms);
+        d = lease__decide(&rec, l->identity, clock_mono_ms() - l->observed_at, l->duration_ms);
         lease__record_free(&rec);
     }
     if (d == LEASE_WAIT)
@@ -493,7 +479,7 @@ static void lease__set_leading(struct lease *l, bool leading, long renewed_at)
 static int lease__acquire(struct lease *l)
 {
     for (;;) {
-        long t0 = kube__now_ms();
+        long t0 = clock_mono_ms();
         int rc;
 
         if (lease__stopping(l))
@@ -516,7 +502,7 @@ static int lease__acquire(struct lease *l)
  * leadership was lost. */
 static int lease__renew(struct lease *l)
 {
-    long last_ok = kube__now_ms();
+    long last_ok = clock_mono_ms();
 
     for (;;) {
         long t0;
@@ -524,7 +510,7 @@ static int lease__renew(struct lease *l)
 
         if (lease__sleep(l, l->retry_ms))
             return 0;
-        t0 = kube__now_ms();
+        t0 = clock_mono_ms();
         l->deadline = last_ok + l->renew_ms;
         rc = lease__try(l, true);
         l->deadline = 0;
@@ -533,7 +519,7 @@ static int lease__renew(struct lease *l)
         /* A renewal that ends after the deadline does not count: by then
          * lease_is_leader() has said false, and the workers may have
          * stopped. */
-        if (rc == 0 && kube__now_ms() - last_ok < l->renew_ms) {
+        if (rc == 0 && clock_mono_ms() - last_ok < l->renew_ms) {
             last_ok = t0;
             lease__set_leading(l, true, t0);
             continue;
@@ -545,7 +531,7 @@ static int lease__renew(struct lease *l)
         }
         if (rc < 0)
             log_warn("lease %s/%s: renewal failed: %s", l->ns, l->name, strerror(-rc));
-        if (kube__now_ms() - last_ok >= l->renew_ms) {
+        if (clock_mono_ms() - last_ok >= l->renew_ms) {
             log_warn("lease %s/%s: no renewal for %ld ms, giving up leadership", l->ns, l->name,
                      l->renew_ms);
             return -ETIMEDOUT;
@@ -610,7 +596,7 @@ int lease_release(struct lease *l)
     if (l->observed == NULL || l->observed_holder == NULL ||
         strcmp(l->observed_holder, l->identity) != 0)
         return 0;
-    clock_gettime(CLOCK_REALTIME, &now);
+    clock_wall_ts(&now);
     obj = lease__build_release(l->observed, &now);
     rc = kube_update(l->k, l->obj_path, obj, NULL, NULL);
     cJSON_Delete(obj);

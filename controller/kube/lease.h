@@ -188,10 +188,4 @@ cJSON *lease__build(enum lease_decision d, const cJSON *current, const struct le
  */
 cJSON *lease__build_release(const cJSON *current, const struct timespec *now);
 
-/**
- * Formats t as a Kubernetes MicroTime ("2024-05-01T12:00:00.123456Z", UTC,
- * always six fractional digits, which the API server requires) into out.
- */
-void lease__format_time(const struct timespec *t, char out[32]);
-
 #endif

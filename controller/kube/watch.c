@@ -25,6 +25,7 @@
 
 #include <uthash.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -608,7 +609,7 @@ static bool watch__sleep(struct watch *w, long ms)
     struct timespec until;
     bool stopped;
 
-    kube__deadline(&until, ms);
+    clock_deadline(&until, ms);
     pthread_mutex_lock(&w->lock);
     while (!atomic_load(&w->stopping))
         if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
@@ -749,7 +750,7 @@ static int watch__watch_once(struct watch *w, bool *useful)
 {
     long timeout_s = WATCH_MIN_TIMEOUT_S +
                      (long)(watch__rand01(w) * (WATCH_MAX_TIMEOUT_S - WATCH_MIN_TIMEOUT_S));
-    long t0 = kube__now_ms();
+    long t0 = clock_mono_ms();
     struct buf path = {0};
     struct kube_error err;
     char *rv = watch_resource_version(w);
@@ -776,7 +777,7 @@ static int watch__watch_once(struct watch *w, bool *useful)
     watch__lines_reset(&w->lines);
     if (rc == -ECANCELED && w->stream_rc != 0)
         rc = w->stream_rc;
-    *useful = w->applied || kube__now_ms() - t0 >= WATCH_MIN_USEFUL_MS;
+    *useful = w->applied || clock_mono_ms() - t0 >= WATCH_MIN_USEFUL_MS;
     if (rc == -ESTALE) {
         if (w->stream_rc == 0)
             log_info("watch %s: 410 Gone, relisting", w->name);
@@ -858,7 +859,7 @@ int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out
     w->rng = kube__seed(w);
     atomic_init(&w->stopping, false);
     pthread_mutex_init(&w->lock, NULL);
-    kube__cond_init(&w->cond);
+    clock_cond_init(&w->cond);
     *out = w;
     return 0;
 }
@@ -940,7 +941,7 @@ int watch_wait_synced(struct watch *w, long timeout_ms)
     struct timespec until;
     int rc = 0;
 
-    kube__deadline(&until, timeout_ms >= 0 ? timeout_ms : 0);
+    clock_deadline(&until, timeout_ms >= 0 ? timeout_ms : 0);
     pthread_mutex_lock(&w->lock);
     while (!w->synced && !atomic_load(&w->stopping)) {
         int e = timeout_ms >= 0 ? pthread_cond_timedwait(&w->cond, &w->lock, &until)

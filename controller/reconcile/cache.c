@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
-#include <time.h>
 
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "reconcile/cache.h"
 #include "sim/pool.h"
 #include "base/yaml.h"
@@ -64,54 +64,6 @@ static enum cache_phase cache__phase(const char *s)
         if (strcmp(s, cache__phases[i]) == 0)
             return (enum cache_phase)i;
     return CACHE_PHASE_OTHER;
-}
-
-static int cache__days_from_civil(int y, int m, int d)
-{
-    /* Howard Hinnant's algorithm: days since 1970-01-01 without timegm(). */
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int cache__digits(const char **p, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9')
-            return -EINVAL;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return 0;
-}
-
-int cache_parse_time(const char *s, double *out)
-{
-    int y, mo, d, h, mi, se;
-    double frac = 0, scale = 0.1;
-
-    if (!s || cache__digits(&s, 4, &y) || *s++ != '-' || cache__digits(&s, 2, &mo) || *s++ != '-' ||
-        cache__digits(&s, 2, &d) || (*s != 'T' && *s != 't'))
-        return -EINVAL;
-    s++;
-    if (cache__digits(&s, 2, &h) || *s++ != ':' || cache__digits(&s, 2, &mi) || *s++ != ':' ||
-        cache__digits(&s, 2, &se))
-        return -EINVAL;
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
-            frac += (*s - '0') * scale;
-    }
-    if ((*s != 'Z' && *s != 'z') || s[1] || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-        mi > 59 || se > 60)
-        return -EINVAL;
-    *out = (double)cache__days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + se + frac;
-    return 0;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -535,7 +487,7 @@ static double cache__phase_began(const cJSON *status, const char *phase)
     cJSON_ArrayForEach(it, (cJSON_IsArray(ts) ? ts : NULL))
     {
         if (cache__streq(cache__str(it, "phase"), phase) &&
-            cache_parse_time(cache__str(it, "phaseTransitionTimestamp"), &v) == 0 && v > t)
+            clock_parse(cache__str(it, "phaseTransitionTimestamp"), &v) == 0 && v > t)
             t = v;
     }
     return t;

@@ -306,8 +306,4 @@ int cache_annotation_is_generated(const char *key);
 /** The phase's name as KubeVirt writes it ("" for none, "Other"). */
 const char *cache_phase_name(enum cache_phase p);
 
-/** Parses an RFC 3339 UTC time ("2024-05-01T12:00:00Z", fractions allowed)
- *  into epoch seconds; returns 0 or -EINVAL. */
-int cache_parse_time(const char *s, double *out);
-
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "reconcile/cache.h"
 #include "reconcile/capture.h"
 #include "reconcile/controller.h"
@@ -140,7 +141,7 @@ static void *controller__event_main(void *arg)
         while (!c->ev_head && !c->ev_stop)
             pthread_cond_wait(&c->ev_cond, &c->ev_lock);
         e = c->ev_head;
-        if (!e || (c->ev_stop && recover_now_mono() > c->ev_deadline)) {
+        if (!e || (c->ev_stop && clock_mono() > c->ev_deadline)) {
             pthread_mutex_unlock(&c->ev_lock);
             break;
         }
@@ -149,12 +150,7 @@ static void *controller__event_main(void *arg)
              * would only take API server time a replacement needs. */
             struct timespec ts;
 
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += CONTROLLER_EVENT_YIELD_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            clock_deadline(&ts, CONTROLLER_EVENT_YIELD_MS);
             pthread_cond_timedwait(&c->ev_cond, &c->ev_lock, &ts);
             pthread_mutex_unlock(&c->ev_lock);
             continue;
@@ -271,7 +267,7 @@ static void controller__put(void *ud, const cJSON *obj)
         return;
     switch (cw->kind) {
     case CTL_VMI:
-        chg = cache_vmi_put(c->cache, obj, recover_now_wall(), recover_now_mono());
+        chg = cache_vmi_put(c->cache, obj, clock_wall(), clock_mono());
         break;
     case CTL_VM:
         chg = cache_vm_put(c->cache, obj);
@@ -486,7 +482,7 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
     c->q = wq_new(&qc);
     c->capq = wq_new(&qc);
     pthread_mutex_init(&c->ev_lock, NULL);
-    pthread_cond_init(&c->ev_cond, NULL);
+    clock_cond_init(&c->ev_cond);
     c->env = (struct recover_env){
         c->cache, c->cfg.kube, c->book, controller__event, controller__leading, controller__changed,
         c};
@@ -659,7 +655,7 @@ void controller_stop(struct controller *c)
     if (c->event_thread_started) {
         pthread_mutex_lock(&c->ev_lock);
         c->ev_stop = 1;
-        c->ev_deadline = recover_now_mono() + 2.0;
+        c->ev_deadline = clock_mono() + 2.0;
         pthread_cond_signal(&c->ev_cond);
         pthread_mutex_unlock(&c->ev_lock);
         pthread_join(c->event_thread, NULL);
@@ -707,9 +703,9 @@ bool controller_take_dirty(struct controller *c)
 char *controller_state_json(struct controller *c, bool leader)
 {
     cJSON *root = cJSON_CreateObject();
-    char now[32], *text;
+    char now[CLOCK_TEXT_LEN], *text;
 
-    recover_format_time(recover_now_wall(), now);
+    clock_format(clock_wall(), now);
     cJSON_AddStringToObject(root, "generatedAt", now);
     cJSON_AddBoolToObject(root, "leader", leader);
     cJSON_AddStringToObject(root, "identity", c->identity);

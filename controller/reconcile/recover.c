@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "web/metrics.h"
 #include "reconcile/recover.h"
@@ -62,31 +62,6 @@ void recover_pick_free(struct recover_pick *p)
     for (size_t i = 0; i < p->nsel; i++)
         free(p->sel[i]);
     memset(p, 0, sizeof(*p));
-}
-
-double recover_now_wall(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-double recover_now_mono(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void recover_format_time(double t, char out[32])
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- the book --------------------------------------------------------- */
@@ -281,7 +256,7 @@ void recover_book_seed(struct recover_book *b, const char *ns, const char *polic
         v = cJSON_GetObjectItemCaseSensitive(it, "score");
         d.score = cJSON_IsNumber(v) ? v->valuedouble : 0;
         v = cJSON_GetObjectItemCaseSensitive(it, "time");
-        if (!cJSON_IsString(v) || cache_parse_time(v->valuestring, &d.when) != 0)
+        if (!cJSON_IsString(v) || clock_parse(v->valuestring, &d.when) != 0)
             d.when = 0;
         recover__add_locked(b, &d);
     }
@@ -721,7 +696,7 @@ static void recover__announce(const struct recover_env *env, struct recover_job 
                               double score, double when, int observe)
 {
     struct recover_decision d = {0};
-    double latency = recover_now_mono() - j->seen_mono;
+    double latency = clock_mono() - j->seen_mono;
     cJSON *f = cJSON_CreateObject();
     char *pkey = xasprintf("%s/%s", j->ns, j->policy);
     char *labels;
@@ -803,7 +778,7 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
     if (!p)
         goto out;
     if (vmi->phase == CACHE_PHASE_UNKNOWN) {
-        double left = vmi->phase_since + (double)p->pol.unknown_grace_seconds - recover_now_wall();
+        double left = vmi->phase_since + (double)p->pol.unknown_grace_seconds - clock_wall();
         if (left > 0) {
             *requeue_ms = (uint64_t)(left * 1000.0) + 100;
             goto out;
@@ -823,8 +798,8 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
         known.replacement = xstrdup(repl->name);
         known.tmpl = xstrdup(repl->repl->tmpl);
         known.score = repl->repl->score >= 0 ? repl->repl->score : 0;
-        if (!repl->repl->decided_at || cache_parse_time(repl->repl->decided_at, &known.when))
-            known.when = recover_now_wall();
+        if (!repl->repl->decided_at || clock_parse(repl->repl->decided_at, &known.when))
+            known.when = clock_wall();
         known.result = RECOVER_RECOVERED;
         goto out;
     }
@@ -946,18 +921,18 @@ int recover_vmi(const struct recover_env *env, struct recover_ranker *rk, const 
                 const char *name, uint64_t *requeue_ms)
 {
     struct recover_job j = {0};
-    char decided_at[32], *msg = NULL, *repl = NULL, *why = NULL;
+    char decided_at[CLOCK_TEXT_LEN], *msg = NULL, *repl = NULL, *why = NULL;
     double now;
     int rc = 0;
     size_t i;
 
     *requeue_ms = 0;
-    j.start = recover_now_mono();
+    j.start = clock_mono();
     if (!recover__prepare(env, rk, ns, name, requeue_ms, &j))
         return 0;
-    j.ranked = recover_now_mono();
-    now = recover_now_wall();
-    recover_format_time(now, decided_at);
+    j.ranked = clock_mono();
+    now = clock_wall();
+    clock_format(now, decided_at);
 
     if (j.pick.nsel == 0) {
         msg = xasprintf("VMI %s failed: no eligible pool member (best: %s%s%s)%s%s", j.vmi,

@@ -218,11 +218,4 @@ cJSON *recover_build_replacement(const char *vm_json, const char *ns, const char
                                  double score, const char *failed_uid, const char *decided_at,
                                  char **err);
 
-/** Formats epoch seconds t as RFC 3339 UTC ("2026-11-25T19:20:00Z"). */
-void recover_format_time(double t, char out[32]);
-
-/** Wall-clock and monotonic time, seconds. */
-double recover_now_wall(void);
-double recover_now_mono(void);
-
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "web/metrics.h"
 #include "reconcile/status.h"
@@ -138,7 +139,7 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
     const cJSON *oldc = status__ready(old), *v;
     const char *status, *reason;
     char *message;
-    char when[32];
+    char when[CLOCK_TEXT_LEN];
 
     if (!f->valid) {
         status = "False";
@@ -198,7 +199,7 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
     for (size_t i = 0; i < f->nrecent; i++) {
         const char *d = f->recent[i].decision;
         if (strcmp(d, "Recovered") == 0 || strcmp(d, "DryRun") == 0) {
-            recover_format_time(f->recent[i].when, when);
+            clock_format(f->recent[i].when, when);
             cJSON_AddStringToObject(st, "lastRecovery", when);
             break;
         }
@@ -213,7 +214,7 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
         cJSON_AddStringToObject(e, "replacement", r->replacement ? r->replacement : "");
         cJSON_AddStringToObject(e, "template", r->tmpl ? r->tmpl : "");
         cJSON_AddNumberToObject(e, "score", r->score);
-        recover_format_time(r->when, when);
+        clock_format(r->when, when);
         cJSON_AddStringToObject(e, "time", when);
         cJSON_AddStringToObject(e, "decision", r->decision);
         cJSON_AddItemToArray(arr, e);
@@ -577,7 +578,7 @@ static void status__replacements(struct cache *c, const struct cache_policy *p,
         d->replacement = xstrdup(vm->name);
         d->tmpl = xstrdup(vm->repl->tmpl);
         d->score = vm->repl->score >= 0 ? vm->repl->score : 0;
-        if (!vm->repl->decided_at || cache_parse_time(vm->repl->decided_at, &d->when) != 0)
+        if (!vm->repl->decided_at || clock_parse(vm->repl->decided_at, &d->when) != 0)
             d->when = 0;
         d->result = RECOVER_RECOVERED;
     }
@@ -733,13 +734,13 @@ static size_t status__recent(const struct status__snap *s, struct recover_decisi
     memcpy(out, all, n * sizeof(*out));
     for (size_t i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
-        char when[32];
+        char when[CLOCK_TEXT_LEN];
         const cJSON *ranking = NULL;
 
         for (size_t k = 0; k < nbook; k++)
             if (strcmp(book[k].failed_uid, out[i].failed_uid) == 0)
                 ranking = book[k].ranking;
-        recover_format_time(out[i].when, when);
+        clock_format(out[i].when, when);
         cJSON_AddStringToObject(e, "failed", out[i].failed_vm ? out[i].failed_vm : "");
         cJSON_AddStringToObject(e, "vmiUid", out[i].failed_uid);
         cJSON_AddStringToObject(e, "replacement", out[i].replacement ? out[i].replacement : "");
@@ -782,8 +783,8 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     struct status_recent recent[RECOVER_RECENT];
     struct status_facts f = {0};
     cJSON *status = NULL, *patch = NULL, *recoveries;
-    char *key = xasprintf("%s/%s", ns, name), now[32];
-    double t0 = recover_now_mono();
+    char *key = xasprintf("%s/%s", ns, name), now[CLOCK_TEXT_LEN];
+    double t0 = clock_mono();
     size_t nbook = 0, nrecent;
     int rc = 0, gone;
 
@@ -837,7 +838,7 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     f.recoveries = s.nreplacements + recover_book_count(env->book, ns, name, RECOVER_DRYRUN);
     f.recent = recent;
     f.nrecent = nrecent;
-    recover_format_time(recover_now_wall(), now);
+    clock_format(clock_wall(), now);
     status = status_build(&f, s.old, now);
     {
         const cJSON *c = status__ready(status);
@@ -861,12 +862,12 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     sp->view = s.view;
     s.view = NULL;
     {
-        double took = recover_now_mono() - t0;
+        double took = clock_mono() - t0;
 
         log_debug("status of policy %s: %zu protected, %zu members, %.1f ms", key, s.nprotected,
                   s.pool_size, took * 1000.0);
-        sp->next_mono = recover_now_mono() +
-                        (2 * took > STATUS_MIN_INTERVAL_S ? 2 * took : STATUS_MIN_INTERVAL_S);
+        sp->next_mono =
+            clock_mono() + (2 * took > STATUS_MIN_INTERVAL_S ? 2 * took : STATUS_MIN_INTERVAL_S);
     }
     pthread_mutex_unlock(&st->lock);
 out:

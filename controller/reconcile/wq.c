@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/xalloc.h"
 
 #define WQ__NOHEAP ((size_t)-1)
@@ -58,14 +58,6 @@ struct wq {
     double tokens;             /* tokens left; negative: reserved ahead */
     uint64_t tokens_ns;        /* when tokens was last brought up to date */
 };
-
-static uint64_t wq__now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * WQ__NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 /* FNV-1a: keys are short and this table is not exposed to chosen-key
  * floods beyond object names the API server already accepted. */
@@ -254,7 +246,7 @@ static void wq__add_after_locked(struct wq *q, struct wq__item *it, uint64_t del
         wq__add_locked(q, it);
         return;
     }
-    when = wq__now() + delay_ns;
+    when = clock_mono_ns() + delay_ns;
     if (it->heap_idx != WQ__NOHEAP) {
         /* Already waiting: only ever bring it forward, as client-go does. */
         if (when < it->ready_ns) {
@@ -276,16 +268,12 @@ static void wq__add_after_locked(struct wq *q, struct wq__item *it, uint64_t del
 struct wq *wq_new(const struct wq_config *cfg)
 {
     struct wq *q = xcalloc(1, sizeof(*q));
-    pthread_condattr_t attr;
 
     pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_init(&attr);
     /* Deadlines are monotonic: a wall-clock step must not fire or stall
      * delayed keys. */
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->ready, &attr);
-    pthread_cond_init(&q->drained, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&q->ready);
+    clock_cond_init(&q->drained);
     q->nbuckets = 64;
     q->buckets = xcalloc(q->nbuckets, sizeof(*q->buckets));
 
@@ -304,7 +292,7 @@ struct wq *wq_new(const struct wq_config *cfg)
             q->burst = cfg->burst;
     }
     q->tokens = q->burst;
-    q->tokens_ns = wq__now();
+    q->tokens_ns = clock_mono_ns();
     return q;
 }
 
@@ -390,7 +378,7 @@ uint64_t wq_add_rate_limited(struct wq *q, const char *key)
         backoff = q->max_ns;
     if (it->failures < UINT32_MAX)
         it->failures++;
-    bucket = wq__bucket_wait(q, wq__now());
+    bucket = wq__bucket_wait(q, clock_mono_ns());
     if (bucket > backoff)
         backoff = bucket;
     wq__add_after_locked(q, it, backoff);
@@ -442,15 +430,17 @@ int wq_get(struct wq *q, char **key)
             rc = -ESHUTDOWN;
             goto out;
         }
-        wq__promote_due(q, wq__now());
+        uint64_t now = clock_mono_ns();
+
+        wq__promote_due(q, now);
         if (q->head)
             break;
         if (q->nheap > 0) {
-            uint64_t due = q->heap[0]->ready_ns;
-            struct timespec ts = {
-                .tv_sec = (time_t)(due / WQ__NS_PER_S),
-                .tv_nsec = (long)(due % WQ__NS_PER_S),
-            };
+            /* Sleep until the earliest key is due: that delay on the
+             * condition variable's own clock (see clock.h). */
+            struct timespec ts;
+
+            clock_deadline_ns(&ts, q->heap[0]->ready_ns - now);
             pthread_cond_timedwait(&q->ready, &q->lock, &ts);
         } else {
             pthread_cond_wait(&q->ready, &q->lock);
@@ -504,7 +494,7 @@ size_t wq_len(struct wq *q)
 
     pthread_mutex_lock(&q->lock);
     if (!q->shutdown)
-        wq__promote_due(q, wq__now());
+        wq__promote_due(q, clock_mono_ns());
     n = q->nready;
     pthread_mutex_unlock(&q->lock);
     return n;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "reconcile/cache.h"
 #include "fakeapi.h"
 #include "harness.h"
@@ -205,7 +206,7 @@ static inline int ctl_up(struct ctl_rig *r)
     pol = ctl_load("ctl-policy.json");
     vmi = ctl_load("ctl-vmi-failed.json");
     if (!pol || !vmi || cache_policy_put(r->cache, pol) < 0 ||
-        cache_vmi_put(r->cache, vmi, recover_now_wall(), recover_now_mono()) < 0 ||
+        cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono()) < 0 ||
         ctl_put_list(r, "ctl-pool-list.json", cache_member_put) != 5 ||
         ctl_put_list(r, "ctl-vm-list.json", cache_vm_put) != 5)
         rc = -1;

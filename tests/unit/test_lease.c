@@ -78,19 +78,6 @@ TEST(lease_decide_table)
         CHECK_INT(lease__decide(rows[i].rec, rows[i].me, rows[i].unchanged_ms, 5000), rows[i].want);
 }
 
-TEST(lease_format_time_micro)
-{
-    struct timespec t = {1714564800, 123456789};
-    char out[32];
-
-    lease__format_time(&t, out);
-    CHECK_STR(out, "2024-05-01T12:00:00.123456Z");
-    t.tv_sec = 0;
-    t.tv_nsec = 0;
-    lease__format_time(&t, out);
-    CHECK_STR(out, "1970-01-01T00:00:00.000000Z");
-}
-
 TEST(lease_record_parse_fields_and_errors)
 {
     cJSON *obj = fixture_json("lease-held.json");

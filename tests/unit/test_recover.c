@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock_test.h"
 #include "ctl_test.h"
 
 #define UID1 "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c" /* vm-001's VMI in the fixture */
@@ -437,7 +438,7 @@ TEST(unknown_waits_for_the_grace_period)
     status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
     ctl_set_str(status, "phase", "Unknown");
     cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
-    CHECK(cache_vmi_put(r.cache, vmi, recover_now_wall(), recover_now_mono()) & CACHE_CHG_PHASE);
+    CHECK(cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono()) & CACHE_CHG_PHASE);
     CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     CHECK(requeue > 59000 && requeue <= 60200); /* the default grace: 60 s */
     CHECK_INT(r.posts, 0);
@@ -446,6 +447,50 @@ TEST(unknown_waits_for_the_grace_period)
     CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     CHECK_INT(requeue, 0);
     CHECK_INT(r.posts, 1);
+    cJSON_Delete(vmi);
+    ctl_down(&r);
+}
+
+TEST(unknown_grace_period_and_decided_at_follow_the_clock)
+{
+    struct ctl_rig r;
+    uint64_t requeue0 = 0, requeue1 = 0, requeue2 = 1;
+    int posts1, posts2;
+    const char *decided = NULL;
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *status;
+
+    CHECK_INT(ctl_up(&r), 0);
+    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
+    ctl_set_str(status, "phase", "Unknown");
+    cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
+    /* Unknown since 2026-11-25T19:30:00Z by the test's clock; the default
+     * grace is 60 s, and a requeue comes 100 ms after it ends. */
+    clock__set(1795635000.0, 100.0);
+    cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono());
+    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue0);
+    clock__advance(59.5);
+    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue1);
+    posts1 = r.posts;
+    clock__advance(0.5);
+    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue2);
+    posts2 = r.posts;
+    clock__real();
+    CHECK_INT(requeue0, 60100);
+    CHECK_INT(requeue1, 600);
+    CHECK_INT(posts1, 0);
+    CHECK_INT(requeue2, 0);
+    CHECK_INT(posts2, 1);
+    {
+        char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(r.store, path);
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)o), "annotations");
+
+        decided =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/decided-at"));
+        free(name);
+        free(path);
+    }
+    CHECK_STR(decided, "2026-11-25T19:31:00Z");
     cJSON_Delete(vmi);
     ctl_down(&r);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/clock_test.h"
 #include "harness.h"
 #include "reconcile/wq.h"
 
@@ -356,6 +357,35 @@ static void *getter_thread(void *arg)
     if (g->rc == 0)
         wq_done(g->q, g->key);
     return NULL;
+}
+
+TEST(a_delayed_key_is_due_when_the_clock_says_so)
+{
+    struct wq *q = wq_new(&no_bucket);
+    size_t before, at;
+    uint64_t backoff;
+    int got;
+
+    /* The queue's time is the clock's: moved by the test, no sleeping. */
+    clock__set(1795635000.0, 500.0);
+    wq_add_after(q, "vmi/fx/a", 60000);
+    clock__advance(59.5);
+    before = wq_len(q);
+    clock__advance(0.5);
+    at = wq_len(q);
+    got = get_is(q, "vmi/fx/a");
+    backoff = wq_add_rate_limited(q, "vmi/fx/b"); /* 5 ms, the first backoff */
+    clock__advance(0.004);
+    before += wq_len(q);
+    clock__advance(0.001);
+    at += wq_len(q);
+    clock__real();
+    CHECK_INT(before, 0);
+    CHECK_INT(at, 2);
+    CHECK(got);
+    CHECK_INT(backoff, 5);
+    CHECK(get_is(q, "vmi/fx/b"));
+    wq_free(q);
 }
 
 TEST(sleeping_getter_wakes_for_a_nearer_deadline)
