@@ -21,6 +21,7 @@
 
 #include <yaml.h>
 
+#include "base/hash.h"
 #include "base/xalloc.h"
 
 /* Mapping keys are checked for duplicates through this small hash set once a
@@ -63,11 +64,7 @@ struct yaml__state {
 
 static uint64_t yaml__hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return hash_fnv_str(HASH_TABLE_INIT, s);
 }
 
 /* Adds key to the set; returns 0, or -EEXIST when it is already there. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -34,11 +35,12 @@ struct event_recorder {
     struct event__slot slots[EVENT__SLOTS];
 };
 
+/* One field of a slot's hash: the bytes of s, then a 0xff separator, so that
+ * "ab","c" != "a","bc". (Not hash_fnv_field(), whose separator is the NUL:
+ * kept as it was, so the slots are.) */
 static uint64_t event__hash(uint64_t h, const char *s)
 {
-    for (; s && *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (h ^ 0xff) * 1099511628211ULL; /* a separator, so "ab","c" != "a","bc" */
+    return hash_fnv(hash_fnv_str(h, s), "\xff", 1);
 }
 
 struct event_recorder *event_recorder_new(struct kube *k, const char *component,
@@ -121,7 +123,7 @@ void event_record(struct event_recorder *r, const struct event_ref *obj, const c
 {
     char message[EVENT__MAX_MSG], now[CLOCK_TEXT_LEN];
     va_list ap;
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = HASH_TABLE_INIT;
     struct event__slot *s;
     char *bump_ns = NULL, *bump_name = NULL;
     int bump_count = 0, rc;

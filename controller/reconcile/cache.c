@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "reconcile/cache.h"
 #include "sim/pool.h"
 #include "base/yaml.h"
@@ -308,23 +309,6 @@ int cache_spec_features(const struct cache_spec *s, struct features *out, char *
     memcpy(out->res, s->res, sizeof(out->res));
     out->has_res = s->has_res;
     return 0;
-}
-
-uint64_t cache_hash(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static uint64_t cache__hash_str(uint64_t h, const char *s)
-{
-    /* The terminator too, so that "ab"+"c" and "a"+"bc" differ. */
-    return s ? cache_hash(h, s, strlen(s) + 1) : cache_hash(h, "\xff", 1);
 }
 
 /* ---- the cache -------------------------------------------------------- */
@@ -623,20 +607,20 @@ static uint64_t cache__vm_fingerprint(const cJSON *meta)
 {
     const cJSON *ann = cache__get(meta, "annotations"), *gen = cache__get(meta, "generation");
     const cJSON *it;
-    uint64_t h = CACHE_HASH_INIT;
+    uint64_t h = HASH_FNV_INIT;
     char *labels = cache_labels_pack(cache__get(meta, "labels"));
 
-    h = cache__hash_str(h, cache__str(meta, "uid"));
+    h = hash_fnv_field(h, cache__str(meta, "uid"));
     if (cJSON_IsNumber(gen))
-        h = cache_hash(h, &gen->valuedouble, sizeof(gen->valuedouble));
-    h = cache_hash(h, labels ? labels : "", cache__packed_len(labels));
+        h = hash_fnv(h, &gen->valuedouble, sizeof(gen->valuedouble));
+    h = hash_fnv(h, labels ? labels : "", cache__packed_len(labels));
     free(labels);
     cJSON_ArrayForEach(it, (cJSON_IsObject(ann) ? ann : NULL))
     {
         if (!cJSON_IsString(it) || !it->string || cache_annotation_is_generated(it->string))
             continue;
-        h = cache__hash_str(h, it->string);
-        h = cache__hash_str(h, it->valuestring);
+        h = hash_fnv_field(h, it->string);
+        h = hash_fnv_field(h, it->valuestring);
     }
     return h;
 }

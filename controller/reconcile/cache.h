@@ -286,17 +286,9 @@ cJSON *cache_labels_json(const char *packed);
  */
 int cache_spec_features(const struct cache_spec *s, struct features *out, char **err);
 
-/* FNV-1a, 64 bits: the capture fingerprint and digest, and the short hash in
- * a replacement's name. Stable across versions: names derived from it must
- * not change, or a restarted controller would not find its replacements. */
-#define CACHE_HASH_INIT 14695981039346656037ull
-
 /** A new "ns\0name" hash key (the caller frees it); *len is the key length
  *  uthash uses (both strings and the NUL between them). */
 char *cache_key(const char *ns, const char *name, size_t *len);
-
-/** Continues hash h over p[0..n). */
-uint64_t cache_hash(uint64_t h, const void *p, size_t n);
 
 /** Whether an annotation key is one KubeVirt or kubectl writes for itself
  *  (kubevirt.io/..., kubectl.kubernetes.io/last-applied-configuration): capture

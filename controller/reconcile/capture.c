@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "reconcile/capture.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "sim/quantity.h"
 #include "base/xalloc.h"
@@ -252,9 +253,11 @@ cJSON *capture_clean_vm(const cJSON *vm)
     return out;
 }
 
+/* One field of the digest; NULL hashes as "" (not as hash_fnv_field()'s
+ * 0xff), as digests already written into ConfigMaps were made. */
 static uint64_t capture__hash_str(uint64_t h, const char *s)
 {
-    return cache_hash(h, s ? s : "", s ? strlen(s) + 1 : 1);
+    return hash_fnv_field(h, s ? s : "");
 }
 
 cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, const cJSON *labels,
@@ -265,7 +268,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     char *ftext, *rtext, *vtext, *ltext, hex[17];
     const cJSON *vmname =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "metadata"), "name");
-    uint64_t h = CACHE_HASH_INIT;
+    uint64_t h = HASH_FNV_INIT;
 
     *err = NULL;
     if (digest)
@@ -378,7 +381,7 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
         goto out;
     j->labels = capture__labels(best);
     ltext = cJSON_PrintUnformatted(j->labels);
-    j->lhash = cache_hash(CACHE_HASH_INIT, ltext, strlen(ltext));
+    j->lhash = hash_fnv_str(HASH_FNV_INIT, ltext);
     cJSON_free(ltext);
     j->fp = vm->fingerprint;
     pthread_mutex_lock(&st->lock);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "web/metrics.h"
 #include "reconcile/recover.h"
@@ -530,7 +531,7 @@ out:
 
 char *recover_replacement_name(const char *vm, const char *uid)
 {
-    uint64_t h = cache_hash(CACHE_HASH_INIT, uid, strlen(uid));
+    uint64_t h = hash_fnv_str(HASH_FNV_INIT, uid);
     char base[53];
     size_t n = 0;
 

@@ -197,7 +197,7 @@ int recover_vmi(const struct recover_env *env, struct recover_ranker *rk, const 
 /**
  * The replacement's name for failed VM vm and VMI uid: vm made DNS-1123
  * (lower case, [a-z0-9-], at most 52 characters, no '-' at either end),
- * '-', and 10 hex digits of cache_hash(uid). At most 63 characters; the same
+ * '-', and 10 hex digits of hash_fnv_str(HASH_FNV_INIT, uid). At most 63 characters; the same
  * for the same inputs in every version. The caller frees.
  */
 char *recover_replacement_name(const char *vm, const char *uid);

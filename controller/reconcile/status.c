@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "web/metrics.h"
 #include "reconcile/status.h"
@@ -36,7 +37,7 @@ struct status_policy {
  * sorted array without the VM's name (its hash stands for it): 10,000
  * protected VMs cost about half a megabyte. */
 struct status__memo {
-    uint64_t vm;  /* cache_hash() of the VM's name */
+    uint64_t vm;  /* hash_fnv_str() of the VM's name */
     uint64_t key; /* what it was ranked with (status__key()) */
     char *best;   /* the selected (else the top) candidate, or NULL */
     double score; /* its score */
@@ -59,7 +60,7 @@ static int status__memo_cmp(const void *a, const void *b)
 
 static uint64_t status__name_hash(const char *name)
 {
-    return cache_hash(CACHE_HASH_INIT, name, strlen(name));
+    return hash_fnv_str(HASH_FNV_INIT, name);
 }
 
 struct status_state {
@@ -354,25 +355,25 @@ static void status__pool(struct cache *c, const struct cache_policy *p, struct s
 static uint64_t status__key(struct cache *c, const struct cache_policy *p, const char *vm_name,
                             const struct cache_vmi *vmi)
 {
-    uint64_t v = cache_pool_version(c, p->ns), h = CACHE_HASH_INIT;
+    uint64_t v = cache_pool_version(c, p->ns), h = HASH_FNV_INIT;
     const struct cache_vm *vm = cache_vm_find(c, p->ns, vm_name);
     const struct cache_spec *specs[2] = {vmi ? &vmi->spec : NULL, vm ? &vm->spec : NULL};
 
-    h = cache_hash(h, &v, sizeof(v));
-    h = cache_hash(h, &p->generation, sizeof(p->generation));
-    h = cache_hash(h, p->uid, strlen(p->uid) + 1);
+    h = hash_fnv(h, &v, sizeof(v));
+    h = hash_fnv(h, &p->generation, sizeof(p->generation));
+    h = hash_fnv_field(h, p->uid);
     for (int i = 0; i < 2; i++) {
         const struct cache_spec *sp = specs[i];
 
-        h = cache_hash(h, sp ? "+" : "-", 1);
+        h = hash_fnv(h, sp ? "+" : "-", 1);
         if (!sp)
             continue;
         if (sp->features)
-            h = cache_hash(h, sp->features, strlen(sp->features) + 1);
+            h = hash_fnv_field(h, sp->features);
         if (sp->error)
-            h = cache_hash(h, sp->error, strlen(sp->error) + 1);
-        h = cache_hash(h, sp->res, sizeof(sp->res));
-        h = cache_hash(h, &sp->has_res, sizeof(sp->has_res));
+            h = hash_fnv_field(h, sp->error);
+        h = hash_fnv(h, sp->res, sizeof(sp->res));
+        h = hash_fnv(h, &sp->has_res, sizeof(sp->has_res));
         /* the first source with features decides; the rest do not matter */
         if (sp->features || sp->error)
             break;
@@ -670,7 +671,7 @@ static void status__events(const struct recover_env *env, struct status_state *s
         }
     }
     for (size_t i = 0; i < s->pool_invalid; i++) {
-        uint64_t h = cache_hash(CACHE_HASH_INIT, s->invalid[i], strlen(s->invalid[i]));
+        uint64_t h = hash_fnv_str(HASH_FNV_INIT, s->invalid[i]);
         size_t k;
 
         for (k = 0; k < sp->nmember_events && sp->member_events[k] != h; k++)

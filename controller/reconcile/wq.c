@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/xalloc.h"
 
 #define WQ__NOHEAP ((size_t)-1)
@@ -63,13 +64,7 @@ struct wq {
  * floods beyond object names the API server already accepted. */
 static size_t wq__hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
+    return (size_t)hash_fnv_str(HASH_TABLE_INIT, s);
 }
 
 static struct wq__item *wq__find(struct wq *q, const char *key)

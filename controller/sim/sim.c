@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/xalloc.h"
 
 #define SIM__NONE UINT32_MAX
@@ -120,11 +121,7 @@ struct sim_ranker {
 
 static uint64_t sim__hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return hash_fnv_str(HASH_TABLE_INIT, s);
 }
 
 static uint64_t sim__hash_key(uint64_t k)
