@@ -26,6 +26,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "base/xalloc.h"
 
 #define KUBE_POOL_MAX 16           /* idle easy handles kept */
@@ -67,28 +68,6 @@ struct kube {
 
 /* ---- small helpers -------------------------------------------------- */
 
-uint64_t kube__seed(const void *salt)
-{
-    struct timespec ts;
-    uint64_t x;
-
-    clock_wall_ts(&ts);
-    x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() ^
-        (uint64_t)(uintptr_t)salt;
-    return x != 0 ? x : 0x9e3779b97f4a7c15ULL;
-}
-
-double kube__rand01_step(uint64_t *rng)
-{
-    uint64_t x = *rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *rng = x;
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
-
 /* Wipes a token or an Authorization header before freeing it, so it does
  * not linger in freed heap memory. Accepts NULL. */
 static void kube__free_secret(char *secret)
@@ -107,13 +86,14 @@ static void kube__global_init(void)
     kube__global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* A uniform double in [0,1), from the client's xorshift64* generator. */
+/* A uniform double in [0,1) from the client's generator, shared by the
+ * threads that retry. */
 static double kube__rand01(struct kube *k)
 {
     double r;
 
     pthread_mutex_lock(&k->lock);
-    r = kube__rand01_step(&k->rng);
+    r = rand_uniform(&k->rng);
     pthread_mutex_unlock(&k->lock);
     return r;
 }
@@ -487,7 +467,7 @@ int kube_new(const struct kubeconfig *cfg, const struct kube_options *opts, stru
     clock_cond_init(&k->wake);
     atomic_init(&k->down, false);
     kube__bucket_init(&k->bucket, k->opt.qps, k->opt.burst, clock_mono());
-    k->rng = kube__seed(k);
+    k->rng = rand_seed(k);
     if (k->cfg->token)
         k->token = xstrdup(k->cfg->token);
 

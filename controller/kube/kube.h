@@ -271,14 +271,4 @@ long kube__parse_retry_after(const char *value, long now);
  *  rnd in [0,1)). Milliseconds. */
 long kube__backoff_ms(int attempt, long base, long max, double rnd);
 
-/* ---- seed and random helpers shared with watch.c and lease.c ---- */
-
-/** A non-zero xorshift seed mixed from the wall clock, the process id and
- *  salt (an object address, so two objects made at once differ). */
-uint64_t kube__seed(const void *salt);
-
-/** Advances the xorshift64* state *rng (seeded by kube__seed) and returns a
- *  uniform double in [0,1). Not locked: the caller owns *rng. */
-double kube__rand01_step(uint64_t *rng);
-
 #endif

@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "base/xalloc.h"
 
 struct lease {
@@ -52,11 +53,6 @@ struct lease {
     bool leading;         /* acquired and not yet given up */
     long renewed_at;      /* monotonic ms when the last good attempt began */
 };
-
-static double lease__rand01(struct lease *l)
-{
-    return kube__rand01_step(&l->rng);
-}
 
 /* ---- pure pieces ---------------------------------------------------- */
 
@@ -269,7 +265,7 @@ int lease_new(struct kube *k, const struct lease_config *cfg, struct lease **out
     l->retry_ms = retry;
     l->cb = *cfg;
     l->cb.ns = l->cb.name = l->cb.identity = NULL; /* not ours to keep */
-    l->rng = kube__seed(l);
+    l->rng = rand_seed(l);
     pthread_mutex_init(&l->lock, NULL);
     clock_cond_init(&l->cond);
     *out = l;
@@ -493,7 +489,7 @@ static int lease__acquire(struct lease *l)
         if (rc != -EBUSY && rc != -EEXIST && rc != -ECANCELED)
             log_warn("lease %s/%s: cannot acquire: %s", l->ns, l->name, strerror(-rc));
         if (lease__sleep(l, l->retry_ms +
-                                (long)(lease__rand01(l) * LEASE_JITTER * (double)l->retry_ms)))
+                                (long)(rand_uniform(&l->rng) * LEASE_JITTER * (double)l->retry_ms)))
             return -ECANCELED;
     }
 }

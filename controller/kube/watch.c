@@ -27,6 +27,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "base/xalloc.h"
 
 /* A watch that ends sooner than this without applying anything counts as a
@@ -77,7 +78,7 @@ struct watch {
     int stream_rc;            /* what stopped the current stream */
     struct watch_lines lines; /* the current stream's partial line */
     unsigned long watches;    /* watch requests made */
-    uint64_t rng;             /* xorshift state for jitter */
+    uint64_t rng;             /* jitter (rand.h); the reflector thread only */
     pthread_t thread;         /* the reflector */
     bool running;             /* thread started and not joined */
     atomic_bool stopping;     /* watch_stop() asked the thread to end */
@@ -89,12 +90,6 @@ struct watch {
 };
 
 /* ---- small helpers -------------------------------------------------- */
-
-/* A uniform double in [0,1); only the reflector thread draws. */
-static double watch__rand01(struct watch *w)
-{
-    return kube__rand01_step(&w->rng);
-}
 
 static const char *watch__str(const cJSON *obj, const char *name)
 {
@@ -749,7 +744,7 @@ static int watch__on_chunk(void *ud, const char *data, size_t len)
 static int watch__watch_once(struct watch *w, bool *useful)
 {
     long timeout_s = WATCH_MIN_TIMEOUT_S +
-                     (long)(watch__rand01(w) * (WATCH_MAX_TIMEOUT_S - WATCH_MIN_TIMEOUT_S));
+                     (long)(rand_uniform(&w->rng) * (WATCH_MAX_TIMEOUT_S - WATCH_MIN_TIMEOUT_S));
     long t0 = clock_mono_ms();
     struct buf path = {0};
     struct kube_error err;
@@ -792,7 +787,8 @@ static int watch__watch_once(struct watch *w, bool *useful)
 
 static long watch__backoff(struct watch *w, int failures)
 {
-    return kube__backoff_ms(failures, WATCH_BACKOFF_MS, WATCH_MAX_BACKOFF_MS, watch__rand01(w));
+    return kube__backoff_ms(failures, WATCH_BACKOFF_MS, WATCH_MAX_BACKOFF_MS,
+                            rand_uniform(&w->rng));
 }
 
 static void *watch__thread(void *arg)
@@ -856,7 +852,7 @@ int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out
     w->h = cfg->handlers;
     w->ud = cfg->ud;
     w->rv = xstrdup("");
-    w->rng = kube__seed(w);
+    w->rng = rand_seed(w);
     atomic_init(&w->stopping, false);
     pthread_mutex_init(&w->lock, NULL);
     clock_cond_init(&w->cond);
