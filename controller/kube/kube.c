@@ -509,16 +509,6 @@ void kube_free(struct kube *k)
     free(k);
 }
 
-const char *kube_namespace(const struct kube *k)
-{
-    return k->cfg->namespace ? k->cfg->namespace : "default";
-}
-
-const char *kube_server(const struct kube *k)
-{
-    return k->cfg->server;
-}
-
 void kube_shutdown(struct kube *k)
 {
     pthread_mutex_lock(&k->lock);
@@ -1108,12 +1098,6 @@ int kube_patch(struct kube *k, const char *path, enum kube_patch_type type, cons
         return -EINVAL;
     }
     return kube__send_json(k, "PATCH", path, types[type], patch, out, err);
-}
-
-int kube_delete(struct kube *k, const char *path, const cJSON *opts, cJSON **out,
-                struct kube_error *err)
-{
-    return kube__send_json(k, "DELETE", path, "application/json", opts, out, err);
 }
 
 int kube_get_cancel(struct kube *k, const char *path, kube_cancel_fn cancel, void *ud, cJSON **out,

@@ -92,13 +92,6 @@ int kube_new(const struct kubeconfig *cfg, const struct kube_options *opts, stru
 /** Frees the client. No request may be running on it. NULL is fine. */
 void kube_free(struct kube *k);
 
-/** The configured default namespace ("default" when the config has none).
- *  Borrowed; valid until kube_free(). */
-const char *kube_namespace(const struct kube *k);
-
-/** The server URL ("https://host:port"). Borrowed; valid until kube_free(). */
-const char *kube_server(const struct kube *k);
-
 /**
  * Sends one request and waits for the whole response. method is "GET",
  * "POST", "PUT", "PATCH" or "DELETE"; path starts with '/' and may carry a
@@ -138,11 +131,6 @@ int kube_update(struct kube *k, const char *path, const cJSON *obj, cJSON **out,
 /** PATCH path with patch (borrowed) of the given type. As kube_request(). */
 int kube_patch(struct kube *k, const char *path, enum kube_patch_type type, const cJSON *patch,
                cJSON **out, struct kube_error *err);
-
-/** DELETE path, with DeleteOptions opts (borrowed, may be NULL: e.g.
- *  preconditions or propagationPolicy). As kube_request(). */
-int kube_delete(struct kube *k, const char *path, const cJSON *opts, cJSON **out,
-                struct kube_error *err);
 
 /* Receives a streamed response body as it arrives, in arbitrary pieces.
  * Return 0 to go on, nonzero to stop the transfer (kube_stream then returns

@@ -953,14 +953,6 @@ int watch_wait_synced(struct watch *w, long timeout_ms)
     return rc;
 }
 
-unsigned long watch_restarts(const struct watch *w)
-{
-    struct watch_stats st;
-
-    watch_get_stats(w, &st);
-    return st.restarts;
-}
-
 void watch_get_stats(const struct watch *w, struct watch_stats *st)
 {
     struct watch *mw = (struct watch *)w;

@@ -123,9 +123,6 @@ bool watch_has_synced(const struct watch *w);
  *  Returns 0, -ETIMEDOUT, or -ECANCELED when the reflector is stopped. */
 int watch_wait_synced(struct watch *w, long timeout_ms);
 
-/** How many times the watch request was re-opened (stream end, error, 410). */
-unsigned long watch_restarts(const struct watch *w);
-
 /** Copies the counters into *st. Thread-safe. */
 void watch_get_stats(const struct watch *w, struct watch_stats *st);
 

@@ -9,6 +9,7 @@
  * and not being processed.
  */
 #include "reconcile/wq.h"
+#include "reconcile/wq_test.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -124,7 +124,4 @@ void wq_shutdown(struct wq *q);
  */
 void wq_shutdown_drain(struct wq *q);
 
-/** Whether the queue has been shut down. */
-int wq_shutting_down(struct wq *q);
-
 #endif

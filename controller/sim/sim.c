@@ -15,6 +15,7 @@
  * itself.
  */
 #include "sim/sim.h"
+#include "sim/sim_test.h"
 
 #include <errno.h>
 #include <math.h>

@@ -121,9 +121,6 @@ const char *sim_pool_vm(const struct sim_pool *p, size_t i);
 /** Member i's data pointer, as given to sim_pool_add(). */
 const void *sim_pool_data(const struct sim_pool *p, size_t i);
 
-/** Member i's index by name in a finished pool: 0 and *i set, or -ENOENT. */
-int sim_pool_find(const struct sim_pool *p, const char *name, size_t *i);
-
 /** A new ranker with empty scratch space. Never NULL. */
 struct sim_ranker *sim_ranker_new(void);
 

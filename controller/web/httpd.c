@@ -18,6 +18,7 @@
  * writeable callback, so one slow reader never blocks the loop.
  */
 #include "web/httpd.h"
+#include "web/httpd_test.h"
 
 #include <errno.h>
 #include <netdb.h>

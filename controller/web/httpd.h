@@ -29,7 +29,7 @@ struct httpd;
 
 struct httpd_config {
     const char *addr; /* address to bind, e.g. "127.0.0.1"; NULL or "" = all interfaces */
-    int port;         /* TCP port; 0 = any free port (see httpd_port()) */
+    int port;         /* TCP port; 0 = any free port (logged, see below) */
     /* Readiness for /readyz: nonzero when ready (caches synced). Called on
      * the server thread, so it must be thread-safe; NULL = always ready. */
     int (*ready)(void *ud);
@@ -49,9 +49,6 @@ struct httpd_config {
  * caller frees.
  */
 int httpd_start(const struct httpd_config *cfg, struct httpd **out, char **err);
-
-/** The TCP port the server listens on (the chosen one when cfg->port was 0). */
-int httpd_port(const struct httpd *h);
 
 /**
  * Replaces the state served on /api/state and pushes it to every WebSocket

@@ -13,6 +13,7 @@
  * every later scrape.
  */
 #include "web/metrics.h"
+#include "web/metrics_test.h"
 
 #include <math.h>
 #include <pthread.h>

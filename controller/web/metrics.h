@@ -76,10 +76,6 @@ void metrics_remove_collector(metrics_collect_fn fn, void *ud);
 /** Appends the whole exposition (text format 0.0.4) to out. */
 void metrics_render(struct buf *out);
 
-/** Forgets every series and collector (for tests, and a clean exit that
- *  valgrind can check). */
-void metrics_reset(void);
-
 /**
  * Returns a copy of v escaped for use inside a label value's double quotes
  * (backslash, double quote and newline become \\, \" and \n). NULL gives "".

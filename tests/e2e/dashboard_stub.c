@@ -13,6 +13,7 @@
 
 #include "base/buf.h"
 #include "web/httpd.h"
+#include "web/httpd_test.h"
 
 int main(int argc, char **argv)
 {

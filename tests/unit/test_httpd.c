@@ -21,7 +21,9 @@
 #include "base/buf.h"
 #include "harness.h"
 #include "web/httpd.h"
+#include "web/httpd_test.h"
 #include "web/metrics.h"
+#include "web/metrics_test.h"
 #include "base/xalloc.h"
 
 struct resp {

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "web/metrics.h"
+#include "web/metrics_test.h"
 #include "base/xalloc.h"
 
 /* Renders the registry into a fresh string; the caller frees. */

@@ -12,6 +12,7 @@
 #include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/sim.h"
+#include "sim/sim_test.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
 

@@ -14,6 +14,7 @@
 #include "base/clock_test.h"
 #include "harness.h"
 #include "reconcile/wq.h"
+#include "reconcile/wq_test.h"
 
 static const struct wq_config no_bucket = {.qps = -1};
 
