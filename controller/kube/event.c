@@ -2,6 +2,7 @@
  * event — Kubernetes Events with client-go-like de-duplication. See event.h.
  */
 #include "kube/event.h"
+#include "kube/event_test.h"
 
 #include <pthread.h>
 #include <stdarg.h>

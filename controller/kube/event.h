@@ -43,10 +43,4 @@ void event_recorder_free(struct event_recorder *r);
 void event_record(struct event_recorder *r, const struct event_ref *obj, const char *type,
                   const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/** The Event object event_record() creates, for tests: a new cJSON the
- *  caller frees. now is an RFC 3339 timestamp. */
-cJSON *event__object(const struct event_ref *obj, const char *type, const char *reason,
-                     const char *message, const char *component, const char *instance,
-                     const char *now);
-
 #endif

@@ -9,6 +9,7 @@
  * data.
  */
 #include "kube/kube.h"
+#include "kube/kube_test.h"
 
 #include <errno.h>
 #include <math.h>
@@ -211,7 +212,7 @@ long kube__parse_retry_after(const char *value, long now)
     return s > KUBE_MAX_RETRY_AFTER_S ? KUBE_MAX_RETRY_AFTER_S : s;
 }
 
-long kube__backoff_ms(int attempt, long base, long max, double rnd)
+long kube_backoff_ms(int attempt, long base, long max, double rnd)
 {
     double d = (double)base;
 
@@ -995,7 +996,7 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
             break;
 
         long delay =
-            kube__backoff_ms(attempt, k->opt.backoff_ms, k->opt.max_backoff_ms, kube__rand01(k));
+            kube_backoff_ms(attempt, k->opt.backoff_ms, k->opt.max_backoff_ms, kube__rand01(k));
         if (x.retry_after >= 0 && x.retry_after * 1000 > delay)
             delay = x.retry_after * 1000;
         pthread_mutex_lock(&k->lock);

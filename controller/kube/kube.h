@@ -232,31 +232,14 @@ void kube_stats_foreach(struct kube *k, kube_stats_fn fn, void *ud);
  *  the rate limiter. Either pointer may be NULL. */
 void kube_stats_totals(struct kube *k, unsigned long *retries, unsigned long *throttled_ms);
 
-/* ---- pieces exposed for unit tests ---------------------------------- */
+/* ---- retry policy, shared with the reflector ------------------------ */
 
-/* The client-side token bucket: plain value type, no locking of its own. */
-struct kube_bucket {
-    double rate;   /* tokens per second; <= 0: unlimited */
-    double burst;  /* capacity */
-    double tokens; /* available now (may go negative: reserved) */
-    double last;   /* time of the last refill, seconds (monotonic) */
-};
-
-/** Initialises b full. */
-void kube__bucket_init(struct kube_bucket *b, double rate, int burst, double now);
-
-/** Takes one token at time now; returns how many seconds the caller must
- *  wait before sending (0 when a token was available). */
-double kube__bucket_reserve(struct kube_bucket *b, double now);
-
-/** Parses a Retry-After header value (delta-seconds or an HTTP-date, relative
- *  to now, epoch seconds); returns seconds >= 0, capped at
- *  KUBE_MAX_RETRY_AFTER_S, or -1 when unparsable. */
-long kube__parse_retry_after(const char *value, long now);
-
-/** Delay before retry number attempt (1-based): base * 2^(attempt-1),
- *  capped at max, then with "equal jitter" (half fixed, half random from
- *  rnd in [0,1)). Milliseconds. */
-long kube__backoff_ms(int attempt, long base, long max, double rnd);
+/**
+ * The delay before retry number attempt (1-based): base * 2^(attempt-1)
+ * milliseconds, capped at max, then with "equal jitter": half of it fixed,
+ * half scaled by rnd in [0, 1) (rand_uniform()). The client's retries and
+ * the reflector's re-watches both wait this long.
+ */
+long kube_backoff_ms(int attempt, long base, long max, double rnd);
 
 #endif

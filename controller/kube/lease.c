@@ -12,6 +12,7 @@
  * that conflicts, as client-go does.
  */
 #include "kube/lease.h"
+#include "kube/lease_test.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -11,6 +11,7 @@
  * the resume resourceVersion are shared under a lock.
  */
 #include "kube/watch.h"
+#include "kube/watch_test.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -787,8 +788,7 @@ static int watch__watch_once(struct watch *w, bool *useful)
 
 static long watch__backoff(struct watch *w, int failures)
 {
-    return kube__backoff_ms(failures, WATCH_BACKOFF_MS, WATCH_MAX_BACKOFF_MS,
-                            rand_uniform(&w->rng));
+    return kube_backoff_ms(failures, WATCH_BACKOFF_MS, WATCH_MAX_BACKOFF_MS, rand_uniform(&w->rng));
 }
 
 static void *watch__thread(void *arg)

@@ -21,6 +21,7 @@
 #include "fuzz_check.h"
 #include "base/log.h"
 #include "kube/watch.h"
+#include "kube/watch_test.h"
 #include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

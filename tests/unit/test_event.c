@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kube/event.h"
+#include "kube/event_test.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "base/xalloc.h"

@@ -13,6 +13,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/kube.h"
+#include "kube/kube_test.h"
 #include "base/xalloc.h"
 
 static const char *fixture_text(const char *name, struct buf *b)
@@ -150,11 +151,11 @@ TEST(kube_retry_after_forms)
 
 TEST(kube_backoff_doubles_caps_and_jitters)
 {
-    CHECK_INT(kube__backoff_ms(1, 200, 10000, 0.0), 100);
-    CHECK_INT(kube__backoff_ms(1, 200, 10000, 0.999999), 199);
-    CHECK_INT(kube__backoff_ms(3, 200, 10000, 0.0), 400);
-    CHECK_INT(kube__backoff_ms(30, 200, 10000, 0.0), 5000);
-    CHECK_INT(kube__backoff_ms(1000, 200, 10000, 0.5), 7500);
+    CHECK_INT(kube_backoff_ms(1, 200, 10000, 0.0), 100);
+    CHECK_INT(kube_backoff_ms(1, 200, 10000, 0.999999), 199);
+    CHECK_INT(kube_backoff_ms(3, 200, 10000, 0.0), 400);
+    CHECK_INT(kube_backoff_ms(30, 200, 10000, 0.0), 5000);
+    CHECK_INT(kube_backoff_ms(1000, 200, 10000, 0.5), 7500);
 }
 
 /* ---- against fakeapi ------------------------------------------------ */

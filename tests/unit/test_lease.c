@@ -13,6 +13,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/lease.h"
+#include "kube/lease_test.h"
 #include "base/xalloc.h"
 
 static cJSON *fixture_json(const char *name)

@@ -11,6 +11,7 @@
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/watch.h"
+#include "kube/watch_test.h"
 #include "base/xalloc.h"
 
 /* ---- the line splitter ---------------------------------------------- */
