@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# tests/layers.sh — the layer rule of controller/, run by `make lint`.
+# tests/layers.sh — the two rules of controller/'s structure, run by
+# `make lint`.
 #
+# 1. Layers.
 # controller/ is a folder per layer, lowest first (README, "Development"):
 #
 #   base       xalloc, buf, text, log, yaml ...   includes nothing of ours above it
@@ -15,10 +17,16 @@
 # with their layer ("base/buf.h"), so that this is a check on the text: an
 # include of ours without a layer folder is refused as well.
 #
+# 2. Private names. A name with a double underscore after its module's
+# prefix (kube__parse_status, CACHE__FIND) belongs to that module: it
+# appears only in mod.c, mod.h and mod_test.h. A mod_test.h (what only
+# tests may call) is included only by mod.c. Tests (tests/unit, tests/fuzz,
+# tests/e2e) may use both.
+#
 # Prints FILE:LINE: what is wrong, for every offence; exits 1 when there is
 # one.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 declare -A may=(
   [base]="base"
@@ -58,5 +66,33 @@ while IFS=: read -r file line text; do
     status=1
   fi
 done < <(grep -nE '^[[:space:]]*#[[:space:]]*include' controller/*/*.[ch] /dev/null)
+
+# The module a file belongs to: buf for base/buf.c, base/buf.h and
+# base/buf_test.h.
+module_of() {
+  local m=${1##*/}
+  m=${m%.[ch]}
+  printf '%s' "${m%_test}"
+}
+
+# Every line of ours (outside tests) that names a mod__ name or includes a
+# mod_test.h: FILE:LINE:TEXT.
+while IFS=: read -r file line text; do
+  mod=$(module_of "$file")
+  while read -r name; do
+    [ -n "$name" ] || continue
+    owner=${name%%__*}
+    owner=${owner,,}
+    if [ "$owner" != "$mod" ]; then
+      echo "$file:$line: $name is private to $owner (use it in $owner.c, $owner.h or ${owner}_test.h only)"
+      status=1
+    fi
+  done < <(grep -oE '\b[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__[A-Za-z0-9][A-Za-z0-9_]*' <<<"$text" | sort -u)
+  test_h=$(sed -nE 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]*_test\.h)".*/\1/p' <<<"$text")
+  if [ -n "$test_h" ] && [ "$(module_of "$test_h")" != "$mod" ]; then
+    echo "$file:$line: includes $test_h, which only $(module_of "$test_h").c and tests may include"
+    status=1
+  fi
+done < <(grep -nE '[A-Za-z0-9]__[A-Za-z0-9]|_test\.h"' controller/*/*.[ch] bench/*.c /dev/null)
 
 exit "$status"

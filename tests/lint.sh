@@ -5,7 +5,8 @@
 #  3. banned functions: sprintf, vsprintf, strcat, strncat, strcpy, strncpy,
 #     strtok, sscanf, gets, atoi, atol — unbounded or silently wrong; use
 #     snprintf, struct buf, xstrdup, strtol with end checks instead;
-#  4. the layers of controller/ (tests/layers.sh): who may include whom.
+#  4. the structure of controller/ (tests/layers.sh): who may include whom,
+#     and mod__ names and mod_test.h headers staying in their module.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -35,7 +36,7 @@ if grep -nE "$banned" $files | grep -v 'lint-ok'; then
 fi
 
 if ! tests/layers.sh; then
-  echo "lint: a layer reaches where it may not (see tests/layers.sh)"; status=1
+  echo "lint: a layer or a private name reaches where it may not (see tests/layers.sh)"; status=1
 fi
 
 [ "$status" = 0 ] && echo "lint: ok"

@@ -5,7 +5,7 @@
  */
 #include "web/dashboard_assets.h"
 
-static const char dashboard__index_html[] =
+static const char dashboard_assets__index_html[] =
     "<!doctype html>\n"
     "<html lang=\"en\">\n"
     "<head>\n"
@@ -40,7 +40,7 @@ static const char dashboard__index_html[] =
     "</body>\n"
     "</html>\n";
 
-static const char dashboard__app_js[] =
+static const char dashboard_assets__app_js[] =
     "// kvrecover dashboard: the paper's figure 2, live.\n"
     "//\n"
     "// The controller pushes its whole state over the /ws WebSocket on connect\n"
@@ -362,7 +362,7 @@ static const char dashboard__app_js[] =
     "  });\n"
     "})();\n";
 
-static const char dashboard__style_css[] =
+static const char dashboard_assets__style_css[] =
     "/* kvrecover dashboard. Plain CSS, no external fonts or images. */\n"
     ":root {\n"
     "  --bg: #f6f7f9;\n"
@@ -523,18 +523,20 @@ static const char dashboard__style_css[] =
     " 1400px; margin: 0 auto; }\n"
     ".foot a, .policy a { color: var(--info); }\n";
 
-static const char dashboard__favicon_svg[] =
+static const char dashboard_assets__favicon_svg[] =
     "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16"
     "\" height=\"16\" rx=\"3\" fill=\"#1d2330\"/><path d=\"M4 8.5l2.5 2.5L12 5\" stro"
     "ke=\"#7ee2a8\" stroke-width=\"2\" fill=\"none\"/></svg>\n";
 
 const struct dashboard_asset dashboard_assets[] = {
-    {"/index.html", "text/html; charset=utf-8", dashboard__index_html,
-     sizeof(dashboard__index_html) - 1},
-    {"/app.js", "text/javascript; charset=utf-8", dashboard__app_js, sizeof(dashboard__app_js) - 1},
-    {"/style.css", "text/css; charset=utf-8", dashboard__style_css,
-     sizeof(dashboard__style_css) - 1},
-    {"/favicon.svg", "image/svg+xml", dashboard__favicon_svg, sizeof(dashboard__favicon_svg) - 1},
+    {"/index.html", "text/html; charset=utf-8", dashboard_assets__index_html,
+     sizeof(dashboard_assets__index_html) - 1},
+    {"/app.js", "text/javascript; charset=utf-8", dashboard_assets__app_js,
+     sizeof(dashboard_assets__app_js) - 1},
+    {"/style.css", "text/css; charset=utf-8", dashboard_assets__style_css,
+     sizeof(dashboard_assets__style_css) - 1},
+    {"/favicon.svg", "image/svg+xml", dashboard_assets__favicon_svg,
+     sizeof(dashboard_assets__favicon_svg) - 1},
 };
 
 const size_t dashboard_nassets = sizeof(dashboard_assets) / sizeof(dashboard_assets[0]);

@@ -58,18 +58,20 @@ cat <<'HEAD'
 #include "web/dashboard_assets.h"
 
 HEAD
-emit "$dir/index.html" dashboard__index_html
-emit "$dir/app.js" dashboard__app_js
-emit "$dir/style.css" dashboard__style_css
-emit "$dir/favicon.svg" dashboard__favicon_svg
+emit "$dir/index.html" dashboard_assets__index_html
+emit "$dir/app.js" dashboard_assets__app_js
+emit "$dir/style.css" dashboard_assets__style_css
+emit "$dir/favicon.svg" dashboard_assets__favicon_svg
 cat <<'TAIL'
 const struct dashboard_asset dashboard_assets[] = {
-    {"/index.html", "text/html; charset=utf-8", dashboard__index_html,
-     sizeof(dashboard__index_html) - 1},
-    {"/app.js", "text/javascript; charset=utf-8", dashboard__app_js, sizeof(dashboard__app_js) - 1},
-    {"/style.css", "text/css; charset=utf-8", dashboard__style_css,
-     sizeof(dashboard__style_css) - 1},
-    {"/favicon.svg", "image/svg+xml", dashboard__favicon_svg, sizeof(dashboard__favicon_svg) - 1},
+    {"/index.html", "text/html; charset=utf-8", dashboard_assets__index_html,
+     sizeof(dashboard_assets__index_html) - 1},
+    {"/app.js", "text/javascript; charset=utf-8", dashboard_assets__app_js,
+     sizeof(dashboard_assets__app_js) - 1},
+    {"/style.css", "text/css; charset=utf-8", dashboard_assets__style_css,
+     sizeof(dashboard_assets__style_css) - 1},
+    {"/favicon.svg", "image/svg+xml", dashboard_assets__favicon_svg,
+     sizeof(dashboard_assets__favicon_svg) - 1},
 };
 
 const size_t dashboard_nassets = sizeof(dashboard_assets) / sizeof(dashboard_assets[0]);
