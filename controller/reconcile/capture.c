@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uthash.h>
+
+#include "base/buf.h"
+#include "kube/kube.h"
+#include "reconcile/cache.h"
 #include "reconcile/capture.h"
 #include "base/hash.h"
 #include "base/log.h"

@@ -35,7 +35,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "reconcile/recover.h"
+#include "reconcile/env.h"
+#include "sim/features.h"
 
 struct capture_state; /* opaque, thread-safe: fingerprints captured */
 

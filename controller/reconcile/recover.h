@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "reconcile/cache.h"
+#include "reconcile/env.h"
 #include "kube/event.h"
 #include "kube/kube.h"
 #include "sim/sim.h"
@@ -66,25 +67,8 @@ struct recover_decision {
     cJSON *ranking;             /* sim_result_json (cut), or NULL when not ranked here */
 };
 
-/* Receives an Event to record (asynchronously, best effort). */
-typedef void (*recover_event_fn)(void *ud, const struct event_ref *obj, const char *type,
-                                 const char *reason, const char *message);
-
 struct recover_book;   /* opaque, thread-safe: indexes and decisions */
 struct recover_ranker; /* per worker: scratch space of rankings */
-
-/* What a reconcile works with. Borrowed pointers; the controller owns them.
- * recover_vmi(), status_reconcile() and capture_vm() share it. */
-struct recover_env {
-    struct cache *cache;       /* the store the reflectors fill */
-    struct kube *kube;         /* the API client */
-    struct recover_book *book; /* shared state between reconciles */
-    recover_event_fn event;    /* may be NULL: no Events */
-    int (*leading)(void *ud);  /* may be NULL: always leading */
-    /* A policy's status (and the dashboard) needs recomputing; may be NULL. */
-    void (*changed)(void *ud, const char *ns, const char *policy);
-    void *ud; /* passed to the callbacks */
-};
 
 /* The best candidates of a ranking, copied out of the index. */
 struct recover_pick {

@@ -12,12 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uthash.h>
+
 #include "base/clock.h"
 #include "base/hash.h"
 #include "base/log.h"
-#include "web/metrics.h"
-#include "reconcile/status.h"
 #include "base/xalloc.h"
+#include "reconcile/cache.h"
+#include "reconcile/recover.h"
+#include "reconcile/status.h"
+#include "web/metrics.h"
 
 #define STATUS_MIN_INTERVAL_S 0.5
 

@@ -30,7 +30,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "reconcile/recover.h"
+#include "reconcile/env.h"
+
+struct recover_ranker;
 
 struct status_state; /* opaque, thread-safe: what each policy's reconcile remembers */
 
