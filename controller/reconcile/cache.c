@@ -14,6 +14,7 @@
 #include <string.h>
 #include <stddef.h>
 
+#include <utlist.h>
 #include <zlib.h>
 
 #include "base/clock.h"
@@ -23,10 +24,17 @@
 #include "base/yaml.h"
 #include "base/xalloc.h"
 
+/* A namespace the cache has seen: its pool version and the namespace index,
+ * its records of each kind in the order they were stored. Kept until the
+ * cache is freed, so that a pool version never starts again at 0. */
 struct cache_ns {
     UT_hash_handle hh;
     char *ns;
-    uint64_t pool_version;
+    uint64_t pool_version;  /* bumped when a member changes */
+    struct cache_vmi *vmis; /* ns_prev/ns_next lists */
+    struct cache_vm *vms;
+    struct cache_policy *policies;
+    struct cache_member *members;
 };
 
 /* An interned string: one copy however many records hold it. */
@@ -451,13 +459,50 @@ void cache_free(struct cache *c)
     free(c);
 }
 
-/* Points ns and name of a record into its key. */
+/* Gives a record its key; ns is the key's first string, name the second. */
 #define CACHE__SET_KEY(r, k, len)                                                                  \
     do {                                                                                           \
         (r)->key = (k);                                                                            \
-        (r)->ns = (k);                                                                             \
         (r)->name = (k) + strlen(k) + 1;                                                           \
         (void)(len);                                                                               \
+    } while (0)
+
+/* The namespace ns, made on first sight. Write lock held. */
+static struct cache_ns *cache__ns(struct cache *c, const char *ns)
+{
+    struct cache_ns *n = NULL;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    if (!n) {
+        n = xcalloc(1, sizeof(*n));
+        n->ns = xstrdup(ns);
+        HASH_ADD_KEYPTR(hh, c->nss, n->ns, strlen(n->ns), n);
+    }
+    return n;
+}
+
+/* Stores r in place of old (NULL: none) in the table c->field and in its
+ * namespace's list of that kind, at the end of both, so that a walk of one
+ * namespace meets its records in the order a walk of all does. Write lock
+ * held. */
+#define CACHE__STORE(c, field, old, r, len)                                                        \
+    do {                                                                                           \
+        struct cache_ns *n__ = cache__ns((c), (r)->ns);                                            \
+        if (old) {                                                                                 \
+            HASH_DELETE(hh, (c)->field, (old));                                                    \
+            DL_DELETE2(n__->field, (old), ns_prev, ns_next);                                       \
+        }                                                                                          \
+        HASH_ADD_KEYPTR(hh, (c)->field, (r)->key, (len), (r));                                     \
+        DL_APPEND2(n__->field, (r), ns_prev, ns_next);                                             \
+    } while (0)
+
+/* Takes old out of the table c->field and its namespace's list. Write lock
+ * held. */
+#define CACHE__REMOVE(c, field, old)                                                               \
+    do {                                                                                           \
+        struct cache_ns *n__ = cache__ns((c), (old)->ns);                                          \
+        HASH_DELETE(hh, (c)->field, (old));                                                        \
+        DL_DELETE2(n__->field, (old), ns_prev, ns_next);                                           \
     } while (0)
 
 /* ---- VMIs ------------------------------------------------------------- */
@@ -533,9 +578,7 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
         r->phase_since = old->phase_since;
         r->seen_mono = old->seen_mono;
     }
-    if (old)
-        HASH_DELETE(hh, c->vmis, old);
-    HASH_ADD_KEYPTR(hh, c->vmis, r->key, len, r);
+    CACHE__STORE(c, vmis, old, r, len);
     cache_unlock(c);
     cache__vmi_free(c, old);
     return chg;
@@ -552,7 +595,7 @@ int cache_vmi_del(struct cache *c, const cJSON *obj)
     cache__wrlock(c);
     HASH_FIND(hh, c->vmis, key, len, old);
     if (old)
-        HASH_DELETE(hh, c->vmis, old);
+        CACHE__REMOVE(c, vmis, old);
     cache_unlock(c);
     free(key);
     cache__vmi_free(c, old);
@@ -697,11 +740,9 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
         if (!cache__repl_eq(old->repl, r->repl))
             chg |= CACHE_CHG_REPL;
     }
-    if (old) {
+    if (old)
         cache__uid_index_del(c, old);
-        HASH_DELETE(hh, c->vms, old);
-    }
-    HASH_ADD_KEYPTR(hh, c->vms, r->key, len, r);
+    CACHE__STORE(c, vms, old, r, len);
     cache__uid_index_add(c, r);
     cache_unlock(c);
     cache__vm_free(c, old);
@@ -720,7 +761,7 @@ int cache_vm_del(struct cache *c, const cJSON *obj)
     HASH_FIND(hh, c->vms, key, len, old);
     if (old) {
         cache__uid_index_del(c, old);
-        HASH_DELETE(hh, c->vms, old);
+        CACHE__REMOVE(c, vms, old);
     }
     cache_unlock(c);
     free(key);
@@ -781,9 +822,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
         if (!old->status != !r->status || (r->status && !cJSON_Compare(old->status, r->status, 1)))
             chg |= CACHE_CHG_STATUS;
     }
-    if (old)
-        HASH_DELETE(hh, c->policies, old);
-    HASH_ADD_KEYPTR(hh, c->policies, r->key, len, r);
+    CACHE__STORE(c, policies, old, r, len);
     cache_unlock(c);
     cache__policy_free(old);
     return chg;
@@ -800,7 +839,7 @@ int cache_policy_del(struct cache *c, const cJSON *obj)
     cache__wrlock(c);
     HASH_FIND(hh, c->policies, key, len, old);
     if (old)
-        HASH_DELETE(hh, c->policies, old);
+        CACHE__REMOVE(c, policies, old);
     cache_unlock(c);
     free(key);
     cache__policy_free(old);
@@ -808,19 +847,6 @@ int cache_policy_del(struct cache *c, const cJSON *obj)
 }
 
 /* ---- pool members ----------------------------------------------------- */
-
-static void cache__bump_ns(struct cache *c, const char *ns)
-{
-    struct cache_ns *n = NULL;
-
-    HASH_FIND_STR(c->nss, ns, n);
-    if (!n) {
-        n = xcalloc(1, sizeof(*n));
-        n->ns = xstrdup(ns);
-        HASH_ADD_KEYPTR(hh, c->nss, n->ns, strlen(n->ns), n);
-    }
-    n->pool_version++;
-}
 
 uint64_t cache_pool_version(struct cache *c, const char *ns)
 {
@@ -981,11 +1007,10 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         if (!cache__member_data_eq(old, r) || !cache__streq(old->error, r->error) ||
             !cache__streq(old->digest, r->digest))
             chg |= CACHE_CHG_SPEC;
-        HASH_DELETE(hh, c->members, old);
     }
-    HASH_ADD_KEYPTR(hh, c->members, r->key, len, r);
+    CACHE__STORE(c, members, old, r, len);
     if (chg)
-        cache__bump_ns(c, r->ns);
+        cache__ns(c, r->ns)->pool_version++;
     cache_unlock(c);
     cache__member_free(c, old);
     return chg;
@@ -1002,8 +1027,8 @@ int cache_member_del(struct cache *c, const cJSON *obj)
     cache__wrlock(c);
     HASH_FIND(hh, c->members, key, len, old);
     if (old) {
-        HASH_DELETE(hh, c->members, old);
-        cache__bump_ns(c, old->ns);
+        CACHE__REMOVE(c, members, old);
+        cache__ns(c, old->ns)->pool_version++;
     }
     cache_unlock(c);
     free(key);
@@ -1052,60 +1077,58 @@ struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_u
     return r;
 }
 
-/* Skips records of other namespaces. */
-#define CACHE__SKIP(type, r, ns)                                                                   \
+/* The first record of a walk: of all (ns NULL: the table, in its order) or
+ * of namespace ns only (its list, in the same order). Read lock held. */
+#define CACHE__FIRST(c, field, ns)                                                                 \
     do {                                                                                           \
-        while ((r) && (ns) && strcmp((r)->ns, (ns)) != 0)                                          \
-            (r) = (type *)(r)->hh.next;                                                            \
-        return (r);                                                                                \
+        struct cache_ns *n__ = NULL;                                                               \
+        if (!(ns))                                                                                 \
+            return (c)->field;                                                                     \
+        HASH_FIND_STR((c)->nss, (ns), n__);                                                        \
+        return n__ ? n__->field : NULL;                                                            \
     } while (0)
+
+/* The record after r in the same walk. */
+#define CACHE__NEXT(type, r, ns) return (ns) ? (r)->ns_next : (type *)(r)->hh.next
 
 struct cache_vmi *cache_vmi_first(struct cache *c, const char *ns)
 {
-    struct cache_vmi *r = c->vmis;
-    CACHE__SKIP(struct cache_vmi, r, ns);
+    CACHE__FIRST(c, vmis, ns);
 }
 
 struct cache_vmi *cache_vmi_next(struct cache_vmi *r, const char *ns)
 {
-    r = (struct cache_vmi *)r->hh.next;
-    CACHE__SKIP(struct cache_vmi, r, ns);
+    CACHE__NEXT(struct cache_vmi, r, ns);
 }
 
 struct cache_vm *cache_vm_first(struct cache *c, const char *ns)
 {
-    struct cache_vm *r = c->vms;
-    CACHE__SKIP(struct cache_vm, r, ns);
+    CACHE__FIRST(c, vms, ns);
 }
 
 struct cache_vm *cache_vm_next(struct cache_vm *r, const char *ns)
 {
-    r = (struct cache_vm *)r->hh.next;
-    CACHE__SKIP(struct cache_vm, r, ns);
+    CACHE__NEXT(struct cache_vm, r, ns);
 }
 
 struct cache_policy *cache_policy_first(struct cache *c, const char *ns)
 {
-    struct cache_policy *r = c->policies;
-    CACHE__SKIP(struct cache_policy, r, ns);
+    CACHE__FIRST(c, policies, ns);
 }
 
 struct cache_policy *cache_policy_next(struct cache_policy *r, const char *ns)
 {
-    r = (struct cache_policy *)r->hh.next;
-    CACHE__SKIP(struct cache_policy, r, ns);
+    CACHE__NEXT(struct cache_policy, r, ns);
 }
 
 struct cache_member *cache_member_first(struct cache *c, const char *ns)
 {
-    struct cache_member *r = c->members;
-    CACHE__SKIP(struct cache_member, r, ns);
+    CACHE__FIRST(c, members, ns);
 }
 
 struct cache_member *cache_member_next(struct cache_member *r, const char *ns)
 {
-    r = (struct cache_member *)r->hh.next;
-    CACHE__SKIP(struct cache_member, r, ns);
+    CACHE__NEXT(struct cache_member, r, ns);
 }
 
 /* ---- statistics ------------------------------------------------------- */
