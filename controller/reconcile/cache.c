@@ -65,7 +65,7 @@ const char *cache_phase_name(enum cache_phase p)
     return (unsigned)p <= CACHE_PHASE_OTHER ? cache__phases[p] : "Other";
 }
 
-static enum cache_phase cache__phase(const char *s)
+enum cache_phase cache_phase_parse(const char *s)
 {
     if (!s)
         return CACHE_PHASE_NONE;
@@ -73,6 +73,11 @@ static enum cache_phase cache__phase(const char *s)
         if (strcmp(s, cache__phases[i]) == 0)
             return (enum cache_phase)i;
     return CACHE_PHASE_OTHER;
+}
+
+int cache_phase_failed(enum cache_phase p)
+{
+    return p == CACHE_PHASE_FAILED || p == CACHE_PHASE_UNKNOWN;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -555,7 +560,7 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
         r->vm = xstrdup(owner);
     r->labels = cache_labels_pack(cache__get(meta, "labels"));
     phase = cache__str(status, "phase");
-    r->phase = cache__phase(phase);
+    r->phase = cache_phase_parse(phase);
     cache__spec_read(c, &r->spec, obj, 0);
     began = cache__phase_began(status, phase);
 

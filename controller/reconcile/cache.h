@@ -316,4 +316,16 @@ int cache_annotation_is_generated(const char *key);
 /** The phase's name as KubeVirt writes it ("" for none, "Other"). */
 const char *cache_phase_name(enum cache_phase p);
 
+/** The phase KubeVirt names s ("Failed"): CACHE_PHASE_NONE for NULL or "",
+ *  CACHE_PHASE_OTHER for a name this version does not know. */
+enum cache_phase cache_phase_parse(const char *s);
+
+/**
+ * Whether a VMI in phase p has failed, the one test of it: Failed, or
+ * Unknown (its node stopped reporting). The controller queues such a VMI
+ * and recover_vmi() acts on it, an Unknown one once its policy's grace
+ * period has passed.
+ */
+int cache_phase_failed(enum cache_phase p);
+
 #endif

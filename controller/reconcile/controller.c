@@ -232,7 +232,7 @@ static void controller__namespace(struct controller *c, const char *ns)
 
     cache_rdlock(c->cache);
     for (struct cache_vmi *r = cache_vmi_first(c->cache, ns); r; r = cache_vmi_next(r, ns)) {
-        if (r->phase != CACHE_PHASE_FAILED && r->phase != CACHE_PHASE_UNKNOWN)
+        if (!cache_phase_failed(r->phase))
             continue;
         vmis = xreallocarray(vmis, nvmi + 1, sizeof(*vmis));
         vmis[nvmi++] = xasprintf("vmi/%s/%s", r->ns, r->name);
@@ -290,8 +290,7 @@ static void controller__put(void *ud, const cJSON *obj)
     case CTL_VMI: {
         const cJSON *phase = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
-        if (cJSON_IsString(phase) && (strcmp(phase->valuestring, "Failed") == 0 ||
-                                      strcmp(phase->valuestring, "Unknown") == 0))
+        if (cache_phase_failed(cache_phase_parse(cJSON_GetStringValue(phase))))
             controller__add(c->q, "vmi", ns, name);
         controller__policies(c, ns);
         break;

@@ -772,8 +772,7 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
 
     cache_rdlock(c);
     vmi = cache_vmi_find(c, ns, name);
-    if (!vmi || !*vmi->uid ||
-        (vmi->phase != CACHE_PHASE_FAILED && vmi->phase != CACHE_PHASE_UNKNOWN))
+    if (!vmi || !*vmi->uid || !cache_phase_failed(vmi->phase))
         goto out;
     p = recover_policy_for(c, ns, vmi->labels, NULL);
     if (!p)

@@ -536,6 +536,19 @@ TEST(every_kind_has_a_namespace_index)
     cache_free(c);
 }
 
+TEST(failed_means_failed_or_unknown_for_the_controller_and_the_reconcile_alike)
+{
+    for (int p = CACHE_PHASE_NONE; p <= CACHE_PHASE_OTHER; p++) {
+        CHECK_INT(cache_phase_parse(cache_phase_name((enum cache_phase)p)), p);
+        CHECK_INT(cache_phase_failed((enum cache_phase)p),
+                  p == CACHE_PHASE_FAILED || p == CACHE_PHASE_UNKNOWN);
+    }
+    CHECK_INT(cache_phase_parse(NULL), CACHE_PHASE_NONE);
+    CHECK_INT(cache_phase_parse("failed"), CACHE_PHASE_OTHER); /* as KubeVirt writes it only */
+    CHECK(!cache_phase_failed(cache_phase_parse("failed")));
+    CHECK(cache_phase_failed(cache_phase_parse("Unknown")));
+}
+
 /* The RSS target (10,000 VMIs and 10,000 members in 30 MB) needs compact
  * records: a VMI like the paper's must stay well under a kilobyte. */
 TEST(a_cached_vmi_costs_a_few_hundred_bytes)
