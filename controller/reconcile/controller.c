@@ -14,6 +14,7 @@
 #include "reconcile/cache.h"
 #include "reconcile/capture.h"
 #include "reconcile/controller.h"
+#include "reconcile/controller_test.h"
 #include "kube/event.h"
 #include "base/log.h"
 #include "web/metrics.h"
@@ -177,23 +178,6 @@ static void controller__add(struct wq *q, const char *kind, const char *ns, cons
 
     wq_add(q, key);
     free(key);
-}
-
-/* Splits "kind/ns/name" in place; returns 0 or -EINVAL. */
-static int controller__split(char *key, char **kind, char **ns, char **name)
-{
-    char *a = strchr(key, '/'), *b;
-
-    if (!a)
-        return -EINVAL;
-    b = strchr(a + 1, '/');
-    if (!b)
-        return -EINVAL;
-    *a = *b = '\0';
-    *kind = key;
-    *ns = a + 1;
-    *name = b + 1;
-    return 0;
 }
 
 /* Queues keys (gathered under the cache lock, queued after it) and frees
@@ -533,27 +517,76 @@ bool controller_synced(struct controller *c)
     return true;
 }
 
-/* Handles one key; returns the reconcile's result and *requeue_ms. */
-static int controller__reconcile(struct controller *c, struct recover_ranker *rk, char *key,
-                                 uint64_t *requeue_ms)
+/* ---- keys to reconciles ---------------------------------------------- */
+
+/* What a worker thread reconciles with: the controller and its own ranker. */
+struct controller__worker {
+    struct controller *c;
+    struct recover_ranker *rk;
+};
+
+/* "vmi/NS/NAME": a failed VMI to recover. */
+static int controller__reconcile_vmi(void *ud, const char *ns, const char *name,
+                                     uint64_t *requeue_ms)
 {
-    char *copy = xstrdup(key), *kind, *ns, *name;
-    int rc = 0;
+    struct controller__worker *w = ud;
+
+    return recover_vmi(&w->c->env, w->rk, ns, name, requeue_ms);
+}
+
+/* "policy/NS/NAME": a policy's status, Events and dashboard view. */
+static int controller__reconcile_policy(void *ud, const char *ns, const char *name,
+                                        uint64_t *requeue_ms)
+{
+    struct controller__worker *w = ud;
+    int rc = status_reconcile(&w->c->env, w->c->status, w->rk, ns, name, requeue_ms);
+
+    if (!*requeue_ms)
+        atomic_store(&w->c->dirty, 1);
+    return rc;
+}
+
+/* "vm/NS/NAME": a protected VM's spec to capture into the pool. */
+static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
+                                    uint64_t *requeue_ms)
+{
+    struct controller__worker *w = ud;
+
+    (void)requeue_ms;
+    return capture_vm(&w->c->env, w->c->capture, ns, name);
+}
+
+const struct controller_route controller__routes[] = {
+    {"vmi", controller__reconcile_vmi},
+    {"policy", controller__reconcile_policy},
+    {"vm", controller__reconcile_vm},
+};
+const size_t controller__nroutes = sizeof(controller__routes) / sizeof(controller__routes[0]);
+
+const struct controller_route *controller__dispatch(const struct controller_route *routes, size_t n,
+                                                    const char *key, void *ud, uint64_t *requeue_ms,
+                                                    int *rc)
+{
+    char *kind = xstrdup(key), *ns = strchr(kind, '/'), *name = ns ? strchr(ns + 1, '/') : NULL;
+    const struct controller_route *route = NULL;
 
     *requeue_ms = 0;
-    if (controller__split(copy, &kind, &ns, &name) != 0) {
-        log_error("bad work queue key %s", key);
-    } else if (strcmp(kind, "vmi") == 0) {
-        rc = recover_vmi(&c->env, rk, ns, name, requeue_ms);
-    } else if (strcmp(kind, "policy") == 0) {
-        rc = status_reconcile(&c->env, c->status, rk, ns, name, requeue_ms);
-        if (!*requeue_ms)
-            atomic_store(&c->dirty, 1);
-    } else if (strcmp(kind, "vm") == 0) {
-        rc = capture_vm(&c->env, c->capture, ns, name);
+    *rc = 0;
+    if (name) {
+        *ns++ = '\0';
+        *name++ = '\0';
+        for (size_t i = 0; i < n && !route; i++)
+            if (strcmp(routes[i].kind, kind) == 0)
+                route = &routes[i];
     }
-    free(copy);
-    return rc;
+    if (!route || !*ns || !*name) {
+        log_error("bad work queue key %s", key);
+        route = NULL;
+    } else {
+        *rc = route->reconcile(ud, ns, name, requeue_ms);
+    }
+    free(kind);
+    return route;
 }
 
 static void controller__done(struct wq *q, const char *key, int rc, uint64_t requeue_ms)
@@ -575,30 +608,30 @@ static void controller__done(struct wq *q, const char *key, int rc, uint64_t req
 
 static void *controller__worker(void *arg)
 {
-    struct controller *c = arg;
-    struct recover_ranker *rk = recover_ranker_new();
+    struct controller__worker w = {arg, recover_ranker_new()};
     char *key;
 
-    while (wq_get(c->q, &key) == 0) {
-        uint64_t requeue = 0;
-        int rc = controller__reconcile(c, rk, key, &requeue);
+    while (wq_get(w.c->q, &key) == 0) {
+        uint64_t requeue;
+        int rc;
 
-        controller__done(c->q, key, rc, requeue);
+        controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
+        controller__done(w.c->q, key, rc, requeue);
         free(key);
     }
-    recover_ranker_free(rk);
+    recover_ranker_free(w.rk);
     return NULL;
 }
 
 static void *controller__capture_worker(void *arg)
 {
-    struct controller *c = arg;
-    struct recover_ranker *rk = recover_ranker_new();
+    struct controller__worker w = {arg, recover_ranker_new()};
+    struct controller *c = w.c;
     char *key;
 
     while (wq_get(c->capq, &key) == 0) {
-        uint64_t requeue = 0;
-        int rc = 0;
+        uint64_t requeue;
+        int rc;
 
         if (wq_len(c->q) > 0) {
             /* recoveries first */
@@ -607,11 +640,11 @@ static void *controller__capture_worker(void *arg)
             free(key);
             continue;
         }
-        rc = controller__reconcile(c, rk, key, &requeue);
+        controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
         controller__done(c->capq, key, rc, requeue);
         free(key);
     }
-    recover_ranker_free(rk);
+    recover_ranker_free(w.rk);
     return NULL;
 }
 
