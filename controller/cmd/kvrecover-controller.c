@@ -1,49 +1,39 @@
 /*
- * kvrecover-controller — entry point: flags, clients, leader election, the
- * HTTP side, signals.
- *
- * The main thread only waits for signals (SIGTERM/SIGINT stop, SIGUSR1 is a
- * wake-up from the lease thread) and, every 200 ms at most, publishes the
- * dashboard state when it changed. Every other thread has those signals
- * blocked, so a signal never interrupts a request.
+ * kvrecover-controller — entry point: the flags, and the process settings
+ * that must come before any thread (the heap, SIGPIPE). What runs is the
+ * manager's (reconcile/manager.h): the clients, sync, leader election,
+ * workers, the HTTP side, signals and teardown.
  *
  * Log lines other tools rely on (tests, benchmarks): {"msg":"started"},
- * {"msg":"http listening","port":N}, {"msg":"caches synced"},
- * {"msg":"leader"} when this replica starts acting, {"msg":"decision"} per
- * failed VMI (recover.c), {"msg":"stopped"}.
+ * {"msg":"http listening","port":N} (httpd.c), {"msg":"caches synced"},
+ * {"msg":"leader"} when this replica starts acting (manager.c),
+ * {"msg":"decision"} per failed VMI (recover.c), {"msg":"stopped"}.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "reconcile/controller.h"
-#include "web/httpd.h"
-#include "kube/kube.h"
-#include "kube/kubeconfig.h"
-#include "kube/lease.h"
 #include "base/log.h"
-#include "web/metrics.h"
 #include "base/xalloc.h"
+#include "kube/kube.h"
+#include "kube/lease.h"
+#include "reconcile/controller.h"
+#include "reconcile/manager.h"
 
 #define VERSION "0.1.0"
 
-struct opts {
-    const char *kubeconfig, *context, *ns, *lease_name, *lease_ns, *id, *http_addr, *log_level;
-    double qps;
-    int burst, workers, leader_elect;
-    long lease_ms, renew_ms, retry_ms;
+/* The flags: what the manager runs, and what main itself uses. */
+struct flags {
+    struct manager_config run;
+    const char *id;        /* --id; NULL or "": <hostname>_<pid> */
+    const char *log_level; /* --log-level */
 };
-
-static pthread_t main_thread;
-static atomic_int lease_started, lease_lost;
 
 static void usage(FILE *f)
 {
@@ -102,39 +92,20 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static int parse_bool(const char *s, int *out)
+static int parse_bool(const char *s, bool *out)
 {
     if (!s || strcmp(s, "true") == 0 || strcmp(s, "1") == 0) {
-        *out = 1;
+        *out = true;
         return 0;
     }
     if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0) {
-        *out = 0;
+        *out = false;
         return 0;
     }
     return -EINVAL;
 }
 
-/* "HOST:PORT", ":PORT", "[V6]:PORT" -> host (NULL: all) and port. */
-static int parse_addr(const char *s, char **host, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    long p;
-
-    *host = NULL;
-    if (!colon || parse_long(colon + 1, 0, 65535, &p) != 0)
-        return -EINVAL;
-    if (colon > s) {
-        if (s[0] == '[' && colon[-1] == ']')
-            *host = xstrndup(s + 1, (size_t)(colon - s - 2));
-        else
-            *host = xstrndup(s, (size_t)(colon - s));
-    }
-    *port = (int)p;
-    return 0;
-}
-
-static int parse_opts(int argc, char **argv, struct opts *o)
+static int parse_flags(int argc, char **argv, struct flags *f)
 {
     enum {
         O_KUBECONFIG = 256,
@@ -184,52 +155,52 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
         switch (opt) {
         case O_KUBECONFIG:
-            o->kubeconfig = optarg;
+            f->run.kubeconfig = optarg;
             break;
         case O_CONTEXT:
-            o->context = optarg;
+            f->run.context = optarg;
             break;
         case O_NS:
-            o->ns = optarg;
+            f->run.ns = optarg;
             break;
         case O_QPS:
-            o->qps = strtod(optarg, &end);
+            f->run.qps = strtod(optarg, &end);
             bad = end == optarg || *end;
             break;
         case O_BURST:
             bad = parse_long(optarg, 1, 100000, &v) != 0;
-            o->burst = (int)v;
+            f->run.burst = (int)v;
             break;
         case O_WORKERS:
             bad = parse_long(optarg, 1, 256, &v) != 0;
-            o->workers = (int)v;
+            f->run.workers = (int)v;
             break;
         case O_LEADER:
-            bad = parse_bool(optarg, &o->leader_elect) != 0;
+            bad = parse_bool(optarg, &f->run.leader_elect) != 0;
             break;
         case O_LNAME:
-            o->lease_name = optarg;
+            f->run.lease_name = optarg;
             break;
         case O_LNS:
-            o->lease_ns = optarg;
+            f->run.lease_ns = optarg;
             break;
         case O_LDUR:
-            bad = parse_duration(optarg, &o->lease_ms) != 0;
+            bad = parse_duration(optarg, &f->run.lease_duration_ms) != 0;
             break;
         case O_RENEW:
-            bad = parse_duration(optarg, &o->renew_ms) != 0;
+            bad = parse_duration(optarg, &f->run.renew_deadline_ms) != 0;
             break;
         case O_RETRY:
-            bad = parse_duration(optarg, &o->retry_ms) != 0;
+            bad = parse_duration(optarg, &f->run.retry_period_ms) != 0;
             break;
         case O_ID:
-            o->id = optarg;
+            f->id = optarg;
             break;
         case O_HTTP:
-            o->http_addr = optarg;
+            f->run.http_addr = optarg;
             break;
         case O_LOG:
-            o->log_level = optarg;
+            f->log_level = optarg;
             break;
         case O_VERSION:
             printf("kvrecover-controller %s\n", VERSION);
@@ -254,113 +225,46 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* ---- leader election -------------------------------------------------- */
-
-struct elector {
-    struct lease *lease;
-    pthread_t thread;
-    int started;
-    int rc;
-};
-
-static void on_started_leading(void *ud)
+/* This replica's identity: --id, else "<hostname>_<pid>". The caller
+ * frees. */
+static char *identity(const char *id)
 {
-    (void)ud;
-    atomic_store(&lease_started, 1);
-    pthread_kill(main_thread, SIGUSR1);
-}
+    char hn[256] = "kvrecover";
 
-static void on_stopped_leading(void *ud)
-{
-    (void)ud;
-    atomic_store(&lease_lost, 1);
-    pthread_kill(main_thread, SIGUSR1);
-}
-
-static void on_new_leader(void *ud, const char *identity)
-{
-    cJSON *f = cJSON_CreateObject();
-
-    (void)ud;
-    cJSON_AddStringToObject(f, "holder", identity);
-    log_fields(LOG_LVL_INFO, "new leader", f);
-}
-
-static void *lease_main(void *arg)
-{
-    struct elector *e = arg;
-
-    e->rc = lease_run(e->lease);
-    if (e->rc) {
-        atomic_store(&lease_lost, 1);
-        pthread_kill(main_thread, SIGUSR1);
-    }
-    return NULL;
-}
-
-static int is_leader(void *ud)
-{
-    return lease_is_leader(ud);
-}
-
-/* ---- main ------------------------------------------------------------- */
-
-static int http_ready(void *ud)
-{
-    return controller_synced(ud);
-}
-
-static void log_started(const struct opts *o, const char *id, const struct kubeconfig *cfg)
-{
-    cJSON *f = cJSON_CreateObject();
-
-    cJSON_AddStringToObject(f, "version", VERSION);
-    cJSON_AddStringToObject(f, "identity", id);
-    cJSON_AddStringToObject(f, "namespace", o->ns ? o->ns : "");
-    cJSON_AddNumberToObject(f, "workers", o->workers);
-    cJSON_AddBoolToObject(f, "leaderElect", o->leader_elect);
-    cJSON_AddStringToObject(f, "server", cfg->server ? cfg->server : "");
-    cJSON_AddStringToObject(f, "kubeconfig", cfg->source ? cfg->source : "");
-    log_fields(LOG_LVL_INFO, "started", f);
+    if (id && *id)
+        return xstrdup(id);
+    gethostname(hn, sizeof(hn) - 1);
+    return xasprintf("%s_%ld", hn, (long)getpid());
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = {NULL,
-                     NULL,
-                     NULL,
-                     "kvrecover-controller",
-                     NULL,
-                     NULL,
-                     ":8080",
-                     "info",
-                     KUBE_DEFAULT_QPS,
-                     KUBE_DEFAULT_BURST,
-                     CONTROLLER_DEFAULT_WORKERS,
-                     1,
-                     LEASE_DEFAULT_DURATION_MS,
-                     LEASE_DEFAULT_RENEW_DEADLINE_MS,
-                     LEASE_DEFAULT_RETRY_PERIOD_MS};
-    struct kubeconfig *kc = NULL;
-    struct kube *kube = NULL, *ev_kube = NULL, *lease_kube = NULL;
-    struct controller *c = NULL;
-    struct httpd *http = NULL;
-    struct elector el = {0};
-    struct controller_config cc = {0};
-    struct kube_options ko = {0}, eko = {0}, lko;
-    struct lease_config lc = {0};
-    enum log_level lvl;
-    sigset_t set;
-    char *err = NULL, *id = NULL, *host = NULL;
-    int rc, exit_code = 1, synced = 0, workers = 0, port = 0;
-    unsigned long ticks = 0;
     const char *pod_ns = getenv("POD_NAMESPACE");
+    struct flags f = {
+        .run =
+            {
+                .qps = KUBE_DEFAULT_QPS,
+                .burst = KUBE_DEFAULT_BURST,
+                .workers = CONTROLLER_DEFAULT_WORKERS,
+                .leader_elect = true,
+                .lease_ns = pod_ns && *pod_ns ? pod_ns : "kvrecover-system",
+                .lease_name = "kvrecover-controller",
+                .lease_duration_ms = LEASE_DEFAULT_DURATION_MS,
+                .renew_deadline_ms = LEASE_DEFAULT_RENEW_DEADLINE_MS,
+                .retry_period_ms = LEASE_DEFAULT_RETRY_PERIOD_MS,
+                .http_addr = ":8080",
+                .version = VERSION,
+            },
+        .log_level = "info",
+    };
+    enum log_level lvl;
+    char *id;
+    int exit_code;
 
-    o.lease_ns = pod_ns && *pod_ns ? pod_ns : "kvrecover-system";
-    if (parse_opts(argc, argv, &o) != 0)
+    if (parse_flags(argc, argv, &f) != 0)
         return 2;
-    if (log_parse_level(o.log_level, &lvl) != 0) {
-        fprintf(stderr, "kvrecover-controller: bad --log-level %s\n", o.log_level);
+    if (log_parse_level(f.log_level, &lvl) != 0) {
+        fprintf(stderr, "kvrecover-controller: bad --log-level %s\n", f.log_level);
         return 2;
     }
     log_set_level(lvl);
@@ -369,179 +273,9 @@ int main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    main_thread = pthread_self();
-
-    if (o.id && *o.id) {
-        id = xstrdup(o.id);
-    } else {
-        char hn[256] = "kvrecover";
-        gethostname(hn, sizeof(hn) - 1);
-        id = xasprintf("%s_%ld", hn, (long)getpid());
-    }
-    rc = kubeconfig_resolve(o.kubeconfig, o.context, &kc, &err);
-    if (rc) {
-        log_error("kubeconfig: %s", err ? err : "not found");
-        goto out;
-    }
-    ko.qps = o.qps;
-    ko.burst = o.burst;
-    rc = kube_new(kc, &ko, &kube, &err);
-    /* Events have a budget of their own so that they never take tokens a
-     * replacement needs. */
-    eko.qps = 20;
-    eko.burst = 50;
-    if (!rc)
-        rc = kube_new(kc, &eko, &ev_kube, &err);
-    if (rc) {
-        log_error("API client: %s", err ? err : "failed");
-        goto out;
-    }
-    log_started(&o, id, kc);
-
-    cc.kube = kube;
-    cc.event_kube = ev_kube;
-    cc.ns = o.ns;
-    cc.workers = o.workers;
-    cc.identity = id;
-    if (o.leader_elect) {
-        lc.ns = o.lease_ns;
-        lc.name = o.lease_name;
-        lc.identity = id;
-        lc.lease_duration_ms = o.lease_ms;
-        lc.renew_deadline_ms = o.renew_ms;
-        lc.retry_period_ms = o.retry_ms;
-        lc.on_started_leading = on_started_leading;
-        lc.on_stopped_leading = on_stopped_leading;
-        lc.on_new_leader = on_new_leader;
-        lease_kube_options(&lc, &lko);
-        rc = kube_new(kc, &lko, &lease_kube, &err);
-        if (!rc)
-            rc = lease_new(lease_kube, &lc, &el.lease);
-        if (rc) {
-            log_error("leader election: %s", err ? err : "bad lease settings");
-            goto out;
-        }
-        cc.extra_kube = lease_kube;
-        cc.leading = is_leader;
-        cc.ud = el.lease;
-    }
-    rc = controller_new(&cc, &c);
-    if (rc) {
-        log_error("controller: %d", rc);
-        goto out;
-    }
-    if (o.http_addr && *o.http_addr) {
-        struct httpd_config hc = {0};
-
-        if (parse_addr(o.http_addr, &host, &port) != 0) {
-            log_error("bad --http-addr %s (HOST:PORT)", o.http_addr);
-            goto out;
-        }
-        hc.addr = host;
-        hc.port = port;
-        hc.ready = http_ready;
-        hc.ud = c;
-        rc = httpd_start(&hc, &http, &err);
-        if (rc) {
-            log_error("http: %s", err ? err : "cannot listen");
-            goto out;
-        }
-        /* httpd logs {"msg":"http listening","addr":...,"port":N} itself */
-    }
-    metrics_gauge_set(METRICS_LEADER, NULL, 0);
-    rc = controller_start(c);
-    if (rc) {
-        log_error("starting the reflectors: %d", rc);
-        goto stop;
-    }
-    if (el.lease) {
-        if (pthread_create(&el.thread, NULL, lease_main, &el) == 0)
-            el.started = 1;
-    } else {
-        atomic_store(&lease_started, 1);
-    }
-
-    for (;;) {
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        int sig = sigtimedwait(&set, NULL, &ts);
-
-        if (sig == SIGTERM || sig == SIGINT) {
-            cJSON *f = cJSON_CreateObject();
-            cJSON_AddStringToObject(f, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            log_fields(LOG_LVL_INFO, "shutting down", f);
-            exit_code = 0;
-            break;
-        }
-        if (!synced && controller_synced(c)) {
-            synced = 1;
-            log_fields(LOG_LVL_INFO, "caches synced", NULL);
-            controller_log_cache(c);
-            malloc_trim(0);
-        }
-        if (atomic_load(&lease_lost)) {
-            log_error("leader election lost (%d): stopping", el.rc);
-            exit_code = 1;
-            break;
-        }
-        if (synced && !workers && atomic_load(&lease_started)) {
-            cJSON *f = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(f, "identity", id);
-            cJSON_AddBoolToObject(f, "leaderElect", o.leader_elect);
-            if (el.lease) {
-                char *lk = xasprintf("%s/%s", o.lease_ns, o.lease_name);
-                cJSON_AddStringToObject(f, "lease", lk);
-                free(lk);
-            }
-            log_fields(LOG_LVL_INFO, "leader", f);
-            metrics_gauge_set(METRICS_LEADER, NULL, 1);
-            controller_start_workers(c);
-            workers = 1;
-        }
-        if (http && controller_take_dirty(c))
-            httpd_publish(http, controller_state_json(c, workers != 0));
-        /* Give the heap's free pages back now and then: list pages and
-         * rankings leave holes that would otherwise stay resident. */
-        if (++ticks % 50 == 0)
-            malloc_trim(0);
-    }
-
-stop:
-    /* Finish the keys in flight, then let another replica take over at
-     * once, then stop watching. */
-    controller_stop_workers(c);
-    metrics_gauge_set(METRICS_LEADER, NULL, 0);
-    if (el.started) {
-        rc = lease_release(el.lease);
-        pthread_join(el.thread, NULL);
-        if (rc)
-            log_warn("releasing the lease failed: %d", rc);
-        else if (workers)
-            log_fields(LOG_LVL_INFO, "lease released", NULL);
-    }
-    /* Nothing writes any more: end the watches' requests at once. */
-    kube_shutdown(kube);
-    controller_stop(c);
-out:
-    httpd_stop(http);
-    controller_free(c);
-    lease_free(el.lease);
-    kube_free(lease_kube);
-    kube_free(ev_kube);
-    kube_free(kube);
-    kubeconfig_free(kc);
-    free(err);
-    free(host);
-    {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddNumberToObject(f, "exitCode", exit_code);
-        log_fields(LOG_LVL_INFO, "stopped", f);
-    }
+    id = identity(f.id);
+    f.run.identity = id;
+    exit_code = manager_run(&f.run);
     free(id);
     return exit_code;
 }
