@@ -24,8 +24,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make` needs for the two binaries (.dockerignore keeps the rest,
-# notably .cache/ with the test control plane, out of the build context).
-COPY Makefile ./
+# notably .cache/ with the test control plane, out of the build context):
+# the Makefile, the config.mk it includes, and the sources.
+COPY Makefile config.mk ./
 COPY controller/ controller/
 RUN make -j"$(nproc)" bin/kvrecover-controller bin/kvrecover \
  && strip --strip-unneeded bin/kvrecover-controller bin/kvrecover
