@@ -240,31 +240,41 @@ static const char *controller__meta(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* cache_vmi_put() at the clock's now: when a phase began, if the VMI does
+ * not say. */
+static int controller__vmi_put(struct cache *cache, const cJSON *obj)
+{
+    return cache_vmi_put(cache, obj, clock_wall(), clock_mono());
+}
+
+/* The kinds of object watched: the resource a reflector lists and watches
+ * (its plural names the kind in the metrics), and how the cache stores and
+ * forgets one. */
+static const struct controller__kind {
+    struct kube_resource res;
+    int (*put)(struct cache *cache, const cJSON *obj);
+    int (*del)(struct cache *cache, const cJSON *obj);
+} controller__kinds[CTL_NKINDS] = {
+    [CTL_VMI] = {{"kubevirt.io", "v1", "virtualmachineinstances"},
+                 controller__vmi_put,
+                 cache_vmi_del},
+    [CTL_VM] = {{"kubevirt.io", "v1", "virtualmachines"}, cache_vm_put, cache_vm_del},
+    [CTL_POLICY] = {{"kvrecover.io", "v1alpha1", "recoverypolicies"},
+                    cache_policy_put,
+                    cache_policy_del},
+    [CTL_MEMBER] = {{"", "v1", "configmaps"}, cache_member_put, cache_member_del},
+};
+
 static void controller__put(void *ud, const cJSON *obj)
 {
     struct controller_watch *cw = ud;
     struct controller *c = cw->c;
     const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
-    int chg = -EINVAL, running;
+    int chg, running;
 
     if (!ns || !name)
         return;
-    switch (cw->kind) {
-    case CTL_VMI:
-        chg = cache_vmi_put(c->cache, obj, clock_wall(), clock_mono());
-        break;
-    case CTL_VM:
-        chg = cache_vm_put(c->cache, obj);
-        break;
-    case CTL_POLICY:
-        chg = cache_policy_put(c->cache, obj);
-        break;
-    case CTL_MEMBER:
-        chg = cache_member_put(c->cache, obj);
-        break;
-    default:
-        break;
-    }
+    chg = controller__kinds[cw->kind].put(c->cache, obj);
     if (chg <= 0)
         return;
     running = atomic_load(&c->running);
@@ -304,27 +314,12 @@ static void controller__del(void *ud, const cJSON *obj, bool final_state_unknown
     struct controller_watch *cw = ud;
     struct controller *c = cw->c;
     const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
-    int known = 0;
+    int known;
 
     (void)final_state_unknown;
     if (!ns || !name)
         return;
-    switch (cw->kind) {
-    case CTL_VMI:
-        known = cache_vmi_del(c->cache, obj);
-        break;
-    case CTL_VM:
-        known = cache_vm_del(c->cache, obj);
-        break;
-    case CTL_POLICY:
-        known = cache_policy_del(c->cache, obj);
-        break;
-    case CTL_MEMBER:
-        known = cache_member_del(c->cache, obj);
-        break;
-    default:
-        break;
-    }
+    known = controller__kinds[cw->kind].del(c->cache, obj);
     if (!known || !atomic_load(&c->running))
         return;
     if (cw->kind == CTL_POLICY)
@@ -393,8 +388,6 @@ static void controller__collect(struct buf *out, void *ud)
     struct controller *c = ud;
     struct controller__api_set set = {0};
     struct kube *clients[3] = {c->cfg.kube, c->cfg.event_kube, c->cfg.extra_kube};
-    static const char *const names[CTL_NKINDS] = {"virtualmachineinstances", "virtualmachines",
-                                                  "recoverypolicies", "configmaps"};
 
     for (int i = 0; i < 3; i++) {
         int dup = 0;
@@ -422,7 +415,7 @@ static void controller__collect(struct buf *out, void *ud)
         if (!c->watches[k].w)
             continue;
         watch_get_stats(c->watches[k].w, &st);
-        labels = metrics_labels("resource", names[k], NULL, NULL);
+        labels = metrics_labels("resource", controller__kinds[k].res.resource, NULL, NULL);
         metrics_write_sample(out, METRICS_WATCH_RESTARTS, labels, (double)st.restarts);
         free(labels);
     }
@@ -432,12 +425,6 @@ static void controller__collect(struct buf *out, void *ud)
 
 int controller_new(const struct controller_config *cfg, struct controller **out)
 {
-    static const struct kube_resource res[CTL_NKINDS] = {
-        {"kubevirt.io", "v1", "virtualmachineinstances"},
-        {"kubevirt.io", "v1", "virtualmachines"},
-        {"kvrecover.io", "v1alpha1", "recoverypolicies"},
-        {"", "v1", "configmaps"},
-    };
     struct controller *c;
     /* client-go's default controller rate limiter, with a faster first
      * retry: a replacement refused by a hiccup is retried within 5 ms */
@@ -474,7 +461,7 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
 
         c->watches[k].c = c;
         c->watches[k].kind = (enum controller_kind)k;
-        wc.res = res[k];
+        wc.res = controller__kinds[k].res;
         wc.namespace = c->ns;
         wc.label_selector = k == CTL_MEMBER ? CACHE_POOL_LABEL : NULL;
         wc.handlers.on_add = controller__put;
