@@ -73,20 +73,26 @@ struct cache_spec {
 #define CACHE_CHG_CAPTURE 32u /* a VM's capture fingerprint changed */
 #define CACHE_CHG_REPL 64u    /* a VM's replacement annotations changed */
 
-/* Keys are "namespace\0name": ns is the key (its first string) and name
- * points into it. Each record is in the table of its kind and, through
- * ns_prev/ns_next, in its namespace's list of that kind, in the same order,
- * so that a walk of one namespace visits nothing else. (key and ns share
- * their bytes: the list costs a record no memory.) */
+/*
+ * The head every record starts with. hh is its entry in the table of its
+ * kind; key is "namespace\0name", ns its first string and name its second;
+ * ns_prev/ns_next place it in its namespace's list of that kind, in the
+ * table's order, so that a walk of one namespace visits nothing else. key
+ * and ns share their bytes, which pays for the list: a record is no larger
+ * for it.
+ */
+#define CACHE_RECORD_HEAD(type)                                                                    \
+    UT_hash_handle hh;                                                                             \
+    union {                                                                                        \
+        char *key;      /* hash key: ns, NUL, name (owned) */                                      \
+        const char *ns; /* metadata.namespace */                                                   \
+    };                                                                                             \
+    const char *name; /* metadata.name (into key) */                                               \
+    type *ns_prev, *ns_next
+
 struct cache_vmi {
-    UT_hash_handle hh;
-    union {
-        char *key;      /* hash key: ns, NUL, name (owned) */
-        const char *ns; /* metadata.namespace: the key's first string */
-    };
-    const char *name;                    /* metadata.name (into key) */
-    struct cache_vmi *ns_prev, *ns_next; /* its namespace's list */
-    char *uid;                           /* metadata.uid */
+    CACHE_RECORD_HEAD(struct cache_vmi);
+    char *uid;              /* metadata.uid */
     char *vm;               /* the owning VirtualMachine when not named as the VMI, else NULL */
     char *labels;           /* packed metadata.labels, see cache_label() */
     enum cache_phase phase; /* status.phase */
@@ -106,50 +112,32 @@ struct cache_replacement {
 };
 
 struct cache_vm {
-    UT_hash_handle hh;
-    UT_hash_handle hh_uid; /* in the failed-uid index, when repl */
-    union {
-        char *key;      /* ns, NUL, name (owned) */
-        const char *ns; /* the key's first string */
-    };
-    const char *name;                   /* into key */
-    struct cache_vm *ns_prev, *ns_next; /* its namespace's list */
-    char *uid;                          /* metadata.uid */
-    char *resource_version;             /* metadata.resourceVersion */
-    char *labels;                       /* packed metadata.labels */
-    char *tlabels;                      /* packed spec.template.metadata.labels */
-    struct cache_spec spec;             /* from the template (features_from_vm) */
-    uint64_t fingerprint;               /* of what capture copies; see cache_vm_put() */
-    int halted;                         /* runStrategy Halted, or running: false */
-    struct cache_replacement *repl;     /* NULL unless annotated kvrecover.io/failed-uid */
+    CACHE_RECORD_HEAD(struct cache_vm);
+    UT_hash_handle hh_uid;          /* in the failed-uid index, when repl */
+    char *uid;                      /* metadata.uid */
+    char *resource_version;         /* metadata.resourceVersion */
+    char *labels;                   /* packed metadata.labels */
+    char *tlabels;                  /* packed spec.template.metadata.labels */
+    struct cache_spec spec;         /* from the template (features_from_vm) */
+    uint64_t fingerprint;           /* of what capture copies; see cache_vm_put() */
+    int halted;                     /* runStrategy Halted, or running: false */
+    struct cache_replacement *repl; /* NULL unless annotated kvrecover.io/failed-uid */
 };
 
 struct cache_policy {
-    UT_hash_handle hh;
-    union {
-        char *key;      /* ns, NUL, name (owned) */
-        const char *ns; /* the key's first string */
-    };
-    const char *name;                       /* into key */
-    struct cache_policy *ns_prev, *ns_next; /* its namespace's list */
-    char *uid;                              /* metadata.uid */
-    long generation;                        /* metadata.generation */
-    struct policy pol;                      /* the parsed spec; empty when !valid */
-    int valid;                              /* policy_from_json() accepted it */
-    char *error;                            /* why not, naming the field; NULL when valid */
-    cJSON *status;                          /* the status as last seen, or NULL */
+    CACHE_RECORD_HEAD(struct cache_policy);
+    char *uid;         /* metadata.uid */
+    long generation;   /* metadata.generation */
+    struct policy pol; /* the parsed spec; empty when !valid */
+    int valid;         /* policy_from_json() accepted it */
+    char *error;       /* why not, naming the field; NULL when valid */
+    cJSON *status;     /* the status as last seen, or NULL */
 };
 
 struct cache_member {
-    UT_hash_handle hh;
-    union {
-        char *key;      /* ns, NUL, name (owned) */
-        const char *ns; /* the key's first string */
-    };
-    const char *name;                       /* into key */
-    struct cache_member *ns_prev, *ns_next; /* its namespace's list */
-    char *labels;                           /* packed metadata.labels */
-    const char *vm;                         /* kvrecover.io/vm label (into labels), or NULL */
+    CACHE_RECORD_HEAD(struct cache_member);
+    char *labels;   /* packed metadata.labels */
+    const char *vm; /* kvrecover.io/vm label (into labels), or NULL */
     /* data.features, as interned (category, value) pairs, sorted; and
      * data.resources. Read them with cache_member_features(). */
     const char **items;        /* 2 * nitems interned strings */
