@@ -58,20 +58,32 @@ cat <<'HEAD'
 #include "web/dashboard_assets.h"
 
 HEAD
-emit "$dir/index.html" dashboard_assets__index_html
-emit "$dir/app.js" dashboard_assets__app_js
-emit "$dir/style.css" dashboard_assets__style_css
-emit "$dir/favicon.svg" dashboard_assets__favicon_svg
+# The files, in the order they are served from, and their Content-Type:
+# one line each, "FILE TYPE". A file's symbol is dashboard_assets__ and its
+# name with '.' as '_'.
+assets='index.html text/html; charset=utf-8
+app.js text/javascript; charset=utf-8
+style.css text/css; charset=utf-8
+favicon.svg image/svg+xml'
+
+symbol() { printf 'dashboard_assets__%s' "$(printf '%s' "$1" | tr . _)"; }
+
+printf '%s\n' "$assets" | while read -r file type; do
+  emit "$dir/$file" "$(symbol "$file")"
+done
+echo 'const struct dashboard_asset dashboard_assets[] = {'
+# A row on one line when it fits clang-format's 100 columns, else broken
+# before sizeof as clang-format breaks it.
+printf '%s\n' "$assets" | while read -r file type; do
+  sym=$(symbol "$file")
+  row="    {\"/$file\", \"$type\", $sym, sizeof($sym) - 1},"
+  if [ "${#row}" -le 100 ]; then
+    printf '%s\n' "$row"
+  else
+    printf '    {"/%s", "%s", %s,\n     sizeof(%s) - 1},\n' "$file" "$type" "$sym" "$sym"
+  fi
+done
 cat <<'TAIL'
-const struct dashboard_asset dashboard_assets[] = {
-    {"/index.html", "text/html; charset=utf-8", dashboard_assets__index_html,
-     sizeof(dashboard_assets__index_html) - 1},
-    {"/app.js", "text/javascript; charset=utf-8", dashboard_assets__app_js,
-     sizeof(dashboard_assets__app_js) - 1},
-    {"/style.css", "text/css; charset=utf-8", dashboard_assets__style_css,
-     sizeof(dashboard_assets__style_css) - 1},
-    {"/favicon.svg", "image/svg+xml", dashboard_assets__favicon_svg,
-     sizeof(dashboard_assets__favicon_svg) - 1},
 };
 
 const size_t dashboard_nassets = sizeof(dashboard_assets) / sizeof(dashboard_assets[0]);
