@@ -330,6 +330,23 @@ static void kube__segment(struct buf *b, const char *seg)
     free(e);
 }
 
+cJSON *kube_object_new(const char *api_version, const char *kind, const char *ns, const char *name,
+                       cJSON **meta)
+{
+    cJSON *obj = cJSON_CreateObject(), *md;
+
+    cJSON_AddStringToObject(obj, "apiVersion", api_version);
+    cJSON_AddStringToObject(obj, "kind", kind);
+    md = cJSON_AddObjectToObject(obj, "metadata");
+    if (name)
+        cJSON_AddStringToObject(md, "name", name);
+    if (ns)
+        cJSON_AddStringToObject(md, "namespace", ns);
+    if (meta)
+        *meta = md;
+    return obj;
+}
+
 char *kube_path(const struct kube_resource *r, const char *ns, const char *name,
                 const char *subresource)
 {

@@ -171,7 +171,16 @@ int kube_get_cancel(struct kube *k, const char *path, kube_cancel_fn cancel, voi
  */
 void kube_shutdown(struct kube *k);
 
-/* ---- paths ---------------------------------------------------------- */
+/* ---- objects and paths ---------------------------------------------- */
+
+/**
+ * A new object to create: {"apiVersion", "kind", "metadata": {"name",
+ * "namespace"}}, in that order; name or ns NULL leaves that field out. *meta
+ * (meta may be NULL) gets the metadata object, borrowed, for more fields.
+ * The caller frees the object with cJSON_Delete().
+ */
+cJSON *kube_object_new(const char *api_version, const char *kind, const char *ns, const char *name,
+                       cJSON **meta);
 
 /**
  * The API path of a collection (name NULL) or an object, optionally of its

@@ -158,13 +158,7 @@ static cJSON *lease__base(const cJSON *current, const char *ns, const char *name
         if (obj == NULL)
             abort(); /* cJSON fails only on allocation */
     } else {
-        cJSON *md;
-        obj = cJSON_CreateObject();
-        cJSON_AddStringToObject(obj, "apiVersion", "coordination.k8s.io/v1");
-        cJSON_AddStringToObject(obj, "kind", "Lease");
-        md = cJSON_AddObjectToObject(obj, "metadata");
-        cJSON_AddStringToObject(md, "name", name);
-        cJSON_AddStringToObject(md, "namespace", ns);
+        obj = kube_object_new("coordination.k8s.io/v1", "Lease", ns, name, NULL);
     }
     *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
     if (!cJSON_IsObject(*spec)) {

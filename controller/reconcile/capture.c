@@ -301,12 +301,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     h = capture__hash_str(h, ltext);
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
 
-    cm = cJSON_CreateObject();
-    cJSON_AddStringToObject(cm, "apiVersion", "v1");
-    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
-    meta = cJSON_AddObjectToObject(cm, "metadata");
-    cJSON_AddStringToObject(meta, "name", cm_name);
-    cJSON_AddStringToObject(meta, "namespace", ns);
+    cm = kube_object_new("v1", "ConfigMap", ns, cm_name, &meta);
     cJSON_AddItemToObject(meta, "labels", lab);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), CACHE_DIGEST_ANNOTATION,
                             hex);

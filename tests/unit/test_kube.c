@@ -55,6 +55,22 @@ TEST(kube_path_core_group_and_subresource)
     free(p);
 }
 
+TEST(kube_object_new_has_kind_and_metadata_in_order)
+{
+    cJSON *meta = NULL, *o = kube_object_new("v1", "ConfigMap", "fx", "vm-005", &meta);
+    cJSON *bare = kube_object_new("v1", "Event", NULL, NULL, NULL);
+    char *a = cJSON_PrintUnformatted(o), *b = cJSON_PrintUnformatted(bare);
+
+    CHECK(meta == cJSON_GetObjectItemCaseSensitive(o, "metadata"));
+    CHECK_STR(a, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"vm-005\","
+                 "\"namespace\":\"fx\"}}");
+    CHECK_STR(b, "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{}}");
+    free(a);
+    free(b);
+    cJSON_Delete(o);
+    cJSON_Delete(bare);
+}
+
 TEST(kube_query_encodes_and_chains)
 {
     struct buf b = {0};
