@@ -402,19 +402,22 @@ TEST(iteration_filters_by_namespace)
 
 /* walk_KIND(c, ns, keep): the records a walk of ns (NULL: all) meets, in
  * order, as "ns/name,..." ("" for none), keeping only those of namespace
- * keep (NULL: every one). The caller frees. */
+ * keep (NULL: every one). A static buffer: compare it before the next walk. */
 #define WALKER(kind)                                                                               \
-    static char *walk_##kind(struct cache *c, const char *ns, const char *keep)                    \
+    static const char *walk_##kind(struct cache *c, const char *ns, const char *keep)              \
     {                                                                                              \
-        struct buf b = {0};                                                                        \
+        static char out[1024];                                                                     \
+        size_t n = 0;                                                                              \
                                                                                                    \
+        out[0] = '\0';                                                                             \
         cache_rdlock(c);                                                                           \
         for (struct cache_##kind *r = cache_##kind##_first(c, ns); r;                              \
              r = cache_##kind##_next(r, ns))                                                       \
-            if (!keep || strcmp(r->ns, keep) == 0)                                                 \
-                buf_printf(&b, "%s%s/%s", b.len ? "," : "", r->ns, r->name);                       \
+            if ((!keep || strcmp(r->ns, keep) == 0) && n < sizeof(out))                            \
+                n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s/%s", n ? "," : "", r->ns,    \
+                                      r->name);                                                    \
         cache_unlock(c);                                                                           \
-        return buf_steal(&b);                                                                      \
+        return out;                                                                                \
     }
 WALKER(vmi)
 WALKER(vm)
@@ -446,7 +449,6 @@ TEST(namespace_walks_meet_their_records_only_in_store_order)
 {
     struct cache *c = cache_new();
     cJSON *list = ctl_load("ctl-vm-list.json");
-    char *w[8] = {0};
 
     CHECK(list != NULL);
     for (int i = 0; i < 5; i++)
@@ -456,42 +458,24 @@ TEST(namespace_walks_meet_their_records_only_in_store_order)
     CHECK(as(c, cache_vm_put, item(list, 1), "c", "only") > 0);
     /* storing fx/vm-003 again puts it last, as in the walk of all */
     CHECK(cache_vm_put(c, item(list, 2)) == 0);
-    w[0] = walk_vm(c, "fx", NULL);
-    w[1] = walk_vm(c, "b", NULL);
-    w[2] = walk_vm(c, "c", NULL);
-    w[3] = walk_vm(c, "nowhere", NULL);
-    w[5] = walk_vm(c, NULL, "fx");
-    CHECK_STR(w[0], "fx/vm-001,fx/vm-002,fx/vm-004,fx/vm-005,fx/vm-003");
-    CHECK_STR(w[1], "b/vm-001,b/vm-002");
-    CHECK_STR(w[2], "c/only");
-    CHECK_STR(w[3], "");
-    CHECK_STR(w[5], w[0]);
-    for (int i = 0; i < 8; i++) {
-        free(w[i]);
-        w[i] = NULL;
-    }
+    CHECK_STR(walk_vm(c, "fx", NULL), "fx/vm-001,fx/vm-002,fx/vm-004,fx/vm-005,fx/vm-003");
+    CHECK_STR(walk_vm(c, NULL, "fx"), "fx/vm-001,fx/vm-002,fx/vm-004,fx/vm-005,fx/vm-003");
+    CHECK_STR(walk_vm(c, "b", NULL), "b/vm-001,b/vm-002");
+    CHECK_STR(walk_vm(c, "c", NULL), "c/only");
+    CHECK_STR(walk_vm(c, "nowhere", NULL), "");
     /* deleted: gone from its namespace's walk only; added again: last */
     CHECK_INT(as(c, cache_vm_del, item(list, 1), "fx", NULL), 1);
     CHECK_INT(as(c, cache_vm_del, item(list, 0), "b", NULL), 1);
     CHECK_INT(as(c, cache_vm_del, item(list, 1), "c", "only"), 1);
-    w[0] = walk_vm(c, "fx", NULL);
-    w[1] = walk_vm(c, "b", NULL);
-    w[2] = walk_vm(c, "c", NULL);
+    CHECK_STR(walk_vm(c, "fx", NULL), "fx/vm-001,fx/vm-004,fx/vm-005,fx/vm-003");
+    CHECK_STR(walk_vm(c, "b", NULL), "b/vm-002");
+    CHECK_STR(walk_vm(c, "c", NULL), "");
     CHECK(as(c, cache_vm_put, item(list, 1), "fx", NULL) > 0);
     CHECK(as(c, cache_vm_put, item(list, 0), "b", NULL) > 0);
-    w[3] = walk_vm(c, "fx", NULL);
-    w[4] = walk_vm(c, "b", NULL);
-    w[5] = walk_vm(c, NULL, NULL);
-    CHECK_STR(w[0], "fx/vm-001,fx/vm-004,fx/vm-005,fx/vm-003");
-    CHECK_STR(w[1], "b/vm-002");
-    CHECK_STR(w[2], "");
-    CHECK_STR(w[3], "fx/vm-001,fx/vm-004,fx/vm-005,fx/vm-003,fx/vm-002");
-    CHECK_STR(w[4], "b/vm-002,b/vm-001");
-    CHECK_STR(w[5], "fx/vm-001,fx/vm-004,fx/vm-005,b/vm-002,fx/vm-003,fx/vm-002,b/vm-001");
-    for (int i = 0; i < 8; i++) {
-        free(w[i]);
-        w[i] = NULL;
-    }
+    CHECK_STR(walk_vm(c, "fx", NULL), "fx/vm-001,fx/vm-004,fx/vm-005,fx/vm-003,fx/vm-002");
+    CHECK_STR(walk_vm(c, "b", NULL), "b/vm-002,b/vm-001");
+    CHECK_STR(walk_vm(c, NULL, NULL),
+              "fx/vm-001,fx/vm-004,fx/vm-005,b/vm-002,fx/vm-003,fx/vm-002,b/vm-001");
     cJSON_Delete(list);
     cache_free(c);
 }
@@ -501,7 +485,6 @@ TEST(every_kind_has_a_namespace_index)
     struct cache *c = cache_new();
     cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *pol = ctl_load("ctl-policy.json");
     cJSON *pool = ctl_load("ctl-pool-list.json");
-    char *w[6] = {0};
 
     CHECK(vmi && pol && pool);
     for (int i = 0; i < 3; i++) {
@@ -516,20 +499,12 @@ TEST(every_kind_has_a_namespace_index)
     CHECK_INT(as(c, cache_vmi_del, vmi, "fx", "r0"), 1);
     CHECK_INT(as(c, cache_policy_del, pol, "fx", "r2"), 1);
     CHECK_INT(as(c, cache_member_del, item(pool, 1), "b", "r1"), 1);
-    w[0] = walk_vmi(c, "fx", NULL);
-    w[1] = walk_vmi(c, "b", NULL);
-    w[2] = walk_policy(c, "fx", NULL);
-    w[3] = walk_policy(c, "b", NULL);
-    w[4] = walk_member(c, "fx", NULL);
-    w[5] = walk_member(c, "b", NULL);
-    CHECK_STR(w[0], "fx/r2");
-    CHECK_STR(w[1], "b/r1");
-    CHECK_STR(w[2], "fx/r0");
-    CHECK_STR(w[3], "b/r1");
-    CHECK_STR(w[4], "fx/r0,fx/r2");
-    CHECK_STR(w[5], "");
-    for (int i = 0; i < 6; i++)
-        free(w[i]);
+    CHECK_STR(walk_vmi(c, "fx", NULL), "fx/r2");
+    CHECK_STR(walk_vmi(c, "b", NULL), "b/r1");
+    CHECK_STR(walk_policy(c, "fx", NULL), "fx/r0");
+    CHECK_STR(walk_policy(c, "b", NULL), "b/r1");
+    CHECK_STR(walk_member(c, "fx", NULL), "fx/r0,fx/r2");
+    CHECK_STR(walk_member(c, "b", NULL), "");
     cJSON_Delete(vmi);
     cJSON_Delete(pol);
     cJSON_Delete(pool);
