@@ -21,12 +21,12 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 #include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/pool.h"
 #include "sim/sim.h"
-#include "base/xalloc.h"
-#include "base/yaml.h"
 
 #define NCAT 10
 #define NVAL 16

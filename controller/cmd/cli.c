@@ -19,13 +19,13 @@
 #include <cjson/cJSON.h>
 
 #include "base/buf.h"
+#include "base/text.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 #include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/pool.h"
 #include "sim/sim.h"
-#include "base/text.h"
-#include "base/xalloc.h"
-#include "base/yaml.h"
 
 /* The command line of `kvrecover score`. */
 struct cli__opts {

@@ -19,10 +19,10 @@
 
 #include "base/clock.h"
 #include "base/hash.h"
+#include "base/xalloc.h"
+#include "base/yaml.h"
 #include "reconcile/cache.h"
 #include "sim/pool.h"
-#include "base/yaml.h"
-#include "base/xalloc.h"
 
 /* A namespace the cache has seen: its pool version and the namespace index,
  * its records of each kind in the order they were stored. Kept until the

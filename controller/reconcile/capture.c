@@ -15,13 +15,13 @@
 #include <uthash.h>
 
 #include "base/buf.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/xalloc.h"
 #include "kube/kube.h"
 #include "reconcile/cache.h"
 #include "reconcile/capture.h"
-#include "base/hash.h"
-#include "base/log.h"
 #include "sim/quantity.h"
-#include "base/xalloc.h"
 
 struct capture_seen {
     UT_hash_handle hh;

@@ -11,18 +11,18 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "kube/event.h"
+#include "kube/watch.h"
 #include "reconcile/cache.h"
 #include "reconcile/capture.h"
 #include "reconcile/controller.h"
 #include "reconcile/controller_test.h"
-#include "kube/event.h"
-#include "base/log.h"
-#include "web/metrics.h"
 #include "reconcile/recover.h"
 #include "reconcile/status.h"
-#include "kube/watch.h"
 #include "reconcile/wq.h"
-#include "base/xalloc.h"
+#include "web/metrics.h"
 
 /* Events waiting for the Event thread; more are dropped (and counted). */
 #define CONTROLLER_EVENT_BACKLOG 10000

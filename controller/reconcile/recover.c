@@ -16,9 +16,9 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "base/log.h"
-#include "web/metrics.h"
-#include "reconcile/recover.h"
 #include "base/xalloc.h"
+#include "reconcile/recover.h"
+#include "web/metrics.h"
 
 /* ---- small things ----------------------------------------------------- */
 

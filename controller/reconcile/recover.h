@@ -31,10 +31,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "reconcile/cache.h"
-#include "reconcile/env.h"
 #include "kube/event.h"
 #include "kube/kube.h"
+#include "reconcile/cache.h"
+#include "reconcile/env.h"
 #include "sim/sim.h"
 
 /* What was decided for a failed VMI. */

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/quantity.h"
 #include "base/text.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
+#include "sim/quantity.h"
 
 /* Ends features__get()'s list of keys: a plain NULL may be an int 0 in a
  * variadic call, and reading it as a pointer would be undefined. */

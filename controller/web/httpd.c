@@ -33,10 +33,10 @@
 #include <libwebsockets.h>
 
 #include "base/buf.h"
-#include "web/dashboard_assets.h"
 #include "base/log.h"
-#include "web/metrics.h"
 #include "base/xalloc.h"
+#include "web/dashboard_assets.h"
+#include "web/metrics.h"
 
 #define HTTPD__CHUNK 16384  /* bytes of body written per writeable callback */
 #define HTTPD__MAX_FDS 256  /* connections (and lws' own fds) per server */

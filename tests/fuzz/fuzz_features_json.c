@@ -14,8 +14,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "sim/features.h"
 #include "fuzz_check.h"
+#include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/pool.h"
 

@@ -16,9 +16,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/xalloc.h"
 #include "fuzz_check.h"
 #include "sim/quantity.h"
-#include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,11 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz_check.h"
 #include "base/log.h"
+#include "base/xalloc.h"
+#include "fuzz_check.h"
 #include "kube/watch.h"
 #include "kube/watch_test.h"
-#include "base/xalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,12 +16,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "sim/features.h"
+#include "base/yaml.h"
 #include "fuzz_check.h"
+#include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/pool.h"
 #include "sim/sim.h"
-#include "base/yaml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

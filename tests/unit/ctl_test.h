@@ -16,12 +16,12 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
-#include "reconcile/cache.h"
+#include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/kube.h"
+#include "reconcile/cache.h"
 #include "reconcile/recover.h"
-#include "base/xalloc.h"
 
 struct ctl_rig {
     struct fake_server *srv;

@@ -24,8 +24,8 @@
 #include <openssl/ssl.h>
 
 #include "base/buf.h"
-#include "harness.h"
 #include "base/xalloc.h"
+#include "harness.h"
 
 #define FAKE_POLL_MS 100
 #define FAKE_MAX_HEAD (64u << 10)

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reconcile/capture.h"
-#include "ctl_test.h"
-#include "sim/pool.h"
 #include "base/yaml.h"
+#include "ctl_test.h"
+#include "reconcile/capture.h"
+#include "sim/pool.h"
 
 #define CMS "/api/v1/namespaces/fx/configmaps"
 #define VM5 "/apis/kubevirt.io/v1/namespaces/fx/virtualmachines/vm-005"

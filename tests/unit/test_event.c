@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/event.h"
-#include "kube/event_test.h"
+#include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
-#include "base/xalloc.h"
+#include "kube/event.h"
+#include "kube/event_test.h"
 
 static const char *str_at(const cJSON *obj, const char *a, const char *b)
 {

@@ -19,12 +19,12 @@
 #include <arpa/inet.h>
 
 #include "base/buf.h"
+#include "base/xalloc.h"
 #include "harness.h"
 #include "web/httpd.h"
 #include "web/httpd_test.h"
 #include "web/metrics.h"
 #include "web/metrics_test.h"
-#include "base/xalloc.h"
 
 struct resp {
     long status;

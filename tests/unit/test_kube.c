@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/kube.h"
 #include "kube/kube_test.h"
-#include "base/xalloc.h"
 
 static const char *fixture_text(const char *name, struct buf *b)
 {

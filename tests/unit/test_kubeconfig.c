@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/xalloc.h"
 #include "harness.h"
 #include "kube/kubeconfig.h"
-#include "base/xalloc.h"
 
 static int parse(const char *yaml, const char *ctx, struct kubeconfig **out, char **err)
 {

@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/lease.h"
 #include "kube/lease_test.h"
-#include "base/xalloc.h"
 
 static cJSON *fixture_json(const char *name)
 {

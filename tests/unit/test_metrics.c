@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/xalloc.h"
 #include "harness.h"
 #include "web/metrics.h"
 #include "web/metrics_test.h"
-#include "base/xalloc.h"
 
 /* Renders the registry into a fresh string; the caller frees. */
 static char *render(void)

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "sim/quantity.h"
 #include "base/yaml.h"
+#include "sim/quantity.h"
 
 /* Parses s; returns the value, or -1 when refused (err freed). */
 static double q(const char *s)

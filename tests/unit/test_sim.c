@@ -9,12 +9,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "base/xalloc.h"
+#include "base/yaml.h"
 #include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/sim.h"
 #include "sim/sim_test.h"
-#include "base/xalloc.h"
-#include "base/yaml.h"
 
 /* A feature set from flow YAML ("{language: nodejs, database: [a, b]}") and
  * optional resources YAML; aborts the test binary on bad test input. */

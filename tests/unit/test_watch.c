@@ -8,11 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
 #include "kube/watch.h"
 #include "kube/watch_test.h"
-#include "base/xalloc.h"
 
 /* ---- the line splitter ---------------------------------------------- */
 
