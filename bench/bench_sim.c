@@ -120,7 +120,8 @@ static void gen_features(struct features *f)
 static void make_policy(struct policy *p, const char *mode)
 {
     char *text = xasprintf(
-        "{\"selector\": {}, \"poolSelector\": {\"matchLabels\": {\"kvrecover.io/pool\": \"b\"}}, "
+        "{\"selector\": {\"matchLabels\": {\"app\": \"bench\"}}, "
+        "\"poolSelector\": {\"matchLabels\": {\"kvrecover.io/pool\": \"b\"}}, "
         "\"weights\": {\"os\": 0.3, \"language\": 0.3, \"database\": 0.2, \"webserver\": 0.1, "
         "\"cache\": 0.1, \"queue\": 0.1, \"runtime\": 0.2, \"monitor\": 0.05, \"storage\": 0.1, "
         "\"network\": 0.05, \"cpu\": 0.2, \"memory\": 0.2, \"disk\": 0.1}, "
