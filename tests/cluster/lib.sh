@@ -202,6 +202,16 @@ cluster_stop_dir() {
     kill -KILL "$pid" 2>/dev/null
     cluster_wait_gone "$pid" "$name" 50 || say "$name (pid $pid) survived KILL"
   done
+  # A process that has exited stays a zombie until its parent reaps it: once
+  # up has exited that is init, which may take a second. Wait (up to 3 s)
+  # so that nothing of the cluster is listed, not even as <defunct>.
+  local t
+  for i in "${!pids[@]}"; do
+    for ((t = 0; t < 30; t++)); do
+      [ "$(cat "/proc/${pids[$i]}/comm" 2>/dev/null)" = "${names[$i]:0:15}" ] || break
+      sleep 0.1
+    done
+  done
   return 0
 }
 
