@@ -1,4 +1,4 @@
-# Shared by tests/cluster/{up,down,user}; sourced, never run.
+# Shared by tests/cluster/{up,down,user,nodes,guest}; sourced, never run.
 #
 # Where things live, how the upstream binaries are built and cached, and the
 # small process and certificate helpers. Nothing here starts a cluster.

@@ -1,6 +1,6 @@
 // Builds KWOK (Kubernetes WithOut Kubelet) for the end-to-end tests' cluster only:
 // it plays the kubelet of the test nodes (node heartbeats, pods Running).
-// The product is C; Go is used for nothing else.
+// KWOK v0.8.0 needs Go >= 1.26. The product is C; Go is used for nothing else.
 module kvrecover.io/tests/cluster/kwok
 
 go 1.26.0
