@@ -1,10 +1,14 @@
-# Shared by tests/cluster/{up,down,user}; sourced, never run.
+# Shared by tests/cluster/{up,down,user,nodes,guest}; sourced, never run.
 #
 # Where things live, how the upstream binaries are built and cached, and the
 # small process and certificate helpers. Nothing here starts a cluster.
 #
-#   .cache/k8s-<version>/   kube-apiserver, kube-controller-manager, kubectl
+#   .cache/k8s-<version>/   kube-apiserver, kube-controller-manager,
+#                           kube-scheduler, kubectl
 #   .cache/etcd-<version>/  etcd
+#   .cache/kwok-<version>/  kwok and the KWOK stage files the cluster uses
+#   .cache/kubevirt-<version>/  virt-controller, virt-api and the CRDs and
+#                           webhook configurations KubeVirt's code generates
 #   .cache/run/cluster-*/   one directory per running cluster (certificates,
 #                           kubeconfigs, etcd data, logs, pids)
 #
@@ -27,13 +31,18 @@ cluster_modver() {
 # unless they are there already, built from the same go.mod, go.sum, flags
 # and Go. Concurrent callers wait on a lock rather than build twice. Go's
 # output goes to a log; its tail is printed on failure.
-#   cluster_build_module NAME VERSION LDFLAGS OUT=PKG...
+#   [cluster_post=FUNCTION] cluster_build_module NAME VERSION LDFLAGS OUT=PKG...
+# FUNCTION, if given, runs after the build (in the module's directory, with
+# the new cache directory as its argument) to add files made from the
+# module, such as generated manifests; its code is part of the cache key.
 cluster_build_module() {
   local name=$1 version=$2 ldflags=$3; shift 3
-  local dir=$KVR_CACHE/$name-$version go=${GO:-go} stamp want
-  command -v "$go" >/dev/null || die "no Go toolchain ('$go'): Go >= 1.25 builds the test control plane"
+  local dir=$KVR_CACHE/$name-$version go=${GO:-go} stamp want post=${cluster_post:-}
+  command -v "$go" >/dev/null || die "no Go toolchain ('$go'): Go >= 1.25 (1.26 for KWOK) builds the test cluster"
   mkdir -p "$KVR_CACHE"
   want=$({ cat "$cluster_here/$name/go.mod" "$cluster_here/$name/go.sum"
+           find "$cluster_here/$name" -name '*.go' -type f | sort | xargs -r cat
+           [ -z "$post" ] || declare -f "$post"
            echo "$ldflags $*"; "$go" version; } | sha256sum | cut -c1-16)
   stamp=$(cat "$dir/.stamp" 2>/dev/null || true)
   [ "$stamp" = "$want" ] && return 0
@@ -54,21 +63,29 @@ cluster_build_module() {
         die "building $out failed (log: $log)"
       fi
     done
+    if [ -n "$post" ] && ! (cd "$cluster_here/$name" && "$post" "$dir.tmp") >>"$log" 2>&1 </dev/null; then
+      tail -n 30 "$log" >&2
+      die "preparing $name's files failed (log: $log)"
+    fi
     echo "$want" >"$dir.tmp/.stamp"
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
     say "built $name $version in $((SECONDS - t0))s"
   ) 9>"$KVR_CACHE/.build-$name.lock" || exit 1
 }
 
-# Builds (or finds cached) etcd, kube-apiserver, kube-controller-manager and
-# kubectl; sets ETCD_BIN, K8S_BIN (a directory) and KUBECTL. kubectl is built
+# Builds (or finds cached) etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kwok, virt-controller and virt-api; sets ETCD_BIN,
+# K8S_BIN, KWOK_DIR, KUBEVIRT_DIR (directories) and KUBECTL. kubectl is built
 # from the same release as the server rather than taken from PATH, so that
 # client and server never drift apart.
 cluster_build() {
-  local kv ev kminor x=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
+  local kv ev wv vv kminor x=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
   kv=$(cluster_modver k8s k8s.io/kubernetes)
   ev=$(cluster_modver etcd go.etcd.io/etcd/server/v3)
-  [ -n "$kv" ] && [ -n "$ev" ] || die "cannot read the pinned versions from tests/cluster/*/go.mod"
+  wv=$(cluster_modver kwok sigs.k8s.io/kwok)
+  vv=$(cluster_modver kubevirt kubevirt.io/kubevirt)
+  [ -n "$kv" ] && [ -n "$ev" ] && [ -n "$wv" ] && [ -n "$vv" ] ||
+    die "cannot read the pinned versions from tests/cluster/*/go.mod"
   kminor=${kv#v1.}; kminor=${kminor%%.*}
   # Without these, /version reports v0.0.0-master like any `go build`.
   local vflags="-X $x.gitVersion=$kv -X $x.gitMajor=1 -X $x.gitMinor=$kminor -X $x.gitTreeState=clean"
@@ -77,10 +94,44 @@ cluster_build() {
   cluster_build_module k8s "$kv" "-s -w $vflags" \
     kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
     kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+    kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
     kubectl=k8s.io/kubernetes/cmd/kubectl
+  cluster_post=cluster_kwok_stages cluster_build_module kwok "$wv" \
+    "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
+  local kvv=kubevirt.io/client-go/version
+  cluster_post=cluster_kubevirt_manifests cluster_build_module kubevirt "$vv" \
+    "-s -w -X $kvv.gitVersion=$vv -X $kvv.gitTreeState=clean" \
+    virt-controller=kubevirt.io/kubevirt/cmd/virt-controller \
+    virt-api=kubevirt.io/kubevirt/cmd/virt-api \
+    kubevirt-manifests=./manifests
   ETCD_BIN=$KVR_CACHE/etcd-$ev/etcd
   K8S_BIN=$KVR_CACHE/k8s-$kv
   KUBECTL=$K8S_BIN/kubectl
+  KWOK_DIR=$KVR_CACHE/kwok-$wv
+  KUBEVIRT_DIR=$KVR_CACHE/kubevirt-$vv
+}
+
+# cluster_build_module's post step for KWOK: its stage files (the behaviour
+# of simulated nodes and pods) ship in its Go module, not in the binary.
+# Copied, unchanged, from the module cache next to the binary; tests/cluster/up
+# adapts the node stages when it starts a cluster. These are KWOK's own
+# (Apache License 2.0, https://github.com/kubernetes-sigs/kwok).
+cluster_kwok_stages() {
+  local src
+  src=$(GOFLAGS=-mod=readonly "${GO:-go}" list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && [ -d "$src" ] || return 1
+  mkdir -p "$1/stages"
+  cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$src/kustomize/stage/node/heartbeat/node-heartbeat.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-ready.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-delete.yaml" \
+    "$src/LICENSE" "$1/stages/" && chmod -R u+w "$1/stages"
+}
+
+# cluster_build_module's post step for KubeVirt: its CRDs and virt-api's
+# webhook configurations, made by KubeVirt's own code (manifests/main.go).
+cluster_kubevirt_manifests() {
+  mkdir -p "$1/manifests" && "$1/kubevirt-manifests" "$1/manifests"
 }
 
 # True when some socket on this machine uses local TCP port $1 (any state,
@@ -129,7 +180,7 @@ cluster_wait_gone() {
   ! cluster_alive "$1" "$2"
 }
 
-# Stops the processes listed in DIR/pids ("pid name" lines, in start order)
+# Stops the processes listed in DIR/pids ("pid comm ..." lines, in start order)
 # one at a time, newest first: each gets TERM, then KILL if it is still there
 # after GRACE seconds (default 15). One at a time, because kube-apiserver's
 # graceful shutdown talks to etcd: with etcd stopping too, both hang until
@@ -138,7 +189,7 @@ cluster_stop_dir() {
   local dir=$1 grace=${2:-15} pid name i
   [ -f "$dir/pids" ] || return 0
   local -a pids=() names=()
-  while read -r pid name; do
+  while read -r pid name _; do
     [ -n "$pid" ] || continue
     pids=("$pid" "${pids[@]}"); names=("$name" "${names[@]}")
   done <"$dir/pids"
@@ -151,17 +202,28 @@ cluster_stop_dir() {
     kill -KILL "$pid" 2>/dev/null
     cluster_wait_gone "$pid" "$name" 50 || say "$name (pid $pid) survived KILL"
   done
+  # A process that has exited stays a zombie until its parent reaps it: once
+  # up has exited that is init, which may take a second. Wait (up to 3 s)
+  # so that nothing of the cluster is listed, not even as <defunct>.
+  local t
+  for i in "${!pids[@]}"; do
+    for ((t = 0; t < 30; t++)); do
+      [ "$(cat "/proc/${pids[$i]}/comm" 2>/dev/null)" = "${names[$i]:0:15}" ] || break
+      sleep 0.1
+    done
+  done
   return 0
 }
 
-# Issues a certificate signed by the cluster CA in DIR.
-#   cluster_cert DIR BASENAME SUBJECT EXTENSIONS
+# Issues a certificate signed by the cluster CA in DIR (or by DIR/CA.crt).
+#   cluster_cert DIR BASENAME SUBJECT EXTENSIONS [CA]
 # writes DIR/BASENAME.key and DIR/BASENAME.crt. EC P-256 keys: quick to make.
 cluster_cert() {
-  local dir=$1 base=$2 subj=$3 ext=$4
+  local dir=$1 base=$2 subj=$3 ext=$4 ca=${5:-ca}
+  mkdir -p "$(dirname "$dir/$base")"
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$dir/$base.key" -out "$dir/$base.csr" -subj "$subj" 2>/dev/null
-  openssl x509 -req -in "$dir/$base.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+  openssl x509 -req -in "$dir/$base.csr" -CA "$dir/$ca.crt" -CAkey "$dir/$ca.key" \
     -set_serial "0x$(openssl rand -hex 16)" -days 30 -sha256 \
     -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" \
                  "keyUsage=critical,digitalSignature,keyEncipherment" "$ext") \
@@ -233,4 +295,45 @@ cluster_find_dir() {
   for d in "$cluster_runs"/cluster-*; do [ -f "$d/ca.key" ] && all+=("$d"); done
   [ ${#all[@]} -eq 1 ] || return 1
   echo "${all[0]}"
+}
+
+# --- simulated nodes (tests/cluster/up and tests/cluster/nodes) ---------
+# KWOK plays the kubelet, and handler-standin plays virt-handler, of every
+# node carrying this label with the value "up"; `nodes kill` removes it.
+cluster_host_label=test-cluster.kvrecover.io/host
+
+# A Node object as a kubelet with KubeVirt's virt-handler would register it,
+# as JSON: capacity (cpu, memory, 100Gi of ephemeral storage, 110 pods and
+# KubeVirt's device-plugin resources, 1k each as virt-handler advertises
+# them), the labels virt-handler's node labeller would set (schedulable,
+# the q35 machine type the launcher pods select on) and the KWOK label.
+#   cluster_node_json NAME CPU MEMORY
+cluster_node_json() {
+  jq -n --arg name "$1" --arg cpu "$2" --arg mem "$3" --arg host "$cluster_host_label" '
+    {cpu: $cpu, memory: $mem, "ephemeral-storage": "100Gi", pods: "110",
+     "devices.kubevirt.io/kvm": "1k", "devices.kubevirt.io/tun": "1k",
+     "devices.kubevirt.io/vhost-net": "1k"} as $res |
+    {apiVersion: "v1", kind: "Node",
+     metadata: {name: $name,
+       labels: {"kubernetes.io/hostname": $name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", type: "kwok",
+                "kubevirt.io/schedulable": "true",
+                "machine-type.node.kubevirt.io/q35": "true",
+                ($host): "up"},
+       annotations: {"node.alpha.kubernetes.io/ttl": "0"}},
+     spec: {},
+     status: {capacity: $res, allocatable: $res}}'
+}
+
+# For tests/cluster/nodes and guest: the cluster directory of the admin
+# kubeconfig $1 (or die), and kubectl from the cache without building it.
+# Sets dir and KUBECTL; kubectl_admin runs it as that cluster's admin.
+cluster_open() {
+  [ -n "${1:-}" ] && [ -e "$1" ] || die "no such kubeconfig: '${1:-}' (the last line tests/cluster/up printed)"
+  dir=$(cluster_dir_of "$1" running) || die "$1 does not belong to a running cluster started by tests/cluster/up"
+  KUBECTL=$KVR_CACHE/k8s-$(cluster_modver k8s k8s.io/kubernetes)/kubectl
+  [ -x "$KUBECTL" ] || die "no kubectl at $KUBECTL (tests/cluster/up builds it)"
+}
+kubectl_admin() {
+  "$KUBECTL" --kubeconfig "$dir/admin.kubeconfig" --cache-dir "$dir/kubectl-cache" "$@"
 }

@@ -1,4 +1,4 @@
-// Builds upstream kube-apiserver and kube-controller-manager for the end-to-end tests only.
+// Builds upstream kube-apiserver, kube-controller-manager, kube-scheduler and kubectl for the end-to-end tests only.
 // The product is C; Go is used for nothing else.
 module kvrecover.io/tests/cluster/k8s
 
@@ -7,6 +7,7 @@ go 1.25.0
 tool (
 	k8s.io/kubernetes/cmd/kube-apiserver
 	k8s.io/kubernetes/cmd/kube-controller-manager
+	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubectl
 )
 
