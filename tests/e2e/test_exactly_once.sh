@@ -16,6 +16,7 @@
 #      cut off, and doubles nothing it had already done.
 # 3 and 4 need the local control plane (they stop kube-apiserver and talk to
 # etcd); against another cluster they are skipped, saying so.
+# e2e: own-cluster (it stops kube-apiserver and compacts etcd)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
