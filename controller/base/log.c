@@ -59,10 +59,8 @@ void log_fields(enum log_level lvl, const char *msg, cJSON *fields)
         }
         cJSON_Delete(fields);
     }
-    text = cJSON_PrintUnformatted(line);
+    text = xcjson_print(line);
     cJSON_Delete(line);
-    if (!text)
-        return;
     pthread_mutex_lock(&log__lock);
     fputs(text, stderr);
     fputc('\n', stderr);

@@ -6,6 +6,8 @@
  */
 #include "base/text.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -58,6 +60,26 @@ char *text_quote(const char *s)
     if (s[i])
         buf_puts(&b, "...");
     return buf_steal(&b);
+}
+
+char *text_name(const char *s)
+{
+    const char *p = s;
+
+    for (; p && *p && p - s <= TEXT_QUOTE_MAX; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("\"\\:[]", *p))
+            break;
+    return p && p != s && !*p && p - s <= TEXT_QUOTE_MAX ? xstrdup(s) : text_quote(s);
+}
+
+int text_check_len(const char *s, size_t max, const char *where, char **err)
+{
+    /* strnlen first: a field far over its cap is measured in full only to
+     * say how large it is */
+    if (!s || max == SIZE_MAX || strnlen(s, max + 1) <= max)
+        return 0;
+    *err = xasprintf("%s: too large: %zu bytes (at most %zu)", where, strlen(s), max);
+    return -EINVAL;
 }
 
 const char *text_json_type(const cJSON *v)

@@ -32,6 +32,22 @@ char *text_norm(const char *s);
 char *text_quote(const char *s);
 
 /**
+ * s for a message as a name: as it is when it is short (at most
+ * TEXT_QUOTE_MAX bytes), not empty and holds nothing that could mislead
+ * (space, control bytes, quotes, backslashes, colons, brackets); else
+ * text_quote(s). The caller frees.
+ */
+char *text_name(const char *s);
+
+/**
+ * The size cap on a field of untrusted text, checked before it is parsed or
+ * copied: returns 0 when s holds at most max bytes (NULL is fine); else
+ * -EINVAL with *err set to "WHERE: too large: N bytes (at most MAX)". Reads
+ * at most max + 1 bytes of s unless it is too large. The caller frees *err.
+ */
+int text_check_len(const char *s, size_t max, const char *where, char **err);
+
+/**
  * What kind of value v is, for messages such as "must be a mapping, not a
  * list": "a mapping", "a list", "a string", "a number", "a boolean", or
  * "null" (also for NULL). A static string.

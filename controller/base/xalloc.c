@@ -8,10 +8,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void xalloc__oom(size_t n)
+void xalloc_oom(size_t n)
 {
-    fprintf(stderr, "kvrecover: out of memory allocating %zu bytes\n", n);
+    /* one line on stderr (the CLI's promise); stderr is unbuffered, so this
+     * allocates nothing */
+    if (n)
+        fprintf(stderr, "kvrecover: out of memory allocating %zu bytes\n", n);
+    else
+        fputs("kvrecover: out of memory\n", stderr);
     abort();
+}
+
+void xalloc_init(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = xmalloc, .free_fn = free};
+
+    cJSON_InitHooks(&hooks);
+}
+
+char *xcjson_print(const cJSON *item)
+{
+    char *s = cJSON_PrintUnformatted(item);
+
+    if (!s) {
+        if (!item)
+            abort();   /* a programming error, not a lack of memory */
+        xalloc_oom(0); /* the size cJSON wanted is not known here */
+    }
+    return s;
 }
 
 void *xmalloc(size_t n)
@@ -19,7 +43,7 @@ void *xmalloc(size_t n)
     void *p = malloc(n ? n : 1);
 
     if (!p)
-        xalloc__oom(n);
+        xalloc_oom(n);
     return p;
 }
 
@@ -28,10 +52,10 @@ void *xcalloc(size_t count, size_t size)
     void *p;
 
     if (size && count > SIZE_MAX / size)
-        xalloc__oom(SIZE_MAX);
+        xalloc_oom(SIZE_MAX);
     p = calloc(count ? count : 1, size ? size : 1);
     if (!p)
-        xalloc__oom(count * size);
+        xalloc_oom(count * size);
     return p;
 }
 
@@ -40,14 +64,14 @@ void *xrealloc(void *p, size_t n)
     void *q = realloc(p, n ? n : 1);
 
     if (!q)
-        xalloc__oom(n);
+        xalloc_oom(n);
     return q;
 }
 
 void *xreallocarray(void *p, size_t count, size_t size)
 {
     if (size && count > SIZE_MAX / size)
-        xalloc__oom(SIZE_MAX);
+        xalloc_oom(SIZE_MAX);
     return xrealloc(p, count * size);
 }
 

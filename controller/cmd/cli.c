@@ -229,7 +229,7 @@ static int cli__file_load(struct cli__file *f, const char *path, FILE *err)
         rc = cli__fail(err, "%s: cannot read: %s", path, strerror(-rc));
         goto out;
     }
-    if (yaml_parse(b.data, b.len, &f->docs, &msg)) {
+    if (yaml_parse_opts(b.data, b.len, &yaml_opts_file, &f->docs, &msg)) {
         rc = cli__fail(err, "%s: %s", path, msg);
         goto out;
     }

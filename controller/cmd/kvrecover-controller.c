@@ -239,6 +239,7 @@ static char *identity(const char *id)
 
 int main(int argc, char **argv)
 {
+    xalloc_init(); /* first: cJSON allocates through xmalloc from here on */
     const char *pod_ns = getenv("POD_NAMESPACE");
     struct flags f = {
         .run =

@@ -2,8 +2,10 @@
  * features — feature sets from ConfigMaps, VMIs and VMs. See features.h.
  *
  * Every way in ends in features_parse_map() and features_parse_resources(),
- * so a ConfigMap and an annotation are held to the same rules. Must never:
- * keep a half-filled set after an error, or trust a field's type.
+ * so a ConfigMap and an annotation are held to the same rules: the same size
+ * caps, checked on every text of an object before any of them is parsed, and
+ * YAML without aliases. Must never: keep a half-filled set after an error,
+ * trust a field's type, or parse a text it has not measured.
  */
 #include "sim/features.h"
 
@@ -49,6 +51,11 @@ int features_add(struct features *f, const char *category, const char *value, ch
         rc = -EINVAL;
         goto out;
     }
+    if (strlen(c) > FEATURES_MAX_LEN) {
+        *err = xasprintf("category too long: %zu bytes (at most %u)", strlen(c), FEATURES_MAX_LEN);
+        rc = -EINVAL;
+        goto out;
+    }
     if (features_res_lookup(c) >= 0) {
         *err = xasprintf("%s is a resource, not a feature category (put it in resources)", c);
         rc = -EINVAL;
@@ -57,6 +64,11 @@ int features_add(struct features *f, const char *category, const char *value, ch
     v = text_norm(value);
     if (!*v) {
         *err = xstrdup("empty value");
+        rc = -EINVAL;
+        goto out;
+    }
+    if (strlen(v) > FEATURES_MAX_LEN) {
+        *err = xasprintf("value too long: %zu bytes (at most %u)", strlen(v), FEATURES_MAX_LEN);
         rc = -EINVAL;
         goto out;
     }
@@ -167,7 +179,7 @@ static int features__add_value(struct features *f, const char *cat, const cJSON 
 int features_parse_map(struct features *f, const cJSON *map, char **err)
 {
     const cJSON *cat, *v;
-    int rc = 0;
+    int rc = 0, n;
     char *qc;
 
     *err = NULL;
@@ -177,12 +189,20 @@ int features_parse_map(struct features *f, const cJSON *map, char **err)
         *err = xasprintf("must be a mapping of category to values, not %s", text_json_type(map));
         return -EINVAL;
     }
+    n = cJSON_GetArraySize(map);
+    if (n > (int)FEATURES_MAX_CATEGORIES) {
+        *err = xasprintf("too many categories: %d (at most %u)", n, FEATURES_MAX_CATEGORIES);
+        return -EINVAL;
+    }
     f->has_features = 1;
     cJSON_ArrayForEach(cat, map)
     {
         if (cJSON_IsNull(cat))
             continue;
-        if (cJSON_IsArray(cat)) {
+        if (cJSON_IsArray(cat) && (n = cJSON_GetArraySize(cat)) > (int)FEATURES_MAX_VALUES) {
+            *err = xasprintf("too many values: %d (at most %u)", n, FEATURES_MAX_VALUES);
+            rc = -EINVAL;
+        } else if (cJSON_IsArray(cat)) {
             cJSON_ArrayForEach(v, cat)
             {
                 rc = features__add_value(f, cat->string, v, err);
@@ -193,9 +213,8 @@ int features_parse_map(struct features *f, const cJSON *map, char **err)
             rc = features__add_value(f, cat->string, cat, err);
         }
         if (rc) {
-            qc = text_quote(cat->string);
-            /* a quoted key is only needed when it could mislead */
-            features__wrap(rc, err, "%s", strpbrk(cat->string, ":\"\\ \t\n") ? qc : cat->string);
+            qc = text_name(cat->string);
+            features__wrap(rc, err, "%s", qc);
             free(qc);
             return rc;
         }
@@ -243,15 +262,16 @@ int features_parse_resources(struct features *f, const cJSON *map, char **err)
     return 0;
 }
 
-/* Parses YAML text with one of the two parsers above, naming where in the
- * error. */
+/* Parses YAML text (no aliases: source says where it came from, for that
+ * error) with one of the two parsers above, naming where in the error. */
 static int features__from_text(struct features *f, const char *text, int resources,
-                               const char *where, char **err)
+                               const char *source, const char *where, char **err)
 {
+    struct yaml_opts opts = {.source = source};
     cJSON *doc = NULL;
     int rc;
 
-    rc = yaml_parse_one(text, strlen(text), &doc, err);
+    rc = yaml_parse_one_opts(text, strlen(text), &opts, &doc, err);
     if (rc)
         goto out;
     if (resources)
@@ -295,22 +315,41 @@ static int features__string(const cJSON *parent, const char *key, const char **o
     return 0;
 }
 
-/* parent[key], a YAML string, parsed into f by features__from_text when it is
- * there; *text is the string or NULL when absent. Errors name where. */
-static int features__field(struct features *f, const cJSON *parent, const char *key, int resources,
-                           const char *where, const char **text, char **err)
-{
-    int rc = features__string(parent, key, text, where, err);
+/* The features and resources texts of one object, measured before either
+ * is parsed. */
+struct features__texts {
+    const char *features, *resources; /* the texts, or NULL when absent */
+    char *fwhere, *rwhere;            /* their fields, for messages */
+};
 
-    if (!rc && *text)
-        rc = features__from_text(f, *text, resources, where, err);
-    return rc;
+/* Finds parent's features and resources texts (keys fkey and rkey), checks
+ * their types and sizes, and names them base[key] or base.key. */
+static int features__texts_get(struct features__texts *t, const cJSON *parent, const char *base,
+                               int brackets, const char *fkey, const char *rkey, char **err)
+{
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    t->fwhere = xasprintf(brackets ? "%s[%s]" : "%s.%s", base, fkey);
+    t->rwhere = xasprintf(brackets ? "%s[%s]" : "%s.%s", base, rkey);
+    if ((rc = features__string(parent, fkey, &t->features, t->fwhere, err)) ||
+        (rc = features__string(parent, rkey, &t->resources, t->rwhere, err)) ||
+        (rc = text_check_len(t->features, FEATURES_MAX_TEXT, t->fwhere, err)) ||
+        (rc = text_check_len(t->resources, FEATURES_MAX_RES_TEXT, t->rwhere, err)))
+        return rc;
+    return 0;
+}
+
+static void features__texts_free(struct features__texts *t)
+{
+    free(t->fwhere);
+    free(t->rwhere);
 }
 
 int features_from_configmap(const cJSON *cm, struct features *out, char **err)
 {
     const cJSON *data = features__get(cm, "data", FEATURES__END);
-    const char *text;
+    struct features__texts t = {0};
     int rc = 0;
 
     *err = NULL;
@@ -320,11 +359,13 @@ int features_from_configmap(const cJSON *cm, struct features *out, char **err)
         rc = -EINVAL;
         goto out;
     }
-    rc = features__field(out, data, "features", 0, "data.features", &text, err);
-    if (rc)
-        goto out;
-    rc = features__field(out, data, "resources", 1, "data.resources", &text, err);
+    rc = features__texts_get(&t, data, "data", 0, "features", "resources", err);
+    if (!rc && t.features)
+        rc = features__from_text(out, t.features, 0, "ConfigMap data", t.fwhere, err);
+    if (!rc && t.resources)
+        rc = features__from_text(out, t.resources, 1, "ConfigMap data", t.rwhere, err);
 out:
+    features__texts_free(&t);
     if (rc)
         features_free(out);
     return rc;
@@ -403,29 +444,25 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
                               const char *domain_path, struct features *out, char **err)
 {
     const cJSON *ann = features__get(meta, "annotations", FEATURES__END);
-    const char *ftext = NULL, *rtext = NULL;
-    char *where;
+    struct features__texts t = {0};
+    char *base = xasprintf("%s.annotations", meta_path);
     int rc = 0;
 
     *err = NULL;
     memset(out, 0, sizeof(*out));
     if (ann && !cJSON_IsNull(ann) && !cJSON_IsObject(ann)) {
-        *err =
-            xasprintf("%s.annotations: must be a mapping, not %s", meta_path, text_json_type(ann));
+        *err = xasprintf("%s: must be a mapping, not %s", base, text_json_type(ann));
         rc = -EINVAL;
         goto out;
     }
-    where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_ANNOTATION);
-    rc = features__field(out, ann, FEATURES_ANNOTATION, 0, where, &ftext, err);
-    free(where);
+    rc = features__texts_get(&t, ann, base, 1, FEATURES_ANNOTATION, FEATURES_RES_ANNOTATION, err);
+    if (!rc && t.features)
+        rc = features__from_text(out, t.features, 0, "annotations", t.fwhere, err);
+    if (!rc && t.resources)
+        rc = features__from_text(out, t.resources, 1, "annotations", t.rwhere, err);
     if (rc)
         goto out;
-    where = xasprintf("%s.annotations[%s]", meta_path, FEATURES_RES_ANNOTATION);
-    rc = features__field(out, ann, FEATURES_RES_ANNOTATION, 1, where, &rtext, err);
-    free(where);
-    if (rc)
-        goto out;
-    if (!rtext) {
+    if (!t.resources) {
         if (domain && !cJSON_IsNull(domain) && !cJSON_IsObject(domain)) {
             *err = xasprintf("%s: must be a mapping, not %s", domain_path, text_json_type(domain));
             rc = -EINVAL;
@@ -434,6 +471,8 @@ static int features__instance(const cJSON *meta, const char *meta_path, const cJ
         rc = features__domain(out, domain, domain_path, err);
     }
 out:
+    features__texts_free(&t);
+    free(base);
     if (rc)
         features_free(out);
     return rc;

@@ -27,6 +27,28 @@ enum features_res { FEATURES_CPU, FEATURES_MEMORY, FEATURES_DISK, FEATURES_NRES 
 /* Most items one feature set may hold; a bound on hostile input. */
 #define FEATURES_MAX_ITEMS (1u << 20)
 
+/*
+ * What one VM or pool member may say about itself. Tenants write these
+ * texts, and the controller parses every one it is shown, so each is capped
+ * far above what a real VM needs and far below what would hurt the
+ * controller; a text over its cap is refused before anything of its object
+ * is parsed.
+ */
+/* Bytes of the features text (annotation kvrecover.io/features,
+ * data.features): the paper's VM takes 70; forty categories with a few
+ * values each take 2 KiB. */
+#define FEATURES_MAX_TEXT (16u << 10)
+/* Bytes of the resources text (kvrecover.io/resources, data.resources):
+ * three quantities take 40 bytes; room for comments. */
+#define FEATURES_MAX_RES_TEXT 1024u
+/* Categories in one features mapping: a policy weighs a handful. */
+#define FEATURES_MAX_CATEGORIES 128u
+/* Values of one category (database: [mysql, postgresql]). */
+#define FEATURES_MAX_VALUES 256u
+/* Bytes of one category or value, trimmed: the longest DNS name, which
+ * every package name and version string fits. */
+#define FEATURES_MAX_LEN 253u
+
 /* The annotations read from a VirtualMachineInstance or VirtualMachine. */
 #define FEATURES_ANNOTATION "kvrecover.io/features"
 #define FEATURES_RES_ANNOTATION "kvrecover.io/resources"
@@ -59,8 +81,9 @@ int features_res_lookup(const char *name);
 /**
  * Adds one item, trimming and lower-casing both strings (a duplicate is
  * removed by features_sort()). Returns 0; or -EINVAL with *err set ("empty
- * value", "cpu is a resource, not a feature category", "more than 1048576
- * items"), the set unchanged. The caller frees *err.
+ * value", "cpu is a resource, not a feature category", "value too long: 300
+ * bytes (at most 253)", "more than 1048576 items"), the set unchanged. The
+ * caller frees *err.
  */
 int features_add(struct features *f, const char *category, const char *value, char **err);
 
@@ -73,8 +96,10 @@ void features_free(struct features *f);
 /**
  * Adds the items of a features mapping (category -> a scalar or a list of
  * scalars; null means no value) to f, then sorts. A cJSON null adds nothing.
+ * At most FEATURES_MAX_CATEGORIES categories of FEATURES_MAX_VALUES values.
  * Returns 0; or -EINVAL with *err naming the category ("database: must be a
- * string or a list of strings"); f may then hold some of the items.
+ * string or a list of strings", "database: too many values: 300 (at most
+ * 256)"); f may then hold some of the items.
  */
 int features_parse_map(struct features *f, const cJSON *map, char **err);
 
@@ -88,10 +113,12 @@ int features_parse_resources(struct features *f, const cJSON *map, char **err);
 
 /**
  * Features and resources of a pool ConfigMap, from data.features and
- * data.resources (YAML text; either may be absent). On success *out is
- * filled (the caller frees it with features_free()); on error it is empty
- * and *err names the data key: "data.resources: memory: \"4Qi\" is not a
- * valid quantity". Returns 0 or -EINVAL.
+ * data.resources (YAML text without aliases, see yaml.h; either may be
+ * absent). Both sizes are checked before either is parsed. On success *out
+ * is filled (the caller frees it with features_free()); on error it is
+ * empty and *err names the data key: "data.resources: memory: \"4Qi\" is
+ * not a valid quantity", "data.features: too large: 20000 bytes (at most
+ * 16384)". Returns 0 or -EINVAL.
  */
 int features_from_configmap(const cJSON *cm, struct features *out, char **err);
 
@@ -102,8 +129,11 @@ int features_from_configmap(const cJSON *cm, struct features *out, char **err);
  * or else spec.domain.resources.requests.cpu, and memory =
  * spec.domain.memory.guest or else spec.domain.resources.requests.memory.
  * A VMI without the features annotation is not an error (has_features 0).
- * Errors name the field: "metadata.annotations[kvrecover.io/features]: line 1
- * column 9: ...", "spec.domain.cpu.cores: must be a positive integer".
+ * The annotations are YAML without aliases and are size-checked (the same
+ * caps as a ConfigMap's) before either is parsed. Errors name the field
+ * but not the object, which the caller names: "metadata.annotations[
+ * kvrecover.io/features]: line 1 column 9: ...", "spec.domain.cpu.cores:
+ * must be a positive integer".
  */
 int features_from_vmi(const cJSON *vmi, struct features *out, char **err);
 

@@ -2,8 +2,9 @@
  * pool — spec-pool members from ConfigMaps. See pool.h.
  *
  * Must never: keep a member whose template is not a VirtualMachine (the
- * controller would create whatever it holds), or report an error without
- * the ConfigMap and key it came from.
+ * controller would create whatever it holds), report an error without the
+ * ConfigMap and key it came from, or parse any of a ConfigMap before every
+ * field is measured.
  */
 #include "sim/pool.h"
 
@@ -49,13 +50,14 @@ static int pool__blank(const char *s)
 /* Parses data.vm into *tmpl and checks that it is a VirtualMachine. */
 static int pool__template(const char *text, cJSON **tmpl, char **err)
 {
+    const struct yaml_opts opts = {.max_nodes = POOL_MAX_VM_NODES, .source = "ConfigMap data"};
     const cJSON *api, *kind;
     int rc;
 
     *tmpl = NULL;
     if (pool__blank(text))
         return 0;
-    rc = yaml_parse_one(text, strlen(text), tmpl, err);
+    rc = yaml_parse_one_opts(text, strlen(text), &opts, tmpl, err);
     if (rc)
         return rc;
     if (!cJSON_IsObject(*tmpl)) {
@@ -78,6 +80,28 @@ out:
         *tmpl = NULL;
     }
     return rc;
+}
+
+/* Measures labels against the API server's limits on keys and values. */
+static int pool__check_labels(const cJSON *labels, char **err)
+{
+    const cJSON *l;
+    char *where, *q;
+    int rc = 0;
+
+    cJSON_ArrayForEach(l, labels)
+    {
+        q = text_name(l->string);
+        where = xasprintf("metadata.labels[%s]", q);
+        rc = text_check_len(l->string, POOL_MAX_LABEL_KEY, where, err);
+        if (!rc && cJSON_IsString(l))
+            rc = text_check_len(l->valuestring, POOL_MAX_LABEL_VALUE, where, err);
+        free(where);
+        free(q);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int pool_member_from_json(const cJSON *cm, struct pool_member *out, char **err)
@@ -103,20 +127,20 @@ int pool_member_from_json(const cJSON *cm, struct pool_member *out, char **err)
         rc = -EINVAL;
         goto out;
     }
-    who = text_quote(name->valuestring);
-    /* quoted only when the name could confuse the message */
-    if (strpbrk(name->valuestring, " \t\r\n\"\\:") == NULL) {
-        free(who);
-        who = xstrdup(name->valuestring);
-    }
-    out->name = xstrdup(name->valuestring);
+    who = text_name(name->valuestring);
+    /* Every field is measured before any is copied or parsed: a ConfigMap
+     * with one field over its cap costs no more than its size to refuse. */
+    if ((rc = text_check_len(name->valuestring, POOL_MAX_NAME, "metadata.name", &inner)))
+        goto out;
     if (ns && !cJSON_IsNull(ns)) {
         if (!cJSON_IsString(ns)) {
             inner = xstrdup("metadata.namespace: must be a string");
             rc = -EINVAL;
             goto out;
         }
-        out->namespace = xstrdup(ns->valuestring);
+        if ((rc =
+                 text_check_len(ns->valuestring, POOL_MAX_NAMESPACE, "metadata.namespace", &inner)))
+            goto out;
     }
     if (labels && !cJSON_IsNull(labels)) {
         if (!cJSON_IsObject(labels)) {
@@ -124,19 +148,15 @@ int pool_member_from_json(const cJSON *cm, struct pool_member *out, char **err)
             rc = -EINVAL;
             goto out;
         }
-        out->labels = cJSON_Duplicate(labels, 1);
         vm = cJSON_GetObjectItemCaseSensitive(labels, POOL_VM_LABEL);
         if (vm && !cJSON_IsString(vm)) {
             inner = xstrdup("metadata.labels[" POOL_VM_LABEL "]: must be a string");
             rc = -EINVAL;
             goto out;
         }
-        if (vm && *vm->valuestring)
-            out->vm = xstrdup(vm->valuestring);
+        if ((rc = pool__check_labels(labels, &inner)))
+            goto out;
     }
-    rc = features_from_configmap(cm, &out->features, &inner);
-    if (rc)
-        goto out;
     vmtext = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, "vm") : NULL;
     if (vmtext && !cJSON_IsNull(vmtext)) {
         if (!cJSON_IsString(vmtext)) {
@@ -144,6 +164,24 @@ int pool_member_from_json(const cJSON *cm, struct pool_member *out, char **err)
             rc = -EINVAL;
             goto out;
         }
+        if ((rc = text_check_len(vmtext->valuestring, POOL_MAX_VM_TEXT, "data.vm", &inner)))
+            goto out;
+    }
+    /* measures data.features and data.resources before parsing them */
+    rc = features_from_configmap(cm, &out->features, &inner);
+    if (rc)
+        goto out;
+    out->name = xstrdup(name->valuestring);
+    if (ns && !cJSON_IsNull(ns))
+        out->namespace = xstrdup(ns->valuestring);
+    if (labels && !cJSON_IsNull(labels)) {
+        out->labels = cJSON_Duplicate(labels, 1);
+        if (!out->labels)
+            xalloc_oom(0); /* only without xalloc_init(): never keep a member without them */
+        if (vm && *vm->valuestring)
+            out->vm = xstrdup(vm->valuestring);
+    }
+    if (vmtext && !cJSON_IsNull(vmtext)) {
         rc = pool__template(vmtext->valuestring, &out->vm_template, &inner);
         if (rc) {
             char *msg = xasprintf("data.vm: %s", inner);

@@ -298,5 +298,7 @@ for i in 1 2 3 4 5; do
     score "${P[@]}" "${L[@]}" --failed "$tmp/random-$i"
 done
 
+. "$here/limits.sh"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

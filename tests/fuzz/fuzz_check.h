@@ -11,8 +11,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/xalloc.h"
 #include "sim/features.h"
 #include "sim/policy.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* cJSON allocates through xmalloc, as in both programs (xalloc.h), so that
+ * the targets fuzz the code that runs. libFuzzer calls this once, before the
+ * first input. Defined in this header because every target is one source
+ * file that includes it once. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    xalloc_init();
+    return 0;
+}
 
 /* Aborts with what broke when cond is false. */
 #define FUZZ_ASSERT(cond, what)                                                                    \

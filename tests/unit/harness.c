@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+#include "base/xalloc.h"
+
 #define HARNESS_MAX 1024
 
 static struct {
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;
 
+    xalloc_init(); /* as both programs do: cJSON allocates through xmalloc */
     for (int i = 0; i < ntests; i++) {
         if (filter && !strstr(tests[i].name, filter))
             continue;

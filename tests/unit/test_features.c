@@ -3,11 +3,13 @@
  * normalisation, and errors that name the field.
  */
 #include "harness.h"
+#include "hostile.h"
 #include "model_test.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/buf.h"
 #include "sim/features.h"
 
 /* "category=value" of item i, in a static buffer. */
@@ -391,4 +393,243 @@ TEST(features_res_names_and_lookup)
     CHECK_INT(features_res_lookup("disk"), FEATURES_DISK);
     CHECK_INT(features_res_lookup("gpu"), -1);
     CHECK_INT(features_res_lookup("CPU"), -1);
+}
+
+/* "os: ubuntu\n#xxx..." : valid YAML of exactly n bytes (n >= 12). */
+static char *sized(const char *yaml, size_t n)
+{
+    size_t k = strlen(yaml);
+    char *s = malloc(n + 1);
+
+    memcpy(s, yaml, k);
+    s[k] = '\n';
+    s[k + 1] = '#';
+    memset(s + k + 2, 'x', n - k - 2);
+    s[n] = '\0';
+    return s;
+}
+
+/* A VMI whose annotations are the features text f and the resources text r
+ * (either NULL). */
+static cJSON *vmi_with(const char *f, const char *r)
+{
+    cJSON *vmi = cJSON_CreateObject();
+    cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(vmi, "metadata"), "annotations");
+
+    cJSON_AddStringToObject(vmi, "kind", "VirtualMachineInstance");
+    if (f)
+        cJSON_AddStringToObject(ann, FEATURES_ANNOTATION, f);
+    if (r)
+        cJSON_AddStringToObject(ann, FEATURES_RES_ANNOTATION, r);
+    return vmi;
+}
+
+/* A ConfigMap whose data.features and data.resources are f and r. */
+static cJSON *cm_with(const char *f, const char *r)
+{
+    cJSON *cm = cJSON_CreateObject(), *data;
+
+    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
+    data = cJSON_AddObjectToObject(cm, "data");
+    if (f)
+        cJSON_AddStringToObject(data, "features", f);
+    if (r)
+        cJSON_AddStringToObject(data, "resources", r);
+    return cm;
+}
+
+/* Runs fn on obj and frees obj; returns rc, *err kept, *out freed. */
+static int run_on(int (*fn)(const cJSON *, struct features *, char **), cJSON *obj, char **err)
+{
+    struct features f = {0};
+    int rc = fn(obj, &f, err);
+
+    features_free(&f);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+TEST(features_text_caps_just_under_and_just_over)
+{
+    char *fat = sized("os: ubuntu", FEATURES_MAX_TEXT),
+         *fat1 = sized("os: ubuntu", FEATURES_MAX_TEXT + 1);
+    char *res = sized("cpu: 2", FEATURES_MAX_RES_TEXT),
+         *res1 = sized("cpu: 2", FEATURES_MAX_RES_TEXT + 1);
+    cJSON *fatvmi = vmi_with(fat1, NULL), *vm, *tmeta;
+    char *err = NULL;
+
+    CHECK_INT(run_on(features_from_vmi, vmi_with(fat, res), &err), 0);
+    CHECK_INT(run_on(features_from_configmap, cm_with(fat, res), &err), 0);
+    CHECK_INT(run_on(features_from_vmi, vmi_with(fat1, res), &err), -EINVAL);
+    CHECK_STR(err, "metadata.annotations[kvrecover.io/features]: too large: 16385 bytes (at most "
+                   "16384)");
+    free(err);
+    CHECK_INT(run_on(features_from_vmi, vmi_with(fat, res1), &err), -EINVAL);
+    CHECK_STR(err, "metadata.annotations[kvrecover.io/resources]: too large: 1025 bytes (at most "
+                   "1024)");
+    free(err);
+    CHECK_INT(run_on(features_from_configmap, cm_with(fat1, res), &err), -EINVAL);
+    CHECK_STR(err, "data.features: too large: 16385 bytes (at most 16384)");
+    free(err);
+    CHECK_INT(run_on(features_from_configmap, cm_with(fat, res1), &err), -EINVAL);
+    CHECK_STR(err, "data.resources: too large: 1025 bytes (at most 1024)");
+    free(err);
+    /* a VM's template annotations are held to the same caps */
+    vm = cJSON_CreateObject();
+    tmeta = cJSON_AddObjectToObject(
+        cJSON_AddObjectToObject(cJSON_AddObjectToObject(vm, "spec"), "template"), "metadata");
+    cJSON_AddItemToObject(
+        tmeta, "annotations",
+        cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetObjectItem(fatvmi, "metadata"), "annotations"),
+                        1));
+    CHECK_INT(run_on(features_from_vm, vm, &err), -EINVAL);
+    CHECK(strstr(err, "spec.template.metadata.annotations[kvrecover.io/features]: too large"));
+    free(err);
+    cJSON_Delete(fatvmi);
+    free(fat);
+    free(fat1);
+    free(res);
+    free(res1);
+}
+
+TEST(features_every_text_is_measured_before_any_is_parsed)
+{
+    char *res1 = sized("cpu: 2", FEATURES_MAX_RES_TEXT + 1);
+    char *err = NULL;
+
+    /* the features text is broken, but the resources text is over its cap:
+     * that is found first, and the features text is never parsed */
+    CHECK_INT(run_on(features_from_vmi, vmi_with("{os: [x", res1), &err), -EINVAL);
+    CHECK(strstr(err, "kvrecover.io/resources]: too large: 1025 bytes"));
+    free(err);
+    CHECK_INT(run_on(features_from_configmap, cm_with("{os: [x", res1), &err), -EINVAL);
+    CHECK(strstr(err, "data.resources: too large: 1025 bytes"));
+    free(err);
+    free(res1);
+}
+
+TEST(features_texts_from_the_api_refuse_aliases)
+{
+    char *err = NULL;
+
+    CHECK_INT(run_on(features_from_vmi, vmi_with("{os: &o ubuntu, base: *o}", NULL), &err),
+              -EINVAL);
+    CHECK_STR(err, "metadata.annotations[kvrecover.io/features]: aliases are not allowed in "
+                   "annotations (at line 1)");
+    free(err);
+    CHECK_INT(
+        run_on(features_from_configmap, cm_with("os: ubuntu\n", "cpu: &c 2\nmemory: *c\n"), &err),
+        -EINVAL);
+    CHECK_STR(err, "data.resources: aliases are not allowed in ConfigMap data (at line 2)");
+    free(err);
+}
+
+TEST(features_category_and_value_counts_just_under_and_just_over)
+{
+    struct buf b = {0};
+    char *err = NULL;
+
+    hostile_features(&b, FEATURES_MAX_CATEGORIES, 1, 8);
+    CHECK_INT(run_on(features_from_configmap, cm_with(b.data, NULL), &err), 0);
+    buf_reset(&b);
+    hostile_features(&b, FEATURES_MAX_CATEGORIES + 1, 1, 8);
+    CHECK_INT(run_on(features_from_configmap, cm_with(b.data, NULL), &err), -EINVAL);
+    CHECK_STR(err, "data.features: too many categories: 129 (at most 128)");
+    free(err);
+    buf_reset(&b);
+    hostile_features(&b, 1, FEATURES_MAX_VALUES, 8);
+    CHECK_INT(run_on(features_from_configmap, cm_with(b.data, NULL), &err), 0);
+    buf_reset(&b);
+    hostile_features(&b, 1, FEATURES_MAX_VALUES + 1, 8);
+    CHECK_INT(run_on(features_from_configmap, cm_with(b.data, NULL), &err), -EINVAL);
+    CHECK_STR(err, "data.features: c0: too many values: 257 (at most 256)");
+    free(err);
+    buf_free(&b);
+}
+
+TEST(features_value_and_category_length_just_under_and_just_over)
+{
+    struct features f = {0};
+    char longest[FEATURES_MAX_LEN + 2];
+    char *err = NULL;
+
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[FEATURES_MAX_LEN] = '\0';
+    /* surrounding space is trimmed first: it does not count */
+    CHECK_INT(features_add(&f, "os", longest, &err), 0);
+    CHECK_INT(features_add(&f, longest, " x ", &err), 0);
+    longest[FEATURES_MAX_LEN] = 'a';
+    longest[FEATURES_MAX_LEN + 1] = '\0';
+    CHECK_INT(features_add(&f, "os", longest, &err), -EINVAL);
+    CHECK_STR(err, "value too long: 254 bytes (at most 253)");
+    free(err);
+    CHECK_INT(features_add(&f, longest, "x", &err), -EINVAL);
+    CHECK_STR(err, "category too long: 254 bytes (at most 253)");
+    free(err);
+    CHECK_INT(f.n, 2);
+    features_free(&f);
+    /* through a mapping, a long category is named cut and quoted */
+    {
+        struct buf b = {0};
+
+        buf_printf(&b, "{%s: x}", longest);
+        CHECK_INT(run_on(features_from_configmap, cm_with(b.data, NULL), &err), -EINVAL);
+        CHECK(strncmp(err, "data.features: \"aaaa", 20) == 0);
+        CHECK(strstr(err, "\"...: category too long: 254 bytes (at most 253)"));
+        free(err);
+        buf_free(&b);
+    }
+}
+
+/* The issue's fat annotation: 100 KB of features text that, with aliases,
+ * stands for 795,000 items. */
+static int features__fat(void *unused)
+{
+    struct buf b = {0};
+    char *err = NULL;
+    int rc;
+
+    (void)unused;
+    hostile_fat_annotation(&b, 100000);
+    rc = run_on(features_from_vmi, vmi_with(b.data, NULL), &err);
+    buf_free(&b);
+    rc = rc == -EINVAL && err &&
+                 strcmp(err, "metadata.annotations[kvrecover.io/features]: too large: 100000 "
+                             "bytes (at most 16384)") == 0
+             ? 0
+             : 1;
+    free(err);
+    return rc;
+}
+
+/* The same shape cut to fit the cap: refused for its aliases. */
+static int features__fat_under_cap(void *unused)
+{
+    struct buf b = {0};
+    char *err = NULL;
+    int rc;
+
+    (void)unused;
+    buf_puts(&b, "{os: ubuntu-20.04, all: &v [a, b, c]");
+    for (int i = 0; b.len + 12 < FEATURES_MAX_TEXT; i++)
+        buf_printf(&b, ", c%04d: *v", i);
+    buf_puts(&b, "}");
+    rc = run_on(features_from_configmap, cm_with(b.data, NULL), &err);
+    buf_free(&b);
+    rc = rc == -EINVAL && err && strstr(err, "aliases are not allowed in ConfigMap data") ? 0 : 1;
+    free(err);
+    return rc;
+}
+
+TEST(features_fat_annotation_is_refused_with_bounded_memory)
+{
+    struct hostile_run r = hostile_measure(features__fat, NULL);
+
+    CHECK(r.exited);
+    CHECK_INT(r.status, 0);
+    CHECK(r.grew_kb < 2048);
+    r = hostile_measure(features__fat_under_cap, NULL);
+    CHECK(r.exited);
+    CHECK_INT(r.status, 0);
+    CHECK(r.grew_kb < 2048);
 }

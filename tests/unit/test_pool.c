@@ -3,11 +3,13 @@
  * ConfigMap and the data key.
  */
 #include "harness.h"
+#include "hostile.h"
 #include "model_test.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/buf.h"
 #include "sim/pool.h"
 
 /* Reads a member from YAML; returns the rc, *err kept for the caller. */
@@ -168,4 +170,198 @@ TEST(pool_is_configmap_checks_kind_and_api_version)
     CHECK(!pool_is_configmap(d));
     cJSON_Delete(d);
     CHECK(!pool_is_configmap(NULL));
+}
+
+/* A ConfigMap named name, built in cJSON, so that sizes are exact. */
+static cJSON *cm_named(const char *name)
+{
+    cJSON *cm = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(cm, "apiVersion", "v1");
+    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(cm, "metadata"), "name", name);
+    cJSON_AddObjectToObject(cm, "data");
+    return cm;
+}
+
+/* Reads cm (and frees it); returns the rc, *err kept for the caller. */
+static int member_of(cJSON *cm, char **err)
+{
+    struct pool_member m;
+    int rc = pool_member_from_json(cm, &m, err);
+
+    cJSON_Delete(cm);
+    pool_member_free(&m);
+    return rc;
+}
+
+/* A VirtualMachine as YAML text of exactly n bytes, padded by a comment. */
+static char *vm_text(size_t n)
+{
+    const char *vm = "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\n#";
+    size_t k = strlen(vm);
+    char *s = malloc(n + 1);
+
+    memcpy(s, vm, k);
+    memset(s + k, 'x', n - k);
+    s[n] = '\0';
+    return s;
+}
+
+/* A string of n copies of c. */
+static char *rep(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+TEST(pool_member_vm_text_cap_just_under_and_just_over)
+{
+    char *ok = vm_text(POOL_MAX_VM_TEXT), *big = vm_text(POOL_MAX_VM_TEXT + 1);
+    cJSON *cm = cm_named("big");
+    char *err = NULL;
+
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", ok);
+    CHECK_INT(member_of(cm, &err), 0);
+    cm = cm_named("big");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", big);
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK_STR(err, "ConfigMap big: data.vm: too large: 262145 bytes (at most 262144)");
+    free(err);
+    /* measured before anything is parsed: broken features are not reached */
+    cm = cm_named("big");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", big);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "features", "{os: [x");
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK_STR(err, "ConfigMap big: data.vm: too large: 262145 bytes (at most 262144)");
+    free(err);
+    free(ok);
+    free(big);
+}
+
+TEST(pool_member_vm_node_cap_just_under_and_just_over)
+{
+    struct buf b = {0};
+    cJSON *cm;
+    char *err = NULL;
+
+    /* the mapping, two keys with their values, the key x and its list: 7
+     * nodes, then one per item */
+    buf_puts(&b, "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nx: [");
+    for (unsigned i = 0; i < POOL_MAX_VM_NODES - 7; i++)
+        buf_puts(&b, i ? ",1" : "1");
+    buf_puts(&b, "]\n");
+    cm = cm_named("nodes");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", b.data);
+    CHECK_INT(member_of(cm, &err), 0);
+    b.len -= 2;
+    buf_puts(&b, ",1]\n");
+    cm = cm_named("nodes");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", b.data);
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK(strstr(err, "ConfigMap nodes: data.vm: line 3 column "));
+    CHECK(strstr(err, ": document too large: more than 16384 nodes (aliases expanded)"));
+    free(err);
+    buf_free(&b);
+}
+
+TEST(pool_member_names_and_labels_caps_just_under_and_just_over)
+{
+    char *name = rep('n', POOL_MAX_NAME), *name1 = rep('n', POOL_MAX_NAME + 1);
+    char *ns = rep('s', POOL_MAX_NAMESPACE), *ns1 = rep('s', POOL_MAX_NAMESPACE + 1);
+    char *key = rep('k', POOL_MAX_LABEL_KEY), *key1 = rep('k', POOL_MAX_LABEL_KEY + 1);
+    char *val = rep('v', POOL_MAX_LABEL_VALUE), *val1 = rep('v', POOL_MAX_LABEL_VALUE + 1);
+    cJSON *cm, *labels;
+    char *err = NULL;
+
+    cm = cm_named(name);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "metadata"), "namespace", ns);
+    labels = cJSON_AddObjectToObject(cJSON_GetObjectItem(cm, "metadata"), "labels");
+    cJSON_AddStringToObject(labels, key, val);
+    cJSON_AddStringToObject(labels, POOL_VM_LABEL, val);
+    CHECK_INT(member_of(cm, &err), 0);
+
+    CHECK_INT(member_of(cm_named(name1), &err), -EINVAL);
+    CHECK(strncmp(err, "ConfigMap \"nnnn", 15) == 0);
+    CHECK(strstr(err, "\"...: metadata.name: too large: 254 bytes (at most 253)"));
+    free(err);
+
+    cm = cm_named("x");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "metadata"), "namespace", ns1);
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK_STR(err, "ConfigMap x: metadata.namespace: too large: 64 bytes (at most 63)");
+    free(err);
+
+    cm = cm_named("x");
+    labels = cJSON_AddObjectToObject(cJSON_GetObjectItem(cm, "metadata"), "labels");
+    cJSON_AddStringToObject(labels, key1, "v");
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK(strstr(err, "ConfigMap x: metadata.labels[\"kkkk"));
+    CHECK(strstr(err, "\"...]: too large: 318 bytes (at most 317)"));
+    free(err);
+
+    cm = cm_named("x");
+    labels = cJSON_AddObjectToObject(cJSON_GetObjectItem(cm, "metadata"), "labels");
+    cJSON_AddStringToObject(labels, POOL_VM_LABEL, val1);
+    CHECK_INT(member_of(cm, &err), -EINVAL);
+    CHECK_STR(err,
+              "ConfigMap x: metadata.labels[kvrecover.io/vm]: too large: 64 bytes (at most 63)");
+    free(err);
+    free(name);
+    free(name1);
+    free(ns);
+    free(ns1);
+    free(key);
+    free(key1);
+    free(val);
+    free(val1);
+}
+
+TEST(pool_member_template_from_the_api_refuses_aliases)
+{
+    CHECK(refused_with("metadata: {name: al}\n"
+                       "data:\n"
+                       "  vm: |\n"
+                       "    apiVersion: kubevirt.io/v1\n"
+                       "    kind: &k VirtualMachine\n"
+                       "    metadata: {name: *k}\n",
+                       "ConfigMap al: data.vm: aliases are not allowed in ConfigMap data (at line "
+                       "3)"));
+}
+
+/* The issue's string bomb, as the API server hands it over: a 300 KB
+ * ConfigMap whose data.vm aliases one 100 KB string 38,000 times. */
+static int pool__string_bomb(void *unused)
+{
+    struct buf b = {0};
+    cJSON *cm = cm_named("string-bomb");
+    char *err = NULL;
+    int rc;
+
+    (void)unused;
+    buf_puts(&b, "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\n");
+    hostile_string_bomb(&b, 100000, 38000);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "vm", b.data);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(cm, "data"), "notes", b.data + b.len - 45000);
+    buf_free(&b);
+    rc = member_of(cm, &err);
+    rc = rc == -EINVAL && err &&
+                 strcmp(err, "ConfigMap string-bomb: data.vm: aliases are not allowed in "
+                             "ConfigMap data (at line 4)") == 0
+             ? 0
+             : 1;
+    free(err);
+    return rc;
+}
+
+TEST(pool_member_string_bomb_is_refused_with_bounded_memory)
+{
+    struct hostile_run r = hostile_measure(pool__string_bomb, NULL);
+
+    CHECK(r.exited);
+    CHECK_INT(r.status, 0);
+    CHECK(r.grew_kb < 4096);
 }

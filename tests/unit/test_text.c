@@ -4,6 +4,7 @@
  */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "base/text.h"
@@ -88,4 +89,53 @@ TEST(text_json_type_names_every_kind)
     CHECK_STR(text_json_type(cJSON_GetObjectItemCaseSensitive(o, "z")), "null");
     CHECK_STR(text_json_type(NULL), "null");
     cJSON_Delete(o);
+}
+
+static int name_is(const char *in, const char *want)
+{
+    char *s = text_name(in);
+    int ok = strcmp(s, want) == 0;
+
+    if (!ok)
+        fprintf(stderr, "text_name = %s, want %s\n", s, want);
+    free(s);
+    return ok;
+}
+
+TEST(text_name_quotes_only_what_could_mislead)
+{
+    char longest[TEXT_QUOTE_MAX + 2];
+
+    CHECK(name_is("vm-005", "vm-005"));
+    CHECK(name_is("kvrecover.io/vm", "kvrecover.io/vm"));
+    CHECK(name_is("", "\"\""));
+    CHECK(name_is("a b", "\"a b\""));
+    CHECK(name_is("a:b", "\"a:b\""));
+    CHECK(name_is("a]b", "\"a]b\""));
+    CHECK(name_is("a\x01", "\"a\\x01\""));
+    CHECK(name_is(NULL, "null"));
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[TEXT_QUOTE_MAX] = '\0';
+    CHECK(name_is(longest, longest));
+    longest[TEXT_QUOTE_MAX] = 'x';
+    longest[TEXT_QUOTE_MAX + 1] = '\0';
+    {
+        char *q = text_name(longest);
+
+        CHECK(q[0] == '"' && strcmp(q + strlen(q) - 4, "\"...") == 0);
+        free(q);
+    }
+}
+
+TEST(text_check_len_just_under_and_just_over)
+{
+    char *err = NULL;
+
+    CHECK_INT(text_check_len("abcd", 4, "data.x", &err), 0);
+    CHECK(err == NULL);
+    CHECK_INT(text_check_len(NULL, 0, "data.x", &err), 0);
+    CHECK_INT(text_check_len("", 0, "data.x", &err), 0);
+    CHECK_INT(text_check_len("abcde", 4, "data.x", &err), -EINVAL);
+    CHECK_STR(err, "data.x: too large: 5 bytes (at most 4)");
+    free(err);
 }

@@ -1,5 +1,6 @@
 /*
- * yaml: documents, scalar types, aliases and the limits on untrusted input.
+ * yaml: documents, scalar types, aliases and the limits on untrusted input:
+ * no aliases in text from the API server, a byte budget on them in files.
  */
 #include "harness.h"
 
@@ -9,13 +10,15 @@
 #include "base/buf.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
+#include "hostile.h"
 
+/* Parses text as the CLI reads a file (aliases within the byte budget). */
 static cJSON *parse(const char *text, char **err)
 {
     cJSON *docs = NULL;
 
     *err = NULL;
-    if (yaml_parse(text, strlen(text), &docs, err))
+    if (yaml_parse_opts(text, strlen(text), &yaml_opts_file, &docs, err))
         return NULL;
     return docs;
 }
@@ -89,7 +92,7 @@ TEST(yaml_block_literal_keeps_newlines)
     cJSON_Delete(d);
 }
 
-TEST(yaml_aliases_are_expanded)
+TEST(yaml_aliases_are_expanded_in_files)
 {
     char *err;
     cJSON *d = parse("base: &b {cpu: 2, tags: [x, y]}\ncopy: *b\n&k key: v\nother: *k\n", &err);
@@ -186,7 +189,7 @@ TEST(yaml_syntax_errors_say_where)
     free(err);
     d = parse("a: *nope\n", &err);
     CHECK(d == NULL);
-    CHECK(err && strstr(err, "unknown alias"));
+    CHECK(err && strstr(err, "unknown alias \"*nope\""));
     free(err);
     d = parse("? [a, b]\n: c\n", &err);
     CHECK(d == NULL);
@@ -231,5 +234,152 @@ TEST(yaml_parse_one_wants_exactly_one_document)
     CHECK(yaml_parse_one("a: 1\n---\nb: 2\n", 14, &doc, &err) == -EINVAL);
     CHECK(doc == NULL);
     CHECK_STR(err, "expected one YAML document, found 2");
+    free(err);
+}
+
+TEST(yaml_api_text_refuses_every_alias_and_says_where)
+{
+    const char *text = "a: &x 1\nb: [2,\n  *x]\n";
+    struct yaml_opts ann = {.source = "annotations"};
+    cJSON *d = NULL;
+    char *err = NULL;
+
+    /* the default, and the functions without opts, are the API policy */
+    CHECK_INT(yaml_parse(text, strlen(text), &d, &err), -EINVAL);
+    CHECK(d == NULL);
+    CHECK_STR(err, "aliases are not allowed in this text (at line 3)");
+    free(err);
+    CHECK_INT(yaml_parse_one(text, strlen(text), &d, &err), -EINVAL);
+    CHECK_STR(err, "aliases are not allowed in this text (at line 3)");
+    free(err);
+    CHECK_INT(yaml_parse_one_opts(text, strlen(text), &ann, &d, &err), -EINVAL);
+    CHECK_STR(err, "aliases are not allowed in annotations (at line 3)");
+    free(err);
+    /* an alias of an anchor that does not exist is refused as an alias */
+    CHECK_INT(yaml_parse_one_opts("*nope", 5, &ann, &d, &err), -EINVAL);
+    CHECK_STR(err, "aliases are not allowed in annotations (at line 1)");
+    free(err);
+    /* an anchor alone shares nothing: it is fine */
+    CHECK_INT(yaml_parse_one("a: &x 1\nb: 2\n", 13, &d, &err), 0);
+    CHECK_INT(cJSON_GetObjectItemCaseSensitive(d, "a")->valuedouble, 1);
+    cJSON_Delete(d);
+}
+
+/* The issue's string bomb: one 100 KB string aliased 30,000 times, 3 GB
+ * once expanded, 30,004 nodes. */
+static int yaml__string_bomb(void *opts)
+{
+    struct buf b = {0};
+    cJSON *d = NULL;
+    char *err = NULL;
+    int rc, want;
+
+    hostile_string_bomb(&b, 100000, 30000);
+    rc = yaml_parse_one_opts(b.data, b.len, opts, &d, &err);
+    want = opts ? strstr(err ? err : "", "too large once aliases are expanded") != NULL
+                : err && strcmp(err, "aliases are not allowed in this text (at line 2)") == 0;
+    buf_free(&b);
+    cJSON_Delete(d);
+    free(err);
+    return rc == -EINVAL && want ? 0 : 1;
+}
+
+TEST(yaml_string_bomb_is_refused_with_bounded_memory_from_the_api_and_in_files)
+{
+    struct hostile_run r = hostile_measure(yaml__string_bomb, NULL);
+
+    /* the text is 220 KB; refusing it builds nothing like the 3 GB */
+    CHECK(r.exited);
+    CHECK_INT(r.status, 0);
+    CHECK(r.grew_kb < 4096);
+    /* a file may use aliases, up to the byte budget: 64 MiB, then refused */
+    r = hostile_measure(yaml__string_bomb, (void *)&yaml_opts_file);
+    CHECK(r.exited);
+    CHECK_INT(r.status, 0);
+    CHECK(r.grew_kb < 80 * 1024);
+}
+
+/* The text of n aliases of a len-byte string, and the bytes each adds. */
+static size_t yaml__aliases(struct buf *b, size_t len, size_t n)
+{
+    buf_reset(b);
+    hostile_string_bomb(b, len, n);
+    return sizeof(cJSON) + len + 1;
+}
+
+TEST(yaml_alias_byte_budget_just_under_and_just_over)
+{
+    struct yaml_opts o = {0};
+    struct buf b = {0};
+    cJSON *d = NULL;
+    char *err = NULL;
+    size_t each = yaml__aliases(&b, 1000, 3);
+
+    /* exactly the budget: three copies fit, a fourth does not */
+    o.alias_bytes = 3 * each;
+    CHECK_INT(yaml_parse_one_opts(b.data, b.len, &o, &d, &err), 0);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "t")), 3);
+    cJSON_Delete(d);
+    yaml__aliases(&b, 1000, 4);
+    CHECK_INT(yaml_parse_one_opts(b.data, b.len, &o, &d, &err), -EINVAL);
+    CHECK(strstr(err, "too large once aliases are expanded: more than"));
+    free(err);
+    /* the budget is for the whole stream: a second document shares it */
+    yaml__aliases(&b, 1000, 2);
+    buf_puts(&b, "---\n");
+    hostile_string_bomb(&b, 1000, 2);
+    CHECK_INT(yaml_parse_opts(b.data, b.len, &o, &d, &err), -EINVAL);
+    free(err);
+    o.alias_bytes = 4 * each;
+    CHECK_INT(yaml_parse_opts(b.data, b.len, &o, &d, &err), 0);
+    cJSON_Delete(d);
+    /* the files' budget itself: 64 copies of 1 MiB (each counted with its
+     * node) are YAML_MAX_ALIAS_BYTES, a 65th is over */
+    each = yaml__aliases(&b, ((size_t)1 << 20) - sizeof(cJSON) - 1, 64);
+    CHECK_INT(64 * each, YAML_MAX_ALIAS_BYTES);
+    CHECK_INT(yaml_parse_one_opts(b.data, b.len, &yaml_opts_file, &d, &err), 0);
+    cJSON_Delete(d);
+    yaml__aliases(&b, ((size_t)1 << 20) - sizeof(cJSON) - 1, 65);
+    CHECK_INT(yaml_parse_one_opts(b.data, b.len, &yaml_opts_file, &d, &err), -EINVAL);
+    CHECK(strstr(err, "more than 67108864 bytes"));
+    free(err);
+    buf_free(&b);
+}
+
+TEST(yaml_anchors_in_a_pool_file_load_and_count_what_they_copy)
+{
+    struct buf b = {0};
+    cJSON *docs = NULL, *items, *a, *z;
+    char *err = NULL;
+
+    CHECK_INT(buf_read_file(&b, harness_fixture("limits-pool-anchors.yaml"), 1 << 20), 0);
+    CHECK_INT(yaml_parse_opts(b.data, b.len, &yaml_opts_file, &docs, &err), 0);
+    items = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(docs, 0), "items");
+    CHECK_INT(cJSON_GetArraySize(items), 3);
+    /* every member got its own copy of the shared template */
+    a = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 0), "data");
+    z = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 2), "data");
+    CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(a, "vm"),
+                        cJSON_GetObjectItemCaseSensitive(z, "vm"), 1));
+    CHECK(cJSON_GetObjectItemCaseSensitive(a, "vm") != cJSON_GetObjectItemCaseSensitive(z, "vm"));
+    cJSON_Delete(docs);
+    /* the same file as API text is refused */
+    CHECK_INT(yaml_parse(b.data, b.len, &docs, &err), -EINVAL);
+    CHECK(strstr(err, "aliases are not allowed"));
+    free(err);
+    buf_free(&b);
+}
+
+TEST(yaml_node_budget_from_opts_just_under_and_just_over)
+{
+    struct yaml_opts o = {.max_nodes = 4};
+    cJSON *d = NULL;
+    char *err = NULL;
+
+    /* a list and three items: four nodes */
+    CHECK_INT(yaml_parse_one_opts("[a, b, c]", 9, &o, &d, &err), 0);
+    cJSON_Delete(d);
+    CHECK_INT(yaml_parse_one_opts("[a, b, c, d]", 12, &o, &d, &err), -EINVAL);
+    CHECK_STR(err, "line 1 column 11: document too large: more than 4 nodes (aliases expanded)");
     free(err);
 }
