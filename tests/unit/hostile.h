@@ -159,4 +159,18 @@ static inline struct hostile_run hostile_measure(int (*fn)(void *), void *arg)
     return r;
 }
 
+/* 1 when fn(arg), run by hostile_measure(), finished, returned 0 and grew
+ * the child's peak RSS by less than max_kb KiB; else 0, with what it found
+ * on stderr. */
+static inline int hostile_bounded(int (*fn)(void *), void *arg, long max_kb)
+{
+    struct hostile_run r = hostile_measure(fn, arg);
+
+    if (r.exited && r.status == 0 && r.grew_kb < max_kb)
+        return 1;
+    fprintf(stderr, "hostile: exited %d, returned %d, peak RSS grew %ld KiB (at most %ld)\n",
+            r.exited, r.status, r.grew_kb, max_kb);
+    return 0;
+}
+
 #endif

@@ -623,13 +623,6 @@ static int features__fat_under_cap(void *unused)
 
 TEST(features_fat_annotation_is_refused_with_bounded_memory)
 {
-    struct hostile_run r = hostile_measure(features__fat, NULL);
-
-    CHECK(r.exited);
-    CHECK_INT(r.status, 0);
-    CHECK(r.grew_kb < 2048);
-    r = hostile_measure(features__fat_under_cap, NULL);
-    CHECK(r.exited);
-    CHECK_INT(r.status, 0);
-    CHECK(r.grew_kb < 2048);
+    CHECK(hostile_bounded(features__fat, NULL, 2048));
+    CHECK(hostile_bounded(features__fat_under_cap, NULL, 2048));
 }
