@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reconcile/wq.h"
+
 /* A reconcile as a route runs it: ud is the worker's context, ns and name
  * come from the key (borrowed for the call); it sets *requeue_ms (already
  * 0) to be called again later. Returns 0 or a -errno worth a retry. */
@@ -38,5 +40,19 @@ extern const size_t controller__nroutes;
 const struct controller_route *controller__dispatch(const struct controller_route *routes, size_t n,
                                                     const char *key, void *ud, uint64_t *requeue_ms,
                                                     int *rc);
+
+/* The queues' settings: first retry after 5 ms, backoff capped at 30 s, no
+ * overall token bucket (the API client has its own). */
+extern const struct wq_config controller__queue_config;
+
+/**
+ * What a worker does with key (handed out by wq_get()) after its reconcile
+ * returned rc and asked for requeue_ms: a failure (rc < 0 but -ECANCELED)
+ * is queued again after its backoff, however many times it failed before
+ * (keys are never dropped); a success forgets the key's failures and, when
+ * requeue_ms > 0, queues it again after that long. Calls wq_done(). Returns
+ * the delay chosen (0: not queued again).
+ */
+uint64_t controller__retry(struct wq *q, const char *key, int rc, uint64_t requeue_ms);
 
 #endif
