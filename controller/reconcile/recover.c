@@ -793,7 +793,7 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
         known.ns = xstrdup(ns);
         known.policy = xstrdup(repl->repl->policy ? repl->repl->policy : p->name);
         known.vmi = xstrdup(vmi->name);
-        known.failed_vm = xstrdup(vmi->vm ? vmi->vm : vmi->name);
+        known.failed_vm = xstrdup(vmi->name);
         known.failed_uid = xstrdup(vmi->uid);
         known.replacement = xstrdup(repl->name);
         known.tmpl = xstrdup(repl->repl->tmpl);
@@ -807,14 +807,14 @@ static int recover__prepare(const struct recover_env *env, struct recover_ranker
     j->ns = xstrdup(ns);
     j->vmi = xstrdup(vmi->name);
     j->uid = xstrdup(vmi->uid);
-    j->vm = xstrdup(vmi->vm ? vmi->vm : vmi->name);
+    j->vm = xstrdup(vmi->name);
     j->policy = xstrdup(p->name);
     j->policy_uid = xstrdup(p->uid);
     j->action = p->pol.action;
     j->halt_failed = p->pol.halt_failed;
     j->seen_mono = vmi->seen_mono;
     vm = cache_vm_find(c, ns, j->vm);
-    j->vm_running = vm && !vm->halted;
+    j->vm_running = vm && vm->run_strategy != CACHE_RS_HALTED;
     if (recover_vm_features(c, p, j->vm, vmi, &f, &alias, &err) != 0) {
         j->features_err = err ? err : xstrdup("features could not be read");
         err = NULL;

@@ -402,7 +402,7 @@ static void status__protected(struct cache *c, const struct cache_policy *p, str
         HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
     }
     for (struct cache_vmi *vmi = cache_vmi_first(c, p->ns); vmi; vmi = cache_vmi_next(vmi, p->ns)) {
-        const char *name = vmi->vm ? vmi->vm : vmi->name;
+        const char *name = vmi->name;
 
         if (recover_policy_for(c, p->ns, vmi->labels, NULL) != p)
             continue;

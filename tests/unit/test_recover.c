@@ -367,6 +367,8 @@ TEST(a_replacement_in_the_cache_skips_the_request)
     ctl_set_str(ctl_meta(vm), "name", "vm-001-done");
     ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
     ctl_set_str(ann, CACHE_FAILED_UID_ANNOTATION, UID1);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "labels"), CACHE_REPLACES_LABEL,
+                "vm-001");
     CHECK(cache_vm_put(r.cache, vm) > 0);
     CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     CHECK_INT(r.posts + r.gets, 0);
