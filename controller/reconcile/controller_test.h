@@ -18,14 +18,14 @@
 typedef int (*controller_reconcile_fn)(void *ud, const char *ns, const char *name,
                                        uint64_t *requeue_ms);
 
-/* Keys of one kind ("vmi/NS/NAME") and the reconcile they run. */
+/* Keys of one kind ("vm/NS/NAME") and the reconcile they run. */
 struct controller_route {
-    const char *kind;                  /* the key's first part: "vmi", "policy", "vm" */
+    const char *kind;                  /* the key's first part: "vm", "policy", "capture" */
     controller_reconcile_fn reconcile; /* what a key of that kind runs */
 };
 
-/* The workers' routes: vmi (recover_vmi), policy (status_reconcile), vm
- * (capture_vm). */
+/* The workers' routes: vm (incident_reconcile), policy (status_reconcile),
+ * capture (capture_vm). */
 extern const struct controller_route controller__routes[];
 extern const size_t controller__nroutes;
 

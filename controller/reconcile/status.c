@@ -464,7 +464,7 @@ static int status__rank_chunk(const struct recover_env *env, struct recover_rank
         free(err);
         {
             struct sim_query q = {e->name, alias, &f};
-            if (recover_rank(env->book, rk, c, p, &q, &pick, NULL) != 0)
+            if (recover_rank(env->book, rk, c, p, &q, NULL, NULL, &pick, NULL) != 0)
                 memset(&pick, 0, sizeof(pick));
         }
         features_free(&f);

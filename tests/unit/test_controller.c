@@ -116,9 +116,9 @@ TEST(malformed_keys_reach_no_reconcile)
     CHECK_INT(s.calls, 0);
 }
 
-TEST(the_workers_route_vmi_policy_and_vm_keys)
+TEST(the_workers_route_vm_policy_and_capture_keys)
 {
-    const char *kinds[] = {"vmi", "policy", "vm"};
+    const char *kinds[] = {"vm", "policy", "capture"};
 
     CHECK_INT(controller__nroutes, 3);
     for (size_t i = 0; i < 3; i++) {

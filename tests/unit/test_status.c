@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ctl_test.h"
+#include "reconcile/incident.h"
 #include "reconcile/status.h"
 
 #define STATUS_PATH "/apis/kvrecover.io/v1alpha1/namespaces/fx/recoverypolicies/paper/status"
@@ -267,10 +268,11 @@ TEST(reconcile_reports_a_recovery_from_the_replacement_itself)
     cJSON *views;
 
     CHECK_INT(ctl_up(&r), 0);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
+    ctl_edit_policy(&r, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     /* the watch delivers the replacement */
     {
-        const cJSON *vm = r.store->child;
+        const cJSON *vm = r.store->child; /* the only object stored: the replacement */
         cJSON *copy = cJSON_Duplicate(vm, 1);
 
         ctl_set_str(ctl_meta(copy), "uid", "new-vm-uid");
