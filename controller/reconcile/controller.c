@@ -801,6 +801,49 @@ void controller_free(struct controller *c)
     free(c);
 }
 
+size_t controller__resync_keys(struct cache *cache, struct recover_book *book, const char *ns,
+                               double now, char ***keys)
+{
+    size_t n = 0;
+
+    *keys = NULL;
+    cache_rdlock(cache);
+    for (struct cache_vm *vm = cache_vm_first(cache, ns); vm; vm = cache_vm_next(vm, ns)) {
+        struct cache_policy *p = recover_policy_for(cache, vm->ns, vm->tlabels, NULL);
+        struct recover_note note;
+        struct health_verdict v;
+        int open;
+
+        if (!p)
+            continue;
+        recover_book_note(book, vm->ns, vm->name, &note);
+        incident_health(cache, p, vm, note.down_seen, now, &v);
+        open = v.down || v.state == HEALTH_REPLACED || note.blocked != NULL || v.trigger_at > 0;
+        recover_note_free(&note);
+        if (!open)
+            continue;
+        *keys = xreallocarray(*keys, n + 1, sizeof(**keys));
+        (*keys)[n++] = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(cache);
+    return n;
+}
+
+size_t controller_resync(struct controller *c)
+{
+    char **keys;
+    size_t n;
+
+    if (!atomic_load(&c->running))
+        return 0;
+    controller__policies(c, c->ns);
+    n = controller__resync_keys(c->cache, c->book, c->ns, clock_wall(), &keys);
+    controller__add_all(c->q, keys, n);
+    if (n)
+        log_debug("resync: %zu VMs down or in an incident", n);
+    return n;
+}
+
 bool controller_take_dirty(struct controller *c)
 {
     return atomic_exchange(&c->dirty, 0) != 0;

@@ -12,6 +12,9 @@
 
 #include "reconcile/wq.h"
 
+struct cache;
+struct recover_book;
+
 /* A reconcile as a route runs it: ud is the worker's context, ns and name
  * come from the key (borrowed for the call); it sets *requeue_ms (already
  * 0) to be called again later. Returns 0 or a -errno worth a retry. */
@@ -54,5 +57,15 @@ extern const struct wq_config controller__queue_config;
  * the delay chosen (0: not queued again).
  */
 uint64_t controller__retry(struct wq *q, const char *key, int rc, uint64_t requeue_ms);
+
+/**
+ * The vm/ keys a resync queues (controller_resync()): the VMs of namespace
+ * ns (NULL: all) that a policy protects and that are down, halted by
+ * kvrecover, waiting for a trigger, or blocked in book, judged at wall time
+ * now. Sets *keys (the caller frees each and the array) and returns their
+ * number.
+ */
+size_t controller__resync_keys(struct cache *cache, struct recover_book *book, const char *ns,
+                               double now, char ***keys);
 
 #endif
