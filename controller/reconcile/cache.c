@@ -670,6 +670,7 @@ static void cache__vm_remember(struct cache *c, struct cache_vm *vm, const struc
         free(vm->last_failed_uid);
         vm->last_failed_uid = xstrdup(r->uid);
         vm->last_failed_when = r->phase_since;
+        vm->last_failed_mono = r->seen_mono;
     }
     if ((r->spec.features || r->spec.has_res) && !cache__spec_eq(&vm->seen, &r->spec)) {
         cache__spec_free(c, &vm->seen);
@@ -1000,6 +1001,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
         /* what this VM's VMIs told the cache stays with it */
         r->last_failed_uid = old->last_failed_uid;
         r->last_failed_when = old->last_failed_when;
+        r->last_failed_mono = old->last_failed_mono;
         r->seen = old->seen;
         old->last_failed_uid = NULL;
         memset(&old->seen, 0, sizeof(old->seen));

@@ -190,6 +190,7 @@ struct cache_vm {
      * deletes a Failed VMI of a VM it restarts within a second. */
     char *last_failed_uid;   /* the last of its VMIs seen Failed, or NULL */
     double last_failed_when; /* when it failed (wall, s) */
+    double last_failed_mono; /* when this cache saw it fail (monotonic, s) */
     struct cache_spec seen;  /* the features its VMIs last carried (when they had any) */
 };
 

@@ -119,6 +119,7 @@ struct incident__job {
     char reason[HEALTH_REASON_MAX];
     int room;         /* the trigger is about room: check capacity */
     double fail_mono; /* when the cache saw its VMI fail (monotonic), or 0 */
+    double start;     /* when the reconcile began (monotonic) */
     /* an incident in progress (step 1) */
     char *replaced_by, *inc_tmpl;
     double inc_score;
@@ -317,7 +318,7 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
         cJSON_AddStringToObject(f, "vm", vkey);
         free(vkey);
     }
-    cJSON_AddStringToObject(f, "failedUID", j->failed_uid);
+    cJSON_AddStringToObject(f, "uid", j->failed_uid);
     cJSON_AddStringToObject(f, "trigger", health_trigger_name(j->trigger));
     cJSON_AddStringToObject(f, "signal", j->reason);
     cJSON_AddStringToObject(f, "decision", recover_result_name(res));
@@ -326,8 +327,11 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
                           tmpl ? cJSON_CreateNumber(incident__round4(score)) : cJSON_CreateNull());
     cJSON_AddItemToObject(f, "replacement",
                           replacement ? cJSON_CreateString(replacement) : cJSON_CreateNull());
-    if (j->fail_mono > 0)
-        cJSON_AddNumberToObject(f, "latency_ms", round((clock_mono() - j->fail_mono) * 1e4) / 10.0);
+    /* from the failure seen (else from this reconcile's start: a trigger
+     * that fired on time, not on an event) to the decision made */
+    cJSON_AddNumberToObject(
+        f, "latency_ms",
+        round((clock_mono() - (j->fail_mono > 0 ? j->fail_mono : j->start)) * 1e4) / 10.0);
     if (!tmpl && j->pick.best) {
         cJSON_AddStringToObject(f, "best", j->pick.best);
         cJSON_AddNumberToObject(f, "bestScore", incident__round4(j->pick.best_score));
@@ -530,6 +534,7 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
     int rc = 0, was_down;
 
     *requeue_ms = 0;
+    j.start = clock_mono();
     j.env = env;
     j.c = c;
     j.ns = xstrdup(ns);
@@ -625,13 +630,9 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
     j.room =
         v.trigger == HEALTH_NODE_LOSS || (v.trigger == HEALTH_RESTART_TIMEOUT && vm->printable &&
                                           strcmp(vm->printable, "ErrorUnschedulable") == 0);
-    {
-        const struct cache_vmi *vmi = cache_vm_vmi(c, vm);
-
-        if (vmi && vmi->phase == CACHE_PHASE_FAILED && vmi->uid &&
-            strcmp(vmi->uid, j.failed_uid) == 0)
-            j.fail_mono = vmi->seen_mono;
-    }
+    /* when this process saw the failure: the latency of the decision */
+    if (vm->last_failed_uid && strcmp(vm->last_failed_uid, j.failed_uid) == 0)
+        j.fail_mono = vm->last_failed_mono;
     /* step 3: the storm check */
     incident_count_down(c, p, env, now, &down, &prot);
     limit = policy_storm_limit(&p->pol, prot);
