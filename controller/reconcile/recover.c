@@ -718,7 +718,15 @@ int recover_rank(struct recover_book *b, struct recover_ranker *rk, struct cache
 
         pick->best = xstrdup(sim_pool_name(ix->pool, top->member));
         pick->best_score = top->score;
-        pick->best_reason = sim_candidate_detail(top, &p->pol);
+        if (top->reason == SIM_ELIGIBLE) {
+            pick->best_reason = xstrdup("");
+        } else {
+            /* the reason's name first: what logs and Events are searched for */
+            char *detail = sim_candidate_detail(top, &p->pol);
+
+            pick->best_reason = xasprintf("%s: %s", sim_reason_name(top->reason), detail);
+            free(detail);
+        }
     }
     if (ranking) {
         /* Only the candidates shown: explaining a 1,000-member pool in

@@ -74,7 +74,8 @@ struct recover_ranker; /* per worker: scratch space of rankings */
 struct recover_pick {
     char *best;                          /* the top candidate, or NULL (empty pool) */
     double best_score;                   /* its score */
-    char *best_reason;                   /* why it is not eligible ("" when eligible) */
+    char *best_reason;                   /* why it is not eligible, "Reason: detail"
+                                            ("" when eligible) */
     size_t nsel;                         /* accepted candidates below, best first */
     char *sel[RECOVER_MAX_TRIES];        /* their member names */
     double sel_score[RECOVER_MAX_TRIES]; /* their scores */
