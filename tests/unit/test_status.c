@@ -408,9 +408,9 @@ TEST(storm_hold_and_blocked_are_conditions_with_the_counts_and_generation)
     /* Ready did not change: its time stays */
     CHECK_STR(field(cond_of(st2, "Ready"), "lastTransitionTime"), "2026-11-25T19:00:00Z");
     CHECK_NEAR(num(st2, "blocked"), 1, 0);
-    CHECK_STR(field(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st2, "incidents"), 0),
-                    "vm"),
-              "a");
+    CHECK_STR(
+        field(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st2, "incidents"), 0), "vm"),
+        "a");
     cJSON_Delete(st);
     cJSON_Delete(st2);
     cJSON_Delete(inc);
@@ -432,8 +432,7 @@ TEST(reconcile_lists_a_blocked_incident_and_counts_it_down)
 
         cJSON_ReplaceItemInObjectCaseSensitive(spec, "threshold", cJSON_CreateNumber(0.9));
         cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
-        cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation",
-                                               cJSON_CreateNumber(9));
+        cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(9));
         cache_policy_put(r.cache, pol);
         cJSON_Delete(pol);
     }
