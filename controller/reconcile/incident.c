@@ -507,6 +507,23 @@ static int incident__finish(const struct recover_env *env, struct incident__job 
 
 /* ---- the reconcile ---------------------------------------------------- */
 
+/* Whether a halted VM's annotations are ours: the replacement's name is the
+ * one its failed uid gives. Anyone who may patch a VM may write these
+ * annotations; a forged replaced-by must not make kvrecover create a VM of
+ * a name the tenant chose. */
+static int incident__ours(const struct cache_vm *vm)
+{
+    char *name = recover_replacement_name(vm->name, vm->inc->failed_uid);
+    int ours = strcmp(name, vm->inc->replaced_by) == 0;
+
+    if (!ours)
+        log_debug("VM %s/%s: kvrecover.io/replaced-by %s is not the name failed uid %s gives: "
+                  "not an incident of kvrecover's",
+                  vm->ns, vm->name, vm->inc->replaced_by, vm->inc->failed_uid);
+    free(name);
+    return ours;
+}
+
 /* What the reconcile does after the unlock. */
 enum incident__next {
     INCIDENT_NOTHING,
@@ -560,13 +577,12 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
     j.tlabels = cache_labels_json(vm->tlabels);
 
     if (vm->run_strategy == CACHE_RS_HALTED && vm->inc && vm->inc->replaced_by &&
-        vm->inc->failed_uid) {
+        vm->inc->failed_uid && incident__ours(vm)) {
         /* step 1: halted by us */
         struct cache_vm *r = cache_vm_find(c, ns, vm->inc->replaced_by);
 
-        p = vm->inc->policy ? cache_policy_find(c, ns, vm->inc->policy) : NULL;
-        if (!p || !p->valid)
-            p = recover_policy_for(c, ns, vm->tlabels, NULL);
+        /* the policy protecting it now: never one an annotation names */
+        p = recover_policy_for(c, ns, vm->tlabels, NULL);
         j.failed_uid = xstrdup(vm->inc->failed_uid);
         j.repl_name = xstrdup(vm->inc->replaced_by);
         j.policy = xstrdup(p ? p->name : vm->inc->policy);

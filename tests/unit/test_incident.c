@@ -476,3 +476,29 @@ TEST(on_a_lost_node_a_member_that_fits_no_node_is_refused)
     cJSON_Delete(vmi);
     ctl_down(&r);
 }
+
+/* Whoever may patch a VM may write kvrecover's annotations: a halted VM
+ * whose replaced-by is not the name its failed uid gives is not an
+ * incident of kvrecover's, and no VM of the name the tenant chose is made. */
+TEST(forged_incident_annotations_create_nothing)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    cJSON *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), 0);
+    cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
+
+    CHECK_INT(up(&r), 0);
+    ctl_set_str(ann, "kvrecover.io/replaced-by", "chosen-by-tenant");
+    ctl_set_str(ann, "kvrecover.io/failed-uid", UID1);
+    ctl_set_str(ann, "kvrecover.io/template", "vm-005");
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "spec"),
+                                           "runStrategy", cJSON_CreateString("Halted"));
+    cache_vm_put(r.cache, vm);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(cJSON_GetArraySize(r.store), 0);
+    cJSON_Delete(vms);
+    ctl_down(&r);
+}
