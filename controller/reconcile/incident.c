@@ -121,8 +121,7 @@ struct incident__job {
     double fail_mono; /* when the cache saw its VMI fail (monotonic), or 0 */
     double start;     /* when the reconcile began (monotonic) */
     /* an incident in progress (step 1) */
-    char *replaced_by, *inc_tmpl;
-    double inc_score;
+    char *inc_tmpl; /* the member a halted VM's annotation names */
     /* the decision */
     char *repl_name;
     char decided_at[CLOCK_TEXT_LEN];
@@ -148,7 +147,6 @@ static void incident__job_free(struct incident__job *j)
     free(j->policy_uid);
     free(j->sa);
     free(j->failed_uid);
-    free(j->replaced_by);
     free(j->inc_tmpl);
     free(j->repl_name);
     recover_pick_free(&j->pick);
@@ -366,8 +364,9 @@ static int incident__block(const struct recover_env *env, struct incident__job *
 
     if (recover_book_block(env->book, j->ns, j->name, j->failed_uid, reason, msg, clock_wall(),
                            &tries)) {
-        char *text = xasprintf("VM %s (%s): recovery blocked, %s: %s", j->name,
-                               health_trigger_name(j->trigger), reason, msg);
+        char *text = xasprintf(
+            "VM %s%s%s%s: recovery blocked, %s: %s", j->name, j->trigger != HEALTH_NONE ? " (" : "",
+            health_trigger_name(j->trigger), j->trigger != HEALTH_NONE ? ")" : "", reason, msg);
 
         log_warn("%s", text);
         incident__event(env, j, 1, 1, "Warning", event_reason ? event_reason : "RecoveryBlocked",
@@ -530,6 +529,7 @@ enum incident__next {
     INCIDENT_FINISH,    /* step 1: create the replacement of a halted VM */
     INCIDENT_DONE,      /* step 1: the replacement exists */
     INCIDENT_NAMETAKEN, /* step 1: its name belongs to another VM */
+    INCIDENT_NOMEMBER,  /* step 1: no member to build it from any more */
     INCIDENT_STORM,     /* hold */
     INCIDENT_ACT,       /* a trigger, ranked */
 };
@@ -585,6 +585,7 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
         p = recover_policy_for(c, ns, vm->tlabels, NULL);
         j.failed_uid = xstrdup(vm->inc->failed_uid);
         j.repl_name = xstrdup(vm->inc->replaced_by);
+        j.inc_tmpl = xstrdup(vm->inc->tmpl);
         j.policy = xstrdup(p ? p->name : vm->inc->policy);
         j.policy_uid = xstrdup(p ? p->uid : NULL);
         j.sa = xstrdup(p ? p->pol.service_account : NULL);
@@ -613,10 +614,7 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
                     finish_obj = j.pick.sel_obj[0];
                     j.pick.sel_obj[0] = NULL;
                 } else {
-                    next = INCIDENT_NOTHING;
-                    log_warn("halted VM %s/%s: no pool member to build its replacement %s from", ns,
-                             name, j.repl_name);
-                    rc = -EAGAIN;
+                    next = INCIDENT_NOMEMBER;
                 }
             }
         }
@@ -683,6 +681,13 @@ unlock:
         goto out;
     case INCIDENT_FINISH:
         rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
+        goto out;
+    case INCIDENT_NOMEMBER:
+        /* halted already: retried until a member can build it */
+        msg = xasprintf("halted, but no pool member is left to build its replacement %s from "
+                        "(the one chosen, %s, is gone or invalid)",
+                        j.repl_name, j.inc_tmpl ? j.inc_tmpl : "none");
+        rc = incident__block(env, &j, "NoEligibleCandidate", "NoEligibleCandidate", msg, -EAGAIN);
         goto out;
     case INCIDENT_STORM:
         if (recover_book_storm(env->book, ns, j.policy, 1)) {

@@ -183,6 +183,38 @@ TEST(killed_between_halt_and_create_a_restart_finishes_with_the_same_name)
     ctl_down(&r2);
 }
 
+TEST(halted_with_its_member_gone_and_none_eligible_the_incident_is_blocked)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_note n;
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+
+    int posts;
+
+    CHECK_INT(up(&r), 0);
+    r.post_status = 500; /* halted, not created */
+    CHECK(reconcile(&r, &requeue) < 0);
+    r.post_status = 0;
+    posts = r.posts;
+    deliver_halt(&r);
+    /* vm-005 is deleted and nothing else is good enough */
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(ctl_meta(it), "name")->valuestring, "vm-005") ==
+            0)
+            cache_member_del(r.cache, it);
+    }
+    CHECK_INT(reconcile(&r, &requeue), -EAGAIN);
+    CHECK_INT(r.posts, posts); /* no create */
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_STR(n.blocked, "NoEligibleCandidate");
+    recover_note_free(&n);
+    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate VirtualMachine/vm-001"), 1);
+    cJSON_Delete(list);
+    ctl_down(&r);
+}
+
 TEST(two_replicas_make_one_replacement)
 {
     struct ctl_rig r;
