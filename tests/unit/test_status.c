@@ -245,9 +245,11 @@ TEST(reconcile_writes_only_when_something_changed_and_postpones_a_busy_policy)
     CHECK_INT(ctl_up(&r), 0);
     CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
     CHECK_INT(cJSON_GetArraySize(r.patches), 1);
-    /* at once again: postponed, not skipped */
+    /* at once again: postponed, not skipped (how long depends on how long
+     * the first one took: no bound here, a loaded machine or valgrind
+     * makes it longer) */
     CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
-    CHECK(requeue > 0 && requeue <= 1000);
+    CHECK(requeue > 0);
     CHECK_INT(cJSON_GetArraySize(r.patches), 1);
     /* the watch brings the status back: nothing to write */
     echo_status(&r);
