@@ -389,6 +389,14 @@ kvr_vmi_start() {
 
 kvr__vmi_running() { [ "$(kvr_vmi_phase "$1" "$2")" = Running ]; }
 
+# kvr_vm_manual NS VM: once KubeVirt runs VM, runStrategy Manual: from then
+# on KubeVirt neither restarts nor stops it, so a Failed VMI stays (a
+# failure that must be acted on, however late the controller looks).
+kvr_vm_manual() {
+  kvr_vmi_start "$1" "$2" &&
+    kubectl patch vm -n "$1" "$2" --type merge -p '{"spec":{"runStrategy":"Manual"}}' >/dev/null
+}
+
 # kvr_guest ARGS...: tests/cluster/guest on this cluster (crash NS VMI,
 # failstart NS VM on|off): the only way a test fails a guest.
 kvr_guest() { "$ctl_root/tests/cluster/guest" "$KUBECONFIG" "$@"; }
@@ -669,6 +677,18 @@ kvr_start_or_give_up() {
 
 # kvr_vm_json NS NAME: the VM as JSON ("" when absent).
 kvr_vm_json() { kubectl get vm -n "$1" "$2" -o json 2>/dev/null; }
+
+# kvr_halted_for NS VM [PREVIOUS]: kvrecover halted VM for its one
+# replacement (CONTRACT.md "The replacement" 1): runStrategy Halted,
+# kvrecover.io/replaced-by names the VM labelled kvrecover.io/replaces=VM,
+# kvrecover.io/previous-run-strategy is PREVIOUS (when given; else not empty).
+kvr_halted_for() {
+  kvr_vm_json "$1" "$2" | jq -e --arg r "$(kvr_replacements "$1" "$2" | head -n 1)" \
+    --arg p "${3:-}" '$r != "" and .spec.runStrategy == "Halted"
+      and .metadata.annotations["kvrecover.io/replaced-by"] == $r
+      and (.metadata.annotations["kvrecover.io/previous-run-strategy"] // "") as $was
+      | $was != "" and ($p == "" or $was == $p)' >/dev/null
+}
 
 # kvr_run_strategy NS VM
 kvr_run_strategy() {

@@ -24,8 +24,7 @@ kvr_policy "$ns" paper "$(kvr_paper_spec '{"capture": false}')"
 feat="{os: ubuntu-20.04, language: nodejs, database: mysql, webserver: nginx}"
 kvr_vm "$ns" q-1 "$feat" && kvr_vm "$ns" q-2 "$feat" ||
   { t_fail "create the VMs" "kubectl failed"; t_summary; }
-kvr_vmi_start "$ns" q-1 && kvr_vmi_start "$ns" q-2 || t_fail "the VMs run" "no Running VMI"
-kubectl patch vm -n "$ns" q-1 --type merge -p '{"spec":{"runStrategy":"Manual"}}' >/dev/null
+kvr_vm_manual "$ns" q-1 && kvr_vmi_start "$ns" q-2 || t_fail "the VMs run" "no Running VMI"
 # No room for a third VirtualMachine.
 quota() {
   kubectl apply -n "$ns" -f - >/dev/null <<EOF
@@ -79,11 +78,8 @@ t_note "replaced $(($(date +%s) - t1)) s after the quota was raised"
 r=$(kvr_replacements "$ns" q-1 | head -n 1)
 kvr_check_json "its failed-uid is q-1's crashed VMI" "$(kvr_vm_json "$ns" "$r")" \
   ".metadata.annotations[\"kvrecover.io/failed-uid\"] == \"$uid\""
-halted_for_r() {
-  [ "$(kvr_vm_json "$ns" q-1 | jq -r '.spec.runStrategy + " " +
-        (.metadata.annotations["kvrecover.io/replaced-by"] // "")')" = "Halted $r" ]
-}
-kvr_check_wait "q-1 is Halted, replaced-by it" 30 halted_for_r
+kvr_check_wait "q-1 is Halted, replaced-by it, previous-run-strategy Manual" 30 \
+  kvr_halted_for "$ns" q-1 Manual
 not_blocked() {
   kubectl get rp -n "$ns" paper -o json |
     jq -e '([.status.conditions[]? | select(.type == "Blocked")][0].status // "False") == "False"' >/dev/null

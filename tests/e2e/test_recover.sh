@@ -106,13 +106,8 @@ else
 fi
 # Halt first (CONTRACT.md "The replacement" 1): KubeVirt never runs the
 # original beside its replacement.
-halted_for() { # NS VM REPLACEMENT: Halted by kvrecover, with the annotations
-  kvr_vm_json "$1" "$2" | jq -e --arg r "$3" '.spec.runStrategy == "Halted"
-    and .metadata.annotations["kvrecover.io/previous-run-strategy"] == "Always"
-    and .metadata.annotations["kvrecover.io/replaced-by"] == $r' >/dev/null
-}
 kvr_check_wait "the failed VM is Halted, previous-run-strategy Always, replaced-by the replacement" \
-  30 halted_for "$ns" vm-001 "$rname"
+  30 kvr_halted_for "$ns" vm-001 Always
 vmi_gone() { ! kubectl get vmi -n "$1" "$2" >/dev/null 2>&1; }
 kvr_check_wait "the original runs no more (no VMI vm-001)" 30 vmi_gone "$ns" vm-001
 kvr_check_wait "the replacement's VMI runs" 60 kvr__vmi_running "$ns" "$rname"
@@ -174,7 +169,7 @@ uid2=$(kvr_vmi_uid "$ns" vm-002)
 kvr_vmi_fail "$ns" vm-002
 kvr_check_wait "VM-002's guest crashes -> a replacement" 30 kvr_has_replacement "$ns" vm-002
 r2=$(kvr_replacements "$ns" vm-002 | head -n 1)
-kvr_check_wait "VM-002 is halted for it" 30 halted_for "$ns" vm-002 "$r2"
+kvr_check_wait "VM-002 is halted for it" 30 kvr_halted_for "$ns" vm-002 Always
 kvr_check_eq "only the failed VMs are halted (vm-003, vm-004, vm-005 still Always)" \
   "$(kvr_run_strategy "$ns" vm-003)/$(kvr_run_strategy "$ns" vm-004)/$(kvr_run_strategy "$ns" vm-005)" \
   Always/Always/Always

@@ -51,12 +51,6 @@ policy() { # NS TRIGGER-JSON
     \"weights\": {\"app\": 0.5, \"tier\": 0.5}, \"threshold\": 0.5, \"mode\": \"Jaccard\",
     \"action\": \"Recreate\", \"capture\": false, \"trigger\": $2}"
 }
-halted_for() { # NS VM: Halted by kvrecover, replaced-by its one replacement
-  kvr_vm_json "$1" "$2" | jq -e --arg r "$(kvr_replacements "$1" "$2" | head -n 1)" '$r != ""
-    and .spec.runStrategy == "Halted"
-    and .metadata.annotations["kvrecover.io/previous-run-strategy"] == "Always"
-    and .metadata.annotations["kvrecover.io/replaced-by"] == $r' >/dev/null
-}
 node_ready() {
   [ "$(kubectl get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = "$2" ]
 }
@@ -122,7 +116,7 @@ kvr_check_wait "after restartTimeoutSeconds big-1 is replaced" 120 kvr_has_repla
 rb=$(kvr_replacements "$room" big-1 | head -n 1)
 kvr_check_eq "from small-src, which fits (big-src scores higher but fits no node)" \
   "$(kvr_vm_json "$room" "$rb" | jq -r '.metadata.labels["kvrecover.io/template"] // ""')" small-src
-kvr_check_wait "big-1 is Halted for it" 30 halted_for "$room" big-1
+kvr_check_wait "big-1 is Halted for it" 30 kvr_halted_for "$room" big-1 Always
 kvr_check_wait "the smaller replacement runs" 60 kvr__vmi_running "$room" "$rb"
 says_nocap() {
   ctl_log_since_start main | grep -F big-src | grep -qF NoCapacity ||
@@ -140,7 +134,7 @@ created=$(kvr_vm_json "$loss" "$rl" | jq -r '.metadata.creationTimestamp // "" |
 if [ -n "$created" ] && [ "$created" -ge $((t0 + 30)) ]; then
   t_pass "not before nodeLossSeconds of silence (created $((created - t0)) s after the kill)"
 else t_fail "not before nodeLossSeconds of silence" "created at '$created', kill at $t0"; fi
-kvr_check_wait "lost-1 is Halted, replaced-by its replacement" 30 halted_for "$loss" lost-1
+kvr_check_wait "lost-1 is Halted, replaced-by its replacement" 30 kvr_halted_for "$loss" lost-1 Always
 kvr_check_wait "lost-1's replacement runs" 60 kvr__vmi_running "$loss" "$rl"
 kvr_check_eq "nothing else in loss is replaced" "$(replacements_in "$loss")" 1
 
