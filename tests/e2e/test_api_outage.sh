@@ -33,11 +33,12 @@ kill -STOP "$pid"
 kvr_vmi_fail "$ns" o-1 || t_fail "crash o-1's guest" "tests/cluster/guest failed"
 wake() { sleep 8; kill -CONT "$pid"; }
 wake &
+wake_pid=$!
 t_note "kube-apiserver stops for $KVR_OUTAGE_SECONDS s"
 if kvr_apiserver_restart "$KVR_OUTAGE_SECONDS"; then
   t_pass "kube-apiserver stopped for $KVR_OUTAGE_SECONDS s and came back"
 else t_fail "kube-apiserver stopped for $KVR_OUTAGE_SECONDS s and came back" "see above"; fi
-wait
+wait "$wake_pid"
 t1=$(date +%s)
 if ctl_alive main; then t_pass "the controller survived the outage"
 else t_fail "the controller survived the outage" "it exited"; ctl_dump main 20; fi
