@@ -45,6 +45,8 @@ static void usage(FILE *f)
           "  --qps N                 API requests per second (default 50; < 0: no limit)\n"
           "  --burst N               API request burst (default 100)\n"
           "  --workers N             reconcile workers (default 4)\n"
+          "  --resync-period D       reconcile every VM that is down or in an incident, and\n"
+          "                          every policy, this often (default 60s; 0: never)\n"
           "  --leader-elect[=BOOL]   leader election on a Lease (default true)\n"
           "  --lease-name NAME       Lease name (default kvrecover-controller)\n"
           "  --lease-namespace NS    Lease namespace (default $POD_NAMESPACE or kvrecover-system)\n"
@@ -114,6 +116,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         O_QPS,
         O_BURST,
         O_WORKERS,
+        O_RESYNC,
         O_LEADER,
         O_LNAME,
         O_LNS,
@@ -133,6 +136,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"qps", required_argument, NULL, O_QPS},
         {"burst", required_argument, NULL, O_BURST},
         {"workers", required_argument, NULL, O_WORKERS},
+        {"resync-period", required_argument, NULL, O_RESYNC},
         {"leader-elect", optional_argument, NULL, O_LEADER},
         {"lease-name", required_argument, NULL, O_LNAME},
         {"lease-namespace", required_argument, NULL, O_LNS},
@@ -186,6 +190,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case O_LDUR:
             bad = parse_duration(optarg, &f->run.lease_duration_ms) != 0;
+            break;
+        case O_RESYNC:
+            bad = parse_duration(optarg, &f->run.resync_ms) != 0;
             break;
         case O_RENEW:
             bad = parse_duration(optarg, &f->run.renew_deadline_ms) != 0;
@@ -246,6 +253,7 @@ int main(int argc, char **argv)
                 .qps = KUBE_DEFAULT_QPS,
                 .burst = KUBE_DEFAULT_BURST,
                 .workers = CONTROLLER_DEFAULT_WORKERS,
+                .resync_ms = CONTROLLER_DEFAULT_RESYNC_MS,
                 .leader_elect = true,
                 .lease_ns = pod_ns && *pod_ns ? pod_ns : "kvrecover-system",
                 .lease_name = "kvrecover-controller",

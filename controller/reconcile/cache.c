@@ -25,6 +25,7 @@
 #include "reconcile/cache.h"
 #include "sim/pool.h"
 #include "sim/quantity.h"
+#include "sim/replica.h"
 
 /* A namespace the cache has seen: its pool version and the namespace index,
  * its records of each kind in the order they were stored. Kept until the
@@ -491,6 +492,7 @@ static void cache__member_free(struct cache *c, struct cache_member *r)
         cache__unintern(c, r->items[i]);
     free(r->items);
     free(r->tmpl_z);
+    free(r->disk);
     free(r->digest);
     free(r->error);
     free(r);
@@ -668,6 +670,7 @@ static void cache__vm_remember(struct cache *c, struct cache_vm *vm, const struc
         free(vm->last_failed_uid);
         vm->last_failed_uid = xstrdup(r->uid);
         vm->last_failed_when = r->phase_since;
+        vm->last_failed_mono = r->seen_mono;
     }
     if ((r->spec.features || r->spec.has_res) && !cache__spec_eq(&vm->seen, &r->spec)) {
         cache__spec_free(c, &vm->seen);
@@ -998,6 +1001,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
         /* what this VM's VMIs told the cache stays with it */
         r->last_failed_uid = old->last_failed_uid;
         r->last_failed_when = old->last_failed_when;
+        r->last_failed_mono = old->last_failed_mono;
         r->seen = old->seen;
         old->last_failed_uid = NULL;
         memset(&old->seen, 0, sizeof(old->seen));
@@ -1497,6 +1501,8 @@ int cache_member_put(struct cache *c, const cJSON *obj)
             char *text = cJSON_PrintUnformatted(pm.vm_template);
             cache__deflate(text, r);
             cJSON_free(text);
+            /* computed once here, not at every ranking: SharedDisk */
+            replica_shared_disk(pm.vm_template, &r->disk);
         }
         pool_member_free(&pm);
     } else {
@@ -1511,7 +1517,7 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         if (!cache__packed_eq(old->labels, r->labels))
             chg |= CACHE_CHG_LABELS;
         if (!cache__member_data_eq(old, r) || !cache__streq(old->error, r->error) ||
-            !cache__streq(old->digest, r->digest))
+            !cache__streq(old->disk, r->disk) || !cache__streq(old->digest, r->digest))
             chg |= CACHE_CHG_SPEC;
     }
     CACHE__STORE(c, members, old, r, len);
@@ -1737,7 +1743,7 @@ void cache_stats(struct cache *c, struct cache_stats *st)
         st->members++;
         st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
                             cache__sz(m->items) + cache__sz(m->tmpl_z) + cache__sz(m->digest) +
-                            cache__sz(m->error);
+                            cache__sz(m->disk) + cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
     for (struct cache_node *n = c->nodes; n; n = n->hh.next) {

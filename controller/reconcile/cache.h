@@ -190,6 +190,7 @@ struct cache_vm {
      * deletes a Failed VMI of a VM it restarts within a second. */
     char *last_failed_uid;   /* the last of its VMIs seen Failed, or NULL */
     double last_failed_when; /* when it failed (wall, s) */
+    double last_failed_mono; /* when this cache saw it fail (monotonic, s) */
     struct cache_spec seen;  /* the features its VMIs last carried (when they had any) */
 };
 
@@ -244,6 +245,8 @@ struct cache_member {
     unsigned char *tmpl_z;
     uint32_t tmpl_zlen; /* deflated bytes */
     uint32_t tmpl_len;  /* JSON bytes */
+    char *disk;         /* replica_shared_disk()'s detail: its template uses a
+                           disk that is not its own (SharedDisk); else NULL */
     char *digest;       /* kvrecover.io/capture-digest annotation, or NULL */
     char *error;        /* why the member is invalid (then skipped), or NULL */
 };
@@ -456,9 +459,8 @@ enum cache_phase cache_phase_parse(const char *s);
 
 /**
  * Whether a VMI in phase p has failed, the one test of it: Failed, or
- * Unknown (its node stopped reporting). The controller queues such a VMI
- * and recover_vmi() acts on it, an Unknown one once its policy's grace
- * period has passed.
+ * Unknown (its node stopped reporting). What it means for the VM is
+ * health_eval()'s to say (reconcile/health.h).
  */
 int cache_phase_failed(enum cache_phase p);
 

@@ -19,6 +19,7 @@
 #include "reconcile/capture.h"
 #include "reconcile/controller.h"
 #include "reconcile/controller_test.h"
+#include "reconcile/incident.h"
 #include "reconcile/recover.h"
 #include "reconcile/status.h"
 #include "reconcile/wq.h"
@@ -45,7 +46,7 @@
  * the log. */
 #define CONTROLLER_RETRY_LOG_EVERY 20
 
-enum controller_kind { CTL_VMI, CTL_VM, CTL_POLICY, CTL_MEMBER, CTL_NKINDS };
+enum controller_kind { CTL_VMI, CTL_VM, CTL_POLICY, CTL_MEMBER, CTL_NODE, CTL_POD, CTL_NKINDS };
 
 struct controller;
 
@@ -72,8 +73,8 @@ struct controller {
     struct event_recorder *events;
     struct recover_env env;
     struct controller_watch watches[CTL_NKINDS];
-    struct wq *q;       /* vmi/ and policy/ keys */
-    struct wq *capq;    /* vm/ keys */
+    struct wq *q;       /* vm/ and policy/ keys */
+    struct wq *capq;    /* capture/ keys */
     atomic_int running; /* workers started: handlers queue keys */
     atomic_int dirty;   /* the dashboard state changed */
     pthread_t *threads; /* workers, then the capture worker */
@@ -218,27 +219,66 @@ static void controller__policies(struct controller *c, const char *ns)
     controller__add_all(c->q, keys, n);
 }
 
-/* Queues what a new or changed policy in ns affects: its failed VMIs and
- * its VMs (capture). Level-triggered: the reconciles decide. */
+/* Queues what a new or changed policy in ns affects: its VMs, for the
+ * incident reconcile and for capture. Level-triggered: the reconciles
+ * decide. */
 static void controller__namespace(struct controller *c, const char *ns)
 {
-    char **vmis = NULL, **vms = NULL;
-    size_t nvmi = 0, nvm = 0;
+    char **vms = NULL, **caps = NULL;
+    size_t nvm = 0;
 
     cache_rdlock(c->cache);
-    for (struct cache_vmi *r = cache_vmi_first(c->cache, ns); r; r = cache_vmi_next(r, ns)) {
-        if (!cache_phase_failed(r->phase))
-            continue;
-        vmis = xreallocarray(vmis, nvmi + 1, sizeof(*vmis));
-        vmis[nvmi++] = xasprintf("vmi/%s/%s", r->ns, r->name);
-    }
     for (struct cache_vm *r = cache_vm_first(c->cache, ns); r; r = cache_vm_next(r, ns)) {
         vms = xreallocarray(vms, nvm + 1, sizeof(*vms));
-        vms[nvm++] = xasprintf("vm/%s/%s", r->ns, r->name);
+        caps = xreallocarray(caps, nvm + 1, sizeof(*caps));
+        vms[nvm] = xasprintf("vm/%s/%s", r->ns, r->name);
+        caps[nvm++] = xasprintf("capture/%s/%s", r->ns, r->name);
     }
     cache_unlock(c->cache);
-    controller__add_all(c->q, vmis, nvmi);
-    controller__add_all(c->capq, vms, nvm);
+    controller__add_all(c->q, vms, nvm);
+    controller__add_all(c->capq, caps, nvm);
+}
+
+/* Queues the VMs whose VMIs run on node name: its readiness or heartbeat
+ * changed. A scan of the VMI cache by nodeName rather than a node -> VMI
+ * index: a node's health changes about once a minute (the heartbeat), and
+ * the scan of 10,000 VMIs takes well under a millisecond, while an index
+ * would cost memory on every VMI. */
+static void controller__node(struct controller *c, const char *name)
+{
+    char **keys = NULL;
+    size_t n = 0;
+
+    cache_rdlock(c->cache);
+    for (struct cache_vmi *r = cache_vmi_first(c->cache, NULL); r; r = cache_vmi_next(r, NULL)) {
+        struct cache_vm *vm;
+
+        if (!r->node || strcmp(r->node, name) != 0 || !(vm = cache_vmi_vm(c->cache, r)))
+            continue;
+        keys = xreallocarray(keys, n + 1, sizeof(*keys));
+        keys[n++] = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(c->cache);
+    controller__add_all(c->q, keys, n);
+}
+
+/* Queues the VM that controls VMI ns/name (verified owner only). */
+static void controller__owner(struct controller *c, const char *ns, const char *name)
+{
+    char *key = NULL;
+
+    cache_rdlock(c->cache);
+    {
+        struct cache_vmi *vmi = cache_vmi_find(c->cache, ns, name);
+        struct cache_vm *vm = vmi ? cache_vmi_vm(c->cache, vmi) : NULL;
+
+        if (vm)
+            key = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(c->cache);
+    if (key)
+        wq_add(c->q, key);
+    free(key);
 }
 
 /* ---- watch handlers --------------------------------------------------- */
@@ -274,6 +314,8 @@ static const struct controller__kind {
                     cache_policy_put,
                     cache_policy_del},
     [CTL_MEMBER] = {{"", "v1", "configmaps"}, cache_member_put, cache_member_del},
+    [CTL_NODE] = {{"", "v1", "nodes"}, cache_node_put, cache_node_del},
+    [CTL_POD] = {{"", "v1", "pods"}, cache_pod_put, cache_pod_del},
 };
 
 static void controller__put(void *ud, const cJSON *obj)
@@ -283,7 +325,7 @@ static void controller__put(void *ud, const cJSON *obj)
     const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
     int chg, running;
 
-    if (!ns || !name)
+    if (!name || (!ns && cw->kind != CTL_NODE))
         return;
     chg = controller__kinds[cw->kind].put(c->cache, obj);
     if (chg <= 0)
@@ -292,19 +334,22 @@ static void controller__put(void *ud, const cJSON *obj)
     if (!running)
         return;
     switch (cw->kind) {
-    case CTL_VMI: {
-        const cJSON *phase = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
-        if (cache_phase_failed(cache_phase_parse(cJSON_GetStringValue(phase))))
-            controller__add(c->q, "vmi", ns, name);
+    case CTL_VMI:
+        controller__owner(c, ns, name);
         controller__policies(c, ns);
         break;
-    }
     case CTL_VM:
         if (chg & (CACHE_CHG_CAPTURE | CACHE_CHG_LABELS))
-            controller__add(c->capq, "vm", ns, name);
-        if (chg & (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_REPL))
+            controller__add(c->capq, "capture", ns, name);
+        if (chg & (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_HEALTH | CACHE_CHG_REPL))
+            controller__add(c->q, "vm", ns, name);
+        if (chg &
+            (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_REPL | CACHE_CHG_HEALTH))
             controller__policies(c, ns);
+        break;
+    case CTL_NODE:
+        if (chg & CACHE_CHG_HEALTH)
+            controller__node(c, name);
         break;
     case CTL_POLICY:
         if (chg & (CACHE_CHG_NEW | CACHE_CHG_SPEC)) {
@@ -328,15 +373,35 @@ static void controller__del(void *ud, const cJSON *obj, bool final_state_unknown
     int known;
 
     (void)final_state_unknown;
-    if (!ns || !name)
+    if (!name || (!ns && cw->kind != CTL_NODE))
         return;
+    if (cw->kind == CTL_VMI && atomic_load(&c->running)) {
+        /* its VM is looked at once the VMI is gone (the owner is found
+         * before the record goes) */
+        controller__owner(c, ns, name);
+    }
     known = controller__kinds[cw->kind].del(c->cache, obj);
+    if (cw->kind == CTL_VM && known) {
+        /* what this process remembers of it goes with it */
+        recover_book_forget_vm(c->book, ns, name);
+        capture_forget(c->capture, ns, name);
+    }
     if (!known || !atomic_load(&c->running))
         return;
-    if (cw->kind == CTL_POLICY)
+    switch (cw->kind) {
+    case CTL_POLICY:
         controller__add(c->q, "policy", ns, name);
-    else
+        controller__namespace(c, ns);
+        break;
+    case CTL_NODE:
+        controller__node(c, name);
+        break;
+    case CTL_POD:
+        break;
+    default:
         controller__policies(c, ns);
+        break;
+    }
 }
 
 static void controller__synced(void *ud)
@@ -470,8 +535,11 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
         c->watches[k].c = c;
         c->watches[k].kind = (enum controller_kind)k;
         wc.res = controller__kinds[k].res;
-        wc.namespace = c->ns;
+        /* Nodes and Pods are cluster-wide whatever the namespace: room
+         * is the cluster's. Terminal pods request nothing. */
+        wc.namespace = k == CTL_NODE || k == CTL_POD ? NULL : c->ns;
         wc.label_selector = k == CTL_MEMBER ? CACHE_POOL_LABEL : NULL;
+        wc.field_selector = k == CTL_POD ? "status.phase!=Succeeded,status.phase!=Failed" : NULL;
         wc.handlers.on_add = controller__put;
         wc.handlers.on_update = controller__put;
         wc.handlers.on_delete = controller__del;
@@ -520,13 +588,13 @@ struct controller__worker {
     struct recover_ranker *rk;
 };
 
-/* "vmi/NS/NAME": a failed VMI to recover. */
-static int controller__reconcile_vmi(void *ud, const char *ns, const char *name,
-                                     uint64_t *requeue_ms)
+/* "vm/NS/NAME": a protected VM's health, and its incident. */
+static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
+                                    uint64_t *requeue_ms)
 {
     struct controller__worker *w = ud;
 
-    return recover_vmi(&w->c->env, w->rk, ns, name, requeue_ms);
+    return incident_reconcile(&w->c->env, w->rk, ns, name, requeue_ms);
 }
 
 /* "policy/NS/NAME": a policy's status, Events and dashboard view. */
@@ -541,9 +609,9 @@ static int controller__reconcile_policy(void *ud, const char *ns, const char *na
     return rc;
 }
 
-/* "vm/NS/NAME": a protected VM's spec to capture into the pool. */
-static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
-                                    uint64_t *requeue_ms)
+/* "capture/NS/NAME": a protected VM's spec to capture into the pool. */
+static int controller__reconcile_capture(void *ud, const char *ns, const char *name,
+                                         uint64_t *requeue_ms)
 {
     struct controller__worker *w = ud;
 
@@ -552,9 +620,9 @@ static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
 }
 
 const struct controller_route controller__routes[] = {
-    {"vmi", controller__reconcile_vmi},
-    {"policy", controller__reconcile_policy},
     {"vm", controller__reconcile_vm},
+    {"policy", controller__reconcile_policy},
+    {"capture", controller__reconcile_capture},
 };
 const size_t controller__nroutes = sizeof(controller__routes) / sizeof(controller__routes[0]);
 
@@ -659,7 +727,7 @@ void controller_start_workers(struct controller *c)
     if (c->threads)
         return;
     atomic_store(&c->running, 1);
-    /* The resync: every policy, every failed VMI, every VM, once. */
+    /* The resync: every policy, every VM, once. */
     controller__policies(c, c->ns);
     controller__namespace(c, c->ns);
     c->threads = xcalloc((size_t)c->cfg.workers + 1, sizeof(*c->threads));
@@ -731,6 +799,49 @@ void controller_free(struct controller *c)
     free(c->ns);
     free(c->identity);
     free(c);
+}
+
+size_t controller__resync_keys(struct cache *cache, struct recover_book *book, const char *ns,
+                               double now, char ***keys)
+{
+    size_t n = 0;
+
+    *keys = NULL;
+    cache_rdlock(cache);
+    for (struct cache_vm *vm = cache_vm_first(cache, ns); vm; vm = cache_vm_next(vm, ns)) {
+        struct cache_policy *p = recover_policy_for(cache, vm->ns, vm->tlabels, NULL);
+        struct recover_note note;
+        struct health_verdict v;
+        int open;
+
+        if (!p)
+            continue;
+        recover_book_note(book, vm->ns, vm->name, &note);
+        incident_health(cache, p, vm, note.down_seen, now, &v);
+        open = v.down || v.state == HEALTH_REPLACED || note.blocked != NULL || v.trigger_at > 0;
+        recover_note_free(&note);
+        if (!open)
+            continue;
+        *keys = xreallocarray(*keys, n + 1, sizeof(**keys));
+        (*keys)[n++] = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(cache);
+    return n;
+}
+
+size_t controller_resync(struct controller *c)
+{
+    char **keys;
+    size_t n;
+
+    if (!atomic_load(&c->running))
+        return 0;
+    controller__policies(c, c->ns);
+    n = controller__resync_keys(c->cache, c->book, c->ns, clock_wall(), &keys);
+    controller__add_all(c->q, keys, n);
+    if (n)
+        log_debug("resync: %zu VMs down or in an incident", n);
+    return n;
 }
 
 bool controller_take_dirty(struct controller *c)

@@ -75,6 +75,20 @@ void controller_stop(struct controller *c);
 /** Frees everything; the controller must be stopped. NULL is fine. */
 void controller_free(struct controller *c);
 
+/* The default of --resync-period: every protected VM that is down or in an
+ * incident, and every policy, is reconciled again this often, so that an
+ * incident never waits for an event that does not come (a quota raised, an
+ * RBAC rule fixed, a node that never reports again). */
+#define CONTROLLER_DEFAULT_RESYNC_MS 60000L
+
+/**
+ * Queues every policy, and the vm/ key of every VM that a policy protects
+ * and that is down, halted by kvrecover, or whose incident is blocked (the
+ * book says so). Returns the vm/ keys queued. Does nothing before the
+ * workers started.
+ */
+size_t controller_resync(struct controller *c);
+
 /** Whether the dashboard state changed since the last call (and clears
  *  the flag). */
 bool controller_take_dirty(struct controller *c);

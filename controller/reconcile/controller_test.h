@@ -12,20 +12,23 @@
 
 #include "reconcile/wq.h"
 
+struct cache;
+struct recover_book;
+
 /* A reconcile as a route runs it: ud is the worker's context, ns and name
  * come from the key (borrowed for the call); it sets *requeue_ms (already
  * 0) to be called again later. Returns 0 or a -errno worth a retry. */
 typedef int (*controller_reconcile_fn)(void *ud, const char *ns, const char *name,
                                        uint64_t *requeue_ms);
 
-/* Keys of one kind ("vmi/NS/NAME") and the reconcile they run. */
+/* Keys of one kind ("vm/NS/NAME") and the reconcile they run. */
 struct controller_route {
-    const char *kind;                  /* the key's first part: "vmi", "policy", "vm" */
+    const char *kind;                  /* the key's first part: "vm", "policy", "capture" */
     controller_reconcile_fn reconcile; /* what a key of that kind runs */
 };
 
-/* The workers' routes: vmi (recover_vmi), policy (status_reconcile), vm
- * (capture_vm). */
+/* The workers' routes: vm (incident_reconcile), policy (status_reconcile),
+ * capture (capture_vm). */
 extern const struct controller_route controller__routes[];
 extern const size_t controller__nroutes;
 
@@ -54,5 +57,15 @@ extern const struct wq_config controller__queue_config;
  * the delay chosen (0: not queued again).
  */
 uint64_t controller__retry(struct wq *q, const char *key, int rc, uint64_t requeue_ms);
+
+/**
+ * The vm/ keys a resync queues (controller_resync()): the VMs of namespace
+ * ns (NULL: all) that a policy protects and that are down, halted by
+ * kvrecover, waiting for a trigger, or blocked in book, judged at wall time
+ * now. Sets *keys (the caller frees each and the array) and returns their
+ * number.
+ */
+size_t controller__resync_keys(struct cache *cache, struct recover_book *book, const char *ns,
+                               double now, char ***keys);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "kube/kube.h"
@@ -141,6 +142,7 @@ static void manager__log_started(const struct manager *m)
     cJSON_AddStringToObject(f, "identity", cfg->identity);
     cJSON_AddStringToObject(f, "namespace", cfg->ns ? cfg->ns : "");
     cJSON_AddNumberToObject(f, "workers", cfg->workers);
+    cJSON_AddNumberToObject(f, "resyncPeriodMs", (double)cfg->resync_ms);
     cJSON_AddBoolToObject(f, "leaderElect", cfg->leader_elect);
     cJSON_AddStringToObject(f, "server", m->kc->server ? m->kc->server : "");
     cJSON_AddStringToObject(f, "kubeconfig", m->kc->source ? m->kc->source : "");
@@ -294,6 +296,7 @@ static void manager__lead(struct manager *m)
 static int manager__loop(struct manager *m)
 {
     unsigned long ticks = 0;
+    double next_resync = 0;
 
     for (;;) {
         struct timespec ts = {0, MANAGER_TICK_NS};
@@ -317,6 +320,16 @@ static int manager__loop(struct manager *m)
         }
         if (m->synced && !m->workers && atomic_load(&m->leading))
             manager__lead(m);
+        if (m->workers && m->cfg->resync_ms > 0) {
+            double now = clock_mono();
+
+            if (next_resync == 0)
+                next_resync = now + (double)m->cfg->resync_ms / 1000.0;
+            else if (now >= next_resync) {
+                controller_resync(m->ctl);
+                next_resync = now + (double)m->cfg->resync_ms / 1000.0;
+            }
+        }
         if (m->http && controller_take_dirty(m->ctl))
             httpd_publish(m->http, controller_state_json(m->ctl, m->workers));
         if (++ticks % MANAGER_TRIM_TICKS == 0)

@@ -8,7 +8,8 @@
  * calling thread only waits for signals (SIGTERM/SIGINT stop; SIGUSR1 is a
  * wake-up from the lease thread) and, every 200 ms at most: logs once that
  * the caches synced; starts the workers once the caches synced and this
- * replica leads; publishes the dashboard state when it changed. Every other
+ * replica leads; publishes the dashboard state when it changed; resyncs
+ * (controller_resync()) every resync_ms while leading. Every other
  * thread has those signals blocked, so a signal never interrupts a request.
  *
  * Stopping keeps an order: finish the keys in flight, release the Lease so
@@ -33,6 +34,7 @@ struct manager_config {
     double qps;             /* API requests per second; < 0: no limit */
     int burst;              /* API request burst */
     int workers;            /* reconcile workers */
+    long resync_ms;         /* --resync-period: controller_resync() this often; 0: never */
     bool leader_elect;      /* elect a leader on a Lease; false: act at once */
     const char *lease_ns;   /* the Lease's namespace */
     const char *lease_name; /* the Lease's name */

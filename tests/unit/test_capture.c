@@ -301,3 +301,26 @@ TEST(capture_off_or_not_leading_writes_nothing)
     capture_state_free(st);
     ctl_down(&r);
 }
+
+/* A deleted VM's memory goes with it: a VM created again under the name
+ * is captured afresh. */
+TEST(capture_forgets_a_deleted_vm)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+
+    CHECK_INT(capture_up(&r), 0);
+    CHECK_INT(capture_size(st), 0);
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(capture_size(st), 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    capture_forget(st, "fx", "other");
+    CHECK_INT(capture_size(st), 1);
+    capture_forget(st, "fx", "vm-005");
+    CHECK_INT(capture_size(st), 0);
+    /* forgotten: written again (without the memory, nothing says it is current) */
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.gets, 2);
+    capture_state_free(st);
+    ctl_down(&r);
+}

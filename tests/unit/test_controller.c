@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_test.h"
 #include "harness.h"
 #include "reconcile/controller_test.h"
 
@@ -116,9 +117,9 @@ TEST(malformed_keys_reach_no_reconcile)
     CHECK_INT(s.calls, 0);
 }
 
-TEST(the_workers_route_vmi_policy_and_vm_keys)
+TEST(the_workers_route_vm_policy_and_capture_keys)
 {
-    const char *kinds[] = {"vmi", "policy", "vm"};
+    const char *kinds[] = {"vm", "policy", "capture"};
 
     CHECK_INT(controller__nroutes, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -187,4 +188,44 @@ TEST(a_successful_key_asking_for_a_look_later_is_queued_after_that_long)
     CHECK_INT(wq_num_requeues(q, "vm/fx/vm-002"), 0);
     wq_shutdown(q);
     wq_free(q);
+}
+
+static void free_keys(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* The resync queues what is down or in an incident, and nothing that is
+ * well: a VM KubeVirt restarts by itself is left alone, one whose trigger
+ * fired or whose incident is blocked is looked at again. */
+TEST(a_resync_queues_the_vms_that_are_down_or_blocked_and_no_others)
+{
+    struct ctl_rig r;
+    char **keys = NULL;
+    size_t n;
+
+    CHECK_INT(ctl_up(&r), 0);
+    /* vm-001's VMI failed under Always, default trigger: KubeVirt's to restart */
+    n = controller__resync_keys(r.cache, r.book, NULL, clock_wall(), &keys);
+    CHECK_INT(n, 0);
+    free_keys(keys, n);
+    /* immediate: it is down */
+    ctl_edit_policy(&r, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    n = controller__resync_keys(r.cache, r.book, "fx", clock_wall(), &keys);
+    CHECK_INT(n, 1);
+    CHECK_STR(keys[0], "vm/fx/vm-001");
+    free_keys(keys, n);
+    /* a blocked incident of a VM that is well otherwise: still looked at */
+    recover_book_block(r.book, "fx", "vm-003", "u", "Forbidden", "no", 1, NULL);
+    n = controller__resync_keys(r.cache, r.book, "fx", clock_wall(), &keys);
+    CHECK_INT(n, 2);
+    CHECK(n == 2 && (strcmp(keys[0], "vm/fx/vm-003") == 0 || strcmp(keys[1], "vm/fx/vm-003") == 0));
+    free_keys(keys, n);
+    /* another namespace: nothing */
+    n = controller__resync_keys(r.cache, r.book, "elsewhere", clock_wall(), &keys);
+    CHECK_INT(n, 0);
+    free_keys(keys, n);
+    ctl_down(&r);
 }
