@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make demo`: the paper's case study, live, on a private control plane.
 #
-#   1. build (make all), start the local control plane (tests/cluster/up);
+#   1. build (make all), start the local control plane with KubeVirt's own
+#      virt-controller and virt-api (tests/cluster/up);
 #   2. install the CRD, the controller's namespace and least-privilege RBAC;
 #   3. start bin/kvrecover-controller as its own identity (never admin), with
 #      its dashboard on 127.0.0.1:8080 (another free port when 8080 is taken);
-#   4. apply examples/paper (pool, five VMs, policy) in namespace "paper" and
-#      start the VMs' instances (playing KubeVirt, which is not installed);
-#   5. fail VM-001's instance, print the ranking (bin/kvrecover score) and
-#      the replacement the controller created;
+#   4. apply examples/paper (pool, five VMs, policy) in namespace "paper",
+#      with `trigger: {immediate: true}` (the paper acts on the first
+#      failure); KubeVirt starts the VMs' instances;
+#   5. VM-001's guest crashes (tests/cluster/guest), print the ranking
+#      (bin/kvrecover score), the replacement the controller created and its
+#      instance running;
 #   6. keep everything up with the dashboard URL until Ctrl-C, then stop the
 #      controller and the control plane: no process is left behind.
 #
@@ -39,7 +42,7 @@ teardown() {
 trap teardown EXIT
 trap 'exit 0' INT TERM
 
-step "Starting the local control plane (etcd, kube-apiserver, kube-controller-manager)"
+step "Starting the local control plane (Kubernetes, KubeVirt's virt-controller and virt-api, KWOK nodes)"
 upout=$(mktemp)
 tests/cluster/up >"$upout" || { rm -f "$upout"; die "tests/cluster/up failed"; }
 kc=$(tail -n 1 "$upout"); rm -f "$upout"
@@ -85,19 +88,22 @@ echo "controller pid ${CTL_PID[controller]}, log $CTL_DIR/controller.log"
 
 step "Applying the paper's case study (examples/paper) in namespace paper"
 kubectl create namespace paper >/dev/null
-kubectl apply -n paper -f examples/paper/pool.yaml -f examples/paper/vms.yaml \
-  -f examples/paper/policy.yaml
-echo "(KubeVirt is not installed: the demo starts each VM's instance the way it would)"
+echo "(the pool members' guests get 128Mi, as the VMs have, so that a replacement fits the demo's nodes)"
+kvr_paper_pool paper || die "cannot apply examples/paper/pool.yaml"
+kubectl apply -n paper -f examples/paper/vms.yaml -f examples/paper/policy.yaml
+echo "the paper acts on the first failure: trigger.immediate true"
+kubectl patch rp -n paper paper --type merge -p '{"spec":{"trigger":{"immediate":true}}}'
 for vm in vm-001 vm-002 vm-003 vm-004 vm-005; do
-  kvr_vmi_start paper "$vm" || die "cannot start $vm's instance"
+  kvr_vmi_start paper "$vm" || die "KubeVirt did not start $vm's instance"
 done
 kvr_poll 30 kvr_ready_current paper paper True
 kubectl get vm,vmi -n paper
 kubectl get rp -n paper
 
-step "VM-001's instance fails (status.phase: Failed, as virt-handler reports it)"
-kvr_vmi_fail paper vm-001
-kubectl get vmi -n paper vm-001
+step "VM-001's guest crashes (tests/cluster/guest: virt-handler reports its VMI Failed)"
+failed_uid=$(kvr_vmi_uid paper vm-001)
+kvr_vmi_fail paper vm-001 || die "cannot crash vm-001's guest"
+echo "VMI vm-001 uid $failed_uid: Failed"
 
 step "The ranking (bin/kvrecover score, the same similarity the controller uses)"
 bin/kvrecover score --policy examples/paper/policy.yaml --pool examples/paper/pool.yaml \
@@ -105,10 +111,16 @@ bin/kvrecover score --policy examples/paper/policy.yaml --pool examples/paper/po
 
 step "The replacement the controller created"
 if kvr_poll 30 kvr_has_replacement paper vm-001; then
+  replacement=$(kvr_replacements paper vm-001 | head -n 1)
+  kvr_vmi_start paper "$replacement" || echo "(its instance is not Running yet)"
   kubectl get vm -n paper -l kvrecover.io/replaces=vm-001 \
     -L kvrecover.io/replaces -L kvrecover.io/template -L kvrecover.io/policy
+  kubectl get vmi -n paper "$replacement"
   kubectl get vm -n paper -l kvrecover.io/replaces=vm-001 \
     -o jsonpath='{range .items[*]}score annotation: {.metadata.annotations.kvrecover\.io/score}{"\n"}{end}'
+  echo "the failed VM: runStrategy $(kvr_run_strategy paper vm-001)," \
+    "replaced-by '$(kubectl get vm -n paper vm-001 \
+                     -o jsonpath='{.metadata.annotations.kvrecover\.io/replaced-by}')'"
   echo
   kubectl get rp -n paper
   echo

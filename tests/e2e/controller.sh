@@ -5,16 +5,15 @@
 #   ctl_*  the controller process: install what it needs (CRDs, RBAC), give it
 #          its own identity (never admin), start / stop (SIGTERM) / kill -9 it,
 #          and read its JSON log lines (wait for one, list the decisions);
-#   kvr_*  the objects around it: the paper's example in a namespace, VMIs
-#          made and failed the way KubeVirt would, replacements, Events,
-#          policy status, and the API server restart and etcd compaction the
-#          exactly-once tests need.
+#   kvr_*  the objects around it: the paper's example in a namespace,
+#          VirtualMachines, failures through tests/cluster/guest and nodes,
+#          replacements, Events, policy status, and the API server restart
+#          and etcd compaction the exactly-once tests need.
 #
-# Where KubeVirt itself is absent (the local control plane), the tests play
-# virt-controller (they create a VM's VMI themselves) and virt-handler (they
-# set status.phase). Where KubeVirt runs, kvr_vmi_start waits for KubeVirt's
-# own VMI and kvr_vmi_fail kills its virt-launcher pod instead; a phase other
-# than Failed cannot be produced honestly there, and callers skip such checks.
+# The cluster runs KubeVirt's own virt-controller and virt-api
+# (tests/cluster/up): tests create only VirtualMachines, KubeVirt makes their
+# VMIs, and only tests/cluster/guest and tests/cluster/nodes play
+# virt-handler and the hosts (CONTRACT.md, "The test cluster").
 #
 # Each controller started here is named (ctl_start NAME ...); its stderr goes
 # to $CTL_DIR/NAME.log, appended across restarts, and ctl_cleanup (to be run
@@ -42,9 +41,9 @@ ctl_test_setup() {
   ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
 }
 
-# Installs the CRDs, the controller's namespace and RBAC, and KubeVirt's CRDs
-# (the pinned schemas in tests/cluster/kubevirt-crds) when the cluster has no
-# KubeVirt. Idempotent; waits until the CRDs are served.
+# Installs the CRD, the controller's namespace and RBAC. KubeVirt's CRDs
+# must be there (tests/cluster/up installs KubeVirt). Idempotent; waits until
+# the CRDs are served.
 ctl_install() {
   kubectl apply -f "$ctl_root/manifests/namespace.yaml" -f "$ctl_root/manifests/rbac.yaml" \
     >/dev/null || return 1
@@ -53,16 +52,12 @@ ctl_install() {
   kubectl apply --server-side --force-conflicts --field-manager=kvr-e2e \
     -f "$ctl_root/crds/recoverypolicies.kvrecover.io.yaml" >/dev/null || return 1
   local crd
-  for crd in virtualmachineinstances virtualmachines; do
-    kubectl get crd "$crd.kubevirt.io" >/dev/null 2>&1 && continue
-    kubectl create -f "$ctl_root/tests/cluster/kubevirt-crds/$crd.kubevirt.io.json" >/dev/null ||
-      return 1
-  done
   # Polled rather than `kubectl wait`, which fails on a CRD whose status
   # has no conditions yet.
   for crd in recoverypolicies.kvrecover.io virtualmachineinstances.kubevirt.io \
              virtualmachines.kubevirt.io; do
-    kvr_poll 60 ctl__established "$crd" || { ctl_say "CRD $crd not Established"; return 1; }
+    kvr_poll 60 ctl__established "$crd" ||
+      { ctl_say "CRD $crd not Established (is KubeVirt installed? tests/cluster/up)"; return 1; }
   done
 }
 
@@ -259,6 +254,17 @@ ctl_decisions() {
     jq -c "$filter" 2>/dev/null
 }
 
+# ctl_decisions_about NAME NS [VM]: NAME's decision lines about the VMs of
+# namespace NS (and that VM). A line names its VM as "NS/VM" in .vmi or .vm,
+# or as "VM" in .vm with the policy "NS/POLICY".
+ctl_decisions_about() {
+  grep -E '"msg": ?"decision"' "${CTL_LOG[$1]}" 2>/dev/null |
+    jq -c --arg ns "$2" --arg vm "${3:-}" 'select(
+    (((.vmi // .vm // "") | tostring) as $q
+     | if ($q | test("/")) then $q else ((.policy // "") | split("/")[0]) + "/" + $q end)
+    as $t | ($t | startswith($ns + "/")) and ($vm == "" or $t == $ns + "/" + $vm))' 2>/dev/null
+}
+
 # Copies NAME's log to the test output when KVR_SHOW_LOGS is set or a test
 # wants to explain a failure.
 ctl_dump() {
@@ -279,22 +285,23 @@ kvr_poll() {
   "$@"
 }
 
-# True where KubeVirt itself runs (virt-controller makes VMIs, virt-handler
-# sets their phase). Uses lib.sh's t_kubevirt_present when it is loaded.
-kvr_kubevirt() {
-  if declare -F t_kubevirt_present >/dev/null; then t_kubevirt_present; return; fi
-  kubectl get deployment -n kubevirt virt-controller >/dev/null 2>&1 ||
-    kubectl get kubevirt -A -o name 2>/dev/null | grep -q .
-}
-
 # kvr_paper NS [POLICY-FILE]: the paper's case study in NS: the pool
 # ConfigMaps, the five VMs and the policy (examples/paper/policy.yaml unless
-# another file is given; "-" leaves the policy out).
+# another file is given; "-" leaves the policy out). The members' guests get
+# 128Mi, as the VMs have: a replacement built from one must fit the test
+# cluster's nodes (the weights ignore memory).
 kvr_paper() {
   local ns=$1 policy=${2:-$ctl_root/examples/paper/policy.yaml}
-  local -a files=(-f "$ctl_root/examples/paper/pool.yaml" -f "$ctl_root/examples/paper/vms.yaml")
+  kvr_paper_pool "$ns" || return 1
+  local -a files=(-f "$ctl_root/examples/paper/vms.yaml")
   [ "$policy" != - ] && files+=(-f "$policy")
   kubectl apply -n "$ns" "${files[@]}" >/dev/null
+}
+
+# kvr_paper_pool NS: the paper's pool ConfigMaps alone, with 128Mi guests.
+kvr_paper_pool() {
+  sed -E 's/^( +guest:) [0-9]+[GM]i$/\1 128Mi/' "$ctl_root/examples/paper/pool.yaml" |
+    kubectl apply -n "$1" -f - >/dev/null
 }
 
 # kvr_policy NS NAME SPEC-JSON: creates (or replaces) RecoveryPolicy NAME with
@@ -308,17 +315,20 @@ kvr_policy() {
 
 # The paper's policy spec as JSON, with overrides merged in:
 #   kvr_paper_spec '{"action":"DryRun"}'
+# With `trigger: {immediate: true}`, the paper's behaviour: the first Failed
+# VMI is acted on, without waiting for KubeVirt's restart to fail.
 kvr_paper_spec() {
   jq -cn --argjson o "${1:-{\}}" '{
     selector: {matchLabels: {app: "paper"}},
     poolSelector: {matchLabels: {"kvrecover.io/pool": "paper"}},
     weights: {language: 0.3, database: 0.2, webserver: 0.1},
-    threshold: 0.5, mode: "Jaccard", required: ["os"], action: "Recreate"} * $o'
+    threshold: 0.5, mode: "Jaccard", required: ["os"], action: "Recreate",
+    trigger: {immediate: true}} * $o'
 }
 
 # kvr_vm NS NAME FEATURES [LABEL-VALUE=paper]: a VirtualMachine like the
-# paper's, with its own features annotation (flow YAML) and template label
-# app=LABEL-VALUE.
+# paper's (2 vCPUs, 128Mi), with its own features annotation (flow YAML) and
+# template label app=LABEL-VALUE.
 kvr_vm() {
   local ns=$1 name=$2 features=$3 app=${4:-paper}
   jq -n --arg ns "$ns" --arg name "$name" --arg f "$features" --arg app "$app" '{
@@ -326,7 +336,7 @@ kvr_vm() {
     metadata: {name: $name, namespace: $ns, labels: {app: $app}},
     spec: {runStrategy: "Always", template: {
       metadata: {labels: {app: $app}, annotations: {"kvrecover.io/features": $f}},
-      spec: {domain: {cpu: {cores: 2}, memory: {guest: "4Gi"},
+      spec: {domain: {cpu: {cores: 2}, memory: {guest: "128Mi"},
                       devices: {disks: [{name: "rootdisk", disk: {bus: "virtio"}}],
                                 interfaces: [{name: "default", masquerade: {}}]}},
              networks: [{name: "default", pod: {}}],
@@ -345,7 +355,7 @@ kvr_member() {
     apiVersion: "kubevirt.io/v1", kind: "VirtualMachine",
     metadata: {name: $name, labels: {app: "paper"}},
     spec: {runStrategy: "Always", template: {metadata: {labels: {app: "paper"}},
-      spec: {domain: {cpu: {cores: 2}, memory: {guest: "4Gi"},
+      spec: {domain: {cpu: {cores: 2}, memory: {guest: "128Mi"},
                       devices: {disks: [{name: "rootdisk", disk: {bus: "virtio"}}]}},
              volumes: [{name: "rootdisk",
                         containerDisk: {image: "quay.io/containerdisks/ubuntu:20.04"}}]}}}}')
@@ -369,54 +379,49 @@ kvr_vmi_phase() {
   kubectl get vmi -n "$1" "$2" -o jsonpath='{.status.phase}' 2>/dev/null
 }
 
-# kvr_vmi_start NS VM: VM's instance, Running. Without KubeVirt, made the way
-# virt-controller makes it: named after the VM, the template's labels and
-# annotations, the template's spec, an ownerReference to
-# the VM (controller: true); then phase Running, as virt-handler reports it.
-# With KubeVirt, waits (up to 5 min) for KubeVirt's own VMI to run.
+# kvr_vmi_start NS VM: waits (up to 2 min) until KubeVirt runs VM's
+# instance (a VMI named after it in phase Running). Tests create only
+# VirtualMachines: KubeVirt's virt-controller makes the VMI, and the test
+# cluster's virt-handler stand-in reports it Running.
 kvr_vmi_start() {
-  local ns=$1 vm=$2
-  if kvr_kubevirt; then
-    kvr_poll 300 kvr__vmi_running "$ns" "$vm"
-    return
-  fi
-  kubectl get vm -n "$ns" "$vm" -o json |
-    jq '{apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance",
-         metadata: {name: .metadata.name, namespace: .metadata.namespace,
-                    labels: (.spec.template.metadata.labels // {}),
-                    annotations: (.spec.template.metadata.annotations // {}),
-                    ownerReferences: [{apiVersion: "kubevirt.io/v1", kind: "VirtualMachine",
-                                       name: .metadata.name, uid: .metadata.uid,
-                                       controller: true, blockOwnerDeletion: true}]},
-         spec: .spec.template.spec}' |
-    kubectl create -f - >/dev/null || return 1
-  kvr_vmi_set_phase "$ns" "$vm" Running
+  kvr_poll 120 kvr__vmi_running "$1" "$2"
 }
 
 kvr__vmi_running() { [ "$(kvr_vmi_phase "$1" "$2")" = Running ]; }
 
-# kvr_vmi_set_phase NS VMI PHASE: what virt-handler does (no KubeVirt only).
-# VMIs have no status subresource: a merge patch of the object sets it.
-kvr_vmi_set_phase() {
-  kubectl patch vmi -n "$1" "$2" --type merge -p "{\"status\":{\"phase\":\"$3\"}}" >/dev/null
+# kvr_vm_manual NS VM: once KubeVirt runs VM, runStrategy Manual: from then
+# on KubeVirt neither restarts nor stops it, so a Failed VMI stays (a
+# failure that must be acted on, however late the controller looks).
+kvr_vm_manual() {
+  kvr_vmi_start "$1" "$2" &&
+    kubectl patch vm -n "$1" "$2" --type merge -p '{"spec":{"runStrategy":"Manual"}}' >/dev/null
 }
 
-# kvr_vmi_fail NS VMI: the instance fails. Without KubeVirt its phase becomes
-# Failed; with KubeVirt its virt-launcher pod is killed, which KubeVirt
-# reports as Failed.
+# kvr_guest ARGS...: tests/cluster/guest on this cluster (crash NS VMI,
+# failstart NS VM on|off): the only way a test fails a guest.
+kvr_guest() { "$ctl_root/tests/cluster/guest" "$KUBECONFIG" "$@"; }
+
+# kvr_nodes ARGS...: tests/cluster/nodes on this cluster (list, add, kill,
+# fence, revive): the only way a test fails a host.
+kvr_nodes() { "$ctl_root/tests/cluster/nodes" "$KUBECONFIG" "$@"; }
+
+# kvr_vmi_fail NS VM: VM's running guest crashes (tests/cluster/guest crash):
+# virt-handler reports its VMI Failed, and KubeVirt deletes that VMI within
+# a second and, under runStrategy Always, starts a new one. Waits (up to
+# 2 min) for the VMI to run first; the caller reads its uid before, when it
+# needs it (kvr_vmi_uid).
 kvr_vmi_fail() {
-  local ns=$1 vmi=$2 uid
-  if kvr_kubevirt; then
-    uid=$(kvr_vmi_uid "$ns" "$vmi")
-    kubectl delete pod -n "$ns" -l "kubevirt.io/created-by=$uid" --grace-period=0 --force \
-      >/dev/null 2>&1
-    kvr_poll 120 kvr__vmi_failed "$ns" "$vmi"
-    return
-  fi
-  kvr_vmi_set_phase "$ns" "$vmi" Failed
+  kvr_vmi_start "$1" "$2" || { ctl_say "kvr_vmi_fail: $1/$2 has no Running VMI"; return 1; }
+  kvr_guest crash "$1" "$2" >/dev/null
 }
 
-kvr__vmi_failed() { [ "$(kvr_vmi_phase "$1" "$2")" = Failed ]; }
+# kvr_vmi_restarted NS VM OLD-UID: KubeVirt runs VM again, as a VMI with
+# another uid than OLD-UID.
+kvr_vmi_restarted() {
+  local u
+  u=$(kvr_vmi_uid "$1" "$2")
+  [ -n "$u" ] && [ "$u" != "$3" ] && kvr__vmi_running "$1" "$2"
+}
 
 # kvr_replacements NS VM: the names of the VMs in NS labelled
 # kvrecover.io/replaces=VM, one a line ("-A" as NS: every namespace, as
@@ -516,10 +521,60 @@ kvr_apiserver_ready() {
 # kvr_apiserver_restart [DOWN-SECONDS=0] [CMD...]: stops the local cluster's
 # kube-apiserver (SIGTERM, SIGKILL after 5 s), runs CMD while it is down, and
 # starts it again with the same command line. Waits for /readyz.
+# virt-controller exits when it cannot renew its leader Lease (KubeVirt
+# leaves restarting it to the kubelet); the test cluster has no kubelet for
+# it, so it is started again here, with the same command line, as the kubelet
+# would restart its pod.
 kvr_apiserver_restart() {
   local down=${1:-0}; shift || true
+  kvr__vc_save
   kvr__apiserver_restart_here "$down" "$@" || return 1
-  kvr_poll 60 kvr_apiserver_ready
+  kvr_poll 60 kvr_apiserver_ready || return 1
+  kvr__vc_ensure
+}
+
+# The running virt-controller's pid, command line, directory and environment.
+kvr__vc_save() {
+  local d
+  KVR_VC_PID="" KVR_VC_ARGV=() KVR_VC_ENV=() KVR_VC_CWD=""
+  d=$(kvr_cluster_dir) || return 0
+  KVR_VC_PID=$(awk '$2 == "virt-controller" { p = $1 } END { print p }' "$d/pids")
+  [ -n "$KVR_VC_PID" ] && kill -0 "$KVR_VC_PID" 2>/dev/null || { KVR_VC_PID=""; return 0; }
+  mapfile -d '' KVR_VC_ARGV <"/proc/$KVR_VC_PID/cmdline"
+  mapfile -d '' KVR_VC_ENV <"/proc/$KVR_VC_PID/environ"
+  KVR_VC_CWD=$(readlink "/proc/$KVR_VC_PID/cwd")
+}
+
+# After the API server is back: waits until virt-controller renewed its
+# Lease, or has exited (then starts it again). Up to 40 s.
+kvr__vc_ensure() {
+  [ -n "${KVR_VC_PID:-}" ] || return 0
+  local d back i renew new
+  d=$(kvr_cluster_dir) || return 0
+  back=$(date +%s)
+  for ((i = 0; i < 200; i++)); do
+    if ! kill -0 "$KVR_VC_PID" 2>/dev/null; then
+      ctl_say "virt-controller exited (leader Lease lost while the API server was down): starting it again"
+      (cd "$KVR_VC_CWD" && exec env -i "${KVR_VC_ENV[@]}" setsid "${KVR_VC_ARGV[@]}") \
+        >>"$d/virt-controller.log" 2>&1 </dev/null &
+      new=$!
+      disown "$new" 2>/dev/null
+      awk -v old="$KVR_VC_PID" -v new="$new" '$1 == old && $2 == "virt-controller" { $1 = new } { print }' \
+        "$d/pids" >"$d/pids.tmp" && mv "$d/pids.tmp" "$d/pids"
+      kvr_poll 60 kvr__vc_leads "$back"
+      return
+    fi
+    kvr__vc_leads "$back" && return 0
+    sleep 0.2
+  done
+}
+
+# kvr__vc_leads SINCE: virt-controller's Lease was renewed at or after SINCE
+# (epoch seconds).
+kvr__vc_leads() {
+  local t
+  t=$(kubectl get lease -n kubevirt virt-controller -o jsonpath='{.spec.renewTime}' 2>/dev/null) &&
+    [ -n "$t" ] && [ "$(date -d "$t" +%s 2>/dev/null || echo 0)" -ge "$1" ]
 }
 
 # tests/cluster has no restart command: the pid and command line come from
@@ -622,6 +677,18 @@ kvr_start_or_give_up() {
 
 # kvr_vm_json NS NAME: the VM as JSON ("" when absent).
 kvr_vm_json() { kubectl get vm -n "$1" "$2" -o json 2>/dev/null; }
+
+# kvr_halted_for NS VM [PREVIOUS]: kvrecover halted VM for its one
+# replacement (CONTRACT.md "The replacement" 1): runStrategy Halted,
+# kvrecover.io/replaced-by names the VM labelled kvrecover.io/replaces=VM,
+# kvrecover.io/previous-run-strategy is PREVIOUS (when given; else not empty).
+kvr_halted_for() {
+  kvr_vm_json "$1" "$2" | jq -e --arg r "$(kvr_replacements "$1" "$2" | head -n 1)" \
+    --arg p "${3:-}" '$r != "" and .spec.runStrategy == "Halted"
+      and .metadata.annotations["kvrecover.io/replaced-by"] == $r
+      and (.metadata.annotations["kvrecover.io/previous-run-strategy"] // "") as $was
+      | $was != "" and ($p == "" or $was == $p)' >/dev/null
+}
 
 # kvr_run_strategy NS VM
 kvr_run_strategy() {
