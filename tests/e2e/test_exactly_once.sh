@@ -24,7 +24,6 @@
 # (under Always, KubeVirt restarts the VM within a second, and a failure that
 # KubeVirt repaired is rightly not acted on); kvrecover replaces a failed
 # Manual VM at once (CONTRACT.md "When kvrecover acts").
-# e2e: own-cluster (it stops kube-apiserver and compacts etcd)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
