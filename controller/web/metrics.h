@@ -31,6 +31,8 @@
 #define METRICS_API_REQUESTS "kvrecover_api_requests_total"             /* {verb,code} */
 #define METRICS_WATCH_RESTARTS "kvrecover_watch_restarts_total"         /* {resource} */
 #define METRICS_LEADER "kvrecover_leader"                               /* no labels */
+#define METRICS_HTTP_REFUSED "kvrecover_http_refused_total"             /* {reason} */
+#define METRICS_HTTP_AUTH_REVIEWS "kvrecover_http_auth_reviews_total"   /* {result} */
 
 /**
  * Adds v (>= 0) to the counter name{labels}, creating it at 0 first.
