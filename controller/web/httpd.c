@@ -419,6 +419,17 @@ out:
     return tok;
 }
 
+/* The non-resource path a token's SubjectAccessReview asks about for a
+ * request of path: /metrics as it is, everything else (the page, its
+ * assets, /api/state, /ws, unknown paths) as HTTPD_AUTHZ_DASHBOARD_PATH.
+ * The request paths themselves would not do: the API server's default
+ * ClusterRole system:discovery lets every authenticated user get /api and below,
+ * which would hand /api/state to any ServiceAccount of the cluster. */
+static const char *httpd__authz_path(const char *path)
+{
+    return strcmp(path, "/metrics") == 0 ? "/metrics" : HTTPD_AUTHZ_DASHBOARD_PATH;
+}
+
 /* Whether this connection's requests must carry a token. */
 static bool httpd__needs_token(const struct httpd *h, const struct sockaddr *peer)
 {
@@ -470,7 +481,8 @@ static void httpd__gate(struct httpd__srv *srv, struct lws *wsi, const char *pat
     if (httpd__is_probe(path) || !httpd__needs_token(h, (struct sockaddr *)&peer))
         return;
     g->token = httpd__bearer(wsi);
-    rc = g->token ? authz_cached(h->authz, g->token, path, "get") : AUTHZ_UNAUTHENTICATED;
+    rc = g->token ? authz_cached(h->authz, g->token, httpd__authz_path(path), "get")
+                  : AUTHZ_UNAUTHENTICATED;
     if (rc == -ENOENT)
         return; /* to be asked */
     if (g->token) {
@@ -516,8 +528,8 @@ static void httpd__decision_refusal(int decision, struct httpd__gate *g)
     }
 }
 
-/* Asks for a decision on token for wsi's request; frees token. Returns 0
- * (the request now waits) or -EBUSY (too many wait already). */
+/* Asks for a decision on token for wsi's request of path; frees token.
+ * Returns 0 (the request now waits) or -EBUSY (too many wait already). */
 static int httpd__ask(struct httpd *h, struct lws *wsi, char *token, const char *path)
 {
     struct httpd__wait *w = NULL;
@@ -528,7 +540,7 @@ static int httpd__ask(struct httpd *h, struct lws *wsi, char *token, const char 
             w = &h->waits[i];
     if (w != NULL) {
         uint64_t ticket = ++h->next_ticket;
-        rc = authz_submit(h->authz, ticket, token, path, "get");
+        rc = authz_submit(h->authz, ticket, token, httpd__authz_path(path), "get");
         if (rc == 0) {
             w->ticket = ticket;
             w->wsi = wsi;

@@ -21,8 +21,10 @@
  * when it carries an Origin, the Origin check (web/guard.h; 400/403, and a
  * WebSocket upgrade is refused before it happens); then, except for the
  * probes, bearer-token authentication when cfg->auth asks for it (401
- * without a valid token, 403 when its user may not GET the path), decided
- * by cfg->authorize on worker threads (web/authz.h) and cached briefly.
+ * without a valid token, 403 when its user may not), decided by
+ * cfg->authorize on worker threads (web/authz.h) and cached briefly. The
+ * authorizer is asked about verb "get" on "/metrics" for /metrics and on
+ * HTTPD_AUTHZ_DASHBOARD_PATH for every other path.
  * Refusals are counted in kvrecover_http_refused_total{reason} and logged
  * at debug level, at most one line a second. The probe listener checks
  * none of that: it says "ok" and nothing else.
@@ -60,6 +62,12 @@ enum httpd_auth {
     HTTPD_AUTH_TOKEN,    /* every peer, loopback included */
     HTTPD_AUTH_NONE,     /* nobody */
 };
+
+/* The non-resource path that stands for the dashboard, its assets,
+ * /api/state and /ws in a token's SubjectAccessReview (RBAC:
+ * nonResourceURLs). Not their own paths: Kubernetes' default ClusterRole
+ * system:discovery grants every authenticated user /api and below. */
+#define HTTPD_AUTHZ_DASHBOARD_PATH "/kvrecover/dashboard"
 
 /* Connections the main listener holds at most, and one peer of them: a
  * browser opens up to six per host and a WebSocket per tab, a scraper one

@@ -806,13 +806,17 @@ TEST(the_probe_listener_can_run_alone_and_something_must_listen)
 /* ---- bearer tokens -------------------------------------------------------- */
 
 /* The fake authorizer: "viewer" may get everything, "reader" /metrics only,
- * "broken" cannot be decided, anything else is not a valid token. */
-static atomic_int authorize_calls;
+ * "discovery" /api and below as every authenticated user may by Kubernetes' default
+ * roles, "broken" cannot be decided, anything else is not a valid token.
+ * Every path it is asked about must be one httpd documents. */
+static atomic_int authorize_calls, authorize_odd_paths;
 
 static int fake_authorize(void *ud, const char *token, const char *path, const char *verb)
 {
     (void)ud;
     atomic_fetch_add(&authorize_calls, 1);
+    if (strcmp(path, "/metrics") != 0 && strcmp(path, HTTPD_AUTHZ_DASHBOARD_PATH) != 0)
+        atomic_fetch_add(&authorize_odd_paths, 1);
     usleep(20000); /* a review takes a round trip or two */
     if (strcmp(verb, "get") != 0)
         return AUTHZ_FORBIDDEN;
@@ -822,6 +826,9 @@ static int fake_authorize(void *ud, const char *token, const char *path, const c
         return AUTHZ_ALLOW;
     if (strcmp(token, "reader") == 0)
         return strcmp(path, "/metrics") == 0 ? AUTHZ_ALLOW : AUTHZ_FORBIDDEN;
+    if (strcmp(token, "discovery") == 0)
+        return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0 ? AUTHZ_ALLOW
+                                                                           : AUTHZ_FORBIDDEN;
     return AUTHZ_UNAUTHENTICATED;
 }
 
@@ -831,6 +838,7 @@ static struct httpd *start_auth(enum httpd_auth mode, const char *addr)
         .addr = addr, .auth = mode, .authorize = fake_authorize, .ready = ready_cb};
 
     atomic_store(&authorize_calls, 0);
+    atomic_store(&authorize_odd_paths, 0);
     atomic_store(&ready_flag, 1);
     return start_cfg(&cfg);
 }
@@ -878,10 +886,33 @@ TEST(with_token_auth_the_role_decides_and_a_decision_is_cached)
     CHECK_INT(status_with(httpd_port(h), "/", viewer), 200);
     CHECK_INT(status_with(httpd_port(h), "/api/state", forged), 401);
     CHECK_INT(status_with(httpd_port(h), "/api/state", forged), 401);
-    CHECK_INT(atomic_load(&authorize_calls), 5); /* the forged token's 401 is cached too */
+    CHECK_INT(atomic_load(&authorize_calls), 4); /* the forged token's 401 is cached too,
+                                                    and / is decided with /api/state */
     /* The probes need no token. */
     CHECK_INT(status_with(httpd_port(h), "/healthz", NULL), 200);
     CHECK_INT(status_with(httpd_port(h), "/readyz", NULL), 200);
+    httpd_stop(h);
+}
+
+/* Found end to end: a SubjectAccessReview of "/api/state" itself is
+ * allowed for every ServiceAccount (system:discovery grants /api and below), so
+ * the dashboard's paths are asked about as HTTPD_AUTHZ_DASHBOARD_PATH,
+ * once for all of them. */
+TEST(the_dashboard_paths_are_authorized_as_one_path_that_kubernetes_grants_nobody)
+{
+    struct httpd *h = start_auth(HTTPD_AUTH_TOKEN, NULL);
+    const char *const discovery[] = {"Authorization: Bearer discovery", NULL},
+                      *const viewer[] = {"Authorization: Bearer viewer", NULL};
+
+    CHECK(h != NULL);
+    CHECK_INT(status_with(httpd_port(h), "/api/state", discovery), 403);
+    CHECK_INT(status_with(httpd_port(h), "/metrics", discovery), 403);
+    CHECK_INT(status_with(httpd_port(h), "/api/state", viewer), 200);
+    CHECK_INT(status_with(httpd_port(h), "/", viewer), 200);
+    CHECK_INT(status_with(httpd_port(h), "/app.js", viewer), 200);
+    CHECK_INT(status_with(httpd_port(h), "/no/such/page", viewer), 404);
+    CHECK_INT(atomic_load(&authorize_calls), 3); /* discovery twice, viewer once */
+    CHECK_INT(atomic_load(&authorize_odd_paths), 0);
     httpd_stop(h);
 }
 
