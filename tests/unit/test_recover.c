@@ -428,73 +428,6 @@ TEST(an_invalid_policy_is_never_acted_on)
     ctl_down(&r);
 }
 
-TEST(unknown_waits_for_the_grace_period)
-{
-    struct ctl_rig r;
-    uint64_t requeue = 0;
-    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *status;
-
-    CHECK_INT(ctl_up(&r), 0);
-    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    ctl_set_str(status, "phase", "Unknown");
-    cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
-    CHECK(cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono()) & CACHE_CHG_PHASE);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK(requeue > 59000 && requeue <= 60200); /* the default grace: 60 s */
-    CHECK_INT(r.posts, 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    ctl_edit_policy(&r, "unknownGracePeriodSeconds", cJSON_CreateNumber(0));
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(requeue, 0);
-    CHECK_INT(r.posts, 1);
-    cJSON_Delete(vmi);
-    ctl_down(&r);
-}
-
-TEST(unknown_grace_period_and_decided_at_follow_the_clock)
-{
-    struct ctl_rig r;
-    uint64_t requeue0 = 0, requeue1 = 0, requeue2 = 1;
-    int posts1, posts2;
-    const char *decided = NULL;
-    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *status;
-
-    CHECK_INT(ctl_up(&r), 0);
-    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    ctl_set_str(status, "phase", "Unknown");
-    cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
-    /* Unknown since 2026-11-25T19:30:00Z by the test's clock; the default
-     * grace is 60 s, and a requeue comes 100 ms after it ends. */
-    clock__set(1795635000.0, 100.0);
-    cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono());
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue0);
-    clock__advance(59.5);
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue1);
-    posts1 = r.posts;
-    clock__advance(0.5);
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue2);
-    posts2 = r.posts;
-    clock__real();
-    CHECK_INT(requeue0, 60100);
-    CHECK_INT(requeue1, 600);
-    CHECK_INT(posts1, 0);
-    CHECK_INT(requeue2, 0);
-    CHECK_INT(posts2, 1);
-    {
-        char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(r.store, path);
-        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)o), "annotations");
-
-        decided =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/decided-at"));
-        free(name);
-        free(path);
-    }
-    CHECK_STR(decided, "2026-11-25T19:31:00Z");
-    cJSON_Delete(vmi);
-    ctl_down(&r);
-}
-
 TEST(a_replica_that_does_not_lead_creates_nothing)
 {
     struct ctl_rig r;
@@ -508,25 +441,6 @@ TEST(a_replica_that_does_not_lead_creates_nothing)
     r.leading = 1;
     CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     CHECK_INT(r.posts, 1);
-    ctl_down(&r);
-}
-
-TEST(halt_failed_sets_the_failed_vm_to_halted)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-    const cJSON *p, *spec;
-
-    CHECK_INT(ctl_up(&r), 0);
-    ctl_edit_policy(&r, "haltFailed", cJSON_CreateTrue());
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
-    p = cJSON_GetArrayItem(r.patches, 0);
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(p, "path")->valuestring, VMS "/vm-001");
-    spec = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "body"), "spec");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(spec, "runStrategy")->valuestring, "Halted");
-    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(spec, "running")));
     ctl_down(&r);
 }
 
