@@ -15,11 +15,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/controller.sh"
+. "$here/dashboard/cdp.sh"
 t_cleanup_add ctl_cleanup
 
 artifacts=$(t_root)/tests/artifacts
 mkdir -p "$artifacts"
-cdp_py=$here/dashboard/cdp.py
 
 if ! command -v chromium >/dev/null; then
   t_fail "chromium is installed" "apt-get install --no-install-recommends chromium (make deps)"
@@ -27,27 +27,8 @@ if ! command -v chromium >/dev/null; then
 fi
 
 # ---- the browser ---------------------------------------------------------------
-# cdp.py runs as a coprocess: one command line in, one answer line out.
-coproc CDP { "$cdp_py" 2>"$CTL_DIR/cdp.log"; }
-t_cleanup_add "kill $CDP_PID"
-cdp() {
-  local line cmd="$*"
-  echo "${cmd//$'\n'/ }" >&"${CDP[1]}" || { echo "err browser gone"; return 1; }
-  if ! IFS= read -r -t 120 line <&"${CDP[0]}"; then echo "err no answer"; return 1; fi
-  echo "$line"
-  [ "${line%% *}" = ok ]
-}
-# cdp_check NAME CMD...: passes NAME when cdp CMD answers ok.
-cdp_check() {
-  local name=$1 out
-  shift
-  if out=$(cdp "$@"); then t_pass "$name"; else t_fail "$name" "$out"; fi
-}
-
-started=""
-IFS= read -r -t 90 started <&"${CDP[0]}"
-if [ "$started" != "ok started" ]; then
-  t_fail "headless chromium starts" "${started:-no answer}; $(tail -n 5 "$CTL_DIR/cdp.log")"
+if ! cdp_start; then
+  t_fail "headless chromium starts" "$CDP_ERR"
   t_summary
 fi
 t_pass "headless chromium starts (--headless=new --no-sandbox)"
