@@ -97,7 +97,10 @@ struct fixture {
 
 static int setup(struct fixture *f)
 {
-    const struct kube_options opts = {.max_retries = -1, .qps = -1};
+    /* Generous timeouts: the first TLS handshake under valgrind on a busy
+     * machine took longer than the default 10 s to connect. */
+    const struct kube_options opts = {
+        .max_retries = -1, .qps = -1, .connect_timeout_ms = 60000, .timeout_ms = 60000};
     char *err = NULL;
     int rc;
 
