@@ -4,9 +4,10 @@
 # headless Chromium (Debian's chromium, driven over the DevTools protocol by
 # tests/e2e/dashboard/cdp.py) opens the dashboard, which shows every
 # protected VM with its best substitute (vm-003 and vm-004 have none); then
-# vm-001's guest crashes (tests/cluster/guest; KubeVirt makes every VMI) and,
-# under a policy with `trigger: {immediate: true}`, the same page, without a reload, shows the paper's
-# ranking with vm-005 selected at 0.6667 and each category's contribution.
+# vm-001's guest crashes (tests/cluster/guest; KubeVirt makes every VMI)
+# and, under a policy with `trigger: {immediate: true}`, the same page,
+# without a reload, shows the paper's ranking with vm-005 selected at
+# 0.6667 and each category's contribution.
 # A screenshot is saved as tests/artifacts/dashboard.png. /metrics counts the
 # recovery, and the probes answer. Before that, the page alone is checked
 # against a stub server (tests/e2e/dashboard_stub.c): hostile strings stay
