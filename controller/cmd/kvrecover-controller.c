@@ -5,7 +5,8 @@
  * workers, the HTTP side, signals and teardown.
  *
  * Log lines other tools rely on (tests, benchmarks): {"msg":"started"},
- * {"msg":"http listening","port":N} (httpd.c), {"msg":"caches synced"},
+ * {"msg":"http listening","port":N} and {"msg":"probes listening","port":N}
+ * (httpd.c), {"msg":"caches synced"},
  * {"msg":"leader"} when this replica starts acting (manager.c),
  * {"msg":"decision"} per failed VMI (recover.c), {"msg":"stopped"}.
  */
@@ -22,17 +23,22 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "kube/kube.h"
+#include "kube/kubeconfig.h"
 #include "kube/lease.h"
+#include "kube/review.h"
 #include "reconcile/controller.h"
 #include "reconcile/manager.h"
+#include "web/httpd.h"
 
 #define VERSION "0.1.0"
 
 /* The flags: what the manager runs, and what main itself uses. */
 struct flags {
     struct manager_config run;
-    const char *id;        /* --id; NULL or "": <hostname>_<pid> */
-    const char *log_level; /* --log-level */
+    const char *id;             /* --id; NULL or "": <hostname>_<pid> */
+    const char *log_level;      /* --log-level */
+    struct httpd_config http;   /* --http-allowed-host, --http-auth (run.http points here) */
+    const char **allowed_hosts; /* --http-allowed-host values, argv's strings */
 };
 
 static void usage(FILE *f)
@@ -54,8 +60,16 @@ static void usage(FILE *f)
           "  --renew-deadline D      give up leading after D without renewal (default 10s)\n"
           "  --retry-period D        between election attempts (default 2s)\n"
           "  --id ID                 this replica's identity (default <hostname>_<pid>)\n"
-          "  --http-addr HOST:PORT   dashboard, /metrics, /healthz, /readyz (default :8080;\n"
+          "  --http-addr HOST:PORT   dashboard, /api/state, /ws, /metrics (and the probes)\n"
+          "                          (default 127.0.0.1:8080; port 0: any free port; empty: off)\n"
+          "  --probe-addr HOST:PORT  /healthz and /readyz alone, for the kubelet (default :8081;\n"
           "                          port 0: any free port; empty: off)\n"
+          "  --http-allowed-host H   a Host the dashboard listener also answers to, NAME or\n"
+          "                          NAME:PORT (repeatable; localhost, 127.0.0.1, [::1] and\n"
+          "                          the listener's own addresses always are)\n"
+          "  --http-auth MODE        who needs a bearer token (TokenReview and\n"
+          "                          SubjectAccessReview): auto (default: every peer but\n"
+          "                          loopback), tokenreview (every peer), none\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
           "  --version               print the version and exit\n"
           "  --help                  print this help and exit\n",
@@ -107,6 +121,19 @@ static int parse_bool(const char *s, bool *out)
     return -EINVAL;
 }
 
+static int parse_http_auth(const char *s, enum httpd_auth *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = HTTPD_AUTH_AUTO;
+    else if (strcmp(s, "tokenreview") == 0)
+        *out = HTTPD_AUTH_TOKEN;
+    else if (strcmp(s, "none") == 0)
+        *out = HTTPD_AUTH_NONE;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
     enum {
@@ -125,6 +152,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         O_RETRY,
         O_ID,
         O_HTTP,
+        O_PROBE,
+        O_ALLOWED_HOST,
+        O_HTTP_AUTH,
         O_LOG,
         O_VERSION,
         O_HELP
@@ -145,6 +175,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"retry-period", required_argument, NULL, O_RETRY},
         {"id", required_argument, NULL, O_ID},
         {"http-addr", required_argument, NULL, O_HTTP},
+        {"probe-addr", required_argument, NULL, O_PROBE},
+        {"http-allowed-host", required_argument, NULL, O_ALLOWED_HOST},
+        {"http-auth", required_argument, NULL, O_HTTP_AUTH},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, O_HELP},
@@ -206,6 +239,15 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case O_HTTP:
             f->run.http_addr = optarg;
             break;
+        case O_PROBE:
+            f->run.probe_addr = optarg;
+            break;
+        case O_ALLOWED_HOST:
+            f->allowed_hosts[f->http.n_allowed_hosts++] = optarg;
+            break;
+        case O_HTTP_AUTH:
+            bad = parse_http_auth(optarg, &f->http.auth) != 0;
+            break;
         case O_LOG:
             f->log_level = optarg;
             break;
@@ -244,6 +286,41 @@ static char *identity(const char *id)
     return xasprintf("%s_%ld", hn, (long)getpid());
 }
 
+/* The values kube/review answers are web/authz's decisions, passed
+ * through as they are. */
+_Static_assert((int)REVIEW_ALLOWED == (int)AUTHZ_ALLOW &&
+                   (int)REVIEW_UNAUTHENTICATED == (int)AUTHZ_UNAUTHENTICATED &&
+                   (int)REVIEW_FORBIDDEN == (int)AUTHZ_FORBIDDEN,
+               "review and authz decisions differ");
+
+/* httpd_config.authorize: a TokenReview and a SubjectAccessReview. */
+static int http_authorize(void *ud, const char *token, const char *path, const char *verb)
+{
+    enum review_decision d;
+    int rc = review_nonresource(ud, token, path, verb, &d, NULL);
+
+    return rc ? rc : (int)d;
+}
+
+/* The API client the HTTP side's token reviews use: one of its own, so
+ * that a flood of tokens never spends the reconciles' request budget, with
+ * short timeouts, so that a waiting request is answered (503) soon when
+ * the API server is slow. Returns 0, or -1 after logging why not. */
+static int http_review_client(const struct flags *f, struct kubeconfig **kc, struct kube **k)
+{
+    const struct kube_options opts = {
+        .qps = 20, .burst = 40, .connect_timeout_ms = 3000, .timeout_ms = 5000, .max_retries = 1};
+    char *err = NULL;
+    int rc = kubeconfig_resolve(f->run.kubeconfig, f->run.context, kc, &err);
+
+    if (!rc)
+        rc = kube_new(*kc, &opts, k, &err);
+    if (rc)
+        log_error("http token authentication: %s", err ? err : "no API client");
+    free(err);
+    return rc ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     xalloc_init(); /* first: cJSON allocates through xmalloc from here on */
@@ -261,19 +338,28 @@ int main(int argc, char **argv)
                 .lease_duration_ms = LEASE_DEFAULT_DURATION_MS,
                 .renew_deadline_ms = LEASE_DEFAULT_RENEW_DEADLINE_MS,
                 .retry_period_ms = LEASE_DEFAULT_RETRY_PERIOD_MS,
-                .http_addr = ":8080",
+                .http_addr = "127.0.0.1:8080",
+                .probe_addr = ":8081",
                 .version = VERSION,
             },
         .log_level = "info",
     };
+    struct kubeconfig *review_kc = NULL;
+    struct kube *review_kube = NULL;
     enum log_level lvl;
     char *id;
-    int exit_code;
+    int exit_code = 1;
 
-    if (parse_flags(argc, argv, &f) != 0)
+    f.allowed_hosts = xcalloc((size_t)argc + 1, sizeof(*f.allowed_hosts));
+    f.http.allowed_hosts = f.allowed_hosts;
+    f.run.http = &f.http;
+    if (parse_flags(argc, argv, &f) != 0) {
+        free(f.allowed_hosts);
         return 2;
+    }
     if (log_parse_level(f.log_level, &lvl) != 0) {
         fprintf(stderr, "kvrecover-controller: bad --log-level %s\n", f.log_level);
+        free(f.allowed_hosts);
         return 2;
     }
     log_set_level(lvl);
@@ -284,7 +370,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     id = identity(f.id);
     f.run.identity = id;
+    if (f.http.auth != HTTPD_AUTH_NONE && f.run.http_addr && *f.run.http_addr) {
+        if (http_review_client(&f, &review_kc, &review_kube) != 0)
+            goto out;
+        f.http.authorize = http_authorize;
+        f.http.authorize_ud = review_kube;
+    }
     exit_code = manager_run(&f.run);
+out:
+    kube_free(review_kube);
+    kubeconfig_free(review_kc);
+    free(f.allowed_hosts);
     free(id);
     return exit_code;
 }

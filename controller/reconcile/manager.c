@@ -44,7 +44,8 @@ struct manager {
     struct kube *lease_kube; /* the Lease, never throttled behind the rest */
     struct controller *ctl;
     struct httpd *http;
-    char *http_host; /* parsed from cfg->http_addr */
+    char *http_host;  /* parsed from cfg->http_addr */
+    char *probe_host; /* parsed from cfg->probe_addr */
 
     struct lease *lease; /* NULL without leader election */
     pthread_t lease_thread;
@@ -107,31 +108,6 @@ static int manager__ready(void *ud)
 }
 
 /* ---- starting ----------------------------------------------------------- */
-
-/* "HOST:PORT", ":PORT", "[V6]:PORT" -> *host (NULL: all; the caller frees)
- * and *port. Returns 0 or -EINVAL. */
-static int manager__parse_addr(const char *s, char **host, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    char *end;
-    long p;
-
-    *host = NULL;
-    if (!colon)
-        return -EINVAL;
-    errno = 0;
-    p = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
-        return -EINVAL;
-    if (colon > s) {
-        if (s[0] == '[' && colon[-1] == ']')
-            *host = xstrndup(s + 1, (size_t)(colon - s - 2));
-        else
-            *host = xstrndup(s, (size_t)(colon - s));
-    }
-    *port = (int)p;
-    return 0;
-}
 
 static void manager__log_started(const struct manager *m)
 {
@@ -205,25 +181,37 @@ static int manager__elector(struct manager *m)
     return rc ? -1 : 0;
 }
 
-/* The HTTP side, when cfg->http_addr asks for one. Returns 0, or -1 after
- * logging why not. */
+/* The HTTP side, when cfg->http_addr or cfg->probe_addr asks for one.
+ * Returns 0, or -1 after logging why not. */
 static int manager__http(struct manager *m)
 {
-    struct httpd_config hc = {.ready = manager__ready, .ud = m->ctl};
+    const char *ha = m->cfg->http_addr, *pa = m->cfg->probe_addr;
+    struct httpd_config hc = {0};
     char *err = NULL;
     int rc;
 
-    if (!m->cfg->http_addr || !*m->cfg->http_addr)
+    if ((!ha || !*ha) && (!pa || !*pa))
         return 0;
-    if (manager__parse_addr(m->cfg->http_addr, &m->http_host, &hc.port) != 0) {
-        log_error("bad --http-addr %s (HOST:PORT)", m->cfg->http_addr);
+    if (m->cfg->http)
+        hc = *m->cfg->http;
+    hc.ready = manager__ready;
+    hc.ud = m->ctl;
+    hc.port = -1;
+    if (ha && *ha && httpd_parse_addr(ha, &m->http_host, &hc.port) != 0) {
+        log_error("bad --http-addr %s (HOST:PORT)", ha);
+        return -1;
+    }
+    hc.probe = pa && *pa;
+    if (hc.probe && httpd_parse_addr(pa, &m->probe_host, &hc.probe_port) != 0) {
+        log_error("bad --probe-addr %s (HOST:PORT)", pa);
         return -1;
     }
     hc.addr = m->http_host;
+    hc.probe_addr = m->probe_host;
     rc = httpd_start(&hc, &m->http, &err);
     if (rc)
         log_error("http: %s", err ? err : "cannot listen");
-    /* httpd logs {"msg":"http listening","addr":...,"port":N} itself */
+    /* httpd logs {"msg":"http listening"} and {"msg":"probes listening"} */
     free(err);
     return rc ? -1 : 0;
 }
@@ -372,6 +360,7 @@ static void manager__close(struct manager *m, int exit_code)
     kube_free(m->kube);
     kubeconfig_free(m->kc);
     free(m->http_host);
+    free(m->probe_host);
     cJSON_AddNumberToObject(f, "exitCode", exit_code);
     log_fields(LOG_LVL_INFO, "stopped", f);
 }

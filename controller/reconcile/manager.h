@@ -26,25 +26,33 @@
 
 #include <stdbool.h>
 
+struct httpd_config;
+
 /* What to run; strings are borrowed for manager_run(). */
 struct manager_config {
-    const char *kubeconfig; /* path, or NULL: $KUBECONFIG, in-cluster, ~/.kube/config */
-    const char *context;    /* kubeconfig context, or NULL: its current-context */
-    const char *ns;         /* namespace to watch; NULL or "": all */
-    double qps;             /* API requests per second; < 0: no limit */
-    int burst;              /* API request burst */
-    int workers;            /* reconcile workers */
-    long resync_ms;         /* --resync-period: controller_resync() this often; 0: never */
-    bool leader_elect;      /* elect a leader on a Lease; false: act at once */
-    const char *lease_ns;   /* the Lease's namespace */
-    const char *lease_name; /* the Lease's name */
-    long lease_duration_ms; /* lease_config's durations (lease.h) */
-    long renew_deadline_ms; /* ... */
-    long retry_period_ms;   /* ... */
-    const char *identity;   /* this replica: holderIdentity, Events, dashboard */
-    const char *http_addr;  /* "HOST:PORT", ":PORT", "[V6]:PORT"; port 0: any
-                               free port; NULL or "": no HTTP side */
-    const char *version;    /* logged in {"msg":"started"} */
+    const char *kubeconfig;          /* path, or NULL: $KUBECONFIG, in-cluster, ~/.kube/config */
+    const char *context;             /* kubeconfig context, or NULL: its current-context */
+    const char *ns;                  /* namespace to watch; NULL or "": all */
+    double qps;                      /* API requests per second; < 0: no limit */
+    int burst;                       /* API request burst */
+    int workers;                     /* reconcile workers */
+    long resync_ms;                  /* --resync-period: controller_resync() this often; 0: never */
+    bool leader_elect;               /* elect a leader on a Lease; false: act at once */
+    const char *lease_ns;            /* the Lease's namespace */
+    const char *lease_name;          /* the Lease's name */
+    long lease_duration_ms;          /* lease_config's durations (lease.h) */
+    long renew_deadline_ms;          /* ... */
+    long retry_period_ms;            /* ... */
+    const char *identity;            /* this replica: holderIdentity, Events, dashboard */
+    const char *http_addr;           /* "HOST:PORT", ":PORT", "[V6]:PORT"; port 0: any
+                                        free port; NULL or "": no dashboard listener */
+    const char *probe_addr;          /* the same for the probe listener (/healthz and
+                                        /readyz alone); NULL or "": none */
+    const struct httpd_config *http; /* the HTTP side's other settings
+                               (web/httpd.h: allowed hosts, token
+                               authentication, limits); NULL: httpd's
+                               defaults. Addresses, ready and ud are ours. */
+    const char *version;             /* logged in {"msg":"started"} */
 };
 
 /**

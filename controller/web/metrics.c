@@ -68,6 +68,12 @@ static const struct metrics__family metrics__families[] = {
      "replaced."},
     {METRICS_BLOCKED_INCIDENTS, METRICS__GAUGE,
      "Incidents whose recovery cannot go on, by policy and reason."},
+    {METRICS_HTTP_REFUSED, METRICS__COUNTER,
+     "HTTP requests and connections refused, by reason (host, origin, unauthenticated, "
+     "forbidden, peer_limit, auth_unavailable)."},
+    {METRICS_HTTP_AUTH_REVIEWS, METRICS__COUNTER,
+     "Bearer-token decisions asked of the API server (TokenReview and SubjectAccessReview; "
+     "cached ones are not counted), by result (allowed, unauthenticated, forbidden, error)."},
 };
 #define METRICS__NFAMILIES (sizeof(metrics__families) / sizeof(metrics__families[0]))
 

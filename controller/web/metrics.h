@@ -34,6 +34,8 @@
 #define METRICS_INCIDENTS "kvrecover_incidents"                         /* {policy,state} */
 #define METRICS_STORM_HOLD "kvrecover_storm_hold"                       /* {policy} */
 #define METRICS_BLOCKED_INCIDENTS "kvrecover_blocked_incidents"         /* {policy,reason} */
+#define METRICS_HTTP_REFUSED "kvrecover_http_refused_total"             /* {reason} */
+#define METRICS_HTTP_AUTH_REVIEWS "kvrecover_http_auth_reviews_total"   /* {result} */
 
 /**
  * Adds v (>= 0) to the counter name{labels}, creating it at 0 first.

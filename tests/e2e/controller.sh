@@ -127,8 +127,9 @@ ctl_identity_ok() {
 # ---- the controller process -------------------------------------------------
 
 # ctl_start NAME [ARGS...]: starts bin/kvrecover-controller as the
-# controller's identity, with its HTTP server on a free loopback port
-# ($CTL_HTTP_ADDR overrides) and
+# controller's identity, with its HTTP server and its probe listener each on
+# a free loopback port ($CTL_HTTP_ADDR, $CTL_PROBE_ADDR override; scripts run
+# side by side, so never the fixed default :8081) and
 # the given extra arguments (--leader-elect=..., --id, --namespace ...).
 # stderr and stdout go to $CTL_DIR/NAME.log (appended). Returns at once; use
 # ctl_wait_synced. Starting a NAME that still runs is an error.
@@ -147,7 +148,7 @@ ctl_start() {
   local -a pre=()
   [ "${CTL_SETSID:-0}" = 1 ] && pre=(setsid)
   "${pre[@]}" "$CTL_BIN" --kubeconfig "$kc" --http-addr "${CTL_HTTP_ADDR:-127.0.0.1:0}" \
-    --log-level info "$@" >>"$log" 2>&1 </dev/null &
+    --probe-addr "${CTL_PROBE_ADDR:-127.0.0.1:0}" --log-level info "$@" >>"$log" 2>&1 </dev/null &
   CTL_PID[$name]=$!
 }
 

@@ -17,7 +17,7 @@
 
 int main(int argc, char **argv)
 {
-    struct httpd_config cfg = {"127.0.0.1", 0, NULL, NULL};
+    struct httpd_config cfg = {.addr = "127.0.0.1"};
     struct httpd *h = NULL;
     char line[4096], *end = NULL, *err = NULL;
     long port = argc > 1 ? strtol(argv[1], &end, 10) : 0;
