@@ -170,6 +170,18 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
              const struct sim_query *q, struct sim_result *out);
 
 /**
+ * Puts the whole of res, r's last ranking of p (unchanged since), in exact
+ * order. sim_rank() orders exactly only what decides the selection: the
+ * candidates up to the selected one and those within 2^-40 of its score.
+ * The rest follow the order of their scores as doubles, which is the exact
+ * order except among scores within 2^-40 (relatively) of each other, where
+ * proving a tie takes big-integer arithmetic. Callers that show the whole
+ * ranking (the CLI, sim_result_json()) call this first. Returns 0, or
+ * -EINVAL when res is not r's last ranking.
+ */
+int sim_rank_exact(struct sim_ranker *r, const struct sim_pool *p, struct sim_result *res);
+
+/**
  * Per-category contributions to member's score numerator in r's last
  * ranking (same pool and policy, unchanged): for each pol->weights[k],
  * contrib[k] is the weight its matched items (or numeric resource) added and
