@@ -5,10 +5,12 @@
  * and every (category, value) item once, so that a member is an array of
  * item ids. A ranking first turns the policy and the failed VM into
  * per-category and per-item tables (stamps in the ranker's scratch space),
- * then scores each member with integer additions only, then sorts with a
- * stable radix sort on the score: members are already in name order, so a
- * stable sort by score gives CONTRACT.md's order (score descending, name
- * ascending) without comparing names.
+ * then scores each member with integer additions (and a double per
+ * resource), then sorts with a stable radix sort on the score as a double:
+ * members are already in name order, so a stable sort by score gives
+ * CONTRACT.md's order (score descending, name ascending) without comparing
+ * names. Runs of doubles too close to be trusted are then put in exact order
+ * (see "the exact comparison").
  *
  * Must never: allocate or compare strings inside the ranking loop, depend on
  * the order in which members or items were added, or select the failed VM
