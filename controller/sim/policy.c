@@ -314,8 +314,8 @@ static int policy__decimal(const cJSON *v, const char *path, double max, double 
             rc = policy__fail(err, "%s: at most %d digits after the decimal point, not %s", path,
                               POLICY_DECIMALS, q);
         else /* the decimal the double stands for, as short as it reads back */
-            rc = policy__fail(err, "%s: at most %d digits after the decimal point, not %.*g",
-                              path, POLICY_DECIMALS, policy__ndigits(d.digits), v->valuedouble);
+            rc = policy__fail(err, "%s: at most %d digits after the decimal point, not %.*g", path,
+                              POLICY_DECIMALS, policy__ndigits(d.digits), v->valuedouble);
         free(q);
         return rc;
     }
@@ -337,8 +337,8 @@ static int policy__weights(const cJSON *w, struct policy *p, char **err)
      * pass: with the bound, the duplicate check below is over 64 at most */
     n = cJSON_GetArraySize(w);
     if (n > POLICY_MAX_WEIGHTS)
-        return policy__fail(err, "spec.weights: at most %d categories, not %d",
-                            POLICY_MAX_WEIGHTS, n);
+        return policy__fail(err, "spec.weights: at most %d categories, not %d", POLICY_MAX_WEIGHTS,
+                            n);
     p->weights = xcalloc((size_t)n, sizeof(*p->weights));
     cJSON_ArrayForEach(it, w)
     {

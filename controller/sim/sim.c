@@ -42,17 +42,17 @@
 #define SIM__NEAR (1.0 / (double)(1ull << 40))
 
 struct sim__member {
-    const char *name; /* owned by the pool's string table */
-    uint32_t name_id; /* its string id */
-    uint32_t vm_id;   /* string id of the kvrecover.io/vm label, or SIM__NONE */
-    size_t off;       /* first item id in pool->mitems */
-    uint32_t nitems;  /* item ids, ascending, no duplicates */
-    unsigned has_res; /* bit (1u << FEATURES_x) when res[x] is known */
-    unsigned flags;   /* SIM_MEMBER_* */
-    uint32_t disk_id; /* string id of its disk detail, or SIM__NONE */
+    const char *name;                     /* owned by the pool's string table */
+    uint32_t name_id;                     /* its string id */
+    uint32_t vm_id;                       /* string id of the kvrecover.io/vm label, or SIM__NONE */
+    size_t off;                           /* first item id in pool->mitems */
+    uint32_t nitems;                      /* item ids, ascending, no duplicates */
+    unsigned has_res;                     /* bit (1u << FEATURES_x) when res[x] is known */
+    unsigned flags;                       /* SIM_MEMBER_* */
+    uint32_t disk_id;                     /* string id of its disk detail, or SIM__NONE */
     double res[FEATURES_NRES];            /* the double of rdec */
     struct exact_dec rdec[FEATURES_NRES]; /* resources as exact decimals */
-    const void *data; /* the caller's */
+    const void *data;                     /* the caller's */
 };
 
 /* An open-addressing hash set of ids; slots hold id + 1, 0 is empty. */
@@ -108,7 +108,7 @@ struct sim_ranker {
     /* per resource */
     int64_t resw[FEATURES_NRES];
     int32_t resreq[FEATURES_NRES]; /* index in pol->required, or -1 */
-    int64_t thr; /* the threshold in 10^-9 */
+    int64_t thr;                   /* the threshold in 10^-9 */
     /* the failed VM */
     int64_t wa;        /* W(A) of its items */
     unsigned qhas_res; /* its resources */
@@ -1130,8 +1130,7 @@ static void sim__exact_order(struct sim_ranker *r, const struct sim_pool *p, siz
     if (!all && !eligible)
         return;
     for (i = 0; i < n; i = j) {
-        for (j = i + 1; j < n && sim__near(r->tmp[a[j - 1].idx].score, r->tmp[a[j].idx].score);
-             j++)
+        for (j = i + 1; j < n && sim__near(r->tmp[a[j - 1].idx].score, r->tmp[a[j].idx].score); j++)
             ;
         if (j - i > 1 && !sim__in_order(r, p, a + i, j - i)) {
             sim__msort(r, p, a + i, r->rec2 + i, j - i);

@@ -1100,8 +1100,8 @@ TEST(sim_property_exact_ties_go_by_name)
         "\"cpu\": 0.2, \"memory\": 0.1}, \"threshold\": 0",
         "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.3, \"d\": 0.300000001, \"e\": 0.7, "
         "\"cpu\": 0.2, \"memory\": 0.1}, \"threshold\": 0, \"mode\": \"Coverage\""};
-    static const char *const filler[] = {"{a: x}", "{b: x, e: y}", "{c: y}", "{e: x}",
-                                         "{a: x, c: x, e: x}", "{d: y, b: x}"};
+    static const char *const filler[] = {"{a: x}", "{b: x, e: y}",       "{c: y}",
+                                         "{e: x}", "{a: x, c: x, e: x}", "{d: y, b: x}"};
 
     rng_state = 0x5eed0f7e5ull;
     for (int round = 0; round < 60; round++) {
@@ -1135,8 +1135,7 @@ TEST(sim_property_exact_ties_go_by_name)
             long i0 = cand_index(&x, name[2 * g]), i1 = cand_index(&x, name[2 * g + 1]);
             long lo = i0 < i1 ? i0 : i1, hi = i0 < i1 ? i1 : i0;
 
-            ok = i0 >= 0 && i1 >= 0 &&
-                 x.res.cand[i0].score == x.res.cand[i1].score;
+            ok = i0 >= 0 && i1 >= 0 && x.res.cand[i0].score == x.res.cand[i1].score;
             /* everything from lo to hi ties with them and is in name order */
             for (long i = lo + 1; ok && i <= hi; i++)
                 ok = x.res.cand[i].score == x.res.cand[lo].score &&
