@@ -649,7 +649,8 @@ static int cli__score_run(const struct cli__opts *o, FILE *out, FILE *err)
     q.name = fv.name;
     q.alias = fv.alias;
     q.features = &fv.features;
-    if (sim_rank(r, pool, &pol, &q, &res)) {
+    /* the whole ranking is shown: all of it in exact order */
+    if (sim_rank(r, pool, &pol, &q, &res) || sim_rank_exact(r, pool, &res)) {
         rc = cli__fail(err, "%s: %s %s: too many feature items (at most %u)", o->failed, fv.kind,
                        fv.name, FEATURES_MAX_ITEMS);
         goto out;

@@ -17,6 +17,7 @@
 
 #include "base/text.h"
 #include "base/xalloc.h"
+#include "sim/exact.h"
 
 static int policy__fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int policy__fail(char **err, const char *fmt, ...)
@@ -278,40 +279,95 @@ void policy_free(struct policy *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* The number of decimal digits of v, at least 1. */
+static int policy__ndigits(uint64_t v)
+{
+    int n = 1;
+
+    for (; v >= 10; v /= 10)
+        n++;
+    return n;
+}
+
+/*
+ * A weight or the threshold: the decimal the user wrote (the text YAML kept
+ * in valuestring, else the JSON number's double: exact.h says when that is
+ * the same), at most max, with at most POLICY_DECIMALS digits after the
+ * point. *out is the double of that decimal, from which sim.c recovers it.
+ * path names the field in errors.
+ */
+static int policy__decimal(const cJSON *v, const char *path, double max, double *out, char **err)
+{
+    struct exact_dec d;
+    int rc;
+
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
+        return policy__fail(err, "%s: must be a finite number >= 0", path);
+    /* YAML's other spellings of a number (0x1A, 1_000) go by the double */
+    rc = v->valuestring ? exact_dec_parse(v->valuestring, &d) : -EINVAL;
+    if (rc == -EINVAL)
+        d = exact_dec_from_double(v->valuedouble);
+    if (rc == -ERANGE || exact_dec_scale(d) > POLICY_DECIMALS) {
+        char *q = text_quote(v->valuestring ? v->valuestring : "");
+
+        if (v->valuestring)
+            rc = policy__fail(err, "%s: at most %d digits after the decimal point, not %s", path,
+                              POLICY_DECIMALS, q);
+        else /* the decimal the double stands for, as short as it reads back */
+            rc = policy__fail(err, "%s: at most %d digits after the decimal point, not %.*g", path,
+                              POLICY_DECIMALS, policy__ndigits(d.digits), v->valuedouble);
+        free(q);
+        return rc;
+    }
+    *out = exact_dec_double(d);
+    if (*out > max)
+        return policy__fail(err, "%s: must be at most %g, not %g", path, max, *out);
+    return 0;
+}
+
 static int policy__weights(const cJSON *w, struct policy *p, char **err)
 {
     const cJSON *it;
-    int positive = 0;
+    int positive = 0, n;
 
     if (!cJSON_IsObject(w))
         return policy__fail(err, "spec.weights: must be a mapping of category to weight, not %s",
                             text_json_type(w));
-    p->weights = xcalloc((size_t)cJSON_GetArraySize(w), sizeof(*p->weights));
+    /* counted before anything is read, so that a huge mapping costs one
+     * pass: with the bound, the duplicate check below is over 64 at most */
+    n = cJSON_GetArraySize(w);
+    if (n > POLICY_MAX_WEIGHTS)
+        return policy__fail(err, "spec.weights: at most %d categories, not %d", POLICY_MAX_WEIGHTS,
+                            n);
+    p->weights = xcalloc((size_t)n, sizeof(*p->weights));
     cJSON_ArrayForEach(it, w)
     {
         char *key = policy__key(it->string);
         char *cat = text_norm(it->string);
+        char *path = xasprintf("spec.weights.%s", key);
+        double weight = 0;
         int rc = 0;
 
         if (!*cat)
-            rc = policy__fail(err, "spec.weights.%s: the category name is empty", key);
-        else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0)
-            rc = policy__fail(err, "spec.weights.%s: must be a finite number >= 0", key);
+            rc = policy__fail(err, "%s: the category name is empty", path);
+        else
+            rc = policy__decimal(it, path, POLICY_WEIGHT_MAX, &weight, err);
         for (size_t i = 0; !rc && i < p->nweights; i++)
             if (strcmp(p->weights[i].category, cat) == 0) {
                 char *q = text_quote(cat); /* one line, whatever the key holds */
 
-                rc = policy__fail(err, "spec.weights.%s: the category %s is given twice", key, q);
+                rc = policy__fail(err, "%s: the category %s is given twice", path, q);
                 free(q);
             }
         free(key);
+        free(path);
         if (rc) {
             free(cat);
             return rc;
         }
         p->weights[p->nweights].category = cat;
-        p->weights[p->nweights++].weight = it->valuedouble;
-        positive |= it->valuedouble > 0;
+        p->weights[p->nweights++].weight = weight;
+        positive |= weight > 0;
     }
     if (!positive)
         return policy__fail(err, "spec.weights: at least one category needs a weight > 0");
@@ -326,6 +382,9 @@ static int policy__required(const cJSON *r, struct policy *p, char **err)
     if (!cJSON_IsArray(r))
         return policy__fail(err, "spec.required: must be a list of categories, not %s",
                             text_json_type(r));
+    if (cJSON_GetArraySize(r) > POLICY_MAX_REQUIRED)
+        return policy__fail(err, "spec.required: at most %d categories, not %d",
+                            POLICY_MAX_REQUIRED, cJSON_GetArraySize(r));
     p->required = xcalloc((size_t)cJSON_GetArraySize(r), sizeof(char *));
     cJSON_ArrayForEach(it, r)
     {
@@ -544,7 +603,8 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
             rc = policy__fail(err, "spec.threshold: must be a number in [0, 1]");
             goto out;
         }
-        out->threshold = v->valuedouble;
+        if ((rc = policy__decimal(v, "spec.threshold", 1, &out->threshold, err)))
+            goto out;
     }
     if ((v = policy__field(spec, "mode"))) {
         if ((rc = policy__choice(v, "mode", "Jaccard", "Coverage", err)) < 0)

@@ -3,8 +3,9 @@
  *
  * A RecoveryPolicy arrives as cJSON (from the API server, or from YAML through
  * yaml.h) and leaves as a plain struct policy that nothing downstream needs
- * to check again: weights present, finite and >= 0 with at least one > 0,
- * threshold in [0, 1], a known mode and action, both selectors present and
+ * to check again: 1 to 64 weights, each 0 to 1000 with at most 9 decimals
+ * and at least one > 0, threshold in [0, 1] with at most 9 decimals, at most
+ * 32 required categories, a known mode and action, both selectors present and
  * the pool selector not empty (the CRD's rules, so that the CLI refuses what
  * the API server would), capture a boolean, trigger's integers in range,
  * stormLimit a count or a percentage, serviceAccountName a DNS-1123
@@ -83,9 +84,24 @@ struct policy_storm {
     long value;   /* the percentage or the count */
 };
 
+/*
+ * Bounds of spec.weights, as the CRD's. Weights are exact decimals (exact.h)
+ * of at most POLICY_DECIMALS digits after the point, so that sim.c sums them
+ * as integers of 10^-9 and candidates equal in exact arithmetic tie. The
+ * maximum keeps those integers exact: 2^20 items of 10^12 units each stay
+ * below 2^63, and every printed contribution is finite. Only the ratios
+ * between weights matter, so 1000 with 9 decimals (10^12 steps) loses
+ * nothing a policy could want.
+ */
+#define POLICY_MAX_WEIGHTS 64
+#define POLICY_WEIGHT_MAX 1000.0
+#define POLICY_DECIMALS 9
+/* Most spec.required entries, as the CRD's maxItems. */
+#define POLICY_MAX_REQUIRED 32
+
 struct policy_weight {
     char *category; /* trimmed, lower-cased; cpu, memory, disk are numeric */
-    double weight;  /* finite, >= 0 */
+    double weight;  /* 0..POLICY_WEIGHT_MAX, at most POLICY_DECIMALS decimals */
 };
 
 /*

@@ -5,10 +5,12 @@
  * and every (category, value) item once, so that a member is an array of
  * item ids. A ranking first turns the policy and the failed VM into
  * per-category and per-item tables (stamps in the ranker's scratch space),
- * then scores each member with integer additions only, then sorts with a
- * stable radix sort on the score: members are already in name order, so a
- * stable sort by score gives CONTRACT.md's order (score descending, name
- * ascending) without comparing names.
+ * then scores each member with integer additions (and a double per
+ * resource), then sorts with a stable radix sort on the score as a double:
+ * members are already in name order, so a stable sort by score gives
+ * CONTRACT.md's order (score descending, name ascending) without comparing
+ * names. Runs of doubles too close to be trusted are then put in exact order
+ * (see "the exact comparison").
  *
  * Must never: allocate or compare strings inside the ranking loop, depend on
  * the order in which members or items were added, or select the failed VM
@@ -24,29 +26,33 @@
 
 #include "base/hash.h"
 #include "base/xalloc.h"
+#include "sim/exact.h"
+#include "sim/quantity.h"
 
 #define SIM__NONE UINT32_MAX
 /* Most members, strings or items a pool holds: ids are uint32 and
  * SIM__NONE is taken. */
 #define SIM__MAX (UINT32_MAX - 1u)
-/* A weight of 1.0 relative to the policy's largest weight. Items per side
- * are at most 2^20 and there are three resources, so sums stay below 2^62. */
-#define SIM__ONE ((double)(1ull << 40))
-/* Scores this close under the threshold still reach it: 0.5 computed as
- * 0.1/0.2 must not be "below 0.5". */
-#define SIM__TOLERANCE 1e-9
+/* Weights are integers of 10^-SIM__SCALE (policy.h's POLICY_DECIMALS). */
+#define SIM__SCALE 9
+/* Two scores whose doubles are closer than this, relative to the larger,
+ * may be misordered by rounding and are compared exactly (see "the exact
+ * comparison" below: the doubles are within 16 ulps, 2^-49, of the exact
+ * scores). */
+#define SIM__NEAR (1.0 / (double)(1ull << 40))
 
 struct sim__member {
-    const char *name; /* owned by the pool's string table */
-    uint32_t name_id; /* its string id */
-    uint32_t vm_id;   /* string id of the kvrecover.io/vm label, or SIM__NONE */
-    size_t off;       /* first item id in pool->mitems */
-    uint32_t nitems;  /* item ids, ascending, no duplicates */
-    unsigned has_res; /* bit (1u << FEATURES_x) when res[x] is known */
-    unsigned flags;   /* SIM_MEMBER_* */
-    uint32_t disk_id; /* string id of its disk detail, or SIM__NONE */
-    double res[FEATURES_NRES];
-    const void *data; /* the caller's */
+    const char *name;                     /* owned by the pool's string table */
+    uint32_t name_id;                     /* its string id */
+    uint32_t vm_id;                       /* string id of the kvrecover.io/vm label, or SIM__NONE */
+    size_t off;                           /* first item id in pool->mitems */
+    uint32_t nitems;                      /* item ids, ascending, no duplicates */
+    unsigned has_res;                     /* bit (1u << FEATURES_x) when res[x] is known */
+    unsigned flags;                       /* SIM_MEMBER_* */
+    uint32_t disk_id;                     /* string id of its disk detail, or SIM__NONE */
+    double res[FEATURES_NRES];            /* the double of rdec */
+    struct exact_dec rdec[FEATURES_NRES]; /* resources as exact decimals */
+    const void *data;                     /* the caller's */
 };
 
 /* An open-addressing hash set of ids; slots hold id + 1, 0 is empty. */
@@ -95,27 +101,34 @@ struct sim_ranker {
     size_t nstamp;
     uint32_t gen;
     /* per category of the last pool ranked */
-    int64_t *catw;    /* fixed-point weight */
+    int64_t *catw;    /* weight in 10^-9 */
     int32_t *catk;    /* index in pol->weights, or -1 */
     uint32_t *catreq; /* index in pol->required + 1, or 0 */
     size_t ncat;
     /* per resource */
     int64_t resw[FEATURES_NRES];
     int32_t resreq[FEATURES_NRES]; /* index in pol->required, or -1 */
+    int64_t thr;                   /* the threshold in 10^-9 */
     /* the failed VM */
     int64_t wa;        /* W(A) of its items */
     unsigned qhas_res; /* its resources */
     double qres[FEATURES_NRES];
+    struct exact_dec qdec[FEATURES_NRES];
+    enum policy_mode mode;
     uint32_t *qreq; /* per required category: its item count */
     uint32_t *mreq; /* per required category: the member's matched count */
     size_t nreq, capreq;
     uint32_t *kcount; /* per policy weight: its items in that category */
-    size_t nk, capk;
+    int64_t *kw;      /* per policy weight: the weight in 10^-9 */
+    size_t nk, capk, capkw;
     const struct features_item **qitems; /* sorted, for de-duplication */
     size_t nqitems;
     /* sorting */
     struct sim__rec *rec, *rec2;
     struct sim_candidate *tmp;
+    size_t nranked;   /* candidates in the last ranking */
+    int64_t *ci, *cd; /* per candidate: the integer part of its numerator, its
+                         denominator (see sim__exact()) */
     size_t nrec;
 };
 
@@ -363,6 +376,46 @@ void sim_pool_free(struct sim_pool *p)
     free(p);
 }
 
+/*
+ * A resource value as the engine uses it: the exact decimal of v (exact.h)
+ * rounded to nanos as Kubernetes rounds quantities (never to 0), in *d, and
+ * its double. Values outside quantity.h's range (only hand-made features
+ * hold them) count as 0 or as the limit, so that sim__exact()'s bounds hold.
+ */
+static double sim__resource(double v, struct exact_dec *d)
+{
+    struct exact_dec r;
+
+    if (!(v > 0)) {
+        *d = (struct exact_dec){0, 0};
+        return 0;
+    }
+    if (v > QUANTITY_LIMIT)
+        v = QUANTITY_LIMIT;
+    *d = exact_dec_from_double(v);
+    r = exact_dec_round(*d, SIM__SCALE);
+    if (r.digits == d->digits && r.exp == d->exp)
+        return v;
+    *d = r;
+    return exact_dec_double(r);
+}
+
+/* A weight or the threshold in integers of 10^-9: the decimal policy.h
+ * checked, recovered from its double; a hand-made policy's finer or larger
+ * values are rounded and bounded. */
+static int64_t sim__units(double w)
+{
+    int64_t u = 0;
+
+    if (!(w > 0))
+        return 0;
+    if (w > POLICY_WEIGHT_MAX)
+        w = POLICY_WEIGHT_MAX;
+    if (exact_dec_units(exact_dec_round(exact_dec_from_double(w), SIM__SCALE), SIM__SCALE, &u))
+        return 0; /* not reached: at most 10^12 */
+    return u;
+}
+
 static int sim__u32cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -437,7 +490,7 @@ int sim_pool_put(struct sim_pool *p, const struct sim_member *mi)
     m->nitems = (uint32_t)n;
     m->has_res = f->has_res & ((1u << FEATURES_NRES) - 1);
     for (int r = 0; r < FEATURES_NRES; r++)
-        m->res[r] = m->has_res & (1u << r) ? f->res[r] : 0;
+        m->res[r] = sim__resource(m->has_res & (1u << r) ? f->res[r] : 0, &m->rdec[r]);
     m->flags = mi->flags;
     m->disk_id = did;
     m->data = mi->data;
@@ -514,10 +567,13 @@ void sim_ranker_free(struct sim_ranker *r)
     free(r->qreq);
     free(r->mreq);
     free(r->kcount);
+    free(r->kw);
     free(r->qitems);
     free(r->rec);
     free(r->rec2);
     free(r->tmp);
+    free(r->ci);
+    free(r->cd);
     free(r);
 }
 
@@ -562,12 +618,10 @@ static int32_t sim__required_index(const struct policy *pol, const char *categor
 static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const struct policy *pol,
                          const struct features *qf)
 {
-    double wmax = 0;
     size_t cap, n;
 
-    for (size_t k = 0; k < pol->nweights; k++)
-        if (pol->weights[k].weight > wmax)
-            wmax = pol->weights[k].weight;
+    r->mode = pol->mode;
+    r->thr = sim__units(pol->threshold);
     /* per category */
     cap = r->ncat;
     r->catw = sim__scratch(r->catw, &cap, p->ncat, sizeof(*r->catw));
@@ -586,9 +640,11 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
         r->resw[x] = 0;
         r->resreq[x] = sim__required_index(pol, features_res_name((enum features_res)x));
     }
+    r->nk = pol->nweights;
+    r->kw = sim__scratch(r->kw, &r->capkw, r->nk ? r->nk : 1, sizeof(*r->kw));
     for (size_t k = 0; k < pol->nweights; k++) {
         const char *cat = pol->weights[k].category;
-        int64_t w = wmax > 0 ? llround(pol->weights[k].weight / wmax * SIM__ONE) : 0;
+        int64_t w = r->kw[k] = sim__units(pol->weights[k].weight);
         int x = features_res_lookup(cat);
         uint32_t s;
 
@@ -616,7 +672,6 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
         if (s != SIM__NONE && p->str_cat[s] && !r->catreq[p->str_cat[s] - 1])
             r->catreq[p->str_cat[s] - 1] = (uint32_t)k + 1;
     }
-    r->nk = pol->nweights;
     r->kcount = sim__scratch(r->kcount, &r->capk, r->nk ? r->nk : 1, sizeof(*r->kcount));
     memset(r->kcount, 0, (r->nk ? r->nk : 1) * sizeof(*r->kcount));
 
@@ -656,8 +711,8 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
             for (k = 0; k < (int32_t)pol->nweights; k++)
                 if (strcmp(pol->weights[k].category, it->category) == 0)
                     break;
-            if (k < (int32_t)pol->nweights && wmax > 0)
-                r->wa += llround(pol->weights[k].weight / wmax * SIM__ONE);
+            if (k < (int32_t)pol->nweights)
+                r->wa += r->kw[k];
         }
         for (k = 0; k < (int32_t)pol->nweights; k++)
             if (strcmp(pol->weights[k].category, it->category) == 0)
@@ -667,7 +722,7 @@ static void sim__prepare(struct sim_ranker *r, const struct sim_pool *p, const s
     }
     r->qhas_res = qf->has_res & ((1u << FEATURES_NRES) - 1);
     for (int x = 0; x < FEATURES_NRES; x++)
-        r->qres[x] = r->qhas_res & (1u << x) ? qf->res[x] : 0;
+        r->qres[x] = sim__resource(r->qhas_res & (1u << x) ? qf->res[x] : 0, &r->qdec[x]);
 }
 
 /* min(a, b) / max(a, b), 1 when both are 0. */
@@ -813,11 +868,290 @@ static void sim__sort(struct sim_ranker *r, size_t n)
     }
 }
 
-/* x >= 0 rounded to the nearest integer: llround() without the libm call,
- * in the ranking loop. */
-static int64_t sim__round(double x)
+/*
+ * The exact comparison.
+ *
+ * A score is (I + sum_x w_x * lo_x / hi_x) / D: I and D are sums of weights
+ * in integers of 10^-9 (I the matched items, D the denominator with every
+ * counted resource's weight), and each resource x adds its weight times a
+ * ratio of two exact decimals (sim__term()). sim_rank() computes it in
+ * doubles: I and D convert with a relative error of at most u = 2^-53, each
+ * resource value is the double nearest to its decimal (error u), a ratio
+ * adds one rounding, w * ratio one, the at most four additions of
+ * non-negative terms one each, the division one: at most 10u in all, so the
+ * double is within 2^-49 of the exact score, relatively. Two doubles more
+ * than SIM__NEAR = 2^-40 apart (relatively) therefore order their exact
+ * scores the same way; closer ones, and the threshold when a score is that
+ * close to it, are decided by sim__exact().
+ *
+ * sim__exact() writes the score as the fraction P/Q of big naturals: with
+ * the ratios lo_x / hi_x as integers p_x / q_x over a common power of ten,
+ * H = prod q_x, P = I * H + sum_x w_x * p_x * H / q_x and Q = D * H. Bounds:
+ * a resource is below 2^63 with at most 9 decimals, so p, q < 2^63 * 10^9 <
+ * 2^93, H < 2^279, D < 2^63 (policy.h: 2^20 items of at most 10^12 each,
+ * and three resources) and Q < 2^342; P <= Q as the score is at most 1. The
+ * cross products of two scores are below 2^684: EXACT_BIG_LIMBS holds them.
+ * Ratios of 1 (equal sides) fold into I and ratios of 0 drop, so the big
+ * arithmetic only sees resources that differ.
+ */
+
+/* The ratio resource x adds to member m's score, as lo / hi with lo <= hi
+ * (equal when it is 1, lo 0 when it is 0); 0 when x adds nothing. As
+ * sim__ratio() and sim__cover(), on the exact decimals. */
+static int sim__term(const struct sim_ranker *r, const struct sim__member *m, int x,
+                     struct exact_dec *lo, struct exact_dec *hi)
 {
-    return (int64_t)(x + 0.5);
+    unsigned bit = 1u << x;
+    struct exact_dec a = r->qdec[x], b = m->rdec[x];
+
+    if (!r->resw[x] || !(r->qhas_res & m->has_res & bit))
+        return 0;
+    if (r->mode == POLICY_COVERAGE) {
+        /* min(1, b / a), 1 when a is 0 */
+        *hi = a;
+        *lo = a.digits && exact_dec_cmp(b, a) < 0 ? b : a;
+        return 1;
+    }
+    /* min / max, 1 when both are 0 */
+    if (exact_dec_cmp(a, b) <= 0) {
+        *lo = a;
+        *hi = b;
+    } else {
+        *lo = b;
+        *hi = a;
+    }
+    if (!hi->digits)
+        *lo = *hi;
+    return 1;
+}
+
+/* A candidate's score in exact form: (inter + sum_i w[i] * lo[i] / hi[i]) /
+ * den, with 0 < lo[i] < hi[i]; ratios of 1 are folded into inter, ratios
+ * of 0 dropped. */
+struct sim__form {
+    int64_t inter, den;
+    int nt;
+    int64_t w[FEATURES_NRES];
+    struct exact_dec lo[FEATURES_NRES], hi[FEATURES_NRES];
+};
+
+static void sim__form(const struct sim_ranker *r, const struct sim_pool *p, size_t c,
+                      struct sim__form *f)
+{
+    const struct sim__member *m = &p->m[r->tmp[c].member];
+
+    f->inter = r->ci[c];
+    f->den = r->cd[c];
+    f->nt = 0;
+    if (f->den <= 0) { /* scores 0 */
+        f->inter = 0;
+        f->den = 1;
+        return;
+    }
+    for (int x = 0; x < FEATURES_NRES; x++) {
+        struct exact_dec lo, hi;
+
+        if (!sim__term(r, m, x, &lo, &hi))
+            continue;
+        if (exact_dec_cmp(lo, hi) == 0) { /* 1, also as 0 / 0 */
+            f->inter += r->resw[x];
+            continue;
+        }
+        if (!lo.digits)
+            continue;
+        f->w[f->nt] = r->resw[x];
+        f->lo[f->nt] = lo;
+        f->hi[f->nt++] = hi;
+    }
+}
+
+/* Whether a and b have the same fractional terms. */
+static int sim__same_terms(const struct sim__form *a, const struct sim__form *b)
+{
+    if (a->nt != b->nt)
+        return 0;
+    for (int i = 0; i < a->nt; i++)
+        if (a->w[i] != b->w[i] || exact_dec_cmp(a->lo[i], b->lo[i]) ||
+            exact_dec_cmp(a->hi[i], b->hi[i]))
+            return 0;
+    return 1;
+}
+
+/* f as the fraction *num / *den of big naturals (see above). */
+static void sim__frac(const struct sim__form *f, struct exact_big *num, struct exact_big *den)
+{
+    struct exact_big pq[FEATURES_NRES][2], h, t, u;
+
+    for (int i = 0; i < f->nt; i++) {
+        int e = f->lo[i].exp < f->hi[i].exp ? f->lo[i].exp : f->hi[i].exp;
+
+        exact_big_set(&pq[i][0], f->lo[i].digits);
+        exact_big_pow10(&pq[i][0], f->lo[i].exp - e);
+        exact_big_set(&pq[i][1], f->hi[i].digits);
+        exact_big_pow10(&pq[i][1], f->hi[i].exp - e);
+    }
+    exact_big_set(&h, 1);
+    for (int i = 0; i < f->nt; i++) {
+        t = h;
+        exact_big_mul(&h, &t, &pq[i][1]);
+    }
+    exact_big_set(&t, (uint64_t)f->inter);
+    exact_big_mul(num, &t, &h);
+    exact_big_set(&t, (uint64_t)f->den);
+    exact_big_mul(den, &t, &h);
+    for (int i = 0; i < f->nt; i++) {
+        /* w_i * p_i * prod of the other q */
+        exact_big_set(&u, (uint64_t)f->w[i]);
+        exact_big_mul(&t, &u, &pq[i][0]);
+        for (int j = 0; j < f->nt; j++) {
+            if (j == i)
+                continue;
+            u = t;
+            exact_big_mul(&t, &u, &pq[j][1]);
+        }
+        exact_big_add(num, &t);
+    }
+}
+
+/* Whether scores a and b (doubles) are close enough to need sim__exact(). */
+static int sim__near(double a, double b)
+{
+    double d = a > b ? a - b : b - a;
+
+    return d <= SIM__NEAR * (a > b ? a : b);
+}
+
+/* The exact order of candidates a and b's scores: -1, 0 or 1 as a's is
+ * lower, equal or higher. */
+static int sim__cmp_exact(const struct sim_ranker *r, const struct sim_pool *p, size_t a, size_t b)
+{
+    struct sim__form fa, fb;
+    struct exact_big pa, qa, pb, qb, x, y;
+
+    /* a double is 0 exactly when the score is: every term is >= 10^-28 */
+    if (r->tmp[a].score == 0 && r->tmp[b].score == 0)
+        return 0;
+    sim__form(r, p, a, &fa);
+    sim__form(r, p, b, &fb);
+    /* the common cases need no big arithmetic */
+    if (sim__same_terms(&fa, &fb)) {
+        if (fa.den == fb.den)
+            return (fa.inter > fb.inter) - (fa.inter < fb.inter);
+        if (!fa.nt && fa.inter == 0 && fb.inter == 0)
+            return 0;
+    }
+    sim__frac(&fa, &pa, &qa);
+    sim__frac(&fb, &pb, &qb);
+    exact_big_mul(&x, &pa, &qb);
+    exact_big_mul(&y, &pb, &qa);
+    return exact_big_cmp(&x, &y);
+}
+
+/* Whether candidate c's score (double: score) is below the threshold. */
+static int sim__below(const struct sim_ranker *r, const struct sim_pool *p, size_t c, double score)
+{
+    struct exact_big num, den, x, y;
+    struct sim__form f;
+    double t = (double)r->thr / 1e9;
+
+    if (!sim__near(score, t))
+        return score < t;
+    sim__form(r, p, c, &f);
+    sim__frac(&f, &num, &den);
+    exact_big_set(&x, 1000000000u);
+    exact_big_mul(&y, &num, &x);
+    exact_big_set(&num, (uint64_t)r->thr);
+    exact_big_mul(&x, &num, &den);
+    return exact_big_cmp(&y, &x) < 0;
+}
+
+/* Whether record a goes before record b: a higher exact score, or an equal
+ * one and a lower index (the name order). */
+static int sim__before(const struct sim_ranker *r, const struct sim_pool *p,
+                       const struct sim__rec *a, const struct sim__rec *b)
+{
+    int c = sim__cmp_exact(r, p, a->idx, b->idx);
+
+    return c > 0 || (c == 0 && a->idx < b->idx);
+}
+
+/* A stable merge sort of a[0..n) by sim__before(); tmp holds n records. */
+static void sim__msort(const struct sim_ranker *r, const struct sim_pool *p, struct sim__rec *a,
+                       struct sim__rec *tmp, size_t n)
+{
+    size_t h = n / 2, i = 0, j, k = 0;
+
+    if (n < 2)
+        return;
+    sim__msort(r, p, a, tmp, h);
+    sim__msort(r, p, a + h, tmp + h, n - h);
+    if (sim__before(r, p, &a[h - 1], &a[h]))
+        return;
+    memcpy(tmp, a, n * sizeof(*a));
+    for (j = h; i < h && j < n;)
+        a[k++] = sim__before(r, p, &tmp[j], &tmp[i]) ? tmp[j++] : tmp[i++];
+    while (i < h)
+        a[k++] = tmp[i++];
+    while (j < n)
+        a[k++] = tmp[j++];
+}
+
+/* Whether records a[0..n) are in exact order; candidates whose scores are
+ * equal in exact arithmetic get the first one's double, so that they are
+ * equal in the result too. */
+static int sim__in_order(struct sim_ranker *r, const struct sim_pool *p, const struct sim__rec *a,
+                         size_t n)
+{
+    for (size_t k = 1; k < n; k++) {
+        int c = sim__cmp_exact(r, p, a[k - 1].idx, a[k].idx);
+
+        if (c < 0 || (c == 0 && a[k - 1].idx > a[k].idx))
+            return 0;
+        if (c == 0)
+            r->tmp[a[k].idx].score = r->tmp[a[k - 1].idx].score;
+    }
+    return 1;
+}
+
+/* Puts r->rec[0..n), sorted by double, in exact order: only runs of near
+ * doubles can be out of it (see above), and a run that is already in order,
+ * as runs of equal scores are, costs one comparison per record. Unless all,
+ * stops after the first run that holds an eligible candidate (or at once
+ * when none is eligible): the runs up to it are all that decide the
+ * selection. */
+static void sim__exact_order(struct sim_ranker *r, const struct sim_pool *p, size_t n, int all)
+{
+    struct sim__rec *a = r->rec;
+    size_t i, j, k;
+    int eligible = 0;
+
+    for (k = 0; k < n && !all && !eligible; k++)
+        eligible = r->tmp[k].reason == SIM_ELIGIBLE;
+    if (!all && !eligible)
+        return;
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && sim__near(r->tmp[a[j - 1].idx].score, r->tmp[a[j].idx].score); j++)
+            ;
+        if (j - i > 1 && !sim__in_order(r, p, a + i, j - i)) {
+            sim__msort(r, p, a + i, r->rec2 + i, j - i);
+            sim__in_order(r, p, a + i, j - i);
+        }
+        for (k = i; k < j && !all; k++)
+            if (r->tmp[a[k].idx].reason == SIM_ELIGIBLE)
+                return;
+    }
+}
+
+/* Fills out from r's sorted records: the candidates and the selection. */
+static void sim__fill(const struct sim_ranker *r, struct sim_result *out, size_t n)
+{
+    out->n = n;
+    out->selected = -1;
+    for (size_t i = 0; i < n; i++) {
+        out->cand[i] = r->tmp[r->rec[i].idx];
+        if (out->selected < 0 && out->cand[i].reason == SIM_ELIGIBLE)
+            out->selected = (long)i;
+    }
 }
 
 int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy *pol,
@@ -845,13 +1179,17 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
     r->rec2 = sim__scratch(r->rec2, &cap, p->nm ? p->nm : 1, sizeof(*r->rec2));
     cap = r->nrec;
     r->tmp = sim__scratch(r->tmp, &cap, p->nm ? p->nm : 1, sizeof(*r->tmp));
+    cap = r->nrec;
+    r->ci = sim__scratch(r->ci, &cap, p->nm ? p->nm : 1, sizeof(*r->ci));
+    cap = r->nrec;
+    r->cd = sim__scratch(r->cd, &cap, p->nm ? p->nm : 1, sizeof(*r->cd));
     r->nrec = cap;
 
     for (uint32_t i = 0; i < p->nm; i++) {
         const struct sim__member *m = &p->m[i];
         const uint32_t *ids = p->mitems + m->off;
-        int64_t inter = 0, wb = 0, num, den;
-        double score;
+        int64_t inter = 0, wb = 0, den;
+        double score, num;
         struct sim_candidate *c;
         int32_t req = -1;
         uint64_t bits;
@@ -866,7 +1204,7 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
             if (r->stamp[ids[j]] == r->gen)
                 inter += w;
         }
-        num = inter;
+        num = (double)inter;
         if (pol->mode == POLICY_COVERAGE) {
             den = r->wa;
             for (int x = 0; x < FEATURES_NRES; x++) {
@@ -874,7 +1212,7 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
                     continue;
                 den += r->resw[x];
                 if (m->has_res & (1u << x))
-                    num += sim__round((double)r->resw[x] * sim__cover(r->qres[x], m->res[x]));
+                    num += (double)r->resw[x] * sim__cover(r->qres[x], m->res[x]);
             }
         } else {
             den = r->wa + wb - inter;
@@ -885,10 +1223,10 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
                     continue;
                 den += r->resw[x];
                 if (r->qhas_res & m->has_res & bit)
-                    num += sim__round((double)r->resw[x] * sim__ratio(r->qres[x], m->res[x]));
+                    num += (double)r->resw[x] * sim__ratio(r->qres[x], m->res[x]);
             }
         }
-        score = den > 0 ? (double)num / (double)den : 0.0;
+        score = den > 0 ? num / (double)den : 0.0;
         if (!(score > 0))
             score = 0.0;
         if (score > 1)
@@ -899,9 +1237,11 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
         c->member = i;
         c->required = req >= 0 ? (uint32_t)req : 0;
         c->score = score;
+        r->ci[n] = inter;
+        r->cd[n] = den;
         if (req >= 0)
             c->reason = SIM_REQUIRED_MISMATCH;
-        else if (score < pol->threshold - SIM__TOLERANCE)
+        else if (sim__below(r, p, n, score))
             c->reason = SIM_BELOW_THRESHOLD;
         else if (!(m->flags & SIM_MEMBER_TEMPLATE))
             c->reason = SIM_NO_TEMPLATE;
@@ -919,13 +1259,18 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
         n++;
     }
     sim__sort(r, n);
-    out->n = n;
-    out->selected = -1;
-    for (size_t i = 0; i < n; i++) {
-        out->cand[i] = r->tmp[r->rec[i].idx];
-        if (out->selected < 0 && out->cand[i].reason == SIM_ELIGIBLE)
-            out->selected = (long)i;
-    }
+    sim__exact_order(r, p, n, 0);
+    sim__fill(r, out, n);
+    r->nranked = n;
+    return 0;
+}
+
+int sim_rank_exact(struct sim_ranker *r, const struct sim_pool *p, struct sim_result *res)
+{
+    if (res->n != r->nranked)
+        return -EINVAL;
+    sim__exact_order(r, p, r->nranked, 1);
+    sim__fill(r, res, r->nranked);
     return 0;
 }
 

@@ -13,17 +13,21 @@
  *   Coverage  W(A and B) / W(A)
  * where each item weighs its category's weight, and the numeric resources
  * cpu, memory and disk add w*min(a,b)/max(a,b) (Coverage: w*min(1, b/a)).
- * Weights are summed in 2^-40 fixed point relative to the largest weight, so
- * a score does not depend on the order of items or members, and ties are
- * exact. An empty denominator scores 0.
+ * An empty denominator scores 0. Scores are exact (CONTRACT.md): weights are
+ * the decimals policy.h accepted, summed as integers of 10^-9, resources
+ * exact decimals rounded to nanos (exact.h), and scores within 2^-40 of each
+ * other or of the threshold are compared as exact fractions (sim.c, "the
+ * exact comparison", proves that closer is never needed). Candidates whose
+ * scores are equal in exact arithmetic tie, get the same double score and go
+ * by name.
  *
  * Candidates are every member except the failed VM itself (its name or its
  * kvrecover.io/vm label equal to the failed VM's name), sorted by score
  * descending, then name ascending. A candidate is eligible unless, in this
  * order, the first that applies being its reason:
  *   RequiredMismatch  a required category differs;
- *   BelowThreshold    its score is below the threshold (compared with a 1e-9
- *                     tolerance so that 0.5 is not below 0.5 after rounding);
+ *   BelowThreshold    its score is below the threshold (exactly: 0.3 of
+ *                     0.1 + 0.2 + 0.3 is not below 0.5);
  *   NoTemplate        it has no template to build a replacement from;
  *   SharedDisk        its template uses a disk that is not its own (a PVC or
  *                     DataVolume that none of its dataVolumeTemplates makes):
@@ -160,7 +164,8 @@ void sim_ranker_free(struct sim_ranker *r);
 
 /**
  * Scores every member of p (finished) against q under pol's weights, mode,
- * required categories and threshold, and fills *out, best first. r keeps
+ * required categories and threshold, and fills *out, best first (in exact
+ * order as far as the selection; sim_rank_exact() for all of it). r keeps
  * what sim_explain() needs until its next ranking. Returns 0; -EINVAL when p
  * is not finished; -E2BIG when q's features hold more than
  * FEATURES_MAX_ITEMS items. Never allocates except to grow r's scratch space
@@ -168,6 +173,18 @@ void sim_ranker_free(struct sim_ranker *r);
  */
 int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy *pol,
              const struct sim_query *q, struct sim_result *out);
+
+/**
+ * Puts the whole of res, r's last ranking of p (unchanged since), in exact
+ * order. sim_rank() orders exactly only what decides the selection: the
+ * candidates up to the selected one and those within 2^-40 of its score.
+ * The rest follow the order of their scores as doubles, which is the exact
+ * order except among scores within 2^-40 (relatively) of each other, where
+ * proving a tie takes big-integer arithmetic. Callers that show the whole
+ * ranking (the CLI, sim_result_json()) call this first. Returns 0, or
+ * -EINVAL when res is not r's last ranking.
+ */
+int sim_rank_exact(struct sim_ranker *r, const struct sim_pool *p, struct sim_result *res);
 
 /**
  * Per-category contributions to member's score numerator in r's last

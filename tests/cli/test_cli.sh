@@ -293,6 +293,15 @@ for g in "${generic[@]}"; do
   bad "bad failed file: $n" "$f" "$want" score "${P[@]}" "${L[@]}" --failed "$f"
 done
 
+# 300,000 weights: refused by count in one pass (a quadratic duplicate check
+# once took minutes), within run's timeout.
+{ printf 'apiVersion: kvrecover.io/v1alpha1\nkind: RecoveryPolicy\nmetadata: {name: big}\n'
+  printf 'spec:\n  selector: {matchLabels: {app: paper}}\n'
+  printf '  poolSelector: {matchLabels: {kvrecover.io/pool: paper}}\n  weights:\n'
+  seq 0 299999 | sed 's/.*/    c&: 1/'; } >"$tmp/big-policy.yaml"
+bad "bad policy: 300,000 weights" "$tmp/big-policy.yaml" "at most 64 categories, not 300000" \
+  score --policy "$tmp/big-policy.yaml" "${L[@]}" "${F[@]}"
+
 # Wrong files in the wrong place.
 bad "wrong file: a pool given as the policy" "$ex/pool.yaml" "expected one RecoveryPolicy" \
   score --policy "$ex/pool.yaml" "${L[@]}" "${F[@]}"

@@ -501,3 +501,60 @@ TEST(policy_selector_matching_follows_kubernetes)
         matches("{matchLabels: {a: b}, matchExpressions: [{key: c, operator: Exists}]}", "{a: b}"),
         0);
 }
+
+TEST(policy_weights_are_bounded_decimals)
+{
+    struct policy p;
+    char *msg = NULL;
+    cJSON *spec;
+
+    CHECK(spec_error_is("  weights: {language: 1000.5}\n",
+                        "spec.weights.language: must be at most 1000, not 1000.5"));
+    CHECK(spec_error_is("  weights: {language: 1.7e308}\n",
+                        "spec.weights.language: must be at most 1000, not 1.7e+308"));
+    CHECK(spec_error_is("  weights: {language: 0.1234567891}\n",
+                        "spec.weights.language: at most 9 digits after the decimal point, not "
+                        "\"0.1234567891\""));
+    /* the text decides: this reads as the double of 0.1, but was not written so */
+    CHECK(spec_error_is("  weights: {language: 0.1000000000000000000001}\n",
+                        "spec.weights.language: at most 9 digits after the decimal point, not "
+                        "\"0.1000000000000000000001\""));
+    CHECK(spec_error_is("  threshold: 0.5000000001\n",
+                        "spec.threshold: at most 9 digits after the decimal point, not "
+                        "\"0.5000000001\""));
+    /* from the API server, JSON: only the double is there */
+    spec = cJSON_Parse("{\"selector\": {\"matchLabels\": {\"a\": \"b\"}}, \"poolSelector\": "
+                       "{\"matchLabels\": {\"a\": \"b\"}}, \"weights\": {\"x\": 0.1234567891}}");
+    CHECK_INT(policy_parse_spec(spec, &p, &msg), -EINVAL);
+    CHECK_STR(msg, "spec.weights.x: at most 9 digits after the decimal point, not 0.1234567891");
+    free(msg);
+    msg = NULL;
+    cJSON_Delete(spec);
+    spec = cJSON_Parse("{\"selector\": {\"matchLabels\": {\"a\": \"b\"}}, \"poolSelector\": "
+                       "{\"matchLabels\": {\"a\": \"b\"}}, \"weights\": {\"x\": 999.123456789, "
+                       "\"y\": 0.000000001}, \"threshold\": 0.123456789}");
+    CHECK_INT(policy_parse_spec(spec, &p, &msg), 0);
+    CHECK(p.weights[0].weight == 999.123456789 && p.weights[1].weight == 1e-9);
+    CHECK(p.threshold == 0.123456789);
+    policy_free(&p);
+    cJSON_Delete(spec);
+}
+
+TEST(policy_bounds_categories_and_reads_a_huge_mapping_in_one_pass)
+{
+    size_t n = 300000, len = 0, cap = n * 24 + 256;
+    char *yaml = malloc(cap);
+
+    CHECK(yaml != NULL);
+    len += (size_t)snprintf(yaml, cap, "spec:\n" SELECTORS "  weights:\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(yaml + len, cap - len, "    c%zu: 1\n", i);
+    /* refused at once, before any of them is read */
+    CHECK(doc_error_is(yaml, "spec.weights: at most 64 categories, not 300000"));
+    len = (size_t)snprintf(yaml, cap, "spec:\n" SELECTORS WEIGHTS "  required: [");
+    for (size_t i = 0; i < 33; i++)
+        len += (size_t)snprintf(yaml + len, cap - len, "%sr%zu", i ? ", " : "", i);
+    snprintf(yaml + len, cap - len, "]\n");
+    CHECK(doc_error_is(yaml, "spec.required: at most 32 categories, not 33"));
+    free(yaml);
+}

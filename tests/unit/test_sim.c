@@ -729,32 +729,45 @@ TEST(sim_failed_vm_is_left_out_by_name_by_label_and_by_alias)
     fx_free(&x);
 }
 
-TEST(sim_threshold_is_reached_within_tolerance_and_missed_beyond_it)
+TEST(sim_threshold_is_compared_exactly)
 {
     struct fx x = {.p = sim_pool_new()};
-    char spec[256];
-    double s;
 
     add(x.p, "m", NULL, "{a: x, b: x, c: x}", NULL, 1);
-    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: y}", NULL,
-                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.15}, \"mode\": \"Coverage\""),
+    /* 0.3 / (0.1 + 0.2 + 0.3) is 0.5 exactly; in doubles it is just below */
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: y, b: y, c: x}", NULL,
+                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.3}, "
+                      "\"mode\": \"Coverage\", \"threshold\": 0.5"),
               0);
-    s = cand(&x, "m")->score;
-    CHECK_NEAR(s, 2.0 / 3.0, 1e-12);
-    /* a threshold a rounding error above the score is still reached */
-    snprintf(spec, sizeof(spec),
-             "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.15}, \"mode\": \"Coverage\", "
-             "\"threshold\": %.17g",
-             s + 5e-10);
-    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: y}", NULL, spec), 0);
+    CHECK(0.3 / (0.1 + 0.2 + 0.3) < 0.5);
     CHECK_INT(cand(&x, "m")->reason, SIM_ELIGIBLE);
-    /* one clearly above it is not */
-    snprintf(spec, sizeof(spec),
-             "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.15}, \"mode\": \"Coverage\", "
-             "\"threshold\": %.17g",
-             s + 2e-9);
-    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: y}", NULL, spec), 0);
+    /* 2/3 reaches 0.666666666 and misses 0.666666667, the next threshold */
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: y}", NULL,
+                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.15}, "
+                      "\"mode\": \"Coverage\", \"threshold\": 0.666666666"),
+              0);
+    CHECK_NEAR(cand(&x, "m")->score, 2.0 / 3.0, 1e-15);
+    CHECK_INT(cand(&x, "m")->reason, SIM_ELIGIBLE);
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: y}", NULL,
+                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.15}, "
+                      "\"mode\": \"Coverage\", \"threshold\": 0.666666667"),
+              0);
     CHECK_INT(cand(&x, "m")->reason, SIM_BELOW_THRESHOLD);
+    /* a resource ratio exactly at the threshold: Coverage, nothing matched
+     * but cpu 500m of 1, 0.3 * 0.5 / (0.1 + 0.2 + 0.3) = 0.25; in doubles it
+     * is below */
+    add(x.p, "n", NULL, "{a: y}", "{cpu: 500m}", 1);
+    CHECK(0.3 * 0.5 / (0.1 + 0.2 + 0.3) < 0.25);
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x}", "{cpu: 1}",
+                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"cpu\": 0.3}, "
+                      "\"mode\": \"Coverage\", \"threshold\": 0.25"),
+              0);
+    CHECK_INT(cand(&x, "n")->reason, SIM_ELIGIBLE);
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x}", "{cpu: 1}",
+                      "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"cpu\": 0.3}, "
+                      "\"mode\": \"Coverage\", \"threshold\": 0.250000001"),
+              0);
+    CHECK_INT(cand(&x, "n")->reason, SIM_BELOW_THRESHOLD);
     /* threshold 1 with an identical member */
     CHECK_INT(fx_rank(&x, "failed", NULL, "{a: x, b: x, c: x}", NULL,
                       "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.7}, \"threshold\": 1"),
@@ -1060,5 +1073,90 @@ TEST(sim_property_ranking_independent_of_pool_order)
         sim_pool_free(p1);
         sim_pool_free(p2);
         CHECK(same);
+    }
+}
+
+/* Index of the candidate named name in x's ranking, or -1. */
+static long cand_index(const struct fx *x, const char *name)
+{
+    for (size_t i = 0; i < x->res.n; i++)
+        if (strcmp(cand_name(x, i), name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/*
+ * Exact ties, on purpose, among random members: weights 0.1 + 0.2 against
+ * 0.3, resource ratios cpu 5/6 at weight 0.2 plus memory 1 at 0.1 against
+ * cpu 1 plus memory 4Gi/6Gi (equal, but not in doubles), in both modes. Tied
+ * members must have equal scores and come out in name order, with nothing
+ * between them; a member whose weight differs in the ninth decimal must not
+ * tie with them.
+ */
+TEST(sim_property_exact_ties_go_by_name)
+{
+    static const char *const spec[2] = {
+        "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.3, \"d\": 0.300000001, \"e\": 0.7, "
+        "\"cpu\": 0.2, \"memory\": 0.1}, \"threshold\": 0",
+        "\"weights\": {\"a\": 0.1, \"b\": 0.2, \"c\": 0.3, \"d\": 0.300000001, \"e\": 0.7, "
+        "\"cpu\": 0.2, \"memory\": 0.1}, \"threshold\": 0, \"mode\": \"Coverage\""};
+    static const char *const filler[] = {"{a: x}", "{b: x, e: y}",       "{c: y}",
+                                         "{e: x}", "{a: x, c: x, e: x}", "{d: y, b: x}"};
+
+    rng_state = 0x5eed0f7e5ull;
+    for (int round = 0; round < 60; round++) {
+        struct fx x = {.p = sim_pool_new()};
+        char name[4][32], fname[32], res[64];
+        int ok = 1;
+
+        /* four tied members (two by weights, two by ratios, all scoring the
+         * same) under random names, and one that differs in the last digit */
+        for (int k = 0; k < 4; k++)
+            snprintf(name[k], sizeof(name[k]), "t%03u-%d", (unsigned)rng(1000), k);
+        add(x.p, name[0], NULL, "{a: x, b: x, e: y}", "{cpu: 6, memory: 6Gi}", 1);
+        add(x.p, name[1], NULL, "{c: x, e: y}", "{cpu: 6, memory: 6Gi}", 1);
+        add(x.p, name[2], NULL, "{a: x, b: x, e: y}", "{cpu: 5, memory: 6Gi}", 1);
+        add(x.p, name[3], NULL, "{a: x, b: x, e: y}", "{cpu: 6, memory: 4Gi}", 1);
+        snprintf(fname, sizeof(fname), "t%03u-d", (unsigned)rng(1000));
+        add(x.p, fname, NULL, "{d: x, e: y}", "{cpu: 6, memory: 6Gi}", 1);
+        for (int i = 0; i < 30; i++) {
+            snprintf(fname, sizeof(fname), "f%03u-%02d", (unsigned)rng(1000), i);
+            snprintf(res, sizeof(res), "{cpu: %u, memory: %uGi}", 1 + rng(8), 1 + rng(16));
+            add(x.p, fname, NULL, filler[rng(6)], res, 1);
+        }
+        if (fx_rank(&x, "failed", NULL, "{a: x, b: x, c: x, d: x, e: x}", "{cpu: 6, memory: 6Gi}",
+                    spec[round & 1]) ||
+            sim_rank_exact(x.r, x.p, &x.res))
+            ok = 0;
+        /* name[2] adds 0.2 * 5/6 + 0.1, name[3] 0.2 + 0.1 * 4/6: equal, but
+         * 583333333.3333334 and ...333 units in doubles; name[0] and [1]
+         * match 0.1 + 0.2 and 0.3: two groups of exact ties */
+        for (int g = 0; ok && g < 2; g++) {
+            long i0 = cand_index(&x, name[2 * g]), i1 = cand_index(&x, name[2 * g + 1]);
+            long lo = i0 < i1 ? i0 : i1, hi = i0 < i1 ? i1 : i0;
+
+            ok = i0 >= 0 && i1 >= 0 && x.res.cand[i0].score == x.res.cand[i1].score;
+            /* everything from lo to hi ties with them and is in name order */
+            for (long i = lo + 1; ok && i <= hi; i++)
+                ok = x.res.cand[i].score == x.res.cand[lo].score &&
+                     strcmp(cand_name(&x, (size_t)i - 1), cand_name(&x, (size_t)i)) < 0;
+        }
+        /* the whole ranking: scores descending, equal ones by name */
+        for (size_t i = 1; ok && i < x.res.n; i++)
+            ok = x.res.cand[i - 1].score > x.res.cand[i].score ||
+                 (x.res.cand[i - 1].score == x.res.cand[i].score &&
+                  strcmp(cand_name(&x, i - 1), cand_name(&x, i)) < 0);
+        /* 0.300000001 is not 0.3: the d member is above the first group */
+        ok = ok && cand_index(&x, fname) >= 0;
+        for (size_t i = 0; ok && i < x.res.n; i++)
+            if (cand_name(&x, i)[5] == 'd' && cand_name(&x, i)[0] == 't')
+                ok = x.res.cand[i].score > cand(&x, name[0])->score &&
+                     (long)i < cand_index(&x, name[0]);
+        if (!ok)
+            for (size_t i = 0; i < x.res.n; i++)
+                fprintf(stderr, "round %d: %s %.17g\n", round, cand_name(&x, i),
+                        x.res.cand[i].score);
+        fx_free(&x);
+        CHECK(ok);
     }
 }
