@@ -25,6 +25,7 @@
 #include "sim/features.h"
 #include "sim/policy.h"
 #include "sim/pool.h"
+#include "sim/replica.h"
 #include "sim/sim.h"
 
 /* The command line of `kvrecover score`. */
@@ -101,8 +102,10 @@ static const char cli__score_usage[] =
     "where each feature item weighs its category's weight and cpu, memory and disk\n"
     "add w*min(a,b)/max(a,b) (Coverage: w*min(1, b/a)). Candidates are sorted by\n"
     "score, then name. A candidate is ineligible when a required category differs\n"
-    "(RequiredMismatch), its score is below the threshold (BelowThreshold) or it has\n"
-    "no data.vm (NoTemplate). The first eligible candidate is selected.\n"
+    "(RequiredMismatch), its score is below the threshold (BelowThreshold), it has\n"
+    "no data.vm (NoTemplate), or its data.vm uses a PVC or DataVolume that none of\n"
+    "its own dataVolumeTemplates makes (SharedDisk: two VMs must not share a disk).\n"
+    "The first eligible candidate is selected.\n"
     "\n"
     "Table columns: RANK NAME SCORE ELIGIBLE REASON; the selected row is marked *.\n"
     "JSON: {\"failed\", \"mode\", \"threshold\", \"selected\" (or null), \"candidates\":\n"
@@ -317,6 +320,8 @@ static int cli__load_pool(const char *path, struct sim_pool *pool, FILE *err)
         return rc;
     for (size_t i = 0; i < f.n && !rc; i++) {
         const struct cli__obj *o = &f.objs[i];
+        struct sim_member mi;
+        char *disk = NULL;
         int added;
 
         if (!pool_is_configmap(o->obj)) {
@@ -328,7 +333,15 @@ static int cli__load_pool(const char *path, struct sim_pool *pool, FILE *err)
             rc = cli__fail(err, "%s: %s%s", path, o->where, msg);
             break;
         }
-        added = sim_pool_add(pool, m.name, m.vm, &m.features, m.vm_template != NULL, NULL);
+        mi = (struct sim_member){m.name, m.vm, &m.features, 0, NULL, NULL};
+        if (m.vm_template)
+            mi.flags |= SIM_MEMBER_TEMPLATE;
+        if (m.vm_template && replica_shared_disk(m.vm_template, &disk))
+            mi.flags |= SIM_MEMBER_SHARED_DISK;
+        mi.disk = disk;
+        added = sim_pool_put(pool, &mi);
+        free(disk);
+        disk = NULL;
         if (added == -EEXIST)
             rc = cli__fail(err, "%s: %sConfigMap %s: a pool member of that name is already loaded",
                            path, o->where, m.name);

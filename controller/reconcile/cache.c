@@ -17,12 +17,15 @@
 #include <utlist.h>
 #include <zlib.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/hash.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
 #include "reconcile/cache.h"
 #include "sim/pool.h"
+#include "sim/quantity.h"
+#include "sim/replica.h"
 
 /* A namespace the cache has seen: its pool version and the namespace index,
  * its records of each kind in the order they were stored. Kept until the
@@ -44,6 +47,22 @@ struct cache_str {
     char s[];
 };
 
+/* A pod counted on a node: what it added to that node's use. */
+struct cache_pod {
+    UT_hash_handle hh;
+    char *key;              /* ns, NUL, name */
+    struct cache__use *use; /* its node's entry */
+    double cpu, mem;        /* what it added */
+};
+
+/* A node's use: the requests of the pods counted on it. Kept while a pod
+ * counts on it. */
+struct cache__use {
+    UT_hash_handle hh;
+    const char *name; /* interned node name */
+    struct cache_node_use u;
+};
+
 struct cache {
     pthread_rwlock_t lock;
     pthread_mutex_t str_lock; /* the intern table, used inside and outside lock */
@@ -54,6 +73,9 @@ struct cache {
     struct cache_policy *policies;
     struct cache_member *members;
     struct cache_ns *nss;
+    struct cache_node *nodes;
+    struct cache_pod *pods;
+    struct cache__use *uses;
 };
 
 static const char *const cache__phases[] = {
@@ -78,6 +100,31 @@ enum cache_phase cache_phase_parse(const char *s)
 int cache_phase_failed(enum cache_phase p)
 {
     return p == CACHE_PHASE_FAILED || p == CACHE_PHASE_UNKNOWN;
+}
+
+static const char *const cache__strategies[] = {
+    "Halted", "Always", "RerunOnFailure", "Manual", "Once", "WaitAsReceiver", "Unknown",
+};
+
+const char *cache_run_strategy_name(enum cache_run_strategy rs)
+{
+    return (unsigned)rs <= CACHE_RS_UNKNOWN ? cache__strategies[rs] : "Unknown";
+}
+
+int cache_taint_next(const char **it, const char **key, const char **value, const char **effect)
+{
+    const char *s = *it;
+
+    if (!s || !*s)
+        return 0;
+    *key = s;
+    s += strlen(s) + 1;
+    *value = s;
+    s += strlen(s) + 1;
+    *effect = s;
+    s += strlen(s) + 1;
+    *it = s;
+    return 1;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -363,8 +410,9 @@ static void cache__vmi_free(struct cache *c, struct cache_vmi *r)
         return;
     free(r->key);
     free(r->uid);
-    free(r->vm);
+    free(r->owner_uid);
     free(r->labels);
+    cache__unintern(c, r->node);
     cache__spec_free(c, &r->spec);
     free(r);
 }
@@ -381,6 +429,18 @@ static void cache__repl_free(struct cache_replacement *r)
     free(r);
 }
 
+static void cache__inc_free(struct cache_incident *r)
+{
+    if (!r)
+        return;
+    free(r->replaced_by);
+    free(r->failed_uid);
+    free(r->previous_rs);
+    free(r->policy);
+    free(r->tmpl);
+    free(r);
+}
+
 static void cache__vm_free(struct cache *c, struct cache_vm *r)
 {
     if (!r)
@@ -391,7 +451,22 @@ static void cache__vm_free(struct cache *c, struct cache_vm *r)
     free(r->labels);
     free(r->tlabels);
     cache__spec_free(c, &r->spec);
+    cache__unintern(c, r->printable);
+    free(r->fail_uid);
     cache__repl_free(r->repl);
+    cache__inc_free(r->inc);
+    free(r->last_failed_uid);
+    cache__spec_free(c, &r->seen);
+    free(r);
+}
+
+static void cache__node_free(struct cache_node *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    free(r->labels);
+    free(r->taints);
     free(r);
 }
 
@@ -417,6 +492,7 @@ static void cache__member_free(struct cache *c, struct cache_member *r)
         cache__unintern(c, r->items[i]);
     free(r->items);
     free(r->tmpl_z);
+    free(r->disk);
     free(r->digest);
     free(r->error);
     free(r);
@@ -458,6 +534,29 @@ void cache_free(struct cache *c)
         HASH_DELETE(hh, c->nss, n);
         free(n->ns);
         free(n);
+    }
+    {
+        struct cache_node *nd, *nd_tmp;
+        struct cache_pod *pd, *pd_tmp;
+        struct cache__use *u, *u_tmp;
+
+        HASH_ITER(hh, c->nodes, nd, nd_tmp)
+        {
+            HASH_DELETE(hh, c->nodes, nd);
+            cache__node_free(nd);
+        }
+        HASH_ITER(hh, c->pods, pd, pd_tmp)
+        {
+            HASH_DELETE(hh, c->pods, pd);
+            free(pd->key);
+            free(pd);
+        }
+        HASH_ITER(hh, c->uses, u, u_tmp)
+        {
+            HASH_DELETE(hh, c->uses, u);
+            cache__unintern(c, u->name);
+            free(u);
+        }
     }
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->str_lock);
@@ -527,24 +626,65 @@ static double cache__phase_began(const cJSON *status, const char *phase)
     return t;
 }
 
-/* The name of the VirtualMachine that controls the VMI, if any. */
-static const char *cache__owner_vm(const cJSON *meta)
+/* The uid the VMI's controller ownerReference gives its VirtualMachine: one
+ * with controller: true, kind VirtualMachine, an apiVersion of the
+ * kubevirt.io group and the VMI's own name (KubeVirt names a VM's VMI after
+ * the VM). NULL when it has none: then it is nobody's (cache.h). */
+static const char *cache__owner_uid(const cJSON *meta, const char *name)
 {
     const cJSON *refs = cache__get(meta, "ownerReferences"), *it;
 
     cJSON_ArrayForEach(it, (cJSON_IsArray(refs) ? refs : NULL))
     {
-        if (cache__streq(cache__str(it, "kind"), "VirtualMachine"))
-            return cache__str(it, "name");
+        const char *api = cache__str(it, "apiVersion"), *uid = cache__str(it, "uid");
+
+        if (!cJSON_IsTrue(cache__get(it, "controller")))
+            continue;
+        /* one controller at most (the API server enforces it) */
+        if (cache__streq(cache__str(it, "kind"), "VirtualMachine") && api &&
+            strncmp(api, "kubevirt.io/", 12) == 0 && cache__streq(cache__str(it, "name"), name) &&
+            uid && *uid)
+            return uid;
+        return NULL;
     }
     return NULL;
+}
+
+/* The VM of the VMI r: cached under the VMI's key, with the owner's uid.
+ * Lock held. */
+static struct cache_vm *cache__vmi_vm(struct cache *c, const struct cache_vmi *r)
+{
+    struct cache_vm *vm = NULL;
+
+    if (!r->owner_uid)
+        return NULL;
+    HASH_FIND(hh, c->vms, r->key, strlen(r->ns) + 1 + strlen(r->name), vm);
+    return vm && strcmp(vm->uid, r->owner_uid) == 0 ? vm : NULL;
+}
+
+/* Copies what a VM remembers of its VMIs from r: a Failed one's uid and
+ * time, and the features it carried. Write lock held. */
+static void cache__vm_remember(struct cache *c, struct cache_vm *vm, const struct cache_vmi *r)
+{
+    if (r->phase == CACHE_PHASE_FAILED && !cache__streq(vm->last_failed_uid, r->uid)) {
+        free(vm->last_failed_uid);
+        vm->last_failed_uid = xstrdup(r->uid);
+        vm->last_failed_when = r->phase_since;
+    }
+    if ((r->spec.features || r->spec.has_res) && !cache__spec_eq(&vm->seen, &r->spec)) {
+        cache__spec_free(c, &vm->seen);
+        vm->seen = r->spec;
+        vm->seen.features = cache__intern(c, r->spec.features);
+        vm->seen.error = xstrdup(r->spec.error);
+    }
 }
 
 int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now_mono)
 {
     const cJSON *meta = cache__get(obj, "metadata"), *status = cache__get(obj, "status");
     struct cache_vmi *r, *old = NULL;
-    const char *owner, *phase;
+    struct cache_vm *vm;
+    const char *owner, *phase, *node;
     size_t len;
     char *key = cache__obj_key(obj, &len);
     int chg = 0;
@@ -555,26 +695,34 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
     r = xcalloc(1, sizeof(*r));
     CACHE__SET_KEY(r, key, len);
     r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
-    owner = cache__owner_vm(meta);
-    if (owner && strcmp(owner, r->name) != 0)
-        r->vm = xstrdup(owner);
+    owner = cache__owner_uid(meta, r->name);
+    r->owner_uid = owner ? xstrdup(owner) : NULL;
     r->labels = cache_labels_pack(cache__get(meta, "labels"));
     phase = cache__str(status, "phase");
     r->phase = cache_phase_parse(phase);
+    node = cache__str(status, "nodeName");
+    r->node = node && *node ? cache__intern(c, node) : NULL;
+    r->deleting = cache__get(meta, "deletionTimestamp") != NULL;
+    r->ever_running = r->phase == CACHE_PHASE_RUNNING || cache__phase_began(status, "Running") >= 0;
     cache__spec_read(c, &r->spec, obj, 0);
     began = cache__phase_began(status, phase);
 
     cache__wrlock(c);
     HASH_FIND(hh, c->vmis, key, len, old);
     if (!old || strcmp(old->uid, r->uid) != 0) {
-        chg |= CACHE_CHG_NEW | CACHE_CHG_PHASE | CACHE_CHG_LABELS | CACHE_CHG_SPEC;
+        chg |=
+            CACHE_CHG_NEW | CACHE_CHG_PHASE | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_HEALTH;
     } else {
         if (old->phase != r->phase)
             chg |= CACHE_CHG_PHASE;
-        if (!cache__packed_eq(old->labels, r->labels) || !cache__streq(old->vm, r->vm))
+        if (!cache__packed_eq(old->labels, r->labels))
             chg |= CACHE_CHG_LABELS;
         if (!cache__spec_eq(&old->spec, &r->spec))
             chg |= CACHE_CHG_SPEC;
+        /* interned: equal names are the same pointer */
+        if (old->node != r->node || old->deleting != r->deleting ||
+            old->ever_running != r->ever_running || !cache__streq(old->owner_uid, r->owner_uid))
+            chg |= CACHE_CHG_HEALTH;
     }
     if (chg & CACHE_CHG_PHASE) {
         r->phase_since = began >= 0 ? began : now_wall;
@@ -584,6 +732,9 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
         r->seen_mono = old->seen_mono;
     }
     CACHE__STORE(c, vmis, old, r, len);
+    vm = cache__vmi_vm(c, r);
+    if (vm)
+        cache__vm_remember(c, vm, r);
     cache_unlock(c);
     cache__vmi_free(c, old);
     return chg;
@@ -617,29 +768,69 @@ int cache_annotation_is_generated(const char *key)
            strcmp(key, "kubectl.kubernetes.io/last-applied-configuration") == 0;
 }
 
+/* A score annotation: a number in [0, 1], else -1. */
+static double cache__score(const char *score)
+{
+    char *end;
+    double v;
+
+    if (!score)
+        return -1;
+    v = strtod(score, &end);
+    return end != score && *end == '\0' && v >= 0 && v <= 1 ? v : -1;
+}
+
+/* A replacement: labelled kvrecover.io/replaces and annotated
+ * kvrecover.io/failed-uid (a failed VM that kvrecover halted carries the
+ * annotation too, but not the label). */
 static struct cache_replacement *cache__repl_read(const cJSON *meta)
 {
     const cJSON *ann = cache__get(meta, "annotations"), *labels = cache__get(meta, "labels");
-    const char *uid = cache__str(ann, CACHE_FAILED_UID_ANNOTATION), *score;
+    const char *uid = cache__str(ann, CACHE_FAILED_UID_ANNOTATION);
+    const char *replaces = cache__str(labels, CACHE_REPLACES_LABEL);
     struct cache_replacement *r;
-    char *end;
 
-    if (!uid || !*uid)
+    if (!uid || !*uid || !replaces || !*replaces)
         return NULL;
     r = xcalloc(1, sizeof(*r));
     r->failed_uid = xstrdup(uid);
     r->policy = xstrdup(cache__str(labels, CACHE_POLICY_LABEL));
-    r->replaces = xstrdup(cache__str(labels, CACHE_REPLACES_LABEL));
+    r->replaces = xstrdup(replaces);
     r->tmpl = xstrdup(cache__str(labels, CACHE_TEMPLATE_LABEL));
     r->decided_at = xstrdup(cache__str(ann, CACHE_DECIDED_AT_ANNOTATION));
-    r->score = -1;
-    score = cache__str(ann, CACHE_SCORE_ANNOTATION);
-    if (score) {
-        double v = strtod(score, &end);
-        if (end != score && *end == '\0' && v >= 0 && v <= 1)
-            r->score = v;
-    }
+    r->score = cache__score(cache__str(ann, CACHE_SCORE_ANNOTATION));
     return r;
+}
+
+/* The incident annotations of a VM kvrecover halted, when it carries
+ * kvrecover.io/replaced-by. */
+static struct cache_incident *cache__inc_read(const cJSON *meta)
+{
+    const cJSON *ann = cache__get(meta, "annotations");
+    const char *by = cache__str(ann, CACHE_REPLACED_BY_ANNOTATION), *v;
+    struct cache_incident *r;
+
+    if (!by || !*by)
+        return NULL;
+    r = xcalloc(1, sizeof(*r));
+    r->replaced_by = xstrdup(by);
+    v = cache__str(ann, CACHE_FAILED_UID_ANNOTATION);
+    r->failed_uid = v && *v ? xstrdup(v) : NULL;
+    r->previous_rs = xstrdup(cache__str(ann, CACHE_PREVIOUS_RS_ANNOTATION));
+    r->policy = xstrdup(cache__str(ann, CACHE_POLICY_ANNOTATION));
+    r->tmpl = xstrdup(cache__str(ann, CACHE_TEMPLATE_ANNOTATION));
+    r->score = cache__score(cache__str(ann, CACHE_SCORE_ANNOTATION));
+    return r;
+}
+
+static int cache__inc_eq(const struct cache_incident *a, const struct cache_incident *b)
+{
+    if (!a || !b)
+        return a == b;
+    return cache__streq(a->replaced_by, b->replaced_by) &&
+           cache__streq(a->failed_uid, b->failed_uid) &&
+           cache__streq(a->previous_rs, b->previous_rs) && cache__streq(a->policy, b->policy) &&
+           cache__streq(a->tmpl, b->tmpl) && a->score == b->score;
 }
 
 static int cache__repl_eq(const struct cache_replacement *a, const struct cache_replacement *b)
@@ -673,13 +864,69 @@ static uint64_t cache__vm_fingerprint(const cJSON *meta)
     return h;
 }
 
-static int cache__vm_halted(const cJSON *spec)
+static enum cache_run_strategy cache__run_strategy(const cJSON *spec)
 {
-    const char *rs = cache__str(spec, "runStrategy");
+    const cJSON *rs = cache__get(spec, "runStrategy"), *running = cache__get(spec, "running");
 
-    if (rs)
-        return strcmp(rs, "Halted") == 0;
-    return cJSON_IsFalse(cache__get(spec, "running"));
+    if (rs && running && !cJSON_IsNull(rs) && !cJSON_IsNull(running))
+        return CACHE_RS_UNKNOWN; /* KubeVirt: "mutually exclusive" */
+    if (cJSON_IsBool(running))
+        return cJSON_IsTrue(running) ? CACHE_RS_ALWAYS : CACHE_RS_HALTED;
+    if (cJSON_IsString(rs)) {
+        for (int i = 0; i < CACHE_RS_UNKNOWN; i++)
+            if (strcmp(rs->valuestring, cache__strategies[i]) == 0)
+                return (enum cache_run_strategy)i;
+        return CACHE_RS_UNKNOWN;
+    }
+    return CACHE_RS_HALTED;
+}
+
+/* The status of condition type in status.conditions, and when it last
+ * changed (0 when unknown). */
+static enum cache_cond cache__condition(const cJSON *status, const char *type, double *since)
+{
+    const cJSON *conds = cache__get(status, "conditions"), *it;
+
+    *since = 0;
+    cJSON_ArrayForEach(it, (cJSON_IsArray(conds) ? conds : NULL))
+    {
+        const char *st;
+
+        if (!cache__streq(cache__str(it, "type"), type))
+            continue;
+        if (clock_parse(cache__str(it, "lastTransitionTime"), since) != 0)
+            *since = 0;
+        st = cache__str(it, "status");
+        if (cache__streq(st, "True"))
+            return CACHE_COND_TRUE;
+        if (cache__streq(st, "False"))
+            return CACHE_COND_FALSE;
+        return CACHE_COND_UNKNOWN;
+    }
+    return CACHE_COND_UNKNOWN;
+}
+
+/* KubeVirt's status of a VM, as health reads it. */
+static void cache__vm_status(struct cache *c, struct cache_vm *r, const cJSON *status)
+{
+    const cJSON *sf = cache__get(status, "startFailure");
+    const cJSON *n = cache__get(sf, "consecutiveFailCount");
+    const char *p = cache__str(status, "printableStatus"), *uid;
+
+    /* bounded: a count is small, and a printableStatus is one word */
+    r->printable = p && *p && strlen(p) < 64 ? cache__intern(c, p) : NULL;
+    if (cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 1e9)
+        r->fail_count = (int)n->valuedouble;
+    uid = cache__str(sf, "lastFailedVMIUID");
+    r->fail_uid = uid && *uid ? xstrdup(uid) : NULL;
+    r->ready = cache__condition(status, "Ready", &r->ready_since);
+}
+
+static int cache__vm_health_eq(const struct cache_vm *a, const struct cache_vm *b)
+{
+    return a->run_strategy == b->run_strategy && a->printable == b->printable &&
+           a->fail_count == b->fail_count && cache__streq(a->fail_uid, b->fail_uid) &&
+           a->ready == b->ready && a->ready_since == b->ready_since && a->deleting == b->deleting;
 }
 
 static void cache__uid_index_del(struct cache *c, struct cache_vm *r)
@@ -725,30 +972,50 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
     r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
     cache__spec_read(c, &r->spec, obj, 1);
     r->fingerprint = cache__vm_fingerprint(meta);
-    r->halted = cache__vm_halted(spec);
+    r->run_strategy = cache__run_strategy(spec);
+    r->deleting = cache__get(meta, "deletionTimestamp") != NULL;
+    cache__vm_status(c, r, cache__get(obj, "status"));
     r->repl = cache__repl_read(meta);
+    r->inc = cache__inc_read(meta);
 
     cache__wrlock(c);
     HASH_FIND(hh, c->vms, key, len, old);
     if (!old || strcmp(old->uid, r->uid) != 0) {
-        chg = CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_CAPTURE;
-        if (r->repl || (old && old->repl))
+        chg = CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_CAPTURE |
+              CACHE_CHG_HEALTH;
+        if (r->repl || r->inc || (old && (old->repl || old->inc)))
             chg |= CACHE_CHG_REPL;
     } else {
         if (!cache__packed_eq(old->labels, r->labels) ||
             !cache__packed_eq(old->tlabels, r->tlabels))
             chg |= CACHE_CHG_LABELS;
-        if (!cache__spec_eq(&old->spec, &r->spec) || old->halted != r->halted)
+        if (!cache__spec_eq(&old->spec, &r->spec))
             chg |= CACHE_CHG_SPEC;
         if (old->fingerprint != r->fingerprint)
             chg |= CACHE_CHG_CAPTURE;
-        if (!cache__repl_eq(old->repl, r->repl))
+        if (!cache__repl_eq(old->repl, r->repl) || !cache__inc_eq(old->inc, r->inc))
             chg |= CACHE_CHG_REPL;
+        if (!cache__vm_health_eq(old, r))
+            chg |= CACHE_CHG_HEALTH;
+        /* what this VM's VMIs told the cache stays with it */
+        r->last_failed_uid = old->last_failed_uid;
+        r->last_failed_when = old->last_failed_when;
+        r->seen = old->seen;
+        old->last_failed_uid = NULL;
+        memset(&old->seen, 0, sizeof(old->seen));
     }
     if (old)
         cache__uid_index_del(c, old);
     CACHE__STORE(c, vms, old, r, len);
     cache__uid_index_add(c, r);
+    if (chg & CACHE_CHG_NEW) {
+        /* a VMI seen before its VM: remember it now */
+        struct cache_vmi *vmi = NULL;
+
+        HASH_FIND(hh, c->vmis, key, len, vmi);
+        if (vmi && cache__vmi_vm(c, vmi) == r)
+            cache__vm_remember(c, r, vmi);
+    }
     cache_unlock(c);
     cache__vm_free(c, old);
     return chg;
@@ -771,6 +1038,242 @@ int cache_vm_del(struct cache *c, const cJSON *obj)
     cache_unlock(c);
     free(key);
     cache__vm_free(c, old);
+    return old != NULL;
+}
+
+/* ---- nodes and pods --------------------------------------------------- */
+
+/* A quantity of a resource list (allocatable, requests), or 0. */
+static double cache__qty(const cJSON *list, const char *name)
+{
+    double v = 0;
+    char *err = NULL;
+
+    if (!cache__get(list, name) || quantity_from_json(cache__get(list, name), &v, &err) != 0)
+        v = 0;
+    free(err);
+    return v;
+}
+
+/* spec.taints packed as key, value, effect triples; NULL when none. */
+static char *cache__taints_pack(const cJSON *taints)
+{
+    struct buf b = {0};
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, (cJSON_IsArray(taints) ? taints : NULL))
+    {
+        const char *k = cache__str(it, "key"), *v = cache__str(it, "value");
+        const char *e = cache__str(it, "effect");
+
+        if (!k || !*k)
+            continue;
+        buf_append(&b, k, strlen(k) + 1);
+        buf_append(&b, v ? v : "", strlen(v ? v : "") + 1);
+        buf_append(&b, e ? e : "", strlen(e ? e : "") + 1);
+    }
+    if (!b.len)
+        return NULL;
+    buf_append(&b, "", 1);
+    return buf_steal(&b);
+}
+
+static size_t cache__taints_len(const char *p)
+{
+    const char *s = p, *k, *v, *e;
+
+    if (!p)
+        return 0;
+    while (cache_taint_next(&s, &k, &v, &e))
+        ;
+    return (size_t)(s - p) + 1;
+}
+
+int cache_node_put(struct cache *c, const cJSON *obj)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *status = cache__get(obj, "status");
+    const cJSON *alloc = cache__get(status, "allocatable");
+    const char *name = cache__str(meta, "name"), *hb;
+    struct cache_node *r, *old = NULL;
+    size_t lt;
+    int chg = 0;
+
+    if (!name || !*name)
+        return -EINVAL;
+    r = xcalloc(1, sizeof(*r));
+    r->name = xstrdup(name);
+    r->labels = cache_labels_pack(cache__get(meta, "labels"));
+    r->taints = cache__taints_pack(cache__get(cache__get(obj, "spec"), "taints"));
+    r->unschedulable = cJSON_IsTrue(cache__get(cache__get(obj, "spec"), "unschedulable"));
+    r->kv_schedulable = cache__streq(cache_label(r->labels, CACHE_SCHEDULABLE_LABEL), "true");
+    r->ready = cache__condition(status, "Ready", &r->ready_since);
+    hb = cache__str(cache__get(meta, "annotations"), CACHE_HEARTBEAT_ANNOTATION);
+    if (!hb || clock_parse(hb, &r->heartbeat) != 0)
+        r->heartbeat = -1;
+    r->alloc_cpu = cache__qty(alloc, "cpu");
+    r->alloc_mem = cache__qty(alloc, "memory");
+    r->alloc_pods = cache__qty(alloc, "pods");
+
+    cache__wrlock(c);
+    HASH_FIND_STR(c->nodes, name, old);
+    if (!old) {
+        chg = CACHE_CHG_NEW | CACHE_CHG_SPEC | CACHE_CHG_HEALTH;
+    } else {
+        HASH_DELETE(hh, c->nodes, old);
+        if (old->ready != r->ready || old->ready_since != r->ready_since ||
+            old->heartbeat != r->heartbeat)
+            chg |= CACHE_CHG_HEALTH;
+        lt = cache__taints_len(r->taints);
+        if (!cache__packed_eq(old->labels, r->labels) || old->unschedulable != r->unschedulable ||
+            lt != cache__taints_len(old->taints) ||
+            (lt && memcmp(old->taints, r->taints, lt) != 0) || old->alloc_cpu != r->alloc_cpu ||
+            old->alloc_mem != r->alloc_mem || old->alloc_pods != r->alloc_pods)
+            chg |= CACHE_CHG_SPEC;
+    }
+    HASH_ADD_KEYPTR(hh, c->nodes, r->name, strlen(r->name), r);
+    cache_unlock(c);
+    cache__node_free(old);
+    return chg;
+}
+
+int cache_node_del(struct cache *c, const cJSON *obj)
+{
+    const char *name = cache__str(cache__get(obj, "metadata"), "name");
+    struct cache_node *old = NULL;
+
+    if (!name)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND_STR(c->nodes, name, old);
+    if (old)
+        HASH_DELETE(hh, c->nodes, old);
+    cache_unlock(c);
+    cache__node_free(old);
+    return old != NULL;
+}
+
+/* Adds the requests of a list of containers to *cpu and *mem. */
+static void cache__containers(const cJSON *list, double *cpu, double *mem)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, (cJSON_IsArray(list) ? list : NULL))
+    {
+        const cJSON *req = cache__get(cache__get(it, "resources"), "requests");
+
+        *cpu += cache__qty(req, "cpu");
+        *mem += cache__qty(req, "memory");
+    }
+}
+
+/* What a pod requests of its node, as the scheduler counts it: its
+ * containers and sidecars (restartable init containers) together, or one
+ * of its other init containers (which run one at a time, before them) with
+ * the sidecars started before it, whichever is larger; plus the pod
+ * overhead. */
+static void cache__pod_requests(const cJSON *spec, double *cpu, double *mem)
+{
+    const cJSON *init = cache__get(spec, "initContainers"), *it;
+    double side_cpu = 0, side_mem = 0, init_cpu = 0, init_mem = 0;
+
+    *cpu = *mem = 0;
+    cache__containers(cache__get(spec, "containers"), cpu, mem);
+    cJSON_ArrayForEach(it, (cJSON_IsArray(init) ? init : NULL))
+    {
+        const cJSON *req = cache__get(cache__get(it, "resources"), "requests");
+        double c1 = cache__qty(req, "cpu"), m1 = cache__qty(req, "memory");
+
+        if (cache__streq(cache__str(it, "restartPolicy"), "Always")) {
+            side_cpu += c1;
+            side_mem += m1;
+        } else {
+            if (side_cpu + c1 > init_cpu)
+                init_cpu = side_cpu + c1;
+            if (side_mem + m1 > init_mem)
+                init_mem = side_mem + m1;
+        }
+    }
+    *cpu += side_cpu;
+    *mem += side_mem;
+    if (init_cpu > *cpu)
+        *cpu = init_cpu;
+    if (init_mem > *mem)
+        *mem = init_mem;
+    *cpu += cache__qty(cache__get(spec, "overhead"), "cpu");
+    *mem += cache__qty(cache__get(spec, "overhead"), "memory");
+}
+
+/* Takes pod p's share back from its node and forgets p. Write lock held. */
+static void cache__pod_uncount(struct cache *c, struct cache_pod *p)
+{
+    struct cache__use *u = p->use;
+
+    HASH_DELETE(hh, c->pods, p);
+    u->u.cpu -= p->cpu;
+    u->u.mem -= p->mem;
+    if (--u->u.pods == 0) {
+        HASH_DELETE(hh, c->uses, u);
+        cache__unintern(c, u->name);
+        free(u);
+    }
+    free(p->key);
+    free(p);
+}
+
+int cache_pod_put(struct cache *c, const cJSON *obj)
+{
+    const cJSON *spec = cache__get(obj, "spec");
+    const char *node = cache__str(spec, "nodeName");
+    const char *phase = cache__str(cache__get(obj, "status"), "phase");
+    struct cache_pod *p = NULL, *old = NULL;
+    struct cache__use *u = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return -EINVAL;
+    if (node && *node && !cache__streq(phase, "Succeeded") && !cache__streq(phase, "Failed")) {
+        p = xcalloc(1, sizeof(*p));
+        p->key = key;
+        key = NULL;
+        cache__pod_requests(spec, &p->cpu, &p->mem);
+    }
+    cache__wrlock(c);
+    HASH_FIND(hh, c->pods, p ? p->key : key, len, old);
+    if (old)
+        cache__pod_uncount(c, old);
+    if (p) {
+        HASH_FIND_STR(c->uses, node, u);
+        if (!u) {
+            u = xcalloc(1, sizeof(*u));
+            u->name = cache__intern(c, node);
+            HASH_ADD_KEYPTR(hh, c->uses, u->name, strlen(u->name), u);
+        }
+        p->use = u;
+        u->u.cpu += p->cpu;
+        u->u.mem += p->mem;
+        u->u.pods++;
+        HASH_ADD_KEYPTR(hh, c->pods, p->key, len, p);
+    }
+    cache_unlock(c);
+    free(key);
+    return 0;
+}
+
+int cache_pod_del(struct cache *c, const cJSON *obj)
+{
+    struct cache_pod *old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+
+    if (!key)
+        return 0;
+    cache__wrlock(c);
+    HASH_FIND(hh, c->pods, key, len, old);
+    if (old)
+        cache__pod_uncount(c, old);
+    cache_unlock(c);
+    free(key);
     return old != NULL;
 }
 
@@ -996,6 +1499,8 @@ int cache_member_put(struct cache *c, const cJSON *obj)
             char *text = cJSON_PrintUnformatted(pm.vm_template);
             cache__deflate(text, r);
             cJSON_free(text);
+            /* computed once here, not at every ranking: SharedDisk */
+            replica_shared_disk(pm.vm_template, &r->disk);
         }
         pool_member_free(&pm);
     } else {
@@ -1010,7 +1515,7 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         if (!cache__packed_eq(old->labels, r->labels))
             chg |= CACHE_CHG_LABELS;
         if (!cache__member_data_eq(old, r) || !cache__streq(old->error, r->error) ||
-            !cache__streq(old->digest, r->digest))
+            !cache__streq(old->disk, r->disk) || !cache__streq(old->digest, r->digest))
             chg |= CACHE_CHG_SPEC;
     }
     CACHE__STORE(c, members, old, r, len);
@@ -1080,6 +1585,48 @@ struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_u
     if (failed_uid)
         HASH_FIND(hh_uid, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
     return r;
+}
+
+struct cache_vm *cache_vmi_vm(struct cache *c, const struct cache_vmi *vmi)
+{
+    return cache__vmi_vm(c, vmi);
+}
+
+struct cache_vmi *cache_vm_vmi(struct cache *c, const struct cache_vm *vm)
+{
+    struct cache_vmi *vmi = NULL;
+
+    HASH_FIND(hh, c->vmis, vm->key, strlen(vm->ns) + 1 + strlen(vm->name), vmi);
+    return vmi && vmi->owner_uid && strcmp(vmi->owner_uid, vm->uid) == 0 ? vmi : NULL;
+}
+
+struct cache_node *cache_node_find(struct cache *c, const char *name)
+{
+    struct cache_node *n = NULL;
+
+    if (name)
+        HASH_FIND_STR(c->nodes, name, n);
+    return n;
+}
+
+struct cache_node *cache_node_first(struct cache *c)
+{
+    return c->nodes;
+}
+
+struct cache_node *cache_node_next(struct cache_node *n)
+{
+    return n->hh.next;
+}
+
+struct cache_node_use cache_node_use(struct cache *c, const char *name)
+{
+    struct cache__use *u = NULL;
+    struct cache_node_use zero = {0};
+
+    if (name)
+        HASH_FIND_STR(c->uses, name, u);
+    return u ? u->u : zero;
 }
 
 /* The first record of a walk: of all (ns NULL: the table, in its order) or
@@ -1160,14 +1707,21 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     for (vmi = c->vmis; vmi; vmi = vmi->hh.next) {
         st->vmis++;
         st->vmi_bytes += cache__sz(vmi) + cache__sz(vmi->key) + cache__sz(vmi->uid) +
-                         cache__sz(vmi->vm) + cache__sz(vmi->labels) + cache__sz(vmi->spec.error);
+                         cache__sz(vmi->owner_uid) + cache__sz(vmi->labels) +
+                         cache__sz(vmi->spec.error);
     }
     st->vmi_bytes += cache__table_sz(c->vmis ? c->vmis->hh.tbl : NULL);
     for (vm = c->vms; vm; vm = vm->hh.next) {
         st->vms++;
         st->vm_bytes += cache__sz(vm) + cache__sz(vm->key) + cache__sz(vm->uid) +
                         cache__sz(vm->resource_version) + cache__sz(vm->labels) +
-                        cache__sz(vm->tlabels) + cache__sz(vm->spec.error);
+                        cache__sz(vm->tlabels) + cache__sz(vm->spec.error) +
+                        cache__sz(vm->fail_uid) + cache__sz(vm->last_failed_uid) +
+                        cache__sz(vm->seen.error);
+        if (vm->inc)
+            st->vm_bytes += cache__sz(vm->inc) + cache__sz(vm->inc->replaced_by) +
+                            cache__sz(vm->inc->failed_uid) + cache__sz(vm->inc->previous_rs) +
+                            cache__sz(vm->inc->policy) + cache__sz(vm->inc->tmpl);
         if (vm->repl)
             st->vm_bytes += cache__sz(vm->repl) + cache__sz(vm->repl->failed_uid) +
                             cache__sz(vm->repl->policy) + cache__sz(vm->repl->replaces) +
@@ -1187,9 +1741,23 @@ void cache_stats(struct cache *c, struct cache_stats *st)
         st->members++;
         st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
                             cache__sz(m->items) + cache__sz(m->tmpl_z) + cache__sz(m->digest) +
-                            cache__sz(m->error);
+                            cache__sz(m->disk) + cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
+    for (struct cache_node *n = c->nodes; n; n = n->hh.next) {
+        st->nodes++;
+        st->node_bytes +=
+            cache__sz(n) + cache__sz(n->name) + cache__sz(n->labels) + cache__sz(n->taints);
+    }
+    st->node_bytes += cache__table_sz(c->nodes ? c->nodes->hh.tbl : NULL);
+    for (struct cache_pod *pd = c->pods; pd; pd = pd->hh.next) {
+        st->pods++;
+        st->pod_bytes += cache__sz(pd) + cache__sz(pd->key);
+    }
+    st->pod_bytes += cache__table_sz(c->pods ? c->pods->hh.tbl : NULL);
+    for (struct cache__use *u = c->uses; u; u = u->hh.next)
+        st->pod_bytes += cache__sz(u);
+    st->pod_bytes += cache__table_sz(c->uses ? c->uses->hh.tbl : NULL);
     pthread_mutex_lock(&c->str_lock);
     for (struct cache_str *e = c->strs; e; e = e->hh.next)
         st->shared_bytes += cache__sz(e);

@@ -1,14 +1,23 @@
 /*
  * cache — the controller's store: what the reflectors saw, in compact records.
  *
- * client-go's indexer for our four resources: VirtualMachineInstances,
- * VirtualMachines, RecoveryPolicies and pool ConfigMaps. The watch handlers
- * put whole objects in; the cache keeps only the fields the reconcilers use
- * (names, uid, labels packed into one string, phase, the features annotation
- * as written with the numeric resources already read, a policy parsed and
+ * client-go's indexer for our six resources: VirtualMachineInstances,
+ * VirtualMachines, RecoveryPolicies, pool ConfigMaps, Nodes and Pods. The
+ * watch handlers put whole objects in; the cache keeps only the fields the
+ * reconcilers use (names, uid, labels packed into one string, phase, the
+ * features annotation as written with the numeric resources already read, a
+ * VM's run strategy and what KubeVirt reports about it, a policy parsed and
  * validated, a member's features parsed and its template as compact JSON
- * text), never whole JSON trees, so that 10,000 VMIs and 10,000 pool members
- * fit in a few megabytes. Bytes per record are reported by cache_stats().
+ * text, a node's readiness and room, a pod's requests summed per node),
+ * never whole JSON trees, so that 10,000 VMIs and 10,000 pool members fit in
+ * a few megabytes. Bytes per record are reported by cache_stats().
+ *
+ * A VMI belongs to a VM only through an ownerReference with controller:
+ * true, kind VirtualMachine, an apiVersion kubevirt.io/..., the VMI's own
+ * name (KubeVirt names a VM's VMI after it) and the uid of the VM the cache
+ * holds under that name (cache_vmi_vm()). Anything else — a forged or a
+ * non-controller reference, a stale uid — makes the VMI nobody's: it is
+ * never a reason to halt or replace a VM (issue 12).
  *
  * One rwlock guards everything: the reflector threads write, the workers and
  * the dashboard read. Readers take cache_rdlock(), look records up or walk
@@ -40,6 +49,17 @@ struct cache;
 #define CACHE_FAILED_UID_ANNOTATION "kvrecover.io/failed-uid"
 #define CACHE_DECIDED_AT_ANNOTATION "kvrecover.io/decided-at"
 #define CACHE_DIGEST_ANNOTATION "kvrecover.io/capture-digest"
+/* On a VM that kvrecover halted (the incident): what it ran as, the
+ * replacement's name, and the decision (failed uid above, policy, member and
+ * score) that a restarted controller finishes with. */
+#define CACHE_PREVIOUS_RS_ANNOTATION "kvrecover.io/previous-run-strategy"
+#define CACHE_REPLACED_BY_ANNOTATION "kvrecover.io/replaced-by"
+#define CACHE_POLICY_ANNOTATION "kvrecover.io/policy"
+#define CACHE_TEMPLATE_ANNOTATION "kvrecover.io/template"
+/* KubeVirt's: virt-handler's heartbeat on a Node (RFC 3339), and the label
+ * virt-controller sets false on a node whose heartbeat is too old. */
+#define CACHE_HEARTBEAT_ANNOTATION "kubevirt.io/heartbeat"
+#define CACHE_SCHEDULABLE_LABEL "kubevirt.io/schedulable"
 
 /* A VMI's status.phase, as KubeVirt names them. */
 enum cache_phase {
@@ -53,6 +73,22 @@ enum cache_phase {
     CACHE_PHASE_UNKNOWN,
     CACHE_PHASE_OTHER, /* a phase this version does not know */
 };
+
+/* A VM's run strategy as KubeVirt reads it (VirtualMachine.RunStrategy()):
+ * spec.runStrategy, else spec.running true (Always) or false (Halted), else
+ * Halted; both set is an error KubeVirt refuses to act on (Unknown). */
+enum cache_run_strategy {
+    CACHE_RS_HALTED,
+    CACHE_RS_ALWAYS,
+    CACHE_RS_RERUN_ON_FAILURE,
+    CACHE_RS_MANUAL,
+    CACHE_RS_ONCE,
+    CACHE_RS_WAIT_AS_RECEIVER,
+    CACHE_RS_UNKNOWN, /* both fields set, or a value this version does not know */
+};
+
+/* A condition's status: True, False, or absent/Unknown. */
+enum cache_cond { CACHE_COND_UNKNOWN = -1, CACHE_COND_FALSE = 0, CACHE_COND_TRUE = 1 };
 
 /* What a VM is made of, compactly: the features annotation as written (parsed
  * again when needed, see cache_spec_features()) and the numeric resources
@@ -71,7 +107,11 @@ struct cache_spec {
 #define CACHE_CHG_SPEC 8u     /* features, resources, policy spec or member data changed */
 #define CACHE_CHG_STATUS 16u  /* a policy's status changed */
 #define CACHE_CHG_CAPTURE 32u /* a VM's capture fingerprint changed */
-#define CACHE_CHG_REPL 64u    /* a VM's replacement annotations changed */
+#define CACHE_CHG_REPL 64u    /* a VM's replacement or incident annotations changed */
+#define CACHE_CHG_HEALTH                                                                           \
+    128u /* what health reads changed: a VM's run strategy or                                      \
+            KubeVirt status, a VMI's node, deletion or history,                                    \
+            a node's readiness or heartbeat */
 
 /*
  * The head every record starts with. hh is its entry in the table of its
@@ -92,13 +132,17 @@ struct cache_spec {
 
 struct cache_vmi {
     CACHE_RECORD_HEAD(struct cache_vmi);
-    char *uid;              /* metadata.uid */
-    char *vm;               /* the owning VirtualMachine when not named as the VMI, else NULL */
-    char *labels;           /* packed metadata.labels, see cache_label() */
-    enum cache_phase phase; /* status.phase */
-    double phase_since;     /* wall clock (s): when the phase began */
-    double seen_mono;       /* monotonic clock (s): when this cache saw it begin */
-    struct cache_spec spec; /* features and resources */
+    char *uid;                 /* metadata.uid */
+    char *owner_uid;           /* the uid its controller ownerReference gives the VM of
+                                  its own name (see above), else NULL: see cache_vmi_vm() */
+    char *labels;              /* packed metadata.labels, see cache_label() */
+    const char *node;          /* status.nodeName (interned), or NULL */
+    enum cache_phase phase;    /* status.phase */
+    unsigned deleting : 1;     /* metadata.deletionTimestamp is set */
+    unsigned ever_running : 1; /* phase Running, or a Running phase transition */
+    double phase_since;        /* wall clock (s): when the phase began */
+    double seen_mono;          /* monotonic clock (s): when this cache saw it begin */
+    struct cache_spec spec;    /* features and resources */
 };
 
 /* The facts a replacement VM carries about the decision that made it. */
@@ -111,17 +155,67 @@ struct cache_replacement {
     double score;     /* annotation kvrecover.io/score; -1 when absent */
 };
 
+/* What the annotations of a VM that kvrecover halted say (the incident it is
+ * in); present when kvrecover.io/replaced-by is. */
+struct cache_incident {
+    char *replaced_by; /* kvrecover.io/replaced-by: the replacement's name */
+    char *failed_uid;  /* kvrecover.io/failed-uid: the incident's failed VMI uid, or NULL */
+    char *previous_rs; /* kvrecover.io/previous-run-strategy, or NULL */
+    char *policy;      /* kvrecover.io/policy, or NULL */
+    char *tmpl;        /* kvrecover.io/template: the member chosen, or NULL */
+    double score;      /* kvrecover.io/score; -1 when absent */
+};
+
 struct cache_vm {
     CACHE_RECORD_HEAD(struct cache_vm);
-    UT_hash_handle hh_uid;          /* in the failed-uid index, when repl */
-    char *uid;                      /* metadata.uid */
-    char *resource_version;         /* metadata.resourceVersion */
-    char *labels;                   /* packed metadata.labels */
-    char *tlabels;                  /* packed spec.template.metadata.labels */
-    struct cache_spec spec;         /* from the template (features_from_vm) */
-    uint64_t fingerprint;           /* of what capture copies; see cache_vm_put() */
-    int halted;                     /* runStrategy Halted, or running: false */
-    struct cache_replacement *repl; /* NULL unless annotated kvrecover.io/failed-uid */
+    UT_hash_handle hh_uid;                /* in the failed-uid index, when repl */
+    char *uid;                            /* metadata.uid */
+    char *resource_version;               /* metadata.resourceVersion */
+    char *labels;                         /* packed metadata.labels */
+    char *tlabels;                        /* packed spec.template.metadata.labels */
+    struct cache_spec spec;               /* from the template (features_from_vm) */
+    uint64_t fingerprint;                 /* of what capture copies; see cache_vm_put() */
+    enum cache_run_strategy run_strategy; /* see the enum */
+    const char *printable;                /* status.printableStatus (interned), or NULL */
+    char *fail_uid;                       /* status.startFailure.lastFailedVMIUID, or NULL */
+    int fail_count;                       /* status.startFailure.consecutiveFailCount */
+    enum cache_cond ready;                /* the Ready condition's status */
+    unsigned deleting : 1;                /* metadata.deletionTimestamp is set */
+    double ready_since;                   /* its lastTransitionTime (wall, s), 0 when absent */
+    struct cache_replacement *repl;       /* a replacement: labelled kvrecover.io/replaces and
+                                             annotated kvrecover.io/failed-uid; else NULL */
+    struct cache_incident *inc;           /* halted by kvrecover: annotated
+                                             kvrecover.io/replaced-by; else NULL */
+    /* Kept across updates of the same VM (uid), from its VMIs: KubeVirt
+     * deletes a Failed VMI of a VM it restarts within a second. */
+    char *last_failed_uid;   /* the last of its VMIs seen Failed, or NULL */
+    double last_failed_when; /* when it failed (wall, s) */
+    struct cache_spec seen;  /* the features its VMIs last carried (when they had any) */
+};
+
+/* A Node, as health and capacity read it. Cluster-scoped: no namespace. */
+struct cache_node {
+    UT_hash_handle hh;
+    char *name;                  /* metadata.name */
+    char *labels;                /* packed metadata.labels */
+    char *taints;                /* packed spec.taints: "key\0value\0effect\0" per taint,
+                                    then "\0"; NULL when none */
+    enum cache_cond ready;       /* the Ready condition */
+    unsigned unschedulable : 1;  /* spec.unschedulable */
+    unsigned kv_schedulable : 1; /* label kubevirt.io/schedulable is "true" */
+    double ready_since;          /* the Ready condition's lastTransitionTime (wall, s), 0 */
+    double heartbeat;            /* annotation kubevirt.io/heartbeat (wall, s), -1 without */
+    double alloc_cpu;            /* status.allocatable.cpu, cores */
+    double alloc_mem;            /* status.allocatable.memory, bytes */
+    double alloc_pods;           /* status.allocatable.pods */
+};
+
+/* What the non-terminal pods bound to one node request, summed. Kept per
+ * node name whether or not the Node is cached (pods may be seen first). */
+struct cache_node_use {
+    double cpu; /* cores */
+    double mem; /* bytes */
+    long pods;  /* pods counted */
 };
 
 struct cache_policy {
@@ -150,6 +244,8 @@ struct cache_member {
     unsigned char *tmpl_z;
     uint32_t tmpl_zlen; /* deflated bytes */
     uint32_t tmpl_len;  /* JSON bytes */
+    char *disk;         /* replica_shared_disk()'s detail: its template uses a
+                           disk that is not its own (SharedDisk); else NULL */
     char *digest;       /* kvrecover.io/capture-digest annotation, or NULL */
     char *error;        /* why the member is invalid (then skipped), or NULL */
 };
@@ -157,8 +253,8 @@ struct cache_member {
 /* Record counts and the heap bytes they hold (strings, structs, parsed
  * features; hash overhead included), for the log and the benchmark. */
 struct cache_stats {
-    size_t vmis, vms, policies, members;
-    size_t vmi_bytes, vm_bytes, policy_bytes, member_bytes;
+    size_t vmis, vms, policies, members, nodes, pods;
+    size_t vmi_bytes, vm_bytes, policy_bytes, member_bytes, node_bytes, pod_bytes;
     size_t shared_bytes; /* interned strings (features texts and items), counted once */
 };
 
@@ -224,6 +320,32 @@ int cache_member_put(struct cache *c, const cJSON *obj);
  *  when it was known, else 0. */
 int cache_member_del(struct cache *c, const cJSON *obj);
 
+/**
+ * Stores a Node: readiness, heartbeat, schedulability, labels, taints and
+ * allocatable cpu, memory and pods. Returns CACHE_CHG_ flags
+ * (CACHE_CHG_HEALTH when readiness or the heartbeat changed, CACHE_CHG_SPEC
+ * for the rest), or -EINVAL.
+ */
+int cache_node_put(struct cache *c, const cJSON *obj);
+
+/** Forgets a Node. Returns 1 when it was known, else 0. */
+int cache_node_del(struct cache *c, const cJSON *obj);
+
+/**
+ * Accounts a Pod's requests on its node (spec.nodeName): the sum of its
+ * containers' and sidecars' (init containers with restartPolicy Always)
+ * cpu and memory requests, or its largest other init container's when
+ * larger, plus spec.overhead, as the scheduler counts them. A pod without a
+ * node, or in phase Succeeded or Failed, counts nothing (an earlier
+ * version's share is taken back). Returns 0 (nothing health reads changes),
+ * or -EINVAL.
+ */
+int cache_pod_put(struct cache *c, const cJSON *obj);
+
+/** Takes a deleted Pod's requests back from its node. Returns 1 when it was
+ *  counted, else 0. */
+int cache_pod_del(struct cache *c, const cJSON *obj);
+
 /* ---- readers: call with the read lock held -------------------------- */
 
 /** m's features as a struct features the caller owns (features_free()).
@@ -240,7 +362,29 @@ struct cache_vmi *cache_vmi_find(struct cache *c, const char *ns, const char *na
 /** The VM ns/name, or NULL. */
 struct cache_vm *cache_vm_find(struct cache *c, const char *ns, const char *name);
 
-/** The VM annotated kvrecover.io/failed-uid = uid (a replacement), or NULL. */
+/**
+ * The VM that controls vmi (see above): the cached VM of the VMI's name and
+ * namespace, when the VMI's controller ownerReference carries its uid; else
+ * NULL (standalone, forged, or the VM is not cached yet).
+ */
+struct cache_vm *cache_vmi_vm(struct cache *c, const struct cache_vmi *vmi);
+
+/** The VMI that vm controls (cache_vmi_vm() of it is vm), or NULL. */
+struct cache_vmi *cache_vm_vmi(struct cache *c, const struct cache_vm *vm);
+
+/** The Node name, or NULL. */
+struct cache_node *cache_node_find(struct cache *c, const char *name);
+
+/** Iteration over every Node, in no particular order. */
+struct cache_node *cache_node_first(struct cache *c);
+struct cache_node *cache_node_next(struct cache_node *n);
+
+/** What the non-terminal pods bound to node name request (zeros when
+ *  none). */
+struct cache_node_use cache_node_use(struct cache *c, const char *name);
+
+/** The replacement VM (labelled kvrecover.io/replaces) annotated
+ *  kvrecover.io/failed-uid = uid, or NULL. */
 struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_uid);
 
 /** The policy ns/name, or NULL. */
@@ -301,6 +445,10 @@ char *cache_key(const char *ns, const char *name, size_t *len);
  *  never copies those. */
 int cache_annotation_is_generated(const char *key);
 
+/** The run strategy's name as KubeVirt writes it ("Always", ...;
+ *  "Unknown"). */
+const char *cache_run_strategy_name(enum cache_run_strategy rs);
+
 /** The phase's name as KubeVirt writes it ("" for none, "Other"). */
 const char *cache_phase_name(enum cache_phase p);
 
@@ -310,10 +458,13 @@ enum cache_phase cache_phase_parse(const char *s);
 
 /**
  * Whether a VMI in phase p has failed, the one test of it: Failed, or
- * Unknown (its node stopped reporting). The controller queues such a VMI
- * and recover_vmi() acts on it, an Unknown one once its policy's grace
- * period has passed.
+ * Unknown (its node stopped reporting). What it means for the VM is
+ * health_eval()'s to say (reconcile/health.h).
  */
 int cache_phase_failed(enum cache_phase p);
+
+/** Each (key, value, effect) of packed taints in turn: start with *it =
+ *  packed (may be NULL); returns 0 at the end. */
+int cache_taint_next(const char **it, const char **key, const char **value, const char **effect);
 
 #endif

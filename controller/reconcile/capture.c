@@ -41,6 +41,32 @@ struct capture_state {
     struct capture_seen *seen;
 };
 
+void capture_forget(struct capture_state *s, const char *ns, const char *name)
+{
+    struct capture_seen *e = NULL;
+    char *key = xasprintf("%s/%s", ns, name);
+
+    pthread_mutex_lock(&s->lock);
+    HASH_FIND_STR(s->seen, key, e);
+    if (e) {
+        HASH_DELETE(hh, s->seen, e);
+        free(e->key);
+        free(e);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(key);
+}
+
+size_t capture_size(struct capture_state *s)
+{
+    size_t n;
+
+    pthread_mutex_lock(&s->lock);
+    n = HASH_COUNT(s->seen);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 struct capture_state *capture_state_new(void)
 {
     struct capture_state *s = xcalloc(1, sizeof(*s));

@@ -46,6 +46,8 @@
 #ifndef KVR_CAPTURE_H
 #define KVR_CAPTURE_H
 
+#include <stddef.h>
+
 #include <cjson/cJSON.h>
 
 #include "reconcile/env.h"
@@ -64,6 +66,12 @@ struct capture_state *capture_state_new(void);
 
 /** Frees it. NULL is fine. */
 void capture_state_free(struct capture_state *s);
+
+/** Forgets what st remembers of VM ns/name (it was deleted). */
+void capture_forget(struct capture_state *st, const char *ns, const char *name);
+
+/** VMs st remembers, for tests and the log. */
+size_t capture_size(struct capture_state *st);
 
 /**
  * Captures VM ns/name when a policy asks for it (see above). Returns 0 (done,

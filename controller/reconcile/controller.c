@@ -19,6 +19,7 @@
 #include "reconcile/capture.h"
 #include "reconcile/controller.h"
 #include "reconcile/controller_test.h"
+#include "reconcile/incident.h"
 #include "reconcile/recover.h"
 #include "reconcile/status.h"
 #include "reconcile/wq.h"
@@ -30,11 +31,22 @@
 #define CONTROLLER_EVENT_YIELD_MS 50
 /* A capture key waits this long while the main queue has work. */
 #define CONTROLLER_CAPTURE_YIELD_MS 1000
-/* A key that failed this many times in a row is dropped (logged); the next
- * change of its object queues it again. */
-#define CONTROLLER_MAX_RETRIES 15
+/* A key that keeps failing is retried for ever, with a per-key exponential
+ * backoff from 5 ms capped at CONTROLLER_RETRY_CAP_MS. Never dropping it is
+ * the point (issue 13): a 403, a quota, an invalid template or an API server
+ * that is down for minutes are all things an admin fixes, and the failed VM
+ * must then be recovered without anyone touching it. Why 30 s: after the fix
+ * the replacement follows within 30 s; one request per blocked VM per 30 s is
+ * far below the client's 50 QPS even for hundreds of blocked VMs; client-go's
+ * 1000 s cap would leave a VM down for a quarter of an hour after the fix. */
+#define CONTROLLER_RETRY_BASE_MS 5
+#define CONTROLLER_RETRY_CAP_MS 30000
+/* Failures of one key logged at warn level: the first few, then one in this
+ * many (the rest at debug), so that a key blocked for hours does not flood
+ * the log. */
+#define CONTROLLER_RETRY_LOG_EVERY 20
 
-enum controller_kind { CTL_VMI, CTL_VM, CTL_POLICY, CTL_MEMBER, CTL_NKINDS };
+enum controller_kind { CTL_VMI, CTL_VM, CTL_POLICY, CTL_MEMBER, CTL_NODE, CTL_POD, CTL_NKINDS };
 
 struct controller;
 
@@ -61,8 +73,8 @@ struct controller {
     struct event_recorder *events;
     struct recover_env env;
     struct controller_watch watches[CTL_NKINDS];
-    struct wq *q;       /* vmi/ and policy/ keys */
-    struct wq *capq;    /* vm/ keys */
+    struct wq *q;       /* vm/ and policy/ keys */
+    struct wq *capq;    /* capture/ keys */
     atomic_int running; /* workers started: handlers queue keys */
     atomic_int dirty;   /* the dashboard state changed */
     pthread_t *threads; /* workers, then the capture worker */
@@ -207,27 +219,66 @@ static void controller__policies(struct controller *c, const char *ns)
     controller__add_all(c->q, keys, n);
 }
 
-/* Queues what a new or changed policy in ns affects: its failed VMIs and
- * its VMs (capture). Level-triggered: the reconciles decide. */
+/* Queues what a new or changed policy in ns affects: its VMs, for the
+ * incident reconcile and for capture. Level-triggered: the reconciles
+ * decide. */
 static void controller__namespace(struct controller *c, const char *ns)
 {
-    char **vmis = NULL, **vms = NULL;
-    size_t nvmi = 0, nvm = 0;
+    char **vms = NULL, **caps = NULL;
+    size_t nvm = 0;
 
     cache_rdlock(c->cache);
-    for (struct cache_vmi *r = cache_vmi_first(c->cache, ns); r; r = cache_vmi_next(r, ns)) {
-        if (!cache_phase_failed(r->phase))
-            continue;
-        vmis = xreallocarray(vmis, nvmi + 1, sizeof(*vmis));
-        vmis[nvmi++] = xasprintf("vmi/%s/%s", r->ns, r->name);
-    }
     for (struct cache_vm *r = cache_vm_first(c->cache, ns); r; r = cache_vm_next(r, ns)) {
         vms = xreallocarray(vms, nvm + 1, sizeof(*vms));
-        vms[nvm++] = xasprintf("vm/%s/%s", r->ns, r->name);
+        caps = xreallocarray(caps, nvm + 1, sizeof(*caps));
+        vms[nvm] = xasprintf("vm/%s/%s", r->ns, r->name);
+        caps[nvm++] = xasprintf("capture/%s/%s", r->ns, r->name);
     }
     cache_unlock(c->cache);
-    controller__add_all(c->q, vmis, nvmi);
-    controller__add_all(c->capq, vms, nvm);
+    controller__add_all(c->q, vms, nvm);
+    controller__add_all(c->capq, caps, nvm);
+}
+
+/* Queues the VMs whose VMIs run on node name: its readiness or heartbeat
+ * changed. A scan of the VMI cache by nodeName rather than a node -> VMI
+ * index: a node's health changes about once a minute (the heartbeat), and
+ * the scan of 10,000 VMIs takes well under a millisecond, while an index
+ * would cost memory on every VMI. */
+static void controller__node(struct controller *c, const char *name)
+{
+    char **keys = NULL;
+    size_t n = 0;
+
+    cache_rdlock(c->cache);
+    for (struct cache_vmi *r = cache_vmi_first(c->cache, NULL); r; r = cache_vmi_next(r, NULL)) {
+        struct cache_vm *vm;
+
+        if (!r->node || strcmp(r->node, name) != 0 || !(vm = cache_vmi_vm(c->cache, r)))
+            continue;
+        keys = xreallocarray(keys, n + 1, sizeof(*keys));
+        keys[n++] = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(c->cache);
+    controller__add_all(c->q, keys, n);
+}
+
+/* Queues the VM that controls VMI ns/name (verified owner only). */
+static void controller__owner(struct controller *c, const char *ns, const char *name)
+{
+    char *key = NULL;
+
+    cache_rdlock(c->cache);
+    {
+        struct cache_vmi *vmi = cache_vmi_find(c->cache, ns, name);
+        struct cache_vm *vm = vmi ? cache_vmi_vm(c->cache, vmi) : NULL;
+
+        if (vm)
+            key = xasprintf("vm/%s/%s", vm->ns, vm->name);
+    }
+    cache_unlock(c->cache);
+    if (key)
+        wq_add(c->q, key);
+    free(key);
 }
 
 /* ---- watch handlers --------------------------------------------------- */
@@ -263,6 +314,8 @@ static const struct controller__kind {
                     cache_policy_put,
                     cache_policy_del},
     [CTL_MEMBER] = {{"", "v1", "configmaps"}, cache_member_put, cache_member_del},
+    [CTL_NODE] = {{"", "v1", "nodes"}, cache_node_put, cache_node_del},
+    [CTL_POD] = {{"", "v1", "pods"}, cache_pod_put, cache_pod_del},
 };
 
 static void controller__put(void *ud, const cJSON *obj)
@@ -272,7 +325,7 @@ static void controller__put(void *ud, const cJSON *obj)
     const char *ns = controller__meta(obj, "namespace"), *name = controller__meta(obj, "name");
     int chg, running;
 
-    if (!ns || !name)
+    if (!name || (!ns && cw->kind != CTL_NODE))
         return;
     chg = controller__kinds[cw->kind].put(c->cache, obj);
     if (chg <= 0)
@@ -281,19 +334,22 @@ static void controller__put(void *ud, const cJSON *obj)
     if (!running)
         return;
     switch (cw->kind) {
-    case CTL_VMI: {
-        const cJSON *phase = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
-        if (cache_phase_failed(cache_phase_parse(cJSON_GetStringValue(phase))))
-            controller__add(c->q, "vmi", ns, name);
+    case CTL_VMI:
+        controller__owner(c, ns, name);
         controller__policies(c, ns);
         break;
-    }
     case CTL_VM:
         if (chg & (CACHE_CHG_CAPTURE | CACHE_CHG_LABELS))
-            controller__add(c->capq, "vm", ns, name);
-        if (chg & (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_REPL))
+            controller__add(c->capq, "capture", ns, name);
+        if (chg & (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_HEALTH | CACHE_CHG_REPL))
+            controller__add(c->q, "vm", ns, name);
+        if (chg &
+            (CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC | CACHE_CHG_REPL | CACHE_CHG_HEALTH))
             controller__policies(c, ns);
+        break;
+    case CTL_NODE:
+        if (chg & CACHE_CHG_HEALTH)
+            controller__node(c, name);
         break;
     case CTL_POLICY:
         if (chg & (CACHE_CHG_NEW | CACHE_CHG_SPEC)) {
@@ -317,15 +373,35 @@ static void controller__del(void *ud, const cJSON *obj, bool final_state_unknown
     int known;
 
     (void)final_state_unknown;
-    if (!ns || !name)
+    if (!name || (!ns && cw->kind != CTL_NODE))
         return;
+    if (cw->kind == CTL_VMI && atomic_load(&c->running)) {
+        /* its VM is looked at once the VMI is gone (the owner is found
+         * before the record goes) */
+        controller__owner(c, ns, name);
+    }
     known = controller__kinds[cw->kind].del(c->cache, obj);
+    if (cw->kind == CTL_VM && known) {
+        /* what this process remembers of it goes with it */
+        recover_book_forget_vm(c->book, ns, name);
+        capture_forget(c->capture, ns, name);
+    }
     if (!known || !atomic_load(&c->running))
         return;
-    if (cw->kind == CTL_POLICY)
+    switch (cw->kind) {
+    case CTL_POLICY:
         controller__add(c->q, "policy", ns, name);
-    else
+        controller__namespace(c, ns);
+        break;
+    case CTL_NODE:
+        controller__node(c, name);
+        break;
+    case CTL_POD:
+        break;
+    default:
         controller__policies(c, ns);
+        break;
+    }
 }
 
 static void controller__synced(void *ud)
@@ -426,9 +502,6 @@ static void controller__collect(struct buf *out, void *ud)
 int controller_new(const struct controller_config *cfg, struct controller **out)
 {
     struct controller *c;
-    /* client-go's default controller rate limiter, with a faster first
-     * retry: a replacement refused by a hiccup is retried within 5 ms */
-    struct wq_config qc = {5, 300000, -1, 0};
     int rc = 0;
 
     *out = NULL;
@@ -449,8 +522,8 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
     c->status = status_state_new();
     c->capture = capture_state_new();
     c->events = event_recorder_new(c->cfg.event_kube, "kvrecover-controller", c->identity);
-    c->q = wq_new(&qc);
-    c->capq = wq_new(&qc);
+    c->q = wq_new(&controller__queue_config);
+    c->capq = wq_new(&controller__queue_config);
     pthread_mutex_init(&c->ev_lock, NULL);
     clock_cond_init(&c->ev_cond);
     c->env = (struct recover_env){
@@ -462,8 +535,11 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
         c->watches[k].c = c;
         c->watches[k].kind = (enum controller_kind)k;
         wc.res = controller__kinds[k].res;
-        wc.namespace = c->ns;
+        /* Nodes and Pods are cluster-wide whatever the namespace: room
+         * is the cluster's. Terminal pods request nothing. */
+        wc.namespace = k == CTL_NODE || k == CTL_POD ? NULL : c->ns;
         wc.label_selector = k == CTL_MEMBER ? CACHE_POOL_LABEL : NULL;
+        wc.field_selector = k == CTL_POD ? "status.phase!=Succeeded,status.phase!=Failed" : NULL;
         wc.handlers.on_add = controller__put;
         wc.handlers.on_update = controller__put;
         wc.handlers.on_delete = controller__del;
@@ -512,13 +588,13 @@ struct controller__worker {
     struct recover_ranker *rk;
 };
 
-/* "vmi/NS/NAME": a failed VMI to recover. */
-static int controller__reconcile_vmi(void *ud, const char *ns, const char *name,
-                                     uint64_t *requeue_ms)
+/* "vm/NS/NAME": a protected VM's health, and its incident. */
+static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
+                                    uint64_t *requeue_ms)
 {
     struct controller__worker *w = ud;
 
-    return recover_vmi(&w->c->env, w->rk, ns, name, requeue_ms);
+    return incident_reconcile(&w->c->env, w->rk, ns, name, requeue_ms);
 }
 
 /* "policy/NS/NAME": a policy's status, Events and dashboard view. */
@@ -533,9 +609,9 @@ static int controller__reconcile_policy(void *ud, const char *ns, const char *na
     return rc;
 }
 
-/* "vm/NS/NAME": a protected VM's spec to capture into the pool. */
-static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
-                                    uint64_t *requeue_ms)
+/* "capture/NS/NAME": a protected VM's spec to capture into the pool. */
+static int controller__reconcile_capture(void *ud, const char *ns, const char *name,
+                                         uint64_t *requeue_ms)
 {
     struct controller__worker *w = ud;
 
@@ -544,9 +620,9 @@ static int controller__reconcile_vm(void *ud, const char *ns, const char *name,
 }
 
 const struct controller_route controller__routes[] = {
-    {"vmi", controller__reconcile_vmi},
-    {"policy", controller__reconcile_policy},
     {"vm", controller__reconcile_vm},
+    {"policy", controller__reconcile_policy},
+    {"capture", controller__reconcile_capture},
 };
 const size_t controller__nroutes = sizeof(controller__routes) / sizeof(controller__routes[0]);
 
@@ -576,21 +652,32 @@ const struct controller_route *controller__dispatch(const struct controller_rout
     return route;
 }
 
-static void controller__done(struct wq *q, const char *key, int rc, uint64_t requeue_ms)
+const struct wq_config controller__queue_config = {CONTROLLER_RETRY_BASE_MS,
+                                                   CONTROLLER_RETRY_CAP_MS, -1, 0};
+
+uint64_t controller__retry(struct wq *q, const char *key, int rc, uint64_t requeue_ms)
 {
+    uint64_t delay = 0;
+
     if (rc && rc != -ECANCELED) {
-        if (wq_num_requeues(q, key) < CONTROLLER_MAX_RETRIES) {
-            wq_add_rate_limited(q, key);
-        } else {
-            log_error("giving up on %s after %d retries: %d", key, CONTROLLER_MAX_RETRIES, rc);
-            wq_forget(q, key);
-        }
+        unsigned n = wq_num_requeues(q, key);
+
+        delay = wq_add_rate_limited(q, key);
+        if (n < 3 || n % CONTROLLER_RETRY_LOG_EVERY == 0)
+            log_warn("%s failed (%d), attempt %u: retrying in %llu ms", key, rc, n + 1,
+                     (unsigned long long)delay);
+        else
+            log_debug("%s failed (%d), attempt %u: retrying in %llu ms", key, rc, n + 1,
+                      (unsigned long long)delay);
     } else {
         wq_forget(q, key);
-        if (requeue_ms)
+        if (requeue_ms) {
             wq_add_after(q, key, requeue_ms);
+            delay = requeue_ms;
+        }
     }
     wq_done(q, key);
+    return delay;
 }
 
 static void *controller__worker(void *arg)
@@ -603,7 +690,7 @@ static void *controller__worker(void *arg)
         int rc;
 
         controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
-        controller__done(w.c->q, key, rc, requeue);
+        controller__retry(w.c->q, key, rc, requeue);
         free(key);
     }
     recover_ranker_free(w.rk);
@@ -628,7 +715,7 @@ static void *controller__capture_worker(void *arg)
             continue;
         }
         controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
-        controller__done(c->capq, key, rc, requeue);
+        controller__retry(c->capq, key, rc, requeue);
         free(key);
     }
     recover_ranker_free(w.rk);
@@ -640,7 +727,7 @@ void controller_start_workers(struct controller *c)
     if (c->threads)
         return;
     atomic_store(&c->running, 1);
-    /* The resync: every policy, every failed VMI, every VM, once. */
+    /* The resync: every policy, every VM, once. */
     controller__policies(c, c->ns);
     controller__namespace(c, c->ns);
     c->threads = xcalloc((size_t)c->cfg.workers + 1, sizeof(*c->threads));

@@ -2,7 +2,7 @@
  * env — what a reconcile works with: the store, the API client, the book of
  * decisions, and the controller's callbacks.
  *
- * recover_vmi(), status_reconcile() and capture_vm() all take one, so it
+ * incident_reconcile(), status_reconcile() and capture_vm() all take one, so it
  * stands apart from recover.h: capture and status need the environment,
  * not the recovery reconcile. Plain value types and forward declarations
  * only, so that including it costs nothing.
@@ -21,7 +21,7 @@ typedef void (*recover_event_fn)(void *ud, const struct event_ref *obj, const ch
                                  const char *reason, const char *message);
 
 /* What a reconcile works with. Borrowed pointers; the controller owns them.
- * recover_vmi(), status_reconcile() and capture_vm() share it. */
+ * incident_reconcile(), status_reconcile() and capture_vm() share it. */
 struct recover_env {
     struct cache *cache;       /* the store the reflectors fill */
     struct kube *kube;         /* the API client */

@@ -1,27 +1,26 @@
 /*
- * recover — the reconcile of a failed VMI: rank the spec pool, create the
- * replacement VirtualMachine exactly once, announce the decision.
+ * recover — what the reconciles share about recovery: the book of decisions
+ * and incidents, the per-policy ranking index, which policy protects a VM,
+ * where a failed VM's features come from, and the ranking itself.
  *
- * Level-triggered, as every reconcile: recover_vmi() looks at the VMI in the
- * cache now. A protected VMI in phase Failed, or Unknown for longer than its
- * policy's unknownGracePeriodSeconds, is a failure. Its features (annotation
- * on the VMI, else its VM's template, else its captured pool entry) are
- * ranked against the policy's pool through a per-policy index that is built
- * once and rebuilt only when a member of the namespace or the policy changed,
- * so a failure costs one ranking and, for Recreate, one POST.
+ * The incident reconcile (incident.h) decides and acts; status.h reports;
+ * both read and write the book, which remembers what only this process
+ * knows: the last decisions per policy (status.recent, the dashboard), per
+ * protected VM when it was first seen down, the decision announced for its
+ * failed uid (so that a DryRun or NoEligibleCandidate is announced once),
+ * why its incident is blocked and how often it was retried, the last Event
+ * announced for it, and per policy whether it is in a storm hold. What must
+ * survive a restart is on the objects themselves (the halted VM's
+ * annotations, the replacement's labels), never only here.
  *
- * Exactly once: the replacement's name is derived from the failed VM's name
- * and a hash of the VMI's uid (recover_replacement_name()), so a retry, a
- * restart or a second replica that gets as far as the POST receives 409
- * AlreadyExists instead of creating another; the existing VM is then checked
- * to carry the same kvrecover.io/failed-uid. Before the POST, the cache's
- * index of replacements by failed uid and the book of decisions made by this
- * process skip VMIs already handled without any request.
+ * Memory that grows with history is pruned: a VM's entries when the VM is
+ * deleted (recover_book_forget_vm()), a policy's entry, decisions and index
+ * when the policy is (recover_book_forget()).
  *
- * Scope: everything a policy reads (members) and writes (the replacement,
- * the halt patch, Events) is in its own namespace. It must never act when
- * env->leading says this replica does not lead, and never create a second
- * replacement for one VMI uid.
+ * Ranking goes through a per-policy index that is built once and rebuilt
+ * only when a member of the namespace or the policy changed, so a failure
+ * costs one ranking. Scope: everything a policy reads is in its own
+ * namespace.
  */
 #ifndef KVR_RECOVER_H
 #define KVR_RECOVER_H
@@ -37,7 +36,7 @@
 #include "reconcile/env.h"
 #include "sim/sim.h"
 
-/* What was decided for a failed VMI. */
+/* What was decided for a failed VM. */
 enum recover_result {
     RECOVER_RECOVERED,    /* "Recovered": the replacement exists */
     RECOVER_DRYRUN,       /* "DryRun": it would have been created */
@@ -46,19 +45,20 @@ enum recover_result {
 
 /* Candidates in a ranking's JSON (and the dashboard) are cut to this many. */
 #define RECOVER_RANKING_MAX 50
-/* Eligible candidates tried, best first, when the API server refuses a
- * template (422): the next one is used, as a bad member must not block. */
+/* Eligible candidates a recovery may try, best first: when admission refuses
+ * a replacement (422), the next one is used, as a bad member must not
+ * block. Candidates refused for lack of room do not count. */
 #define RECOVER_MAX_TRIES 3
 /* Decisions kept per policy for status.recent and the dashboard. */
 #define RECOVER_RECENT 10
 
 /* One decision. Every pointer is owned; see recover_decision_free(). */
 struct recover_decision {
-    char *ns;                   /* the policy's (and the VMI's) namespace */
+    char *ns;                   /* the policy's (and the VM's) namespace */
     char *policy;               /* the policy's name */
-    char *vmi;                  /* the failed VMI's name */
-    char *failed_vm;            /* the VM it belongs to */
-    char *failed_uid;           /* the VMI's uid */
+    char *failed_vm;            /* the failed VM */
+    char *failed_uid;           /* the incident's failed VMI uid */
+    char *trigger;              /* why it was acted on ("CrashLoop"), or NULL */
     char *replacement;          /* the VM created (or that DryRun would create), or NULL */
     char *tmpl;                 /* the pool member it is built from, or NULL */
     double score;               /* the selected member's score; 0 when none */
@@ -67,7 +67,7 @@ struct recover_decision {
     cJSON *ranking;             /* sim_result_json (cut), or NULL when not ranked here */
 };
 
-struct recover_book;   /* opaque, thread-safe: indexes and decisions */
+struct recover_book;   /* opaque, thread-safe: indexes, decisions, incidents */
 struct recover_ranker; /* per worker: scratch space of rankings */
 
 /* The best candidates of a ranking, copied out of the index. */
@@ -75,9 +75,27 @@ struct recover_pick {
     char *best;                          /* the top candidate, or NULL (empty pool) */
     double best_score;                   /* its score */
     char *best_reason;                   /* why it is not eligible ("" when eligible) */
-    size_t nsel;                         /* eligible candidates below, best first */
+    size_t nsel;                         /* accepted candidates below, best first */
     char *sel[RECOVER_MAX_TRIES];        /* their member names */
     double sel_score[RECOVER_MAX_TRIES]; /* their scores */
+    cJSON *sel_obj[RECOVER_MAX_TRIES];   /* what the accept function made of them, or NULL */
+    size_t nrefused;                     /* eligible candidates the accept function refused */
+    char *refused;                       /* why the first of them was refused, or NULL */
+};
+
+/* What the book remembers of a protected VM (a copy; strings owned, see
+ * recover_note_free()). */
+struct recover_note {
+    double down_seen;            /* when first seen meant to run without a Running VMI (wall); 0 */
+    char *decided_uid;           /* the failed uid of the last decision announced, or NULL */
+    enum recover_result decided; /* that decision */
+    char *blocked;               /* why its incident is blocked (Forbidden, QuotaExceeded,
+                                    NoEligibleCandidate, StormHold, NameTaken, Invalid,
+                                    Unavailable), or NULL */
+    char *blocked_msg;           /* the API's or the ranking's message, or NULL */
+    char *blocked_uid;           /* the failed uid of the blocked incident, or NULL */
+    double blocked_since;        /* when it was first blocked for that reason (wall) */
+    unsigned tries;              /* retries since it was blocked */
 };
 
 /** "Recovered", "DryRun" or "NoEligibleCandidate". */
@@ -92,18 +110,23 @@ void recover_decision_free(struct recover_decision *d);
 /** Frees what p owns and zeroes it. NULL is fine. */
 void recover_pick_free(struct recover_pick *p);
 
+/** Frees what n owns and zeroes it. NULL is fine. */
+void recover_note_free(struct recover_note *n);
+
 /** A new, empty book. Never NULL. */
 struct recover_book *recover_book_new(void);
 
 /** Frees the book. NULL is fine. */
 void recover_book_free(struct recover_book *b);
 
-/** Whether a decision for this VMI uid is recorded. */
-int recover_book_handled(struct recover_book *b, const char *uid);
-
-/** Records d (taken: d's contents are moved, d is zeroed). A decision for a
- *  uid already recorded replaces the older one. */
-void recover_book_add(struct recover_book *b, struct recover_decision *d);
+/**
+ * Records d (taken: d's contents are moved, d is zeroed) in its policy's
+ * recent decisions, and as the decision announced for its VM. A decision
+ * for a failed uid already recorded replaces the older one. Returns 1, or 0
+ * when the same decision for that uid was recorded already (a repeat: the
+ * ranking it brings is kept when the older one had none).
+ */
+int recover_book_add(struct recover_book *b, struct recover_decision *d);
 
 /**
  * Seeds the book from a policy's status as the API server has it (its
@@ -125,8 +148,44 @@ size_t recover_book_recent(struct recover_book *b, const char *ns, const char *p
 size_t recover_book_count(struct recover_book *b, const char *ns, const char *policy,
                           enum recover_result r);
 
-/** Forgets a deleted policy's index and decisions. */
+/** Forgets a deleted policy: its index, decisions and storm state. */
 void recover_book_forget(struct recover_book *b, const char *ns, const char *policy);
+
+/** Copies what the book remembers of VM ns/name into *out (zeroed when
+ *  nothing). Returns 1 when it remembers anything, else 0. */
+int recover_book_note(struct recover_book *b, const char *ns, const char *name,
+                      struct recover_note *out);
+
+/** Sets when VM ns/name was first seen down (0 forgets it). */
+void recover_book_set_down(struct recover_book *b, const char *ns, const char *name, double when);
+
+/**
+ * Marks VM ns/name's incident (failed uid uid) blocked for reason (a word)
+ * with message msg, at wall time now, and counts a retry. Returns 1 when the
+ * reason or the incident changed (announce it: an Event once per change),
+ * else 0. *tries (may be NULL) receives the retries counted so far.
+ */
+int recover_book_block(struct recover_book *b, const char *ns, const char *name, const char *uid,
+                       const char *reason, const char *msg, double now, unsigned *tries);
+
+/** Clears a block of VM ns/name. Returns 1 when it was blocked. */
+int recover_book_unblock(struct recover_book *b, const char *ns, const char *name);
+
+/** Whether key (e.g. "Halted|<uid>") differs from the last per-VM Event key
+ *  announced for VM ns/name; it becomes the last one. 1: announce it. */
+int recover_book_once(struct recover_book *b, const char *ns, const char *name, const char *key);
+
+/** Forgets everything about a deleted VM. */
+void recover_book_forget_vm(struct recover_book *b, const char *ns, const char *name);
+
+/**
+ * Records whether policy ns/name holds back in a storm. Returns 1 when it
+ * just began to (announce it), else 0.
+ */
+int recover_book_storm(struct recover_book *b, const char *ns, const char *policy, int held);
+
+/** Entries the book holds (policies, VMs), for tests and the log. */
+void recover_book_size(struct recover_book *b, size_t *policies, size_t *vms);
 
 /** A new ranker. Never NULL. Use one per thread. */
 struct recover_ranker *recover_ranker_new(void);
@@ -143,63 +202,45 @@ struct cache_policy *recover_policy_for(struct cache *c, const char *ns, const c
                                         int *invalid);
 
 /**
- * The features of VM vm_name in ns for ranking under policy p: those of its
- * VMI (may be NULL) when the VMI carries the features annotation, else the
- * VM's template's, else its captured entry's (a member of p's pool labelled
- * kvrecover.io/vm=vm_name, or named so). *alias (may be NULL) gets the
- * captured entry's name when that was used (borrowed from the cache), else
- * NULL. Returns 0 and *out (features_free()), or -EINVAL with *err. Cache
- * read lock held.
+ * The features of VM vm (may be NULL) named vm_name in p's namespace for
+ * ranking under policy p: those of its VMI (may be NULL) when the VMI
+ * carries the features annotation, else the VM's template's, else the last
+ * ones its VMIs carried (kept since the failure), else its captured entry's
+ * (a member of p's pool labelled kvrecover.io/vm=vm_name, or named so).
+ * *alias (may be NULL) gets the captured entry's name when that was used
+ * (borrowed from the cache), else NULL. Returns 0 and *out
+ * (features_free()), or -EINVAL with *err. Cache read lock held.
  */
 int recover_vm_features(struct cache *c, const struct cache_policy *p, const char *vm_name,
                         const struct cache_vmi *vmi, struct features *out, const char **alias,
                         char **err);
 
+/* Decides on an eligible candidate after ranking (recover_rank()): returns
+ * SIM_ELIGIBLE to accept it (*obj may receive what was built of it, kept in
+ * the pick), or the reason to refuse it (SIM_NO_CAPACITY...) with *why (may
+ * be set; the caller frees). Called with the cache read lock held. */
+typedef enum sim_reason (*recover_accept_fn)(void *ud, const char *member, double score,
+                                             cJSON **obj, char **why);
+
 /**
  * Ranks p's pool (members of p's namespace matching its poolSelector; invalid
  * members are left out) for q, through the policy's index in b, rebuilt
- * first when stale. Fills *pick, and *ranking (may be NULL) with
- * sim_result_json() cut to RECOVER_RANKING_MAX candidates. Returns 0, or
- * sim_rank()'s error. Cache read lock held; p must be valid.
+ * first when stale. Eligible candidates are offered to accept (may be NULL:
+ * all accepted), best first, until RECOVER_MAX_TRIES are accepted; refused
+ * ones are refused in the ranking too (sim_result_refuse()). Fills *pick,
+ * and *ranking (may be NULL) with sim_result_json() cut to
+ * RECOVER_RANKING_MAX candidates. Returns 0, or sim_rank()'s error. Cache
+ * read lock held; p must be valid.
  */
 int recover_rank(struct recover_book *b, struct recover_ranker *rk, struct cache *c,
-                 const struct cache_policy *p, const struct sim_query *q, struct recover_pick *pick,
-                 cJSON **ranking);
+                 const struct cache_policy *p, const struct sim_query *q, recover_accept_fn accept,
+                 void *ud, struct recover_pick *pick, cJSON **ranking);
 
 /**
- * Reconciles VMI ns/name: recovers it when it failed, at most once per uid.
- * *requeue_ms is set (else 0) when the VMI is Unknown and its grace period
- * has not passed: look again then. Returns 0 (done, or nothing to do), or a
- * negative errno worth a retry with backoff (API errors other than those
- * that a retry cannot fix, which are logged and reported instead).
- */
-int recover_vmi(const struct recover_env *env, struct recover_ranker *rk, const char *ns,
-                const char *name, uint64_t *requeue_ms);
-
-/* ---- pieces exposed for unit tests ---------------------------------- */
-
-/**
- * The replacement's name for failed VM vm and VMI uid: vm made DNS-1123
- * (lower case, [a-z0-9-], at most 52 characters, no '-' at either end),
- * '-', and 10 hex digits of hash_fnv_str(HASH_FNV_INIT, uid). At most 63 characters; the same
- * for the same inputs in every version. The caller frees.
+ * The replacement's name for failed VM vm and failed uid uid: replica_name()
+ * (sim/replica.h), kept under this name as well because names must stay the
+ * same across versions (tests/unit/test_hash.c pins them). The caller frees.
  */
 char *recover_replacement_name(const char *vm, const char *uid);
-
-/**
- * The replacement object built from a member's template (vm_json, as the
- * cache keeps it): metadata reduced to name, namespace ns, the template's
- * labels and annotations (without KubeVirt's and kubectl's) plus CONTRACT.md's
- * labels (kvrecover.io/replaces = failed_vm, kvrecover.io/policy = policy,
- * kvrecover.io/template = member) and annotations (kvrecover.io/score with 4
- * decimals, kvrecover.io/failed-uid, kvrecover.io/decided-at); no status; a
- * template that would not run (runStrategy Halted, running false) runs
- * (runStrategy Always). Returns a new object, or NULL with *err when vm_json
- * is not a VirtualMachine.
- */
-cJSON *recover_build_replacement(const char *vm_json, const char *ns, const char *name,
-                                 const char *failed_vm, const char *policy, const char *member,
-                                 double score, const char *failed_uid, const char *decided_at,
-                                 char **err);
 
 #endif

@@ -7,6 +7,7 @@
  * may run again, which Events it already announced, and the last view.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,10 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "base/buf.h"
 #include "reconcile/cache.h"
+#include "reconcile/health.h"
+#include "reconcile/incident.h"
 #include "reconcile/recover.h"
 #include "reconcile/status.h"
 #include "web/metrics.h"
@@ -123,7 +127,8 @@ static struct status_policy *status__policy(struct status_state *s, const char *
 
 /* ---- building the status ---------------------------------------------- */
 
-static const cJSON *status__ready(const cJSON *status)
+/* The condition of type in a status, or NULL. */
+static const cJSON *status__cond_find(const cJSON *status, const char *type)
 {
     const cJSON *conds =
         cJSON_IsObject(status) ? cJSON_GetObjectItemCaseSensitive(status, "conditions") : NULL;
@@ -132,16 +137,43 @@ static const cJSON *status__ready(const cJSON *status)
     cJSON_ArrayForEach(it, (cJSON_IsArray(conds) ? conds : NULL))
     {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type");
-        if (cJSON_IsString(t) && strcmp(t->valuestring, "Ready") == 0)
+        if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0)
             return it;
     }
     return NULL;
 }
 
+static const cJSON *status__ready(const cJSON *status)
+{
+    return status__cond_find(status, "Ready");
+}
+
+/* Appends a condition to conds; its lastTransitionTime is old's while the
+ * status stays the same (Kubernetes conventions), else now. */
+static void status__cond(cJSON *conds, const cJSON *old, const char *type, const char *status,
+                         const char *reason, const char *message, long generation, const char *now)
+{
+    const cJSON *oldc = status__cond_find(old, type);
+    const cJSON *v = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "status") : NULL;
+    const cJSON *t = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "lastTransitionTime") : NULL;
+    cJSON *cond = cJSON_CreateObject();
+
+    cJSON_AddItemToArray(conds, cond);
+    cJSON_AddStringToObject(cond, "type", type);
+    cJSON_AddStringToObject(cond, "status", status);
+    cJSON_AddNumberToObject(cond, "observedGeneration", (double)generation);
+    cJSON_AddStringToObject(cond, "lastTransitionTime",
+                            cJSON_IsString(v) && strcmp(v->valuestring, status) == 0 &&
+                                    cJSON_IsString(t)
+                                ? t->valuestring
+                                : now);
+    cJSON_AddStringToObject(cond, "reason", reason);
+    cJSON_AddStringToObject(cond, "message", message);
+}
+
 cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *now)
 {
-    cJSON *st = cJSON_CreateObject(), *conds, *cond, *arr;
-    const cJSON *oldc = status__ready(old), *v;
+    cJSON *st = cJSON_CreateObject(), *conds, *arr;
     const char *status, *reason;
     char *message;
     char when[CLOCK_TEXT_LEN];
@@ -174,23 +206,29 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
                 xasprintf("%zu pool members, %zu protected VMs", f->pool_size, f->protected_vms);
     }
     conds = cJSON_AddArrayToObject(st, "conditions");
-    cond = cJSON_CreateObject();
-    cJSON_AddItemToArray(conds, cond);
-    cJSON_AddStringToObject(cond, "type", "Ready");
-    cJSON_AddStringToObject(cond, "status", status);
-    cJSON_AddNumberToObject(cond, "observedGeneration", (double)f->generation);
-    v = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "status") : NULL;
-    {
-        const cJSON *t = oldc ? cJSON_GetObjectItemCaseSensitive(oldc, "lastTransitionTime") : NULL;
-        /* Kubernetes conventions: the time the status last changed. */
-        cJSON_AddStringToObject(cond, "lastTransitionTime",
-                                cJSON_IsString(v) && strcmp(v->valuestring, status) == 0 &&
-                                        cJSON_IsString(t)
-                                    ? t->valuestring
-                                    : now);
+    status__cond(conds, old, "Ready", status, reason, message, f->generation, now);
+    free(message);
+    if (f->valid && f->down > f->storm_limit) {
+        message = xasprintf("%zu of %zu protected VMs are down, more than spec.stormLimit "
+                            "allows (%zu): kvrecover replaces none of them until fewer are down "
+                            "or spec.stormLimit is raised",
+                            f->down, f->protected_vms, f->storm_limit);
+        status__cond(conds, old, "StormHold", "True", "TooManyDown", message, f->generation, now);
+    } else {
+        message = xasprintf("%zu of %zu protected VMs are down; spec.stormLimit allows %zu",
+                            f->down, f->protected_vms, f->storm_limit);
+        status__cond(conds, old, "StormHold", "False", "WithinLimit", message, f->generation, now);
     }
-    cJSON_AddStringToObject(cond, "reason", reason);
-    cJSON_AddStringToObject(cond, "message", message);
+    free(message);
+    if (f->blocked) {
+        message = xasprintf("%zu incidents cannot go on: %s", f->blocked,
+                            f->blocked_msg ? f->blocked_msg : "");
+        status__cond(conds, old, "Blocked", "True", "IncidentsBlocked", message, f->generation,
+                     now);
+    } else {
+        message = xstrdup("no incident is blocked");
+        status__cond(conds, old, "Blocked", "False", "NoneBlocked", message, f->generation, now);
+    }
     free(message);
 
     cJSON_AddNumberToObject(st, "observedGeneration", (double)f->generation);
@@ -200,6 +238,10 @@ cJSON *status_build(const struct status_facts *f, const cJSON *old, const char *
     arr = cJSON_AddArrayToObject(st, "unprotectedVMs");
     for (size_t i = 0; i < f->nunprotected_names && i < STATUS_UNPROTECTED_MAX; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(f->unprotected_names[i]));
+    cJSON_AddNumberToObject(st, "down", (double)f->down);
+    cJSON_AddNumberToObject(st, "blocked", (double)f->blocked);
+    cJSON_AddItemToObject(st, "incidents",
+                          f->incidents ? cJSON_Duplicate(f->incidents, 1) : cJSON_CreateArray());
     cJSON_AddNumberToObject(st, "recoveries", (double)f->recoveries);
     for (size_t i = 0; i < f->nrecent; i++) {
         const char *d = f->recent[i].decision;
@@ -277,6 +319,25 @@ static int status__recent_newer(const void *a, const void *b)
     return strcmp(x->failed_uid, y->failed_uid);
 }
 
+/* An incident's state in status.incidents and the kvrecover_incidents gauge. */
+static const char *const status__states[] = {"Restarting", "Waiting", "Recovering", "Halted",
+                                             "Blocked"};
+#define STATUS__NSTATES 5
+/* Why an incident is blocked, as the kvrecover_blocked_incidents gauge
+ * names it (the last one stands for any other API reason). */
+static const char *const status__reasons[] = {"StormHold",     "NoEligibleCandidate", "Forbidden",
+                                              "QuotaExceeded", "NameTaken",           "Invalid",
+                                              "Unavailable"};
+#define STATUS__NREASONS 7
+
+static size_t status__reason_index(const char *r)
+{
+    for (size_t i = 0; i + 1 < STATUS__NREASONS; i++)
+        if (strcmp(status__reasons[i], r) == 0)
+            return i;
+    return STATUS__NREASONS - 1;
+}
+
 /* Everything a reconcile copies out of the cache. */
 struct status__snap {
     char *ns, *name, *uid;
@@ -295,10 +356,18 @@ struct status__snap {
     size_t nreplacements;
     struct recover_decision *repl; /* replacements of this policy (Recovered) */
     size_t nrepl;
+    cJSON *incidents;                   /* status.incidents, sorted by VM, bounded */
+    size_t down, blocked;               /* counts */
+    size_t storm_limit;                 /* policy_storm_limit() */
+    char *blocked_msg;                  /* named VMs and reasons, bounded */
+    size_t by_state[STATUS__NSTATES];   /* incidents per state (all, not only listed) */
+    size_t by_reason[STATUS__NREASONS]; /* blocked incidents per reason */
 };
 
 static void status__snap_free(struct status__snap *s)
 {
+    cJSON_Delete(s->incidents);
+    free(s->blocked_msg);
     free(s->ns);
     free(s->name);
     free(s->uid);
@@ -402,7 +471,7 @@ static void status__protected(struct cache *c, const struct cache_policy *p, str
         HASH_ADD_KEYPTR(hh, set, e->name, strlen(e->name), e);
     }
     for (struct cache_vmi *vmi = cache_vmi_first(c, p->ns); vmi; vmi = cache_vmi_next(vmi, p->ns)) {
-        const char *name = vmi->vm ? vmi->vm : vmi->name;
+        const char *name = vmi->name;
 
         if (recover_policy_for(c, p->ns, vmi->labels, NULL) != p)
             continue;
@@ -464,7 +533,7 @@ static int status__rank_chunk(const struct recover_env *env, struct recover_rank
         free(err);
         {
             struct sim_query q = {e->name, alias, &f};
-            if (recover_rank(env->book, rk, c, p, &q, &pick, NULL) != 0)
+            if (recover_rank(env->book, rk, c, p, &q, NULL, NULL, &pick, NULL) != 0)
                 memset(&pick, 0, sizeof(pick));
         }
         features_free(&f);
@@ -589,6 +658,118 @@ static void status__replacements(struct cache *c, const struct cache_policy *p,
     }
 }
 
+static int status__incident_cmp(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+
+    return strcmp(cJSON_GetObjectItemCaseSensitive(x, "vm")->valuestring,
+                  cJSON_GetObjectItemCaseSensitive(y, "vm")->valuestring);
+}
+
+/* The incidents: every VM p protects that is down, restarting, waiting for
+ * its trigger, halted by kvrecover without its replacement yet, or blocked;
+ * the counts; and the dashboard's list (with the detail and the seconds
+ * until a pending trigger). Cache read lock held. */
+static void status__incidents(const struct recover_env *env, struct cache *c,
+                              const struct cache_policy *p, struct status__snap *s)
+{
+    double now = clock_wall();
+    cJSON **all = NULL, *view = cJSON_AddArrayToObject(s->view, "incidents");
+    size_t n = 0, nprot = 0, named = 0;
+    struct buf msg = {0};
+    char when[CLOCK_TEXT_LEN];
+
+    for (struct cache_vm *vm = cache_vm_first(c, p->ns); vm; vm = cache_vm_next(vm, p->ns)) {
+        struct recover_note note;
+        struct health_verdict v;
+        const char *state = NULL, *reason;
+        const char *replacement = NULL;
+        cJSON *e;
+
+        if (recover_policy_for(c, p->ns, vm->tlabels, NULL) != p)
+            continue;
+        nprot++;
+        recover_book_note(env->book, vm->ns, vm->name, &note);
+        incident_health(c, p, vm, note.down_seen, now, &v);
+        reason = health_state_name(v.state);
+        if (v.state == HEALTH_REPLACED) {
+            struct cache_vm *r = vm->inc ? cache_vm_find(c, p->ns, vm->inc->replaced_by) : NULL;
+
+            replacement = vm->inc ? vm->inc->replaced_by : NULL;
+            if (!r)
+                state = "Halted";
+        } else if (v.down) {
+            s->down++;
+        }
+        if (note.blocked) {
+            state = "Blocked";
+            reason = note.blocked;
+            s->blocked++;
+            s->by_reason[status__reason_index(note.blocked)]++;
+            if (named < STATUS_BLOCKED_NAMED)
+                buf_printf(&msg, "%s%s: %s", named ? "; " : "", vm->name, note.blocked);
+            else if (named == STATUS_BLOCKED_NAMED)
+                buf_puts(&msg, "; ...");
+            named++;
+        } else if (!state && v.trigger != HEALTH_NONE) {
+            state = "Recovering";
+        } else if (!state && v.trigger_at > 0) {
+            state = "Waiting";
+        } else if (!state && (v.down || v.state == HEALTH_RESTARTING)) {
+            state = "Restarting";
+        }
+        if (!state) {
+            recover_note_free(&note);
+            continue;
+        }
+        for (size_t k = 0; k < STATUS__NSTATES; k++)
+            if (strcmp(status__states[k], state) == 0)
+                s->by_state[k]++;
+        e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "vm", vm->name);
+        cJSON_AddStringToObject(e, "state", state);
+        cJSON_AddStringToObject(e, "reason", reason);
+        if (v.since > 0 || note.down_seen > 0) {
+            clock_format(v.since > 0 ? v.since : note.down_seen, when);
+            cJSON_AddStringToObject(e, "since", when);
+        }
+        if (v.trigger_at > 0) {
+            clock_format(v.trigger_at, when);
+            cJSON_AddStringToObject(e, "triggerAt", when);
+        }
+        if (v.failed_uid || (vm->inc && vm->inc->failed_uid))
+            cJSON_AddStringToObject(e, "failedUID",
+                                    v.failed_uid ? v.failed_uid : vm->inc->failed_uid);
+        if (replacement)
+            cJSON_AddStringToObject(e, "replacement", replacement);
+        /* the dashboard also shows the detail and the time left */
+        if (n < STATUS_VIEW_MAX) {
+            cJSON *d = cJSON_Duplicate(e, 1);
+
+            cJSON_AddStringToObject(d, "detail", note.blocked_msg ? note.blocked_msg : v.reason);
+            if (v.trigger_at > 0)
+                cJSON_AddNumberToObject(d, "triggerInSeconds", ceil(v.trigger_at - now));
+            cJSON_AddItemToArray(view, d);
+        }
+        all = xreallocarray(all, n + 1, sizeof(*all));
+        all[n++] = e;
+        recover_note_free(&note);
+    }
+    if (n > 1)
+        qsort(all, n, sizeof(*all), status__incident_cmp);
+    s->incidents = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        if (i < STATUS_INCIDENTS_MAX)
+            cJSON_AddItemToArray(s->incidents, all[i]);
+        else
+            cJSON_Delete(all[i]);
+    }
+    free(all);
+    s->storm_limit = policy_storm_limit(&p->pol, nprot);
+    s->blocked_msg = msg.data ? xstrdup(msg.data) : NULL;
+    buf_free(&msg);
+}
+
 /* Copies the policy's facts; returns 0, or -ENOENT when it is gone. */
 static int status__gather(const struct recover_env *env, const char *ns, const char *name,
                           struct status__snap *s)
@@ -629,6 +810,7 @@ static int status__gather(const struct recover_env *env, const char *ns, const c
     status__pool(c, p, s);
     status__protected(c, p, s);
     status__replacements(c, p, s);
+    status__incidents(env, c, p, s);
 out:
     cache_unlock(c);
     return rc;
@@ -644,12 +826,31 @@ static void status__gauges(const char *key, const struct status__snap *s, int de
         metrics_gauge_delete(METRICS_POOL_MEMBERS, labels);
         metrics_gauge_delete(METRICS_PROTECTED_VMS, labels);
         metrics_gauge_delete(METRICS_UNPROTECTED_VMS, labels);
+        metrics_gauge_delete(METRICS_STORM_HOLD, labels);
     } else {
         metrics_gauge_set(METRICS_POOL_MEMBERS, labels, (double)s->pool_size);
         metrics_gauge_set(METRICS_PROTECTED_VMS, labels, (double)s->nprotected);
         metrics_gauge_set(METRICS_UNPROTECTED_VMS, labels, (double)s->nunprotected);
+        metrics_gauge_set(METRICS_STORM_HOLD, labels, s->down > s->storm_limit ? 1 : 0);
     }
     free(labels);
+    /* fixed label sets: every series exists (0 when none), none is stale */
+    for (size_t k = 0; k < STATUS__NSTATES; k++) {
+        labels = metrics_labels("policy", key, "state", status__states[k]);
+        if (del)
+            metrics_gauge_delete(METRICS_INCIDENTS, labels);
+        else
+            metrics_gauge_set(METRICS_INCIDENTS, labels, (double)s->by_state[k]);
+        free(labels);
+    }
+    for (size_t k = 0; k < STATUS__NREASONS; k++) {
+        labels = metrics_labels("policy", key, "reason", status__reasons[k]);
+        if (del)
+            metrics_gauge_delete(METRICS_BLOCKED_INCIDENTS, labels);
+        else
+            metrics_gauge_set(METRICS_BLOCKED_INCIDENTS, labels, (double)s->by_reason[k]);
+        free(labels);
+    }
 }
 
 /* InvalidPolicy and InvalidPoolMember, each announced once. */
@@ -843,6 +1044,11 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
     f.recoveries = s.nreplacements + recover_book_count(env->book, ns, name, RECOVER_DRYRUN);
     f.recent = recent;
     f.nrecent = nrecent;
+    f.down = s.down;
+    f.blocked = s.blocked;
+    f.storm_limit = s.storm_limit;
+    f.blocked_msg = s.blocked_msg;
+    f.incidents = s.incidents;
     clock_format(clock_wall(), now);
     status = status_build(&f, s.old, now);
     {

@@ -5,7 +5,14 @@
  * status_reconcile() recomputes everything from the cache and the book of
  * decisions (level-triggered): the Ready condition (False: InvalidPolicy
  * naming the field, or InvalidPool when every member is invalid; True: Valid,
- * or EmptyPool while no ConfigMap matches the pool selector),
+ * or EmptyPool while no ConfigMap matches the pool selector); the StormHold
+ * condition (True, TooManyDown, while more protected VMs are down than
+ * spec.stormLimit allows); the Blocked condition (True, IncidentsBlocked,
+ * naming the VMs and why, while an incident cannot go on); status.down,
+ * status.blocked and status.incidents (one entry per protected VM that is
+ * down, restarting, waiting for its trigger, halted or blocked: state
+ * Restarting, Waiting, Recovering, Halted or Blocked), each condition with
+ * observedGeneration,
  * observedGeneration, the protected VMs (VMs whose template labels, and VMIs
  * whose labels, match the selector, counted by VM name, for the policy that
  * acts on them), the pool size, the protected VMs that no member could
@@ -40,6 +47,10 @@ struct status_state; /* opaque, thread-safe: what each policy's reconcile rememb
 #define STATUS_VIEW_MAX 500
 /* status.unprotectedVMs holds at most this many names (the CRD's maxItems). */
 #define STATUS_UNPROTECTED_MAX 100
+/* status.incidents holds at most this many entries (the CRD's maxItems). */
+#define STATUS_INCIDENTS_MAX 100
+/* The Blocked condition's message names at most this many VMs. */
+#define STATUS_BLOCKED_NAMED 10
 
 /* One entry of status.recent. Strings borrowed. */
 struct status_recent {
@@ -63,6 +74,12 @@ struct status_facts {
     size_t recoveries;                  /* total handled: replacements and dry runs */
     const struct status_recent *recent; /* newest first, up to RECOVER_RECENT */
     size_t nrecent;
+    size_t down;             /* protected VMs down now (health's down) */
+    size_t blocked;          /* incidents blocked now */
+    size_t storm_limit;      /* policy_storm_limit() for protected_vms */
+    const char *blocked_msg; /* "vm-1: Forbidden; vm-2: NoEligibleCandidate", bounded */
+    const char *blocked_why; /* the first blocked incident's reason, or NULL */
+    const cJSON *incidents;  /* status.incidents entries, sorted by VM, bounded; or NULL */
 };
 
 /** A new state. Never NULL. */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,6 +274,7 @@ void policy_free(struct policy *p)
     for (size_t i = 0; i < p->nrequired; i++)
         free(p->required[i]);
     free(p->required);
+    free(p->service_account);
     memset(p, 0, sizeof(*p));
 }
 
@@ -391,6 +393,100 @@ static int policy__choice(const cJSON *v, const char *key, const char *first, co
     return rc;
 }
 
+/* v as an integer in [min, 2147483647] (int32, as the CRD says) into *out,
+ * or -EINVAL naming path. */
+static int policy__int(const cJSON *v, const char *path, long min, long *out, char **err)
+{
+    /* a double holds every int32 exactly */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= 2147483647.0) ||
+        v->valuedouble != floor(v->valuedouble))
+        return policy__fail(err, "%s: must be an integer in [%ld, 2147483647]", path, min);
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+/* The fields this version removed: refused with what replaced them, so that
+ * a policy written for the old controller is not half-understood. */
+static int policy__removed(const cJSON *spec, char **err)
+{
+    if (cJSON_GetObjectItemCaseSensitive(spec, "haltFailed"))
+        return policy__fail(err, "spec.haltFailed: removed: kvrecover now always halts the failed "
+                                 "VM before it creates the replacement; delete the field");
+    if (cJSON_GetObjectItemCaseSensitive(spec, "unknownGracePeriodSeconds"))
+        return policy__fail(err,
+                            "spec.unknownGracePeriodSeconds: removed: KubeVirt never sets phase "
+                            "Unknown; use spec.trigger.nodeLossSeconds (a lost node) and "
+                            "spec.trigger.restartTimeoutSeconds (a VM KubeVirt cannot start)");
+    return 0;
+}
+
+static int policy__trigger(const cJSON *t, struct policy_trigger *out, char **err)
+{
+    static const char *const known[] = {"crashLoopThreshold", "restartTimeoutSeconds",
+                                        "nodeLossSeconds", "immediate", NULL};
+    const cJSON *v;
+    int rc;
+
+    if (!cJSON_IsObject(t))
+        return policy__fail(err, "spec.trigger: must be a mapping, not %s", text_json_type(t));
+    if ((rc = policy__known(t, "spec.trigger", known, err)))
+        return rc;
+    if ((v = policy__field(t, "crashLoopThreshold")) &&
+        (rc =
+             policy__int(v, "spec.trigger.crashLoopThreshold", 1, &out->crash_loop_threshold, err)))
+        return rc;
+    if ((v = policy__field(t, "restartTimeoutSeconds")) &&
+        (rc = policy__int(v, "spec.trigger.restartTimeoutSeconds", 0, &out->restart_timeout_seconds,
+                          err)))
+        return rc;
+    if ((v = policy__field(t, "nodeLossSeconds")) &&
+        (rc = policy__int(v, "spec.trigger.nodeLossSeconds", 0, &out->node_loss_seconds, err)))
+        return rc;
+    if ((v = policy__field(t, "immediate"))) {
+        if (!cJSON_IsBool(v))
+            return policy__fail(err, "spec.trigger.immediate: must be true or false, not %s",
+                                text_json_type(v));
+        out->immediate = cJSON_IsTrue(v);
+    }
+    return 0;
+}
+
+/* stormLimit: an integer count >= 1, or a string "N%" with N an integer in
+ * [0, 100], as Kubernetes reads an IntOrString percentage. */
+static int policy__storm(const cJSON *v, struct policy_storm *out, char **err)
+{
+    static const char msg[] =
+        "spec.stormLimit: must be a count (an integer >= 1) or a share (\"0%\" to \"100%\")";
+    const char *s;
+    long pct = 0;
+    char *q;
+    int rc;
+
+    if (cJSON_IsNumber(v)) {
+        if (!(v->valuedouble >= 1 && v->valuedouble <= 2147483647.0) ||
+            v->valuedouble != floor(v->valuedouble))
+            return policy__fail(err, "%s, not %.17g", msg, v->valuedouble);
+        out->percent = false;
+        out->value = (long)v->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return policy__fail(err, "%s, not %s", msg, text_json_type(v));
+    s = v->valuestring;
+    /* 1 to 3 digits, then '%' and nothing more */
+    for (; *s >= '0' && *s <= '9' && s - v->valuestring < 4; s++)
+        pct = pct * 10 + (*s - '0');
+    if (s > v->valuestring && s - v->valuestring < 4 && s[0] == '%' && !s[1] && pct <= 100) {
+        out->percent = true;
+        out->value = pct;
+        return 0;
+    }
+    q = text_quote(v->valuestring);
+    rc = policy__fail(err, "%s, not %s", msg, q);
+    free(q);
+    return rc;
+}
+
 int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
 {
     static const char *const known[] = {"selector",
@@ -401,8 +497,9 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
                                         "required",
                                         "action",
                                         "capture",
-                                        "unknownGracePeriodSeconds",
-                                        "haltFailed",
+                                        "trigger",
+                                        "stormLimit",
+                                        "serviceAccountName",
                                         NULL};
     const cJSON *v;
     int rc = 0;
@@ -413,8 +510,11 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
     out->mode = POLICY_JACCARD;
     out->action = POLICY_RECREATE;
     out->capture = true;
-    out->unknown_grace_seconds = 60;
-    out->halt_failed = false;
+    out->trigger.crash_loop_threshold = POLICY_CRASH_LOOP_THRESHOLD;
+    out->trigger.restart_timeout_seconds = POLICY_RESTART_TIMEOUT_SECONDS;
+    out->trigger.node_loss_seconds = POLICY_NODE_LOSS_SECONDS;
+    out->storm.percent = true;
+    out->storm.value = POLICY_STORM_PERCENT;
     if (!spec) {
         rc = policy__fail(err, "spec: required");
         goto out;
@@ -423,7 +523,7 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         rc = policy__fail(err, "spec: must be a mapping, not %s", text_json_type(spec));
         goto out;
     }
-    if ((rc = policy__known(spec, "spec", known, err)))
+    if ((rc = policy__removed(spec, err)) || (rc = policy__known(spec, "spec", known, err)))
         goto out;
     /* as the CRD: an empty selector would protect every VMI in the namespace,
      * an empty pool selector would take every ConfigMap */
@@ -468,23 +568,23 @@ int policy_parse_spec(const cJSON *spec, struct policy *out, char **err)
         }
         out->capture = cJSON_IsTrue(v);
     }
-    if ((v = policy__field(spec, "unknownGracePeriodSeconds"))) {
-        /* int32 in the CRD; a double holds every such integer exactly */
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0) ||
-            v->valuedouble != floor(v->valuedouble)) {
-            rc = policy__fail(err, "spec.unknownGracePeriodSeconds: must be an integer in [0, "
-                                   "2147483647]");
+    if ((v = policy__field(spec, "trigger")) && (rc = policy__trigger(v, &out->trigger, err)))
+        goto out;
+    if ((v = policy__field(spec, "stormLimit")) && (rc = policy__storm(v, &out->storm, err)))
+        goto out;
+    if ((v = policy__field(spec, "serviceAccountName"))) {
+        if (!cJSON_IsString(v) || !policy_is_dns_subdomain(v->valuestring)) {
+            char *q = cJSON_IsString(v) ? text_quote(v->valuestring) : NULL;
+
+            rc = policy__fail(err,
+                              "spec.serviceAccountName: must be a ServiceAccount name (a DNS-1123 "
+                              "subdomain: lower-case letters, digits, '-' and '.', at most 253), "
+                              "not %s",
+                              q ? q : text_json_type(v));
+            free(q);
             goto out;
         }
-        out->unknown_grace_seconds = (long)v->valuedouble;
-    }
-    if ((v = policy__field(spec, "haltFailed"))) {
-        if (!cJSON_IsBool(v)) {
-            rc = policy__fail(err, "spec.haltFailed: must be true or false, not %s",
-                              text_json_type(v));
-            goto out;
-        }
-        out->halt_failed = cJSON_IsTrue(v);
+        out->service_account = xstrdup(v->valuestring);
     }
 out:
     if (rc)
@@ -523,6 +623,37 @@ int policy_from_json(const cJSON *obj, struct policy *out, char **err)
     out->name = name ? xstrdup(name->valuestring) : NULL;
     out->namespace = ns ? xstrdup(ns->valuestring) : NULL;
     return 0;
+}
+
+size_t policy_storm_limit(const struct policy *p, size_t protected)
+{
+    uint64_t limit;
+
+    if (!p->storm.percent)
+        return (size_t)p->storm.value;
+    /* rounded up: 50% of 3 is 2, so that a share never lets fewer VMs go
+     * than it says; the product fits: protected is a count of objects */
+    limit = ((uint64_t) protected * (uint64_t)p->storm.value + 99) / 100;
+    return limit < 1 ? 1 : (size_t)limit;
+}
+
+int policy_is_dns_subdomain(const char *s)
+{
+    size_t n = 0;
+    char prev = '.';
+
+    for (; s[n]; n++) {
+        char c = s[n];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+        if (!alnum && c != '-' && c != '.')
+            return 0;
+        /* a part starts and ends with a letter or digit */
+        if ((c == '.' && !(prev != '.' && prev != '-')) || (c == '-' && prev == '.'))
+            return 0;
+        prev = c;
+    }
+    return n >= 1 && n <= 253 && prev != '.' && prev != '-';
 }
 
 double policy_weight(const struct policy *p, const char *category)

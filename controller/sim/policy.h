@@ -6,10 +6,13 @@
  * to check again: weights present, finite and >= 0 with at least one > 0,
  * threshold in [0, 1], a known mode and action, both selectors present and
  * the pool selector not empty (the CRD's rules, so that the CLI refuses what
- * the API server would), capture and haltFailed booleans,
- * unknownGracePeriodSeconds an integer >= 0. Every error names the field the way
- * kubectl would ("spec.weights.language: must be a finite number >= 0"), so
- * that it can go into status.conditions or a CLI message as it is.
+ * the API server would), capture a boolean, trigger's integers in range,
+ * stormLimit a count or a percentage, serviceAccountName a DNS-1123
+ * subdomain. The removed fields haltFailed and unknownGracePeriodSeconds are
+ * refused with a message saying what replaced them. Every error names the
+ * field the way kubectl would ("spec.weights.language: must be a finite
+ * number >= 0"), so that it can go into status.conditions or a CLI message
+ * as it is.
  *
  * Category names (weights keys, required entries) are trimmed and
  * lower-cased like feature categories; mode and action are case-sensitive
@@ -57,6 +60,29 @@ struct policy_selector {
     size_t nexprs;                    /* entries in exprs */
 };
 
+/* spec.trigger: when kvrecover acts on a VM KubeVirt cannot bring back
+ * (CONTRACT.md "When kvrecover acts"). */
+struct policy_trigger {
+    long crash_loop_threshold;    /* crashLoopThreshold, >= 1, default 3 */
+    long restart_timeout_seconds; /* restartTimeoutSeconds, >= 0, default 300 */
+    long node_loss_seconds;       /* nodeLossSeconds, >= 0, default 300; 0 is off */
+    bool immediate;               /* immediate: act on the first Failed VMI, default false */
+};
+
+/* Trigger defaults, as the CRD's. */
+#define POLICY_CRASH_LOOP_THRESHOLD 3
+#define POLICY_RESTART_TIMEOUT_SECONDS 300
+#define POLICY_NODE_LOSS_SECONDS 300
+/* stormLimit's default, "50%". */
+#define POLICY_STORM_PERCENT 50
+
+/* spec.stormLimit, an int-or-string as Kubernetes' maxUnavailable: a count
+ * (the integer 3) or a share (the string "50%"). */
+struct policy_storm {
+    bool percent; /* value is a percentage (0..100), else a count (>= 1) */
+    long value;   /* the percentage or the count */
+};
+
 struct policy_weight {
     char *category; /* trimmed, lower-cased; cpu, memory, disk are numeric */
     double weight;  /* finite, >= 0 */
@@ -78,9 +104,14 @@ struct policy {
     char **required;                      /* spec.required categories, lower-cased */
     size_t nrequired;                     /* entries in required */
     enum policy_action action;            /* spec.action, default Recreate */
-    bool capture;               /* spec.capture: keep pool ConfigMaps current, default true */
-    long unknown_grace_seconds; /* spec.unknownGracePeriodSeconds, >= 0, default 60 */
-    bool halt_failed;           /* spec.haltFailed: halt the failed VM, default false */
+    bool capture;                  /* spec.capture: keep pool ConfigMaps current, default true */
+    struct policy_trigger trigger; /* spec.trigger, defaults filled in */
+    struct policy_storm storm;     /* spec.stormLimit, default 50% */
+    char *service_account;         /* spec.serviceAccountName, or NULL: writes as the controller */
+    /* removed: always 0, delete with reconcile's rewrite (the fields
+     * unknownGracePeriodSeconds and haltFailed are refused) */
+    long unknown_grace_seconds;
+    bool halt_failed;
 };
 
 /**
@@ -133,6 +164,23 @@ void policy_selector_free(struct policy_selector *sel);
 
 /** Frees what p owns and leaves it empty; NULL is fine. */
 void policy_free(struct policy *p);
+
+/**
+ * The largest number of the policy's protected VMs that may be down at once
+ * without a storm (CONTRACT.md, stormLimit): a count as it is; a share of
+ * protected rounded up, never below 1, so that one VM down is never a storm
+ * ("50%": 1 of 1 gives 1, 4 gives 2, so 2 of 4 down is no storm and 3 of 4
+ * is one). More than this many down is a storm.
+ */
+size_t policy_storm_limit(const struct policy *p, size_t protected);
+
+/**
+ * Whether s is a DNS-1123 subdomain, as Kubernetes names most objects
+ * (ServiceAccounts among them): 1 to 253 characters of lower-case letters,
+ * digits, '-' and '.', in dot-separated parts that start and end with a
+ * letter or digit.
+ */
+int policy_is_dns_subdomain(const char *s);
 
 /** The weight of category (lower-case), 0 when the policy gives none. */
 double policy_weight(const struct policy *p, const char *category);

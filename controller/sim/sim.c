@@ -43,7 +43,8 @@ struct sim__member {
     size_t off;       /* first item id in pool->mitems */
     uint32_t nitems;  /* item ids, ascending, no duplicates */
     unsigned has_res; /* bit (1u << FEATURES_x) when res[x] is known */
-    int has_template; /* whether a replacement can be built from it */
+    unsigned flags;   /* SIM_MEMBER_* */
+    uint32_t disk_id; /* string id of its disk detail, or SIM__NONE */
     double res[FEATURES_NRES];
     const void *data; /* the caller's */
 };
@@ -370,20 +371,30 @@ static int sim__u32cmp(const void *a, const void *b)
 }
 
 int sim_pool_add(struct sim_pool *p, const char *name, const char *vm, const struct features *f,
-                 int has_template, const void *data)
+                 unsigned flags, const void *data)
 {
-    uint32_t nid, vid = SIM__NONE, *ids;
+    const struct sim_member m = {name, vm, f, flags, NULL, data};
+
+    return sim_pool_put(p, &m);
+}
+
+int sim_pool_put(struct sim_pool *p, const struct sim_member *mi)
+{
+    const struct features *f = mi->features;
+    uint32_t nid, vid = SIM__NONE, did = SIM__NONE, *ids;
     struct sim__member *m;
     size_t n = 0;
 
     if (f->n > FEATURES_MAX_ITEMS || p->nm >= SIM__MAX || p->nmitems + f->n > (size_t)SIM__MAX)
         return -E2BIG;
-    nid = sim__str_intern(p, name);
+    nid = sim__str_intern(p, mi->name);
     if (nid == SIM__NONE)
         return -E2BIG;
     if (p->str_member[nid])
         return -EEXIST;
-    if (vm && (vid = sim__str_intern(p, vm)) == SIM__NONE)
+    if (mi->vm && (vid = sim__str_intern(p, mi->vm)) == SIM__NONE)
+        return -E2BIG;
+    if (mi->disk && (did = sim__str_intern(p, mi->disk)) == SIM__NONE)
         return -E2BIG;
     /* Allocated on the first add even for an empty feature set, so that
      * p->mitems + offset is never arithmetic on a null pointer. */
@@ -427,8 +438,9 @@ int sim_pool_add(struct sim_pool *p, const char *name, const char *vm, const str
     m->has_res = f->has_res & ((1u << FEATURES_NRES) - 1);
     for (int r = 0; r < FEATURES_NRES; r++)
         m->res[r] = m->has_res & (1u << r) ? f->res[r] : 0;
-    m->has_template = !!has_template;
-    m->data = data;
+    m->flags = mi->flags;
+    m->disk_id = did;
+    m->data = mi->data;
     p->nmitems += n;
     p->nm++;
     p->str_member[nid] = p->nm;
@@ -891,10 +903,14 @@ int sim_rank(struct sim_ranker *r, const struct sim_pool *p, const struct policy
             c->reason = SIM_REQUIRED_MISMATCH;
         else if (score < pol->threshold - SIM__TOLERANCE)
             c->reason = SIM_BELOW_THRESHOLD;
-        else if (!m->has_template)
+        else if (!(m->flags & SIM_MEMBER_TEMPLATE))
             c->reason = SIM_NO_TEMPLATE;
+        else if (m->flags & SIM_MEMBER_SHARED_DISK)
+            c->reason = SIM_SHARED_DISK;
         else
             c->reason = SIM_ELIGIBLE;
+        c->disk =
+            c->reason == SIM_SHARED_DISK && m->disk_id != SIM__NONE ? p->str[m->disk_id] : NULL;
         memcpy(&bits, &score, sizeof(bits));
         bits = ~bits;
         r->rec[n].hi = (uint32_t)(bits >> 32);
@@ -964,6 +980,10 @@ const char *sim_reason_name(enum sim_reason reason)
         return "BelowThreshold";
     case SIM_NO_TEMPLATE:
         return "NoTemplate";
+    case SIM_SHARED_DISK:
+        return "SharedDisk";
+    case SIM_NO_CAPACITY:
+        return "NoCapacity";
     }
     return "Unknown";
 }
@@ -981,8 +1001,27 @@ char *sim_candidate_detail(const struct sim_candidate *c, const struct policy *p
         return xasprintf("score %.4f is below the threshold %g", c->score, pol->threshold);
     case SIM_NO_TEMPLATE:
         return xstrdup("no data.vm to build a replacement from");
+    case SIM_SHARED_DISK:
+        return xstrdup(c->disk ? c->disk : "its template uses a disk that is not its own");
+    case SIM_NO_CAPACITY:
+        return xstrdup("its replacement fits no Ready, schedulable node");
     }
     return xstrdup("");
+}
+
+int sim_result_refuse(struct sim_result *res, size_t i, enum sim_reason reason)
+{
+    if (i >= res->n || reason == SIM_ELIGIBLE || reason > SIM_NO_CAPACITY)
+        return -EINVAL;
+    if (res->cand[i].reason == SIM_ELIGIBLE)
+        res->cand[i].reason = reason;
+    res->selected = -1;
+    for (size_t k = 0; k < res->n; k++)
+        if (res->cand[k].reason == SIM_ELIGIBLE) {
+            res->selected = (long)k;
+            break;
+        }
+    return 0;
 }
 
 double sim_round6(double x)

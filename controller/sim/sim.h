@@ -19,11 +19,20 @@
  *
  * Candidates are every member except the failed VM itself (its name or its
  * kvrecover.io/vm label equal to the failed VM's name), sorted by score
- * descending, then name ascending. A candidate is eligible unless a required
- * category differs (RequiredMismatch), its score is below the threshold
- * (BelowThreshold; compared with a 1e-9 tolerance so that 0.5 is not below
- * 0.5 after rounding), or it has no template (NoTemplate) — the first of these
- * that applies is its reason. The first eligible candidate is selected.
+ * descending, then name ascending. A candidate is eligible unless, in this
+ * order, the first that applies being its reason:
+ *   RequiredMismatch  a required category differs;
+ *   BelowThreshold    its score is below the threshold (compared with a 1e-9
+ *                     tolerance so that 0.5 is not below 0.5 after rounding);
+ *   NoTemplate        it has no template to build a replacement from;
+ *   SharedDisk        its template uses a disk that is not its own (a PVC or
+ *                     DataVolume that none of its dataVolumeTemplates makes):
+ *                     two VMs must not share a disk (replica.h).
+ * The comparison comes first because it is what a reader of the ranking
+ * looks at; the template's flaws follow (NoTemplate and SharedDisk never
+ * both apply). NoCapacity is never set here: the caller refuses eligible
+ * candidates whose replacement fits no node with sim_result_refuse() after
+ * ranking. The first eligible candidate is selected.
  *
  * A pool is not thread-safe while it is being built; once finished it may be
  * ranked from several threads, each with its own ranker.
@@ -48,6 +57,23 @@ enum sim_reason {
     SIM_REQUIRED_MISMATCH, /* "RequiredMismatch": a required category differs */
     SIM_BELOW_THRESHOLD,   /* "BelowThreshold" */
     SIM_NO_TEMPLATE,       /* "NoTemplate": no VirtualMachine to build from */
+    SIM_SHARED_DISK,       /* "SharedDisk": its template uses a disk that is not its own */
+    SIM_NO_CAPACITY,       /* "NoCapacity": its replacement fits no node (set by the caller) */
+};
+
+/* Flags of a member (struct sim_member): what is known of its template. */
+#define SIM_MEMBER_TEMPLATE 1u    /* it has one: a replacement can be built from it */
+#define SIM_MEMBER_SHARED_DISK 2u /* it uses a disk that is not its own (replica_shared_disk()) */
+
+/* A member as sim_pool_put() adds it. */
+struct sim_member {
+    const char *name;                /* a ConfigMap name, unique in the pool */
+    const char *vm;                  /* its kvrecover.io/vm label, or NULL */
+    const struct features *features; /* what it is made of (copied) */
+    unsigned flags;                  /* SIM_MEMBER_* */
+    const char *disk;                /* SIM_MEMBER_SHARED_DISK: which volume uses which disk,
+                                        for the candidate's detail (copied), or NULL */
+    const void *data;                /* the caller's, returned by sim_pool_data() */
 };
 
 /* The failed VM, as sim_rank() compares it. */
@@ -64,6 +90,8 @@ struct sim_candidate {
     uint32_t required;      /* SIM_REQUIRED_MISMATCH: index in policy.required */
     enum sim_reason reason; /* SIM_ELIGIBLE, or why not */
     double score;           /* in [0, 1] */
+    const char *disk;       /* SIM_SHARED_DISK: the member's disk detail (owned by the
+                               pool, valid until it changes), else NULL */
 };
 
 /*
@@ -90,17 +118,20 @@ void sim_pool_free(struct sim_pool *p);
 void sim_pool_clear(struct sim_pool *p);
 
 /**
- * Adds a member: name (a ConfigMap name, unique in the pool), vm (its
- * kvrecover.io/vm label, or NULL), features f (copied: interned, any order,
- * duplicates ignored), whether it has a template, and data, an opaque
- * pointer the caller gets back from sim_pool_data() (e.g. its struct
- * pool_member). The pool is unfinished afterwards. Returns 0; -EEXIST when
- * the name is already in the pool; -E2BIG when f holds more than
- * FEATURES_MAX_ITEMS items or the pool would exceed 2^32 - 2 members or
- * items.
+ * Adds a member (see struct sim_member): its features are copied (interned,
+ * any order, duplicates ignored), and so is its disk detail. The pool is
+ * unfinished afterwards. Returns 0; -EEXIST when the name is already in the
+ * pool; -E2BIG when the features hold more than FEATURES_MAX_ITEMS items or
+ * the pool would exceed 2^32 - 2 members or items.
+ */
+int sim_pool_put(struct sim_pool *p, const struct sim_member *m);
+
+/**
+ * sim_pool_put() of a member without a disk detail: flags is SIM_MEMBER_*
+ * (1, "has a template", is what a true has_template always was).
  */
 int sim_pool_add(struct sim_pool *p, const char *name, const char *vm, const struct features *f,
-                 int has_template, const void *data);
+                 unsigned flags, const void *data);
 
 /**
  * Orders the members by name, which fixes their indices until the next
@@ -162,13 +193,27 @@ cJSON *sim_result_json(const struct sim_ranker *r, const struct sim_pool *p,
 /** Frees the candidate array and leaves res empty; NULL is fine. */
 void sim_result_free(struct sim_result *res);
 
-/** "" for SIM_ELIGIBLE, else "RequiredMismatch", "BelowThreshold", "NoTemplate". */
+/**
+ * Refuses candidate i after ranking, for a reason the ranking cannot know
+ * (SIM_NO_CAPACITY: its replacement fits no node), and selects the first
+ * eligible candidate again. A candidate that is already ineligible keeps
+ * its first reason. Returns 0; -EINVAL when i is out of range or reason is
+ * SIM_ELIGIBLE.
+ */
+int sim_result_refuse(struct sim_result *res, size_t i, enum sim_reason reason);
+
+/**
+ * "" for SIM_ELIGIBLE, else "RequiredMismatch", "BelowThreshold",
+ * "NoTemplate", "SharedDisk", "NoCapacity".
+ */
 const char *sim_reason_name(enum sim_reason reason);
 
 /**
  * A one-line explanation of an ineligible candidate ("required category os
  * differs", "score 0.3333 is below the threshold 0.5", "no data.vm to build
- * a replacement from"), or "" when eligible. The caller frees.
+ * a replacement from", "volume data uses persistentVolumeClaim shared, not
+ * one of its own dataVolumeTemplates", "its replacement fits no Ready,
+ * schedulable node"), or "" when eligible. The caller frees.
  */
 char *sim_candidate_detail(const struct sim_candidate *c, const struct policy *pol);
 

@@ -60,6 +60,14 @@ static const struct metrics__family metrics__families[] = {
     {METRICS_WATCH_RESTARTS, METRICS__COUNTER,
      "Watches restarted (relist or re-watch), by resource."},
     {METRICS_LEADER, METRICS__GAUGE, "1 when this replica holds the leader lease, else 0."},
+    {METRICS_INCIDENTS, METRICS__GAUGE,
+     "Protected VMs in an incident, by policy and state (Restarting, Waiting, Recovering, "
+     "Halted, Blocked)."},
+    {METRICS_STORM_HOLD, METRICS__GAUGE,
+     "1 while more protected VMs are down than the policy's stormLimit allows: none is "
+     "replaced."},
+    {METRICS_BLOCKED_INCIDENTS, METRICS__GAUGE,
+     "Incidents whose recovery cannot go on, by policy and reason."},
 };
 #define METRICS__NFAMILIES (sizeof(metrics__families) / sizeof(metrics__families[0]))
 

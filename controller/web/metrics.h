@@ -31,6 +31,9 @@
 #define METRICS_API_REQUESTS "kvrecover_api_requests_total"             /* {verb,code} */
 #define METRICS_WATCH_RESTARTS "kvrecover_watch_restarts_total"         /* {resource} */
 #define METRICS_LEADER "kvrecover_leader"                               /* no labels */
+#define METRICS_INCIDENTS "kvrecover_incidents"                         /* {policy,state} */
+#define METRICS_STORM_HOLD "kvrecover_storm_hold"                       /* {policy} */
+#define METRICS_BLOCKED_INCIDENTS "kvrecover_blocked_incidents"         /* {policy,reason} */
 
 /**
  * Adds v (>= 0) to the counter name{labels}, creating it at 0 first.

@@ -201,6 +201,21 @@ if ok_run "pools: table names the reasons" "${P[@]}" "${L[@]}" "${XL[@]}" "${F[@
   else fail "pools: table shows NoTemplate and RequiredMismatch" "$(cat "$tmp/out")"; fi
 fi
 
+SL=(--pool "$fx/cli-pool-shared.yaml")
+if ok_run "pools: a member that shares a disk runs" -o json -v "${P[@]}" "${L[@]}" "${SL[@]}" "${F[@]}"; then
+  jq_check "pools: a member whose volume uses another disk is SharedDisk, never selected" \
+    '.selected == "vm-005" and (.candidates[0] | .name == "vm-008" and .score == 1 and
+     .eligible == false and .reason == "SharedDisk" and
+     (.detail | test("volume data uses persistentVolumeClaim shop-db")))'
+  jq_check "pools: a member whose volume is its own dataVolumeTemplate is not SharedDisk" \
+    '.candidates[] | select(.name == "vm-009") | .reason != "SharedDisk"'
+fi
+if ok_run "pools: table names SharedDisk" "${P[@]}" "${L[@]}" "${SL[@]}" "${F[@]}"; then
+  if grep -qE '^  1 +vm-008 +1\.0000 +no +SharedDisk: volume data uses persistentVolumeClaim shop-db' "$tmp/out"; then
+    pass "pools: table shows SharedDisk and the disk"
+  else fail "pools: table shows SharedDisk and the disk" "$(cat "$tmp/out")"; fi
+fi
+
 for kind in vm configmap; do
   if ok_run "failed as a $kind runs" -o json "${P[@]}" "${L[@]}" --failed "$fx/cli-failed-$kind.yaml"; then
     jq_check "failed as a $kind: same selection as the VMI" \
@@ -256,7 +271,7 @@ for f in "$fx"/cli-policy-*; do
   bad "bad policy: $(basename "$f")" "$f" "$(expect_of "$f")" score --policy "$f" "${L[@]}" "${F[@]}"
 done
 for f in "$fx"/cli-pool-*; do
-  case $f in *-extra.yaml) continue ;; esac
+  case $f in *-extra.yaml | *-shared.yaml) continue ;; esac
   bad "bad pool: $(basename "$f")" "$f" "$(expect_of "$f")" score "${P[@]}" "${L[@]}" --pool "$f" "${F[@]}"
 done
 for f in "$fx"/cli-failed-*; do

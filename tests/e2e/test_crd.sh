@@ -53,8 +53,21 @@ refused "an empty poolSelector" '.poolSelector = {matchLabels: {}}' "spec.poolSe
 refused "weights all zero" '.weights = {language: 0, database: 0}' "spec.weights" \
   "greater than 0"
 refused "missing weights" 'del(.weights)' "spec.weights" "Required"
-refused "a negative unknownGracePeriodSeconds" '.unknownGracePeriodSeconds = -1' \
-  "spec.unknownGracePeriodSeconds"
+refused "a weight above 1000" '.weights.language = 1000.5' "spec.weights.language" \
+  "less than or equal to 1000"
+refused "the removed haltFailed" '.haltFailed = false' "spec.haltFailed" \
+  "always halts the failed VM"
+refused "the removed unknownGracePeriodSeconds" '.unknownGracePeriodSeconds = 60' \
+  "spec.unknownGracePeriodSeconds" "spec.trigger.nodeLossSeconds"
+refused "crashLoopThreshold 0" '.trigger = {crashLoopThreshold: 0}' \
+  "spec.trigger.crashLoopThreshold" "greater than or equal to 1"
+refused "a negative nodeLossSeconds" '.trigger = {nodeLossSeconds: -1}' \
+  "spec.trigger.nodeLossSeconds"
+refused "stormLimit 150%" '.stormLimit = "150%"' "spec.stormLimit" '"0%" to "100%"'
+refused "stormLimit 0" '.stormLimit = 0' "spec.stormLimit" "an integer >= 1"
+refused "stormLimit \"5\"" '.stormLimit = "5"' "spec.stormLimit" '"0%" to "100%"'
+refused "a serviceAccountName that is not a name" '.serviceAccountName = "Bad_Name"' \
+  "spec.serviceAccountName"
 refused "matchExpressions In without values" \
   '.selector = {matchExpressions: [{key: "app", operator: "In"}]}' \
   "spec.selector.matchExpressions[0]" "values must be non-empty"
@@ -63,8 +76,8 @@ refused "an unknown operator" \
   "spec.selector.matchExpressions[0].operator" '"Like"'
 
 # Defaults: a policy that sets only what it must gets threshold 0.5, mode
-# Jaccard, action Recreate (and the documented capture, grace period and
-# haltFailed defaults) from the API server itself.
+# Jaccard, action Recreate (and the documented capture, trigger and
+# stormLimit defaults) from the API server itself.
 if jq -n --arg ns "$ns" --argjson spec "$(spec_with .)" \
      '{apiVersion: "kvrecover.io/v1alpha1", kind: "RecoveryPolicy",
        metadata: {name: "defaults", namespace: $ns}, spec: $spec}' |
@@ -81,8 +94,11 @@ if jq -n --arg ns "$ns" --argjson spec "$(spec_with .)" \
   check_default .mode '"Jaccard"'
   check_default .action '"Recreate"'
   check_default .capture true
-  check_default .unknownGracePeriodSeconds 60
-  check_default .haltFailed false
+  check_default .trigger \
+    '{"crashLoopThreshold":3,"immediate":false,"nodeLossSeconds":300,"restartTimeoutSeconds":300}'
+  check_default .stormLimit '"50%"'
+  check_default 'has("haltFailed") or has("unknownGracePeriodSeconds")' false
+  check_default 'has("serviceAccountName")' false
 else
   t_fail "a minimal valid policy is accepted" "kubectl create failed"
 fi
@@ -104,7 +120,8 @@ if grep -q 'FIELD: *weights' <<<"$out" && grep -q 'Weight of each similarity cat
 then t_pass "kubectl explain rp.spec.weights describes the field"
 else t_fail "kubectl explain rp.spec.weights describes the field" "$(head -n 12 <<<"$out")"; fi
 out=$(kubectl explain rp.spec --recursive 2>&1)
-if grep -q 'unknownGracePeriodSeconds' <<<"$out" && grep -q 'haltFailed' <<<"$out"
+if grep -q 'crashLoopThreshold' <<<"$out" && grep -q 'stormLimit' <<<"$out" &&
+   grep -q 'serviceAccountName' <<<"$out"
 then t_pass "kubectl explain rp.spec --recursive lists every field"
 else t_fail "kubectl explain rp.spec --recursive lists every field" "$(head -n 20 <<<"$out")"; fi
 
@@ -122,7 +139,7 @@ else t_fail "every schema field has a description" "missing: $(echo "$missing" |
 
 # Printer columns, short name and category.
 header=$(kubectl get rp -n "$ns" 2>&1 | head -n 1 | tr -s ' ')
-want="NAME MODE THRESHOLD POOL PROTECTED UNPROTECTED RECOVERIES LAST READY AGE"
+want="NAME MODE THRESHOLD POOL PROTECTED UNPROTECTED RECOVERIES DOWN STORMHOLD LAST READY AGE"
 if [ "$header" = "$want" ]; then t_pass "kubectl get rp shows the printer columns"
 else t_fail "kubectl get rp shows the printer columns" "header: '$header'"; fi
 row=$(kubectl get rp -n "$ns" defaults --no-headers 2>&1 | tr -s ' ')
@@ -145,20 +162,30 @@ if [ -z "$v" ]; then t_pass "status is ignored on the main resource (status subr
 else t_fail "status is ignored on the main resource (status subresource)" "recoveries=$v"; fi
 gen0=$(kubectl get rp -n "$ns" defaults -o jsonpath='{.metadata.generation}')
 if kubectl patch rp -n "$ns" defaults --subresource=status --type merge \
-     -p '{"status":{"recoveries":3,"poolSize":5,"protected":4,"unprotected":1,
-                   "lastRecovery":"2026-01-02T03:04:05Z",
+     -p '{"status":{"recoveries":3,"poolSize":5,"protected":4,"unprotected":1,"down":2,
+                   "blocked":1,"lastRecovery":"2026-01-02T03:04:05Z",
+                   "incidents":[{"vm":"a","state":"Blocked","reason":"CrashLoop",
+                                 "since":"2026-01-02T03:04:05Z",
+                                 "triggerAt":"2026-01-02T03:09:05Z","failedUID":"u-1"}],
                    "conditions":[{"type":"Ready","status":"True","reason":"Valid",
-                                  "message":"","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}' \
+                                  "message":"","lastTransitionTime":"2026-01-02T03:04:05Z"},
+                                 {"type":"StormHold","status":"False","reason":"BelowLimit",
+                                  "message":"2 of 4 down, limit 2",
+                                  "lastTransitionTime":"2026-01-02T03:04:05Z"}]}}' \
      >/dev/null 2>&1; then
   v=$(kubectl get rp -n "$ns" defaults -o jsonpath='{.status.recoveries}/{.metadata.generation}')
   if [ "$v" = "3/$gen0" ]; then t_pass "status is written through /status without a new generation"
   else t_fail "status is written through /status without a new generation" "got $v (gen $gen0)"; fi
   row=$(kubectl get rp -n "$ns" defaults --no-headers | tr -s ' ')
-  if [[ "$row" =~ ^defaults\ Jaccard\ 0\.5\ 5\ 4\ 1\ 3\ [0-9]+[a-z]+\ True\  ]]; then t_pass "printer columns read the status"
+  if [[ "$row" =~ ^defaults\ Jaccard\ 0\.5\ 5\ 4\ 1\ 3\ 2\ False\ [0-9]+[a-z]+\ True\  ]]; then t_pass "printer columns read the status"
   else t_fail "printer columns read the status" "row: '$row'"; fi
 else
   t_fail "status is written through /status" "kubectl patch --subresource=status failed"
 fi
+if kubectl patch rp -n "$ns" defaults --subresource=status --type merge \
+     -p '{"status":{"down":-1}}' >/dev/null 2>&1; then
+  t_fail "status.down is validated" "down -1 accepted"
+else t_pass "status.down is validated"; fi
 if kubectl patch rp -n "$ns" defaults --subresource=status --type merge \
      -p '{"status":{"recoveries":-1}}' >/dev/null 2>&1; then
   t_fail "status fields are validated too" "recoveries -1 accepted"

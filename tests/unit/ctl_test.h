@@ -2,8 +2,9 @@
  * Shared rig of the controller's reconcile tests (test_recover, test_capture,
  * test_status): a cache filled with the paper's case as the API server sent
  * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
- * on fakeapi (POST stores, GET reads, PATCH is recorded, 409 AlreadyExists
- * for a name taken, or a forced status for every POST), an Event sink that
+ * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
+ * recorded, 409 AlreadyExists for a name taken, or a forced status for every
+ * POST, dry run or PATCH), an Event sink that
  * records "Reason Kind/name" lines, and the recover_env tying them together.
  */
 #ifndef KVR_CTL_TEST_H
@@ -31,13 +32,16 @@ struct ctl_rig {
     struct recover_ranker *rk;
     struct recover_env env;
     pthread_mutex_t lock;
-    cJSON *store;    /* path -> object */
-    cJSON *patches;  /* [{"path":..., "body":...}] */
-    cJSON *events;   /* ["Reason Kind/name: message"] */
-    cJSON *changed;  /* ["ns/policy"] */
-    int post_status; /* answer every POST with this status (0: store) */
-    int posts, gets; /* requests counted */
-    int leading;     /* what env->leading says */
+    cJSON *store;     /* path -> object */
+    cJSON *patches;   /* [{"path":..., "body":...}] */
+    cJSON *events;    /* ["Reason Kind/name: message"] */
+    cJSON *changed;   /* ["ns/policy"] */
+    int post_status;  /* answer every POST with this status (0: store) */
+    int dry_status;   /* answer every dry-run POST with this status (0: as a POST) */
+    int patch_status; /* answer every PATCH with this status (0: record it) */
+    int posts, gets;  /* requests counted (dry runs not in posts) */
+    int dry_posts;    /* POSTs with dryRun=All */
+    int leading;      /* what env->leading says */
 };
 
 static inline cJSON *ctl_load(const char *name)
@@ -62,6 +66,20 @@ static inline cJSON *ctl_meta(cJSON *o)
     return cJSON_GetObjectItemCaseSensitive(o, "metadata");
 }
 
+static inline const char *ctl_reason(int code)
+{
+    switch (code) {
+    case 403:
+        return "Forbidden";
+    case 409:
+        return "Conflict";
+    case 422:
+        return "Invalid";
+    default:
+        return "InternalError";
+    }
+}
+
 static inline char *ctl_status_body(int code, const char *reason)
 {
     return xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
@@ -73,10 +91,11 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
 {
     struct ctl_rig *r = ud;
     char path[2048], *q, *out = NULL;
-    int status = 200;
+    int status = 200, dry;
 
     snprintf(path, sizeof(path), "%s", req->path);
     q = strchr(path, '?');
+    dry = q && strstr(q, "dryRun=All") != NULL;
     if (q)
         *q = '\0';
     pthread_mutex_lock(&r->lock);
@@ -84,11 +103,19 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
         cJSON *body = cJSON_Parse(req->body);
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(body), "name");
         char *key = xasprintf("%s/%s", path, cJSON_IsString(name) ? name->valuestring : "?");
+        int forced = dry ? r->dry_status : r->post_status;
 
-        r->posts++;
-        if (r->post_status) {
-            status = r->post_status;
-            out = ctl_status_body(status, status == 422 ? "Invalid" : "InternalError");
+        if (dry)
+            r->dry_posts++;
+        else
+            r->posts++;
+        if (forced) {
+            status = forced;
+            out = ctl_status_body(status, ctl_reason(status));
+            cJSON_Delete(body);
+        } else if (dry && !cJSON_GetObjectItemCaseSensitive(r->store, key)) {
+            status = 201;
+            out = cJSON_PrintUnformatted(body);
             cJSON_Delete(body);
         } else if (cJSON_GetObjectItemCaseSensitive(r->store, key)) {
             status = 409;
@@ -110,6 +137,9 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
             status = 404;
             out = ctl_status_body(404, "NotFound");
         }
+    } else if (strcmp(req->method, "PATCH") == 0 && r->patch_status) {
+        status = r->patch_status;
+        out = ctl_status_body(status, ctl_reason(status));
     } else if (strcmp(req->method, "PATCH") == 0) {
         cJSON *p = cJSON_CreateObject();
 
@@ -170,6 +200,28 @@ static inline int ctl_put_list(struct ctl_rig *r, const char *fixture,
     return n;
 }
 
+/* vm-001's uid in ctl-vm-list.json */
+#define CTL_VM001_UID "070c05da-2d06-4519-9bfa-5ab4d9c66026"
+
+/* Makes VMI o controlled by VM name/uid, as KubeVirt writes it. */
+static inline void ctl_own(cJSON *o, const char *name, const char *uid)
+{
+    cJSON *refs, *ref;
+
+    if (!o)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(ctl_meta(o), "ownerReferences");
+    refs = cJSON_AddArrayToObject(ctl_meta(o), "ownerReferences");
+    ref = cJSON_CreateObject();
+    cJSON_AddStringToObject(ref, "apiVersion", "kubevirt.io/v1");
+    cJSON_AddStringToObject(ref, "kind", "VirtualMachine");
+    cJSON_AddStringToObject(ref, "name", name);
+    cJSON_AddStringToObject(ref, "uid", uid);
+    cJSON_AddTrueToObject(ref, "controller");
+    cJSON_AddTrueToObject(ref, "blockOwnerDeletion");
+    cJSON_AddItemToArray(refs, ref);
+}
+
 /* The paper's case in namespace fx: policy paper, five members, five VMs,
  * and vm-001's VMI in phase Failed. Returns 0, or -1 when a fixture is
  * missing or the fake server does not start. */
@@ -205,6 +257,8 @@ static inline int ctl_up(struct ctl_rig *r)
         (struct recover_env){r->cache, r->kube, r->book, ctl_event, ctl_leading, ctl_changed, r};
     pol = ctl_load("ctl-policy.json");
     vmi = ctl_load("ctl-vmi-failed.json");
+    /* as KubeVirt makes it: controlled by VM vm-001 of the VM fixture */
+    ctl_own(vmi, "vm-001", CTL_VM001_UID);
     if (!pol || !vmi || cache_policy_put(r->cache, pol) < 0 ||
         cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono()) < 0 ||
         ctl_put_list(r, "ctl-pool-list.json", cache_member_put) != 5 ||

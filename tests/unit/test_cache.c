@@ -102,7 +102,7 @@ TEST(vmi_record_keeps_the_fields_recovery_needs)
     CHECK_STR(r->ns, "fx");
     CHECK_STR(r->name, "vm-001");
     CHECK_STR(r->uid, "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
-    CHECK(r->vm == NULL);
+    CHECK(r->owner_uid == NULL); /* the fixture has no owner */
     CHECK_INT(r->phase, CACHE_PHASE_FAILED);
     CHECK_STR(cache_label(r->labels, "app"), "paper");
     /* the phase began when KubeVirt says, not when the cache saw it */
@@ -202,7 +202,7 @@ TEST(vm_fingerprint_ignores_status_and_generated_annotations)
     fp = cache_vm_find(c, "paper", "vm-005")->fingerprint;
     CHECK_STR(cache_label(cache_vm_find(c, "paper", "vm-005")->tlabels, "app"), "paper");
     CHECK(cache_vm_find(c, "paper", "vm-005")->spec.features != NULL);
-    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 0);
+    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->run_strategy, CACHE_RS_ALWAYS);
     cache_unlock(c);
     /* status and resourceVersion change: no capture */
     ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
@@ -221,9 +221,9 @@ TEST(vm_fingerprint_ignores_status_and_generated_annotations)
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_CAPTURE);
     /* runStrategy Halted */
     ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
-    CHECK(cache_vm_put(c, vm) & CACHE_CHG_SPEC);
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
     cache_rdlock(c);
-    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->halted, 1);
+    CHECK_INT(cache_vm_find(c, "paper", "vm-005")->run_strategy, CACHE_RS_HALTED);
     cache_unlock(c);
     cJSON_Delete(vm);
     cache_free(c);
@@ -548,5 +548,377 @@ TEST(a_cached_vmi_costs_a_few_hundred_bytes)
     /* one features text for all of them */
     CHECK(st.shared_bytes > 0 && st.shared_bytes < 1000);
     cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+/* ---- VMs, VMIs, nodes and pods as KubeVirt v1.8.4 and Kubernetes write
+ * them (recorded on the test cluster: tests/fixtures/kv-*.json) ---------- */
+
+#define KV_VM_UID "9f5b29f3-64df-401a-bc0f-11942f6b1dd8"
+#define KV_VMI_UID "b35d892f-84bb-4dc7-a9ae-2cf6e097e658"
+
+/* The first ownerReference of o. */
+static cJSON *owner_ref(cJSON *o)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ctl_meta(o), "ownerReferences"), 0);
+}
+
+TEST(a_vmi_belongs_to_the_vm_its_controller_reference_names_with_that_vms_uid)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = ctl_load("kv-vm-running.json"), *vmi = ctl_load("kv-vmi-running.json");
+    struct cache_vmi *r;
+
+    CHECK(vm != NULL && vmi != NULL);
+    /* the VMI first (reflectors race), then its VM */
+    CHECK(cache_vmi_put(c, vmi, 1, 1) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    r = cache_vmi_find(c, "exp", "small");
+    CHECK(r != NULL);
+    CHECK_STR(r->owner_uid, KV_VM_UID);
+    CHECK(cache_vmi_vm(c, r) == NULL); /* no VM cached yet */
+    CHECK_STR(r->node, "node-2");
+    CHECK_INT(r->phase, CACHE_PHASE_RUNNING);
+    CHECK(r->ever_running);
+    CHECK(!r->deleting);
+    cache_unlock(c);
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    r = cache_vmi_find(c, "exp", "small");
+    CHECK(cache_vmi_vm(c, r) == cache_vm_find(c, "exp", "small"));
+    CHECK(cache_vm_vmi(c, cache_vm_find(c, "exp", "small")) == r);
+    cache_unlock(c);
+    cJSON_Delete(vm);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+/* Issue 12: a Failed VMI naming `victim` with a wrong uid made the
+ * controller halt the healthy VM `victim`. A reference that is forged (wrong
+ * uid), not a controller's, of another kind or group, or for another name,
+ * makes the VMI nobody's. */
+TEST(a_forged_or_non_controller_owner_reference_is_ignored)
+{
+    static const char *const edits[][2] = {
+        {"uid", "00000000-0000-0000-0000-000000000000"}, /* forged: wrong uid */
+        {"kind", "VirtualMachinePool"},
+        {"apiVersion", "example.com/v1"},
+        {"name", "someone-else"},
+    };
+    struct cache *c = cache_new();
+    cJSON *vm = ctl_load("kv-vm-running.json"), *vmi;
+
+    CHECK(vm != NULL);
+    ctl_set_str(ctl_meta(vm), "name", "victim");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_NEW);
+    for (size_t i = 0; i <= sizeof(edits) / sizeof(edits[0]); i++) {
+        struct cache_vmi *r;
+
+        vmi = ctl_load("kv-vmi-running.json");
+        ctl_set_str(ctl_meta(vmi), "name", "victim");
+        ctl_set_str(owner_ref(vmi), "name", "victim");
+        ctl_set_str(cJSON_GetObjectItemCaseSensitive(vmi, "status"), "phase", "Failed");
+        if (i < sizeof(edits) / sizeof(edits[0]))
+            ctl_set_str(owner_ref(vmi), edits[i][0], edits[i][1]);
+        else /* not the controller */
+            cJSON_ReplaceItemInObjectCaseSensitive(owner_ref(vmi), "controller",
+                                                   cJSON_CreateFalse());
+        CHECK(cache_vmi_put(c, vmi, 1, 1) >= 0);
+        cache_rdlock(c);
+        r = cache_vmi_find(c, "exp", "victim");
+        CHECK(r != NULL);
+        if (cache_vmi_vm(c, r) != NULL || cache_vm_vmi(c, cache_vm_find(c, "exp", "victim")))
+            harness_fail(__FILE__, __LINE__, "edit %zu: the VMI was taken for victim's", i);
+        /* and the VM does not remember it as a failure of its own */
+        CHECK(cache_vm_find(c, "exp", "victim")->last_failed_uid == NULL);
+        cache_unlock(c);
+        cJSON_Delete(vmi);
+    }
+    /* the real owner's uid: it is victim's */
+    vmi = ctl_load("kv-vmi-running.json");
+    ctl_set_str(ctl_meta(vmi), "name", "victim");
+    ctl_set_str(owner_ref(vmi), "name", "victim");
+    CHECK(cache_vmi_put(c, vmi, 1, 1) >= 0);
+    cache_rdlock(c);
+    CHECK(cache_vmi_vm(c, cache_vmi_find(c, "exp", "victim")) == cache_vm_find(c, "exp", "victim"));
+    cache_unlock(c);
+    cJSON_Delete(vmi);
+    cJSON_Delete(vm);
+    cache_free(c);
+}
+
+TEST(a_vm_record_keeps_what_kubevirt_reports_about_it)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = ctl_load("kv-vm-running.json"), *loop = ctl_load("kv-vm-crashloop.json");
+    cJSON *spec;
+    struct cache_vm *r;
+    double t;
+
+    CHECK(vm != NULL && loop != NULL);
+    CHECK(cache_vm_put(c, vm) > 0);
+    CHECK(cache_vm_put(c, loop) > 0);
+    cache_rdlock(c);
+    r = cache_vm_find(c, "exp", "small");
+    CHECK_INT(r->run_strategy, CACHE_RS_ALWAYS);
+    CHECK_STR(r->printable, "Running");
+    CHECK_INT(r->ready, CACHE_COND_TRUE);
+    CHECK_INT(r->fail_count, 0);
+    CHECK(r->fail_uid == NULL);
+    CHECK(!r->deleting && r->inc == NULL && r->repl == NULL);
+    r = cache_vm_find(c, "exp", "loop");
+    CHECK_STR(r->printable, "CrashLoopBackOff");
+    CHECK_INT(r->fail_count, 2);
+    CHECK_STR(r->fail_uid, "9233d226-78e9-4928-aa70-175bbab75b12");
+    CHECK_INT(r->ready, CACHE_COND_FALSE);
+    CHECK_INT(clock_parse("2026-11-30T09:33:51Z", &t), 0);
+    CHECK_NEAR(r->ready_since, t, 1e-6);
+    cache_unlock(c);
+    /* spec.running, the older form, and both at once (KubeVirt refuses) */
+    spec = cJSON_GetObjectItemCaseSensitive(vm, "spec");
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "runStrategy");
+    cJSON_AddFalseToObject(spec, "running");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "exp", "small")->run_strategy, CACHE_RS_HALTED);
+    cache_unlock(c);
+    cJSON_ReplaceItemInObjectCaseSensitive(spec, "running", cJSON_CreateTrue());
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "exp", "small")->run_strategy, CACHE_RS_ALWAYS);
+    cache_unlock(c);
+    cJSON_AddStringToObject(spec, "runStrategy", "Manual");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "exp", "small")->run_strategy, CACHE_RS_UNKNOWN);
+    cache_unlock(c);
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "running");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "exp", "small")->run_strategy, CACHE_RS_MANUAL);
+    cache_unlock(c);
+    /* a status update that changes nothing health reads is no change */
+    ctl_set_str(ctl_meta(vm), "resourceVersion", "123456");
+    CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_HEALTH, 0);
+    cJSON_Delete(vm);
+    cJSON_Delete(loop);
+    cache_free(c);
+}
+
+/* The failed VM kvrecover halted carries kvrecover.io/failed-uid too: it is
+ * an incident, never taken for a replacement of that uid. */
+TEST(a_halted_failed_vm_is_an_incident_not_a_replacement)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = ctl_load("kv-vm-running.json"), *ann = cJSON_CreateObject();
+    struct cache_vm *r;
+
+    CHECK(vm != NULL);
+    cJSON_AddStringToObject(ann, CACHE_FAILED_UID_ANNOTATION, KV_VMI_UID);
+    cJSON_AddStringToObject(ann, CACHE_REPLACED_BY_ANNOTATION, "small-0123456789");
+    cJSON_AddStringToObject(ann, CACHE_PREVIOUS_RS_ANNOTATION, "Always");
+    cJSON_AddStringToObject(ann, CACHE_POLICY_ANNOTATION, "web");
+    cJSON_AddStringToObject(ann, CACHE_TEMPLATE_ANNOTATION, "vm-005");
+    cJSON_AddStringToObject(ann, CACHE_SCORE_ANNOTATION, "0.6667");
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vm), "annotations", ann);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_REPL);
+    cache_rdlock(c);
+    r = cache_vm_find(c, "exp", "small");
+    CHECK(r->repl == NULL);
+    CHECK(cache_vm_find_replacement(c, KV_VMI_UID) == NULL);
+    CHECK(r->inc != NULL);
+    CHECK_STR(r->inc->replaced_by, "small-0123456789");
+    CHECK_STR(r->inc->failed_uid, KV_VMI_UID);
+    CHECK_STR(r->inc->previous_rs, "Always");
+    CHECK_STR(r->inc->policy, "web");
+    CHECK_STR(r->inc->tmpl, "vm-005");
+    CHECK_NEAR(r->inc->score, 0.6667, 1e-9);
+    CHECK_INT(r->run_strategy, CACHE_RS_HALTED);
+    cache_unlock(c);
+    cJSON_Delete(vm);
+    cache_free(c);
+}
+
+/* KubeVirt deletes a Failed VMI of an Always VM within a second: the VM
+ * remembers its uid and the features it carried, across updates of the VM,
+ * whichever of the two the cache saw first. */
+TEST(a_vm_remembers_its_last_failed_vmi_and_its_features)
+{
+    struct cache *c = cache_new();
+    cJSON *vm = ctl_load("kv-vm-running.json"), *vmi = ctl_load("kv-vmi-running.json");
+    cJSON *ann = cJSON_CreateObject();
+    struct cache_vm *r;
+    struct features f;
+    char *err = NULL;
+
+    CHECK(vm != NULL && vmi != NULL);
+    cJSON_AddStringToObject(ann, "kvrecover.io/features", "{os: ubuntu-20.04, language: go}");
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vmi), "annotations", ann);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vmi, "status"), "phase", "Failed");
+    CHECK(cache_vmi_put(c, vmi, 100, 1) >= 0);
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_NEW);
+    CHECK_INT(cache_vmi_del(c, vmi), 1);
+    ctl_set_str(ctl_meta(vm), "resourceVersion", "999999");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Starting");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    r = cache_vm_find(c, "exp", "small");
+    CHECK_STR(r->last_failed_uid, KV_VMI_UID);
+    /* no Failed transition in the fixture: when the cache saw it (100) */
+    CHECK_NEAR(r->last_failed_when, 100, 1e-9);
+    CHECK(r->seen.features != NULL);
+    CHECK_INT(cache_spec_features(&r->seen, &f, &err), 0);
+    CHECK_INT(f.n, 2);
+    features_free(&f);
+    cache_unlock(c);
+    /* a new VM of the same name (another uid) remembers nothing */
+    ctl_set_str(ctl_meta(vm), "uid", "another-uid");
+    CHECK(cache_vm_put(c, vm) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    r = cache_vm_find(c, "exp", "small");
+    CHECK(r->last_failed_uid == NULL && r->seen.features == NULL);
+    cache_unlock(c);
+    cJSON_Delete(vm);
+    cJSON_Delete(vmi);
+    cache_free(c);
+}
+
+TEST(a_node_record_keeps_readiness_heartbeat_taints_and_room)
+{
+    struct cache *c = cache_new();
+    cJSON *node = ctl_load("kv-node.json"), *taints;
+    struct cache_node *n;
+    const char *it, *k, *v, *e;
+    double t;
+
+    CHECK(node != NULL);
+    CHECK(cache_node_put(c, node) & CACHE_CHG_NEW);
+    cache_rdlock(c);
+    n = cache_node_find(c, "node-2");
+    CHECK(n != NULL);
+    CHECK_INT(n->ready, CACHE_COND_TRUE);
+    CHECK(n->kv_schedulable && !n->unschedulable);
+    CHECK_INT(clock_parse("2026-11-30T09:32:20Z", &t), 0);
+    CHECK_NEAR(n->heartbeat, t, 1e-6);
+    CHECK_NEAR(n->alloc_cpu, 4, 1e-9);
+    CHECK_NEAR(n->alloc_mem, 8.0 * 1024 * 1024 * 1024, 1);
+    CHECK_NEAR(n->alloc_pods, 110, 1e-9);
+    CHECK(n->taints == NULL);
+    CHECK(cache_node_first(c) == n && cache_node_next(n) == NULL);
+    cache_unlock(c);
+    /* the same node again: nothing; a heartbeat: health; a taint: spec */
+    CHECK_INT(cache_node_put(c, node), 0);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(node), "annotations"),
+                CACHE_HEARTBEAT_ANNOTATION, "2026-11-30T09:33:20Z");
+    CHECK_INT(cache_node_put(c, node), CACHE_CHG_HEALTH);
+    taints = cJSON_Parse("[{\"key\":\"node.kubernetes.io/out-of-service\",\"value\":"
+                         "\"nodeshutdown\",\"effect\":\"NoExecute\"},{\"key\":\"k\",\"effect\":"
+                         "\"NoSchedule\"}]");
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(node, "spec"), "taints", taints);
+    CHECK_INT(cache_node_put(c, node), CACHE_CHG_SPEC);
+    cache_rdlock(c);
+    it = cache_node_find(c, "node-2")->taints;
+    CHECK(cache_taint_next(&it, &k, &v, &e));
+    CHECK_STR(k, "node.kubernetes.io/out-of-service");
+    CHECK_STR(v, "nodeshutdown");
+    CHECK_STR(e, "NoExecute");
+    CHECK(cache_taint_next(&it, &k, &v, &e));
+    CHECK_STR(k, "k");
+    CHECK_STR(v, "");
+    CHECK_STR(e, "NoSchedule");
+    CHECK(!cache_taint_next(&it, &k, &v, &e));
+    cache_unlock(c);
+    /* NotReady */
+    ctl_set_str(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(node, "status"), "conditions"),
+                           0),
+        "status", "Unknown");
+    CHECK(cache_node_put(c, node) & CACHE_CHG_HEALTH);
+    cache_rdlock(c);
+    CHECK_INT(cache_node_find(c, "node-2")->ready, CACHE_COND_UNKNOWN);
+    cache_unlock(c);
+    CHECK_INT(cache_node_del(c, node), 1);
+    CHECK_INT(cache_node_del(c, node), 0);
+    cJSON_Delete(node);
+    cache_free(c);
+}
+
+/* The launcher pod KubeVirt made for a 1-CPU, 128Mi VM: compute 100m and
+ * 396Mi, a container disk 1m and 1M, the console log sidecar 5m and 35M;
+ * its other init containers run before and ask for less. */
+TEST(pods_requests_are_summed_per_node_as_the_scheduler_counts_them)
+{
+    struct cache *c = cache_new();
+    cJSON *pod = ctl_load("kv-pod-launcher.json"), *pod2;
+    struct cache_node_use u;
+    const double mi = 1024.0 * 1024.0;
+
+    CHECK(pod != NULL);
+    CHECK_INT(cache_pod_put(c, pod), 0);
+    cache_rdlock(c);
+    u = cache_node_use(c, "node-2");
+    cache_unlock(c);
+    CHECK_INT(u.pods, 1);
+    CHECK_NEAR(u.cpu, 0.106, 1e-9);
+    CHECK_NEAR(u.mem, 396 * mi + 1e6 + 35e6, 1);
+    /* the same pod again counts once; another one adds */
+    CHECK_INT(cache_pod_put(c, pod), 0);
+    pod2 = cJSON_Duplicate(pod, 1);
+    ctl_set_str(ctl_meta(pod2), "name", "virt-launcher-other");
+    CHECK_INT(cache_pod_put(c, pod2), 0);
+    cache_rdlock(c);
+    u = cache_node_use(c, "node-2");
+    cache_unlock(c);
+    CHECK_INT(u.pods, 2);
+    CHECK_NEAR(u.cpu, 0.212, 1e-9);
+    /* moved to another node (a new binding), then finished: counted there,
+     * then nowhere */
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(pod2, "spec"), "nodeName", "node-3");
+    CHECK_INT(cache_pod_put(c, pod2), 0);
+    cache_rdlock(c);
+    CHECK_INT(cache_node_use(c, "node-2").pods, 1);
+    CHECK_INT(cache_node_use(c, "node-3").pods, 1);
+    cache_unlock(c);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(pod2, "status"), "phase", "Succeeded");
+    CHECK_INT(cache_pod_put(c, pod2), 0);
+    cache_rdlock(c);
+    CHECK_INT(cache_node_use(c, "node-3").pods, 0);
+    CHECK_NEAR(cache_node_use(c, "node-3").cpu, 0, 1e-12);
+    cache_unlock(c);
+    CHECK_INT(cache_pod_del(c, pod2), 0); /* not counted any more */
+    CHECK_INT(cache_pod_del(c, pod), 1);
+    cache_rdlock(c);
+    u = cache_node_use(c, "node-2");
+    cache_unlock(c);
+    CHECK_INT(u.pods, 0);
+    CHECK_NEAR(u.mem, 0, 1e-6);
+    cJSON_Delete(pod);
+    cJSON_Delete(pod2);
+    cache_free(c);
+}
+
+/* 10,000 launcher pods must not cost the controller's memory target: a pod
+ * is a key and two numbers. */
+TEST(a_counted_pod_costs_under_two_hundred_bytes)
+{
+    struct cache *c = cache_new();
+    cJSON *pod = ctl_load("kv-pod-launcher.json");
+    struct cache_stats st;
+    char name[64];
+
+    CHECK(pod != NULL);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "virt-launcher-vm-%04d-abcde", i);
+        ctl_set_str(ctl_meta(pod), "name", name);
+        ctl_set_str(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "nodeName",
+                    i % 2 ? "node-1" : "node-2");
+        CHECK_INT(cache_pod_put(c, pod), 0);
+    }
+    cache_stats(c, &st);
+    CHECK_INT(st.pods, 1000);
+    CHECK(st.pod_bytes / st.pods < 200);
+    cJSON_Delete(pod);
     cache_free(c);
 }

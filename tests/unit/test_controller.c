@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -115,13 +116,75 @@ TEST(malformed_keys_reach_no_reconcile)
     CHECK_INT(s.calls, 0);
 }
 
-TEST(the_workers_route_vmi_policy_and_vm_keys)
+TEST(the_workers_route_vm_policy_and_capture_keys)
 {
-    const char *kinds[] = {"vmi", "policy", "vm"};
+    const char *kinds[] = {"vm", "policy", "capture"};
 
     CHECK_INT(controller__nroutes, 3);
     for (size_t i = 0; i < 3; i++) {
         CHECK_STR(controller__routes[i].kind, kinds[i]);
         CHECK(controller__routes[i].reconcile != NULL);
     }
+}
+
+/* A key whose reconcile keeps failing (an admin has to fix RBAC, a quota,
+ * the API server): it is queued again after every failure, however many,
+ * and the delay never exceeds 30 s (issue 13: never give up). */
+TEST(a_failing_key_is_never_dropped_and_waits_at_most_30_seconds)
+{
+    struct wq *q = wq_new(&controller__queue_config);
+    uint64_t delay = 0, first = 0;
+    char *key = NULL;
+
+    CHECK_INT(wq_add(q, "vm/fx/vm-001"), 0);
+    for (int i = 0; i < 200; i++) {
+        /* as a worker: take it (at once: the delay is not waited for here,
+         * the queue's own tests cover that), fail, hand it back */
+        if (i == 0) {
+            CHECK_INT(wq_get(q, &key), 0);
+        } else {
+            /* it must be waiting: a second add is a de-duplicated no-op
+             * only if the key is still known to the queue */
+            CHECK_INT(wq_num_requeues(q, "vm/fx/vm-001"), i);
+            CHECK_INT(wq_add(q, "vm/fx/vm-001"), 0);
+            CHECK_INT(wq_get(q, &key), 0);
+        }
+        CHECK_STR(key, "vm/fx/vm-001");
+        delay = controller__retry(q, key, i % 2 ? -EACCES : -EAGAIN, 0);
+        free(key);
+        key = NULL;
+        if (i == 0)
+            first = delay;
+        CHECK(delay > 0);
+        CHECK(delay <= 30000);
+    }
+    CHECK_INT(first, 5);
+    CHECK_INT(delay, 30000);
+    /* a success forgets the failures: the next failure starts at 5 ms */
+    CHECK_INT(wq_add(q, "vm/fx/vm-001"), 0);
+    CHECK_INT(wq_get(q, &key), 0);
+    CHECK_INT(controller__retry(q, key, 0, 0), 0);
+    free(key);
+    CHECK_INT(wq_num_requeues(q, "vm/fx/vm-001"), 0);
+    CHECK_INT(wq_add(q, "vm/fx/vm-001"), 0);
+    CHECK_INT(wq_get(q, &key), 0);
+    CHECK_INT(controller__retry(q, key, -EAGAIN, 0), 5);
+    free(key);
+    wq_shutdown(q);
+    wq_free(q);
+}
+
+TEST(a_successful_key_asking_for_a_look_later_is_queued_after_that_long)
+{
+    struct wq *q = wq_new(&controller__queue_config);
+    char *key = NULL;
+
+    CHECK_INT(wq_add(q, "vm/fx/vm-002"), 0);
+    CHECK_INT(wq_get(q, &key), 0);
+    CHECK_INT(controller__retry(q, key, 0, 1500), 1500);
+    free(key);
+    CHECK_INT(wq_len(q), 0); /* delayed, not ready */
+    CHECK_INT(wq_num_requeues(q, "vm/fx/vm-002"), 0);
+    wq_shutdown(q);
+    wq_free(q);
 }

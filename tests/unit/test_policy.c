@@ -27,6 +27,16 @@ static int parse(const char *yaml, struct policy *p, char **msg)
     return rc;
 }
 
+/* The policy of SELECTORS and WEIGHTS only: every default. */
+static int parse_ok_default(struct policy *p)
+{
+    char *msg = NULL;
+    int rc = parse("spec:\n" SELECTORS WEIGHTS, p, &msg);
+
+    free(msg);
+    return rc;
+}
+
 /* Whether a whole document fails with want. */
 static int doc_error_is(const char *yaml, const char *want)
 {
@@ -71,8 +81,10 @@ TEST(policy_contract_example_reads_every_field)
                     "  required: [OS, ' os ', arch]\n"
                     "  action: DryRun\n"
                     "  capture: false\n"
-                    "  unknownGracePeriodSeconds: 0\n"
-                    "  haltFailed: true\n",
+                    "  trigger: {crashLoopThreshold: 5, restartTimeoutSeconds: 0,\n"
+                    "            nodeLossSeconds: 120, immediate: true}\n"
+                    "  stormLimit: 2\n"
+                    "  serviceAccountName: recoverer\n",
                     &p, &msg),
               0);
     CHECK_STR(p.name, "web");
@@ -89,8 +101,13 @@ TEST(policy_contract_example_reads_every_field)
     CHECK_STR(p.required[1], "arch");
     CHECK_INT(p.action, POLICY_DRYRUN);
     CHECK_INT(p.capture, 0);
-    CHECK_INT(p.unknown_grace_seconds, 0);
-    CHECK_INT(p.halt_failed, 1);
+    CHECK_INT(p.trigger.crash_loop_threshold, 5);
+    CHECK_INT(p.trigger.restart_timeout_seconds, 0);
+    CHECK_INT(p.trigger.node_loss_seconds, 120);
+    CHECK_INT(p.trigger.immediate, 1);
+    CHECK_INT(p.storm.percent, 0);
+    CHECK_INT(p.storm.value, 2);
+    CHECK_STR(p.service_account, "recoverer");
     CHECK_INT(p.selector.nlabels, 1);
     CHECK_STR(p.pool_selector.keys[0], "kvrecover.io/pool");
     CHECK_STR(p.pool_selector.values[0], "web");
@@ -115,8 +132,13 @@ TEST(policy_defaults_follow_the_crd)
     CHECK_INT(p.mode, POLICY_JACCARD);
     CHECK_INT(p.action, POLICY_RECREATE);
     CHECK_INT(p.capture, 1);
-    CHECK_INT(p.unknown_grace_seconds, 60);
-    CHECK_INT(p.halt_failed, 0);
+    CHECK_INT(p.trigger.crash_loop_threshold, 3);
+    CHECK_INT(p.trigger.restart_timeout_seconds, 300);
+    CHECK_INT(p.trigger.node_loss_seconds, 300);
+    CHECK_INT(p.trigger.immediate, 0);
+    CHECK_INT(p.storm.percent, 1);
+    CHECK_INT(p.storm.value, 50);
+    CHECK(p.service_account == NULL);
     CHECK_INT(p.nrequired, 0);
     CHECK_STR(policy_mode_name(p.mode), "Jaccard");
     CHECK_STR(policy_action_name(p.action), "Recreate");
@@ -138,8 +160,9 @@ TEST(policy_reads_an_object_as_the_api_server_returns_it)
         "\"poolSelector\":{\"matchExpressions\":[{\"key\":\"kvrecover.io/pool\","
         "\"operator\":\"In\",\"values\":[\"web\"]}]},"
         "\"weights\":{\"language\":0.3},\"threshold\":0.5,\"mode\":\"Jaccard\","
-        "\"action\":\"Recreate\",\"capture\":true,\"unknownGracePeriodSeconds\":60,"
-        "\"haltFailed\":false},"
+        "\"action\":\"Recreate\",\"capture\":true,\"trigger\":{\"crashLoopThreshold\":3,"
+        "\"restartTimeoutSeconds\":300,\"nodeLossSeconds\":300,\"immediate\":false},"
+        "\"stormLimit\":\"50%\"},"
         "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],"
         "\"observedGeneration\":3,\"recoveries\":2}}";
     cJSON *d = cJSON_Parse(json);
@@ -240,16 +263,135 @@ TEST(policy_selectors_are_required_and_not_empty)
 TEST(policy_controller_fields_are_validated)
 {
     CHECK(spec_error_is("  capture: 'yes'\n", "spec.capture: must be true or false, not a string"));
-    CHECK(
-        spec_error_is("  haltFailed: 1\n", "spec.haltFailed: must be true or false, not a number"));
-    CHECK(spec_error_is("  unknownGracePeriodSeconds: -1\n",
-                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
-    CHECK(spec_error_is("  unknownGracePeriodSeconds: 1.5\n",
-                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
-    CHECK(spec_error_is("  unknownGracePeriodSeconds: 2147483648\n",
-                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
-    CHECK(spec_error_is("  unknownGracePeriodSeconds: '60'\n",
-                        "spec.unknownGracePeriodSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  trigger: 3\n", "spec.trigger: must be a mapping, not a number"));
+    CHECK(spec_error_is("  trigger: {crashLoop: 3}\n", "spec.trigger.crashLoop: unknown field"));
+    CHECK(spec_error_is("  trigger: {crashLoopThreshold: 0}\n",
+                        "spec.trigger.crashLoopThreshold: must be an integer in [1, 2147483647]"));
+    CHECK(spec_error_is("  trigger: {crashLoopThreshold: 2.5}\n",
+                        "spec.trigger.crashLoopThreshold: must be an integer in [1, 2147483647]"));
+    CHECK(spec_error_is("  trigger: {restartTimeoutSeconds: -1}\n",
+                        "spec.trigger.restartTimeoutSeconds: must be an integer in [0, "
+                        "2147483647]"));
+    CHECK(spec_error_is("  trigger: {nodeLossSeconds: 2147483648}\n",
+                        "spec.trigger.nodeLossSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  trigger: {nodeLossSeconds: '300'}\n",
+                        "spec.trigger.nodeLossSeconds: must be an integer in [0, 2147483647]"));
+    CHECK(spec_error_is("  trigger: {immediate: 1}\n",
+                        "spec.trigger.immediate: must be true or false, not a number"));
+}
+
+/* What replaced the two removed fields is in the message, so that an admin
+ * with an old policy knows what to write instead. */
+TEST(policy_removed_fields_are_refused_with_what_replaced_them)
+{
+    CHECK(spec_error_is("  haltFailed: false\n",
+                        "spec.haltFailed: removed: kvrecover now always halts the failed VM "
+                        "before it creates the replacement; delete the field"));
+    CHECK(spec_error_is("  unknownGracePeriodSeconds: 60\n",
+                        "spec.unknownGracePeriodSeconds: removed: KubeVirt never sets phase "
+                        "Unknown; use spec.trigger.nodeLossSeconds (a lost node) and "
+                        "spec.trigger.restartTimeoutSeconds (a VM KubeVirt cannot start)"));
+    /* even null: the field is there, written for the old controller */
+    CHECK(spec_error_is("  haltFailed: null\n",
+                        "spec.haltFailed: removed: kvrecover now always halts the failed VM "
+                        "before it creates the replacement; delete the field"));
+}
+
+TEST(policy_storm_limit_is_a_count_or_a_share)
+{
+    static const char want[] =
+        "spec.stormLimit: must be a count (an integer >= 1) or a share (\"0%\" to \"100%\"), not ";
+    char buf[256];
+
+    snprintf(buf, sizeof(buf), "%s0", want);
+    CHECK(spec_error_is("  stormLimit: 0\n", buf));
+    snprintf(buf, sizeof(buf), "%s1.5", want);
+    CHECK(spec_error_is("  stormLimit: 1.5\n", buf));
+    snprintf(buf, sizeof(buf), "%s\"101%%\"", want);
+    CHECK(spec_error_is("  stormLimit: 101%\n", buf));
+    snprintf(buf, sizeof(buf), "%s\"50\"", want);
+    CHECK(spec_error_is("  stormLimit: '50'\n", buf));
+    snprintf(buf, sizeof(buf), "%s\"12.5%%\"", want);
+    CHECK(spec_error_is("  stormLimit: 12.5%\n", buf));
+    snprintf(buf, sizeof(buf), "%s\"%%\"", want);
+    CHECK(spec_error_is("  stormLimit: '%'\n", buf));
+    snprintf(buf, sizeof(buf), "%s\"0100%%\"", want);
+    CHECK(spec_error_is("  stormLimit: 0100%\n", buf));
+    snprintf(buf, sizeof(buf), "%sa list", want);
+    CHECK(spec_error_is("  stormLimit: [1]\n", buf));
+}
+
+/* A policy with stormLimit given as YAML text; 0 and *out on success. */
+static int storm_policy(const char *limit, struct policy *out)
+{
+    char yaml[512];
+    char *msg = NULL;
+    int rc;
+
+    snprintf(yaml, sizeof(yaml), "spec:\n" SELECTORS WEIGHTS "  stormLimit: %s\n", limit);
+    rc = parse(yaml, out, &msg);
+    if (rc)
+        fprintf(stderr, "stormLimit %s: %s\n", limit, msg);
+    free(msg);
+    return rc;
+}
+
+/* CONTRACT.md's examples: "1 of 1: limit 1; 2 of 4: no storm; 3 of 4: storm". */
+TEST(policy_storm_limit_rounds_a_share_up_and_never_below_one)
+{
+    struct policy p;
+
+    CHECK_INT(parse_ok_default(&p), 0);
+    CHECK_INT(policy_storm_limit(&p, 1), 1);
+    CHECK_INT(policy_storm_limit(&p, 4), 2); /* 2 of 4 down: 2 <= 2, no storm; 3 > 2 */
+    CHECK_INT(policy_storm_limit(&p, 3), 2); /* 1.5 rounds up */
+    CHECK_INT(policy_storm_limit(&p, 0), 1);
+    CHECK_INT(policy_storm_limit(&p, 1000001), 500001);
+    policy_free(&p);
+    CHECK_INT(storm_policy("'0%'", &p), 0);
+    CHECK_INT(policy_storm_limit(&p, 100), 1); /* one VM down is never a storm */
+    policy_free(&p);
+    CHECK_INT(storm_policy("100%", &p), 0);
+    CHECK_INT(policy_storm_limit(&p, 7), 7);
+    policy_free(&p);
+    CHECK_INT(storm_policy("1%", &p), 0);
+    CHECK_INT(policy_storm_limit(&p, 101), 2);
+    policy_free(&p);
+    CHECK_INT(storm_policy("3", &p), 0);
+    CHECK_INT(policy_storm_limit(&p, 1), 3);
+    CHECK_INT(policy_storm_limit(&p, 100), 3);
+    policy_free(&p);
+}
+
+TEST(policy_service_account_must_be_a_dns_subdomain)
+{
+    static const char *const bad[] = {"Recoverer", "-a",  "a-", "a..b", ".a",
+                                      "a.",        "a_b", "",   "a.-b", "a b"};
+    char yaml[512], want[512];
+    char long_ok[254], long_bad[255];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(yaml, sizeof(yaml), "  serviceAccountName: '%s'\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "spec.serviceAccountName: must be a ServiceAccount name (a DNS-1123 subdomain: "
+                 "lower-case letters, digits, '-' and '.', at most 253), not \"%s\"",
+                 bad[i]);
+        CHECK(spec_error_is(yaml, want));
+    }
+    CHECK(spec_error_is("  serviceAccountName: 3\n",
+                        "spec.serviceAccountName: must be a ServiceAccount name (a DNS-1123 "
+                        "subdomain: lower-case letters, digits, '-' and '.', at most 253), not a "
+                        "number"));
+    memset(long_ok, 'a', sizeof(long_ok) - 1);
+    long_ok[sizeof(long_ok) - 1] = '\0';
+    memset(long_bad, 'a', sizeof(long_bad) - 1);
+    long_bad[sizeof(long_bad) - 1] = '\0';
+    CHECK(policy_is_dns_subdomain(long_ok));
+    CHECK(!policy_is_dns_subdomain(long_bad));
+    CHECK(policy_is_dns_subdomain("a"));
+    CHECK(policy_is_dns_subdomain("kv-recover.team-1"));
+    CHECK(policy_is_dns_subdomain("a--b"));
+    CHECK(policy_is_dns_subdomain("0"));
 }
 
 TEST(policy_required_entries_are_non_empty_strings)

@@ -1,9 +1,9 @@
 /*
- * Unit tests for recover: the replacement's name and object, ranking through
- * the per-policy index, where a failed VM's features come from, the book of
- * decisions, and recover_vmi() against an in-memory API server: one POST
- * per failed VMI uid, 409 as "already done", DryRun, no eligible member,
- * the Unknown grace period, leadership, haltFailed, refused templates.
+ * Unit tests for recover: the replacement's name, ranking through the
+ * per-policy index (with an accept function refusing candidates), where a
+ * failed VM's features come from, and the book of decisions and incidents
+ * (what it remembers per VM, and that it forgets it). The incident
+ * reconcile is tested in test_incident.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -55,54 +55,6 @@ TEST(replacement_name_is_stable_dns1123_and_bounded)
     free(f);
 }
 
-TEST(replacement_object_carries_the_contract_and_nothing_server_owned)
-{
-    const char *tmpl =
-        "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":"
-        "\"vm-005\",\"namespace\":\"elsewhere\",\"uid\":\"u5\",\"resourceVersion\":\"9\","
-        "\"generation\":3,\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"ownerReferences\":[{}],"
-        "\"finalizers\":[\"x\"],\"labels\":{\"app\":\"paper\"},\"annotations\":{\"kubevirt.io/"
-        "latest-observed-api-version\":\"v1\",\"team\":\"shop\"}},\"spec\":{\"runStrategy\":"
-        "\"Halted\",\"template\":{\"spec\":{}}},\"status\":{\"ready\":true}}";
-    char *err = NULL;
-    cJSON *o = recover_build_replacement(tmpl, "fx", "vm-001-606f7b115d", "vm-001", "paper",
-                                         "vm-005", 2.0 / 3.0, UID1, "2026-11-25T19:25:33Z", &err);
-    cJSON *m, *labels, *ann, *spec;
-
-    CHECK(o != NULL);
-    m = ctl_meta(o);
-    CHECK_INT(cJSON_GetArraySize(m), 4); /* name, namespace, labels, annotations */
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring, "vm-001-606f7b115d");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(m, "namespace")->valuestring, "fx");
-    labels = cJSON_GetObjectItemCaseSensitive(m, "labels");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(labels, "app")->valuestring, "paper");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(labels, "kvrecover.io/replaces")->valuestring,
-              "vm-001");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(labels, "kvrecover.io/policy")->valuestring,
-              "paper");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(labels, "kvrecover.io/template")->valuestring,
-              "vm-005");
-    ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/score")->valuestring, "0.6667");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/failed-uid")->valuestring, UID1);
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/decided-at")->valuestring,
-              "2026-11-25T19:25:33Z");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "team")->valuestring, "shop");
-    CHECK(cJSON_GetObjectItemCaseSensitive(ann, "kubevirt.io/latest-observed-api-version") == NULL);
-    CHECK(cJSON_GetObjectItemCaseSensitive(o, "status") == NULL);
-    spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
-    /* built from a halted VM, it still runs */
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(spec, "runStrategy")->valuestring, "Always");
-    CHECK(cJSON_GetObjectItemCaseSensitive(spec, "template") != NULL);
-    cJSON_Delete(o);
-
-    o = recover_build_replacement("{\"kind\":\"Pod\"}", "fx", "n", "vm-001", "paper", "vm-009", 0.5,
-                                  UID1, "t", &err);
-    CHECK(o == NULL);
-    CHECK(err != NULL && strstr(err, "vm-009") != NULL);
-    free(err);
-}
-
 /* Ranks vm-001's features (from its cached VMI) against the policy's pool. */
 static int rank_vm001(struct ctl_rig *r, struct recover_pick *pick, cJSON **json,
                       const char **alias_out)
@@ -119,7 +71,7 @@ static int rank_vm001(struct ctl_rig *r, struct recover_pick *pick, cJSON **json
     vmi = cache_vmi_find(r->cache, "fx", "vm-001");
     if (p && recover_vm_features(r->cache, p, "vm-001", vmi, &f, &alias, &err) == 0) {
         struct sim_query q = {"vm-001", alias, &f};
-        rc = recover_rank(r->book, r->rk, r->cache, p, &q, pick, json);
+        rc = recover_rank(r->book, r->rk, r->cache, p, &q, NULL, NULL, pick, json);
         features_free(&f);
     }
     if (alias_out)
@@ -228,7 +180,6 @@ static struct recover_decision decision(const char *uid, enum recover_result res
 
     d.ns = xstrdup("fx");
     d.policy = xstrdup("paper");
-    d.vmi = xstrdup("vm");
     d.failed_vm = xstrdup("vm");
     d.failed_uid = xstrdup(uid);
     d.result = res;
@@ -250,8 +201,6 @@ TEST(book_keeps_the_last_ten_newest_first_and_counts_by_result)
         recover_book_add(b, &d);
         CHECK(d.failed_uid == NULL); /* taken */
     }
-    CHECK(recover_book_handled(b, "u00"));
-    CHECK(!recover_book_handled(b, "u99"));
     CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_DRYRUN), 4);
     CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_RECOVERED), 8);
     n = recover_book_recent(b, "fx", "paper", 10, 0, &out);
@@ -263,7 +212,7 @@ TEST(book_keeps_the_last_ten_newest_first_and_counts_by_result)
     free(out);
     /* the same decision again is not counted twice */
     d = decision("u11", RECOVER_RECOVERED, 200);
-    recover_book_add(b, &d);
+    CHECK_INT(recover_book_add(b, &d), 0);
     CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_RECOVERED), 8);
     /* seeding from a status: entries become handled, known ones stay */
     status = cJSON_Parse("{\"recent\":[{\"failedVM\":\"x\",\"failedUID\":\"s1\",\"decision\":"
@@ -271,8 +220,14 @@ TEST(book_keeps_the_last_ten_newest_first_and_counts_by_result)
                          "\"time\":\"2026-11-25T19:00:00Z\"},{\"failedUID\":\"s2\",\"decision\":"
                          "\"Bogus\"}]}");
     recover_book_seed(b, "fx", "paper", status);
-    CHECK(recover_book_handled(b, "s1"));
-    CHECK(!recover_book_handled(b, "s2"));
+    {
+        struct recover_note note;
+
+        CHECK_INT(recover_book_note(b, "fx", "x", &note), 1);
+        CHECK_STR(note.decided_uid, "s1");
+        CHECK_INT(note.decided, RECOVER_DRYRUN);
+        recover_note_free(&note);
+    }
     CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_DRYRUN), 5);
     recover_book_forget(b, "fx", "paper");
     CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_DRYRUN), 0);
@@ -281,281 +236,113 @@ TEST(book_keeps_the_last_ten_newest_first_and_counts_by_result)
     recover_book_free(b);
 }
 
-TEST(a_failed_vmi_gets_exactly_one_replacement)
+/* Refuses vm-005 (NoCapacity), accepts the rest. */
+static enum sim_reason refuse_vm005(void *ud, const char *member, double score, cJSON **obj,
+                                    char **why)
 {
-    struct ctl_rig r;
-    uint64_t requeue = 1;
-    const cJSON *o;
-    const cJSON *labels;
-
-    CHECK_INT(ctl_up(&r), 0);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(requeue, 0);
-    CHECK_INT(r.posts, 1);
-    {
-        char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
-
-        o = cJSON_GetObjectItemCaseSensitive(r.store, path);
-        free(name);
-        free(path);
+    (void)score;
+    (*(int *)ud)++;
+    if (strcmp(member, "vm-005") == 0) {
+        *why = xstrdup("fits no node");
+        return SIM_NO_CAPACITY;
     }
-    CHECK(o != NULL);
-    CHECK_INT(cJSON_GetArraySize(r.store), 1);
-    labels = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)o), "labels");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(labels, "kvrecover.io/template")->valuestring,
-              "vm-005");
-    CHECK_INT(ctl_events(&r, "Normal Recovered RecoveryPolicy/paper"), 1);
-    CHECK_INT(ctl_events(&r, "Normal Recovered VirtualMachineInstance/vm-001"), 1);
-    CHECK(recover_book_handled(r.book, UID1));
-    CHECK_INT(cJSON_GetArraySize(r.changed), 1);
-    /* again (a repeated event, a resync): nothing more */
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(ctl_events(&r, "Normal Recovered"), 2);
-    ctl_down(&r);
+    *obj = cJSON_CreateString(member);
+    return SIM_ELIGIBLE;
 }
 
-TEST(after_a_restart_409_already_exists_for_the_same_uid_means_done)
+TEST(a_candidate_the_accept_function_refuses_is_refused_in_the_ranking)
 {
     struct ctl_rig r;
-    uint64_t requeue;
-    char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
-    cJSON *existing = cJSON_Parse("{\"metadata\":{\"annotations\":{\"kvrecover.io/failed-uid\":"
-                                  "\"" UID1 "\"}}}");
+    struct recover_pick pick;
+    struct cache_policy *p;
+    struct features f;
+    cJSON *json = NULL, *cands, *it;
+    const char *alias = NULL;
+    char *err = NULL;
+    int calls = 0;
 
     CHECK_INT(ctl_up(&r), 0);
-    /* created by an earlier process, not yet in this one's cache */
-    cJSON_AddItemToObject(r.store, path, existing);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(r.gets, 1);
-    CHECK_INT(cJSON_GetArraySize(r.store), 1);
-    CHECK_INT(ctl_events(&r, "Normal Recovered"), 2);
-    CHECK(recover_book_handled(r.book, UID1));
-    ctl_down(&r);
-    free(name);
-    free(path);
-}
-
-TEST(a_name_taken_by_another_failure_is_not_claimed)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-    char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
-    cJSON *existing = cJSON_Parse("{\"metadata\":{\"annotations\":{\"kvrecover.io/failed-uid\":"
-                                  "\"someone-else\"}}}");
-
-    CHECK_INT(ctl_up(&r), 0);
-    cJSON_AddItemToObject(r.store, path, existing);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(ctl_events(&r, "Normal Recovered"), 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    ctl_down(&r);
-    free(name);
-    free(path);
-}
-
-TEST(a_replacement_in_the_cache_skips_the_request)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-    cJSON *vm = ctl_load("ctl-vm.json"), *ann;
-
-    CHECK_INT(ctl_up(&r), 0);
-    CHECK(vm != NULL);
-    ctl_set_str(ctl_meta(vm), "namespace", "fx");
-    ctl_set_str(ctl_meta(vm), "name", "vm-001-done");
-    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
-    ctl_set_str(ann, CACHE_FAILED_UID_ANNOTATION, UID1);
-    CHECK(cache_vm_put(r.cache, vm) > 0);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts + r.gets, 0);
-    CHECK_INT(ctl_events(&r, ""), 0);
-    CHECK(recover_book_handled(r.book, UID1));
-    cJSON_Delete(vm);
-    ctl_down(&r);
-}
-
-TEST(dry_run_announces_and_creates_nothing)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-    struct recover_decision *out = NULL;
-
-    CHECK_INT(ctl_up(&r), 0);
-    ctl_edit_policy(&r, "action", cJSON_CreateString("DryRun"));
-    ctl_edit_policy(&r, "haltFailed", cJSON_CreateTrue());
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 0);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
-    CHECK_INT(ctl_events(&r, "Normal DryRun"), 2);
-    CHECK_INT(recover_book_recent(r.book, "fx", "paper", 10, 1, &out), 1);
-    CHECK_INT(out[0].result, RECOVER_DRYRUN);
-    CHECK_STR(out[0].tmpl, "vm-005");
-    CHECK(out[0].replacement != NULL && strncmp(out[0].replacement, "vm-001-", 7) == 0);
-    CHECK_NEAR(out[0].score, 0.6667, 1e-9);
-    CHECK(out[0].ranking != NULL);
-    recover_decision_free(&out[0]);
-    free(out);
-    ctl_down(&r);
-}
-
-TEST(no_eligible_member_gives_a_warning_and_nothing_else)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-
-    CHECK_INT(ctl_up(&r), 0);
-    ctl_edit_policy(&r, "threshold", cJSON_CreateNumber(0.9));
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 0);
-    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate"), 2);
-    CHECK_INT(recover_book_count(r.book, "fx", "paper", RECOVER_NO_CANDIDATE), 1);
-    ctl_down(&r);
-}
-
-TEST(an_invalid_policy_is_never_acted_on)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-
-    CHECK_INT(ctl_up(&r), 0);
-    ctl_edit_policy(&r, "weights", cJSON_Parse("{\"language\":0.3,\"Language\":0.2}"));
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 0);
-    CHECK_INT(ctl_events(&r, ""), 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    ctl_down(&r);
-}
-
-TEST(unknown_waits_for_the_grace_period)
-{
-    struct ctl_rig r;
-    uint64_t requeue = 0;
-    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *status;
-
-    CHECK_INT(ctl_up(&r), 0);
-    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    ctl_set_str(status, "phase", "Unknown");
-    cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
-    CHECK(cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono()) & CACHE_CHG_PHASE);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK(requeue > 59000 && requeue <= 60200); /* the default grace: 60 s */
-    CHECK_INT(r.posts, 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    ctl_edit_policy(&r, "unknownGracePeriodSeconds", cJSON_CreateNumber(0));
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(requeue, 0);
-    CHECK_INT(r.posts, 1);
-    cJSON_Delete(vmi);
-    ctl_down(&r);
-}
-
-TEST(unknown_grace_period_and_decided_at_follow_the_clock)
-{
-    struct ctl_rig r;
-    uint64_t requeue0 = 0, requeue1 = 0, requeue2 = 1;
-    int posts1, posts2;
-    const char *decided = NULL;
-    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *status;
-
-    CHECK_INT(ctl_up(&r), 0);
-    status = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    ctl_set_str(status, "phase", "Unknown");
-    cJSON_DeleteItemFromObjectCaseSensitive(status, "phaseTransitionTimestamps");
-    /* Unknown since 2026-11-25T19:30:00Z by the test's clock; the default
-     * grace is 60 s, and a requeue comes 100 ms after it ends. */
-    clock__set(1795635000.0, 100.0);
-    cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono());
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue0);
-    clock__advance(59.5);
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue1);
-    posts1 = r.posts;
-    clock__advance(0.5);
-    recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue2);
-    posts2 = r.posts;
-    clock__real();
-    CHECK_INT(requeue0, 60100);
-    CHECK_INT(requeue1, 600);
-    CHECK_INT(posts1, 0);
-    CHECK_INT(requeue2, 0);
-    CHECK_INT(posts2, 1);
+    ctl_edit_policy(&r, "threshold", cJSON_CreateNumber(0.3)); /* vm-002 (1/3) eligible too */
+    cache_rdlock(r.cache);
+    p = cache_policy_find(r.cache, "fx", "paper");
+    CHECK_INT(recover_vm_features(r.cache, p, "vm-001", cache_vmi_find(r.cache, "fx", "vm-001"), &f,
+                                  &alias, &err),
+              0);
     {
-        char *name = recover_replacement_name("vm-001", UID1), *path = xasprintf(VMS "/%s", name);
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(r.store, path);
-        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)o), "annotations");
-
-        decided =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/decided-at"));
-        free(name);
-        free(path);
+        struct sim_query q = {"vm-001", alias, &f};
+        CHECK_INT(recover_rank(r.book, r.rk, r.cache, p, &q, refuse_vm005, &calls, &pick, &json),
+                  0);
     }
-    CHECK_STR(decided, "2026-11-25T19:31:00Z");
-    cJSON_Delete(vmi);
+    cache_unlock(r.cache);
+    features_free(&f);
+    CHECK_INT(calls, 2);
+    CHECK_INT(pick.nsel, 1);
+    CHECK_STR(pick.sel[0], "vm-002");
+    CHECK_STR(pick.sel_obj[0]->valuestring, "vm-002");
+    CHECK_INT(pick.nrefused, 1);
+    CHECK(pick.refused && strstr(pick.refused, "vm-005: fits no node"));
+    /* the top candidate is vm-005, refused: the ranking says so */
+    CHECK_STR(pick.best, "vm-005");
+    CHECK(strstr(pick.best_reason, "node") != NULL);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(json, "selected")->valuestring, "vm-002");
+    cands = cJSON_GetObjectItemCaseSensitive(json, "candidates");
+    cJSON_ArrayForEach(it, cands)
+    {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(it, "name")->valuestring, "vm-005") == 0)
+            CHECK_STR(cJSON_GetObjectItemCaseSensitive(it, "reason")->valuestring, "NoCapacity");
+    }
+    recover_pick_free(&pick);
+    cJSON_Delete(json);
     ctl_down(&r);
 }
 
-TEST(a_replica_that_does_not_lead_creates_nothing)
+TEST(the_book_remembers_a_vm_and_forgets_it_when_deleted)
 {
-    struct ctl_rig r;
-    uint64_t requeue;
+    struct recover_book *b = recover_book_new();
+    struct recover_decision d = decision("u1", RECOVER_NO_CANDIDATE, 100);
+    struct recover_note n;
+    size_t np, nv;
+    unsigned tries = 9;
 
-    CHECK_INT(ctl_up(&r), 0);
-    r.leading = 0;
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    r.leading = 1;
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 1);
-    ctl_down(&r);
-}
-
-TEST(halt_failed_sets_the_failed_vm_to_halted)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-    const cJSON *p, *spec;
-
-    CHECK_INT(ctl_up(&r), 0);
-    ctl_edit_policy(&r, "haltFailed", cJSON_CreateTrue());
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
-    p = cJSON_GetArrayItem(r.patches, 0);
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(p, "path")->valuestring, VMS "/vm-001");
-    spec = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "body"), "spec");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(spec, "runStrategy")->valuestring, "Halted");
-    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(spec, "running")));
-    ctl_down(&r);
-}
-
-TEST(a_template_the_server_refuses_is_reported_and_not_retried)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-
-    CHECK_INT(ctl_up(&r), 0);
-    r.post_status = 422;
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(ctl_events(&r, "Warning InvalidPoolMember RecoveryPolicy/paper"), 1);
-    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate"), 2);
-    CHECK_INT(recover_book_count(r.book, "fx", "paper", RECOVER_NO_CANDIDATE), 1);
-    ctl_down(&r);
-}
-
-TEST(a_server_error_is_returned_for_a_retry)
-{
-    struct ctl_rig r;
-    uint64_t requeue;
-
-    CHECK_INT(ctl_up(&r), 0);
-    r.post_status = 500;
-    CHECK(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue) < 0);
-    CHECK(!recover_book_handled(r.book, UID1));
-    CHECK_INT(ctl_events(&r, ""), 0);
-    r.post_status = 0;
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK(recover_book_handled(r.book, UID1));
-    ctl_down(&r);
+    CHECK_INT(recover_book_note(b, "fx", "vm", &n), 0);
+    recover_book_set_down(b, "fx", "vm", 50);
+    CHECK_INT(recover_book_add(b, &d), 1);
+    /* blocked: announced once per reason, retries counted */
+    CHECK_INT(recover_book_block(b, "fx", "vm", "u1", "Forbidden", "no", 60, &tries), 1);
+    CHECK_INT(tries, 0);
+    CHECK_INT(recover_book_block(b, "fx", "vm", "u1", "Forbidden", "still no", 61, &tries), 0);
+    CHECK_INT(tries, 1);
+    CHECK_INT(recover_book_block(b, "fx", "vm", "u1", "QuotaExceeded", "q", 62, &tries), 1);
+    CHECK_INT(recover_book_block(b, "fx", "vm", "u2", "QuotaExceeded", "q", 63, &tries), 1);
+    CHECK_INT(recover_book_once(b, "fx", "vm", "Halted|u2"), 1);
+    CHECK_INT(recover_book_once(b, "fx", "vm", "Halted|u2"), 0);
+    CHECK_INT(recover_book_note(b, "fx", "vm", &n), 1);
+    CHECK_NEAR(n.down_seen, 50, 0);
+    CHECK_STR(n.decided_uid, "u1");
+    CHECK_STR(n.blocked, "QuotaExceeded");
+    CHECK_STR(n.blocked_msg, "q");
+    CHECK_STR(n.blocked_uid, "u2");
+    CHECK_NEAR(n.blocked_since, 63, 0);
+    recover_note_free(&n);
+    CHECK_INT(recover_book_unblock(b, "fx", "vm"), 1);
+    CHECK_INT(recover_book_unblock(b, "fx", "vm"), 0);
+    /* storm: announced when it begins, not while it lasts */
+    CHECK_INT(recover_book_storm(b, "fx", "paper", 1), 1);
+    CHECK_INT(recover_book_storm(b, "fx", "paper", 1), 0);
+    CHECK_INT(recover_book_storm(b, "fx", "paper", 0), 0);
+    CHECK_INT(recover_book_storm(b, "fx", "paper", 1), 1);
+    recover_book_size(b, &np, &nv);
+    CHECK_INT(np, 1);
+    CHECK_INT(nv, 1);
+    /* pruned on delete: the VM, then the policy */
+    recover_book_forget_vm(b, "fx", "vm");
+    CHECK_INT(recover_book_note(b, "fx", "vm", &n), 0);
+    recover_book_forget(b, "fx", "paper");
+    recover_book_size(b, &np, &nv);
+    CHECK_INT(np, 0);
+    CHECK_INT(nv, 0);
+    /* forgotten, the next decision for that VM is new again */
+    d = decision("u1", RECOVER_NO_CANDIDATE, 100);
+    CHECK_INT(recover_book_add(b, &d), 1);
+    recover_book_free(b);
 }

@@ -612,6 +612,90 @@ TEST(sim_no_template_is_scored_but_never_selected)
     fx_free(&x);
 }
 
+/* A member added with flags and a disk detail, as the controller and the
+ * CLI add members whose template shares a disk. */
+static void add_flagged(struct sim_pool *p, const char *name, const char *features, unsigned flags,
+                        const char *disk)
+{
+    struct features f;
+    struct sim_member m = {name, NULL, &f, flags, disk, NULL};
+
+    feat(&f, features, NULL);
+    if (sim_pool_put(p, &m) != 0)
+        abort();
+    features_free(&f);
+}
+
+TEST(sim_shared_disk_is_scored_but_never_selected_and_says_which_disk)
+{
+    struct fx x = {.p = sim_pool_new()};
+    char *d;
+
+    add_flagged(x.p, "best", "{language: go, database: pg}",
+                SIM_MEMBER_TEMPLATE | SIM_MEMBER_SHARED_DISK,
+                "volume data uses persistentVolumeClaim db, not one of its own "
+                "dataVolumeTemplates");
+    add_flagged(x.p, "bare", "{language: go, database: pg}", SIM_MEMBER_SHARED_DISK, NULL);
+    add_flagged(x.p, "good", "{language: go}", SIM_MEMBER_TEMPLATE, NULL);
+    add_flagged(x.p, "poor", "{database: mysql}", SIM_MEMBER_TEMPLATE | SIM_MEMBER_SHARED_DISK,
+                "x");
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{language: go, database: pg}", NULL,
+                      "\"weights\": {\"language\": 1, \"database\": 1}"),
+              0);
+    CHECK_STR(cand_name(&x, 1), "best");
+    CHECK_NEAR(x.res.cand[1].score, 1, 0);
+    CHECK_INT(x.res.cand[1].reason, SIM_SHARED_DISK);
+    CHECK_STR(sim_reason_name(SIM_SHARED_DISK), "SharedDisk");
+    d = sim_candidate_detail(&x.res.cand[1], &x.po);
+    CHECK_STR(d, "volume data uses persistentVolumeClaim db, not one of its own "
+                 "dataVolumeTemplates");
+    free(d);
+    CHECK_STR(selected(&x), "good");
+    /* the order of reasons: a member without a template has no disks, and
+     * a score below the threshold is said first */
+    CHECK_INT(cand(&x, "bare")->reason, SIM_NO_TEMPLATE);
+    CHECK_INT(cand(&x, "poor")->reason, SIM_BELOW_THRESHOLD);
+    CHECK(cand(&x, "good")->disk == NULL);
+    fx_free(&x);
+}
+
+TEST(sim_result_refuse_takes_a_candidate_out_and_selects_the_next)
+{
+    struct fx x = {.p = sim_pool_new()};
+    char *d;
+
+    add(x.p, "a", NULL, "{language: go, database: pg}", NULL, 1);
+    add(x.p, "b", NULL, "{language: go, database: pg, cache: x}", NULL, 1);
+    add(x.p, "c", NULL, "{language: go}", NULL, 0);
+    add(x.p, "d", NULL, "{language: go, cache: y}", NULL, 1);
+    CHECK_INT(fx_rank(&x, "failed", NULL, "{language: go, database: pg}", NULL,
+                      "\"weights\": {\"language\": 1, \"database\": 1, \"cache\": 1}, "
+                      "\"threshold\": 0"),
+              0);
+    CHECK_STR(selected(&x), "a");
+    CHECK_INT(sim_result_refuse(&x.res, 0, SIM_NO_CAPACITY), 0);
+    CHECK_INT(x.res.cand[0].reason, SIM_NO_CAPACITY);
+    CHECK_STR(selected(&x), "b");
+    d = sim_candidate_detail(&x.res.cand[0], &x.po);
+    CHECK_STR(d, "its replacement fits no Ready, schedulable node");
+    free(d);
+    CHECK_STR(sim_reason_name(SIM_NO_CAPACITY), "NoCapacity");
+    /* an ineligible candidate keeps its first reason; selected stays */
+    CHECK_STR(cand_name(&x, 2), "c");
+    CHECK_INT(sim_result_refuse(&x.res, 2, SIM_NO_CAPACITY), 0);
+    CHECK_INT(x.res.cand[2].reason, SIM_NO_TEMPLATE);
+    CHECK_STR(selected(&x), "b");
+    CHECK_INT(sim_result_refuse(&x.res, 1, SIM_NO_CAPACITY), 0);
+    CHECK_STR(selected(&x), "d");
+    CHECK_INT(sim_result_refuse(&x.res, 3, SIM_NO_CAPACITY), 0);
+    CHECK_INT(x.res.selected, -1);
+    /* nothing to refuse */
+    CHECK_INT(sim_result_refuse(&x.res, 4, SIM_NO_CAPACITY), -EINVAL);
+    CHECK_INT(sim_result_refuse(&x.res, 0, SIM_ELIGIBLE), -EINVAL);
+    CHECK_INT(sim_result_refuse(&x.res, 0, (enum sim_reason)99), -EINVAL);
+    fx_free(&x);
+}
+
 TEST(sim_failed_vm_is_left_out_by_name_by_label_and_by_alias)
 {
     struct fx x = {.p = sim_pool_new()};
@@ -711,7 +795,7 @@ TEST(sim_pool_refuses_duplicate_names_and_ranking_before_finish)
     struct policy po;
     struct sim_query q = {"x", NULL, &f};
     size_t i = 99;
-    int marker;
+    int marker = 0;
 
     pol(&po, "\"weights\": {\"language\": 1}");
     CHECK_INT(sim_pool_add(p, "b", "vm-b", &f, 1, &marker), 0);
@@ -772,6 +856,8 @@ TEST(sim_reason_names_and_round6)
     CHECK_STR(sim_reason_name(SIM_REQUIRED_MISMATCH), "RequiredMismatch");
     CHECK_STR(sim_reason_name(SIM_BELOW_THRESHOLD), "BelowThreshold");
     CHECK_STR(sim_reason_name(SIM_NO_TEMPLATE), "NoTemplate");
+    CHECK_STR(sim_reason_name(SIM_SHARED_DISK), "SharedDisk");
+    CHECK_STR(sim_reason_name(SIM_NO_CAPACITY), "NoCapacity");
     CHECK_NEAR(sim_round6(2.0 / 3.0), 0.666667, 0);
     CHECK_NEAR(sim_round6(1.0 / 3.0), 0.333333, 0);
     CHECK_NEAR(sim_round6(1), 1, 0);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ctl_test.h"
+#include "reconcile/incident.h"
 #include "reconcile/status.h"
 
 #define STATUS_PATH "/apis/kvrecover.io/v1alpha1/namespaces/fx/recoverypolicies/paper/status"
@@ -267,10 +268,11 @@ TEST(reconcile_reports_a_recovery_from_the_replacement_itself)
     cJSON *views;
 
     CHECK_INT(ctl_up(&r), 0);
-    CHECK_INT(recover_vmi(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
+    ctl_edit_policy(&r, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
     /* the watch delivers the replacement */
     {
-        const cJSON *vm = r.store->child;
+        const cJSON *vm = r.store->child; /* the only object stored: the replacement */
         cJSON *copy = cJSON_Duplicate(vm, 1);
 
         ctl_set_str(ctl_meta(copy), "uid", "new-vm-uid");
@@ -356,6 +358,100 @@ TEST(a_deleted_policy_is_forgotten)
     CHECK_INT(cJSON_GetArraySize(views), 0);
     cJSON_Delete(views);
     cJSON_Delete(pol);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+/* The condition of type in st, or NULL. */
+static const cJSON *cond_of(const cJSON *st, const char *type)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(st, "conditions"))
+    {
+        if (strcmp(field(it, "type"), type) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+TEST(storm_hold_and_blocked_are_conditions_with_the_counts_and_generation)
+{
+    struct status_facts f = {0};
+    cJSON *st, *st2, *inc = cJSON_Parse("[{\"vm\":\"a\",\"state\":\"Blocked\"}]");
+
+    f.generation = 4;
+    f.valid = 1;
+    f.pool_size = 5;
+    f.protected_vms = 8;
+    f.down = 4;
+    f.storm_limit = 4;
+    st = status_build(&f, NULL, "2026-11-25T19:00:00Z");
+    CHECK_STR(field(cond_of(st, "StormHold"), "status"), "False");
+    CHECK_STR(field(cond_of(st, "Blocked"), "status"), "False");
+    CHECK_NEAR(num(cond_of(st, "StormHold"), "observedGeneration"), 4, 0);
+    CHECK_NEAR(num(st, "down"), 4, 0);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "incidents")), 0);
+    /* one more down than the limit: held; and an incident blocked */
+    f.down = 5;
+    f.blocked = 1;
+    f.blocked_msg = "a: Forbidden";
+    f.incidents = inc;
+    st2 = status_build(&f, st, "2026-11-25T19:05:00Z");
+    CHECK_STR(field(cond_of(st2, "StormHold"), "status"), "True");
+    CHECK_STR(field(cond_of(st2, "StormHold"), "reason"), "TooManyDown");
+    CHECK(strstr(field(cond_of(st2, "StormHold"), "message"), "5 of 8") != NULL);
+    CHECK_STR(field(cond_of(st2, "StormHold"), "lastTransitionTime"), "2026-11-25T19:05:00Z");
+    CHECK_STR(field(cond_of(st2, "Blocked"), "status"), "True");
+    CHECK(strstr(field(cond_of(st2, "Blocked"), "message"), "a: Forbidden") != NULL);
+    CHECK_NEAR(num(cond_of(st2, "Blocked"), "observedGeneration"), 4, 0);
+    /* Ready did not change: its time stays */
+    CHECK_STR(field(cond_of(st2, "Ready"), "lastTransitionTime"), "2026-11-25T19:00:00Z");
+    CHECK_NEAR(num(st2, "blocked"), 1, 0);
+    CHECK_STR(field(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st2, "incidents"), 0),
+                    "vm"),
+              "a");
+    cJSON_Delete(st);
+    cJSON_Delete(st2);
+    cJSON_Delete(inc);
+}
+
+TEST(reconcile_lists_a_blocked_incident_and_counts_it_down)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    const cJSON *s, *e;
+
+    CHECK_INT(ctl_up(&r), 0);
+    ctl_edit_policy(&r, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    /* no member is good enough: the incident is blocked, nothing halted */
+    {
+        cJSON *pol = ctl_load("ctl-policy.json");
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
+
+        cJSON_ReplaceItemInObjectCaseSensitive(spec, "threshold", cJSON_CreateNumber(0.9));
+        cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
+        cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation",
+                                               cJSON_CreateNumber(9));
+        cache_policy_put(r.cache, pol);
+        cJSON_Delete(pol);
+    }
+    CHECK(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue) < 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    s = last_status(&r);
+    CHECK(s != NULL);
+    CHECK_NEAR(num(s, "down"), 1, 0);
+    CHECK_NEAR(num(s, "blocked"), 1, 0);
+    e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "incidents"), 0);
+    CHECK_STR(field(e, "vm"), "vm-001");
+    CHECK_STR(field(e, "state"), "Blocked");
+    CHECK_STR(field(e, "reason"), "NoEligibleCandidate");
+    CHECK_STR(field(e, "failedUID"), "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
+    CHECK_STR(field(cond_of(s, "Blocked"), "status"), "True");
+    CHECK(strstr(field(cond_of(s, "Blocked"), "message"), "vm-001: NoEligibleCandidate"));
+    CHECK_STR(field(cond_of(s, "StormHold"), "status"), "False");
+    CHECK_NEAR(num(cond_of(s, "Blocked"), "observedGeneration"), 9, 0);
     status_state_free(st);
     ctl_down(&r);
 }

@@ -1,0 +1,790 @@
+/*
+ * incident — halt first, exactly once, crash-safe. See incident.h.
+ *
+ * A reconcile copies what it needs out of the cache under the read lock
+ * (the VM, its policy, the verdict, the ranking and the replacement objects
+ * built from the chosen members), unlocks, and only then talks to the API
+ * server. Nothing it decides lives only in memory: the halt patch writes
+ * the decision onto the failed VM, so that whoever reconciles it next (this
+ * process after a retry, a restarted one, another replica) finishes the
+ * same incident with the same name.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "kube/event.h"
+#include "reconcile/cache.h"
+#include "reconcile/capacity.h"
+#include "reconcile/health.h"
+#include "reconcile/incident.h"
+#include "reconcile/recover.h"
+#include "sim/replica.h"
+#include "web/metrics.h"
+
+static const struct kube_resource incident__vms = {"kubevirt.io", "v1", "virtualmachines"};
+
+/* ---- the one write path ------------------------------------------------ */
+
+int incident_write(const struct recover_env *env, const struct incident_actor *as,
+                   enum incident_write_kind kind, const char *path, const cJSON *body, cJSON **out,
+                   struct kube_error *err)
+{
+    /* as->service_account: impersonation plugs in here (issue 12). */
+    (void)as;
+    if (kind == INCIDENT_WRITE_MERGE_PATCH)
+        return kube_patch(env->kube, path, KUBE_PATCH_MERGE, body, out, err);
+    return kube_create(env->kube, path, body, out, err);
+}
+
+/* ---- health from the cache -------------------------------------------- */
+
+void incident_health(struct cache *c, const struct cache_policy *p, const struct cache_vm *vm,
+                     double down_seen, double now, struct health_verdict *out)
+{
+    const struct cache_vmi *vmi = cache_vm_vmi(c, vm);
+    const struct cache_node *node = vmi && vmi->node ? cache_node_find(c, vmi->node) : NULL;
+    struct health_config cfg = {(int)p->pol.trigger.crash_loop_threshold,
+                                p->pol.trigger.restart_timeout_seconds,
+                                p->pol.trigger.node_loss_seconds, p->pol.trigger.immediate};
+    struct health_vm hv = {0};
+    struct health_vmi hi = {0};
+    struct health_node hn = {0};
+
+    hv.uid = vm->uid;
+    hv.rs = vm->run_strategy;
+    hv.printable = vm->printable;
+    hv.fail_count = vm->fail_count;
+    hv.fail_uid = vm->fail_uid;
+    hv.ready = vm->ready;
+    hv.ready_since = vm->ready_since;
+    hv.deleting = vm->deleting;
+    hv.replaced_by = vm->inc ? vm->inc->replaced_by : NULL;
+    hv.spent_uid = vm->inc ? vm->inc->failed_uid : NULL;
+    hv.last_failed_uid = vm->last_failed_uid;
+    hv.down_seen = down_seen;
+    if (vmi) {
+        hi.exists = 1;
+        hi.uid = vmi->uid;
+        hi.phase = vmi->phase;
+        hi.node = vmi->node;
+        hi.deleting = vmi->deleting;
+    }
+    if (node) {
+        hn.exists = 1;
+        hn.ready = node->ready;
+        hn.ready_since = node->ready_since;
+        hn.heartbeat = node->heartbeat;
+    }
+    health_eval(&cfg, &hv, vmi ? &hi : NULL, node ? &hn : NULL, now, out);
+}
+
+void incident_count_down(struct cache *c, const struct cache_policy *p,
+                         const struct recover_env *env, double now, size_t *down,
+                         size_t *protected_vms)
+{
+    *down = *protected_vms = 0;
+    for (struct cache_vm *vm = cache_vm_first(c, p->ns); vm; vm = cache_vm_next(vm, p->ns)) {
+        struct recover_note note;
+        struct health_verdict v;
+
+        if (recover_policy_for(c, p->ns, vm->tlabels, NULL) != p)
+            continue;
+        recover_book_note(env->book, vm->ns, vm->name, &note);
+        incident_health(c, p, vm, note.down_seen, now, &v);
+        recover_note_free(&note);
+        (*protected_vms)++;
+        *down += v.down != 0;
+    }
+}
+
+/* ---- what a reconcile copies out -------------------------------------- */
+
+struct incident__job {
+    const struct recover_env *env;
+    struct cache *c; /* for the accept function: read lock held then */
+    char *ns, *name, *vm_uid, *rv, *prev_rs;
+    cJSON *labels, *tlabels; /* the failed VM's labels and template labels */
+    char *policy, *policy_uid, *sa;
+    enum policy_action action;
+    enum health_trigger trigger;
+    enum health_state state;
+    char *failed_uid;
+    char reason[HEALTH_REASON_MAX];
+    int room;         /* the trigger is about room: check capacity */
+    double fail_mono; /* when the cache saw its VMI fail (monotonic), or 0 */
+    /* an incident in progress (step 1) */
+    char *replaced_by, *inc_tmpl;
+    double inc_score;
+    /* the decision */
+    char *repl_name;
+    char decided_at[CLOCK_TEXT_LEN];
+    struct recover_pick pick;
+    cJSON *ranking;
+    char *features_err;
+    /* the nodes, for capacity (borrowed from the cache under its lock) */
+    struct capacity_node *nodes;
+    size_t nnodes;
+    int nodes_read;
+};
+
+static void incident__job_free(struct incident__job *j)
+{
+    free(j->ns);
+    free(j->name);
+    free(j->vm_uid);
+    free(j->rv);
+    free(j->prev_rs);
+    cJSON_Delete(j->labels);
+    cJSON_Delete(j->tlabels);
+    free(j->policy);
+    free(j->policy_uid);
+    free(j->sa);
+    free(j->failed_uid);
+    free(j->replaced_by);
+    free(j->inc_tmpl);
+    free(j->repl_name);
+    recover_pick_free(&j->pick);
+    cJSON_Delete(j->ranking);
+    free(j->features_err);
+    free(j->nodes);
+}
+
+/* The cluster's nodes as capacity reads them. Cache read lock held; the
+ * strings stay the cache's, valid until the unlock. */
+static void incident__nodes(struct incident__job *j)
+{
+    if (j->nodes_read)
+        return;
+    j->nodes_read = 1;
+    for (struct cache_node *n = cache_node_first(j->c); n; n = cache_node_next(n)) {
+        struct cache_node_use use = cache_node_use(j->c, n->name);
+        struct capacity_node *cn;
+
+        j->nodes = xreallocarray(j->nodes, j->nnodes + 1, sizeof(*j->nodes));
+        cn = &j->nodes[j->nnodes++];
+        cn->name = n->name;
+        cn->labels = n->labels;
+        cn->taints = n->taints;
+        cn->usable = n->ready == CACHE_COND_TRUE && n->kv_schedulable && !n->unschedulable;
+        cn->free_cpu = n->alloc_cpu - use.cpu;
+        cn->free_mem = n->alloc_mem - use.mem;
+        cn->free_pods = n->alloc_pods - (double)use.pods;
+    }
+}
+
+/* The replacement built from member for the job (the decision's name and
+ * time). Cache read lock held. Returns 0 and *out, or -EINVAL with *err. */
+static int incident__build(struct incident__job *j, const char *member, double score, cJSON **out,
+                           char **err)
+{
+    struct cache_member *m = cache_member_find(j->c, j->ns, member);
+    char *tmpl = m ? cache_member_template(m) : NULL;
+    struct replica_spec s = {j->ns,     j->repl_name, j->name, j->labels,     j->tlabels,
+                             j->policy, member,       score,   j->failed_uid, j->decided_at};
+    int rc;
+
+    *out = NULL;
+    *err = NULL;
+    if (!tmpl) {
+        *err = xasprintf("pool member %s has no template", member);
+        return -EINVAL;
+    }
+    rc = replica_build(tmpl, &s, out, NULL, err);
+    free(tmpl);
+    return rc;
+}
+
+/* recover_accept_fn: build the candidate's replacement; when the trigger
+ * is about room, refuse it when it fits no node. */
+static enum sim_reason incident__accept(void *ud, const char *member, double score, cJSON **obj,
+                                        char **why)
+{
+    struct incident__job *j = ud;
+    struct capacity_need need;
+    char buf[512];
+
+    if (incident__build(j, member, score, obj, why) != 0)
+        return SIM_NO_TEMPLATE;
+    if (!j->room)
+        return SIM_ELIGIBLE;
+    incident__nodes(j);
+    if (capacity_need_of(*obj, &need) != 0)
+        return SIM_ELIGIBLE;
+    buf[0] = '\0';
+    if (capacity_fit(&need, j->nodes, j->nnodes, buf, sizeof(buf)) < 0) {
+        *why = xasprintf("its replacement (%.2f CPU, %.0f MiB) fits no Ready, schedulable node%s%s",
+                         need.cpu, need.mem / 1048576.0, *buf ? ": " : "", buf);
+        capacity_need_free(&need);
+        cJSON_Delete(*obj);
+        *obj = NULL;
+        return SIM_NO_CAPACITY;
+    }
+    capacity_need_free(&need);
+    return SIM_ELIGIBLE;
+}
+
+/* Ranks for the job. Cache read lock held; p valid. Returns 0 or
+ * recover_rank()'s error. */
+static int incident__rank(const struct recover_env *env, struct recover_ranker *rk,
+                          struct incident__job *j, const struct cache_policy *p)
+{
+    const struct cache_vmi *vmi = NULL;
+    struct cache_vm *vm = cache_vm_find(j->c, j->ns, j->name);
+    struct features f = {0};
+    const char *alias = NULL;
+    char *err = NULL;
+    int rc;
+
+    if (vm)
+        vmi = cache_vm_vmi(j->c, vm);
+    if (recover_vm_features(j->c, p, j->name, vmi, &f, &alias, &err) != 0) {
+        j->features_err = err ? err : xstrdup("features could not be read");
+        err = NULL;
+        features_free(&f);
+    }
+    free(err);
+    {
+        struct sim_query q = {j->name, alias, &f};
+
+        rc = recover_rank(env->book, rk, j->c, p, &q, incident__accept, j, &j->pick, &j->ranking);
+    }
+    features_free(&f);
+    return rc;
+}
+
+/* ---- announcing ------------------------------------------------------- */
+
+static void incident__event(const struct recover_env *env, const struct incident__job *j,
+                            int on_policy, int on_vm, const char *type, const char *reason,
+                            const char *msg)
+{
+    struct event_ref pol = {"kvrecover.io/v1alpha1", "RecoveryPolicy", j->ns, j->policy,
+                            j->policy_uid};
+    struct event_ref vm = {"kubevirt.io/v1", "VirtualMachine", j->ns, j->name, j->vm_uid};
+
+    if (!env->event)
+        return;
+    if (on_policy)
+        env->event(env->ud, &pol, type, reason, msg);
+    if (on_vm)
+        env->event(env->ud, &vm, type, reason, msg);
+}
+
+static double incident__round4(double x)
+{
+    return round(x * 10000.0) / 10000.0;
+}
+
+/* The decision line, the metrics and the book entry: the same facts.
+ * Returns 1 when the decision is new (announce it), 0 for a repeat. */
+static int incident__decide(const struct recover_env *env, struct incident__job *j,
+                            enum recover_result res, const char *replacement, const char *tmpl,
+                            double score)
+{
+    struct recover_decision d = {0};
+    cJSON *f;
+    char *pkey, *labels;
+    int fresh;
+
+    d.ns = xstrdup(j->ns);
+    d.policy = xstrdup(j->policy);
+    d.failed_vm = xstrdup(j->name);
+    d.failed_uid = xstrdup(j->failed_uid);
+    d.trigger = j->trigger != HEALTH_NONE ? xstrdup(health_trigger_name(j->trigger)) : NULL;
+    d.replacement = xstrdup(replacement);
+    d.tmpl = xstrdup(tmpl);
+    d.score = tmpl ? incident__round4(score) : 0;
+    d.when = clock_wall();
+    d.result = res;
+    d.ranking = j->ranking;
+    j->ranking = NULL;
+    fresh = recover_book_add(env->book, &d);
+    if (!fresh)
+        return 0;
+
+    pkey = xasprintf("%s/%s", j->ns, j->policy);
+    f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "policy", pkey);
+    {
+        char *vkey = xasprintf("%s/%s", j->ns, j->name);
+        cJSON_AddStringToObject(f, "vm", vkey);
+        free(vkey);
+    }
+    cJSON_AddStringToObject(f, "failedUID", j->failed_uid);
+    cJSON_AddStringToObject(f, "trigger", health_trigger_name(j->trigger));
+    cJSON_AddStringToObject(f, "signal", j->reason);
+    cJSON_AddStringToObject(f, "decision", recover_result_name(res));
+    cJSON_AddItemToObject(f, "selected", tmpl ? cJSON_CreateString(tmpl) : cJSON_CreateNull());
+    cJSON_AddItemToObject(f, "score",
+                          tmpl ? cJSON_CreateNumber(incident__round4(score)) : cJSON_CreateNull());
+    cJSON_AddItemToObject(f, "replacement",
+                          replacement ? cJSON_CreateString(replacement) : cJSON_CreateNull());
+    if (j->fail_mono > 0)
+        cJSON_AddNumberToObject(f, "latency_ms", round((clock_mono() - j->fail_mono) * 1e4) / 10.0);
+    if (!tmpl && j->pick.best) {
+        cJSON_AddStringToObject(f, "best", j->pick.best);
+        cJSON_AddNumberToObject(f, "bestScore", incident__round4(j->pick.best_score));
+        cJSON_AddStringToObject(f, "reason", j->pick.best_reason ? j->pick.best_reason : "");
+    }
+    log_fields(res == RECOVER_NO_CANDIDATE ? LOG_LVL_WARN : LOG_LVL_INFO, "decision", f);
+
+    labels = metrics_labels("policy", pkey, "result", recover_result_name(res));
+    metrics_counter_add(METRICS_RECOVERIES, labels, 1);
+    free(labels);
+    if (res == RECOVER_RECOVERED && j->fail_mono > 0) {
+        labels = metrics_labels("policy", pkey, NULL, NULL);
+        metrics_histogram_observe(METRICS_RECOVERY_DURATION, labels, clock_mono() - j->fail_mono);
+        free(labels);
+    }
+    free(pkey);
+    return 1;
+}
+
+static void incident__changed(const struct recover_env *env, const struct incident__job *j)
+{
+    if (env->changed && j->policy)
+        env->changed(env->ud, j->ns, j->policy);
+}
+
+/* Marks the incident blocked for reason; an Event once per change. Returns
+ * rc (the error to retry with). */
+static int incident__block(const struct recover_env *env, struct incident__job *j,
+                           const char *reason, const char *event_reason, const char *msg, int rc)
+{
+    unsigned tries = 0;
+
+    if (recover_book_block(env->book, j->ns, j->name, j->failed_uid, reason, msg, clock_wall(),
+                           &tries)) {
+        char *text = xasprintf("VM %s (%s): recovery blocked, %s: %s", j->name,
+                               health_trigger_name(j->trigger), reason, msg);
+
+        log_warn("%s", text);
+        incident__event(env, j, 1, 1, "Warning", event_reason ? event_reason : "RecoveryBlocked",
+                        text);
+        free(text);
+        incident__changed(env, j);
+    } else {
+        log_debug("VM %s/%s still blocked (%s), retry %u", j->ns, j->name, reason, tries);
+    }
+    return rc;
+}
+
+/* The Status reason of a refusal, as a blocked reason: QuotaExceeded for
+ * a quota, else Forbidden (403) or the API's reason. */
+static const char *incident__refusal(int rc, const struct kube_error *err)
+{
+    if (strstr(err->message, "exceeded quota") || strstr(err->message, "quota"))
+        return "QuotaExceeded";
+    if (rc == -EACCES)
+        return "Forbidden";
+    if (rc == -EINVAL)
+        return "Invalid";
+    return *err->reason ? err->reason : "Unavailable";
+}
+
+/* ---- the writes -------------------------------------------------------- */
+
+/* POSTs obj (a dry run when dry). 409 AlreadyExists is checked: the VM of
+ * that name must replace j's failed uid (then 0), else -EEXIST. */
+static int incident__create(const struct recover_env *env, struct incident__job *j,
+                            const cJSON *obj, int dry, struct kube_error *err)
+{
+    struct incident_actor as = {j->ns, j->policy, j->sa};
+    struct buf path = {0};
+    char *p = kube_path(&incident__vms, j->ns, NULL, NULL);
+    int rc;
+
+    buf_puts(&path, p);
+    free(p);
+    if (dry)
+        kube_query_add(&path, "dryRun", "All");
+    rc = incident_write(env, &as, INCIDENT_WRITE_CREATE, path.data, obj, NULL, err);
+    buf_free(&path);
+    if (rc == -EEXIST && kube_error_is(err, "AlreadyExists")) {
+        cJSON *existing = NULL;
+        const cJSON *uid;
+
+        p = kube_path(&incident__vms, j->ns, j->repl_name, NULL);
+        rc = kube_get(env->kube, p, &existing, err);
+        free(p);
+        if (rc == 0) {
+            uid = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(existing, "metadata"), "annotations"),
+                CACHE_FAILED_UID_ANNOTATION);
+            rc = cJSON_IsString(uid) && strcmp(uid->valuestring, j->failed_uid) == 0 ? 0 : -EEXIST;
+            if (rc)
+                snprintf(err->message, sizeof(err->message),
+                         "VirtualMachine %s exists and is not the replacement for failed uid %s",
+                         j->repl_name, j->failed_uid);
+        }
+        cJSON_Delete(existing);
+    }
+    return rc;
+}
+
+/* Halts the failed VM, conditional on its resourceVersion, writing the
+ * decision onto it. */
+static int incident__halt(const struct recover_env *env, struct incident__job *j,
+                          const char *member, double score, struct kube_error *err)
+{
+    struct incident_actor as = {j->ns, j->policy, j->sa};
+    cJSON *patch = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(patch, "metadata");
+    cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
+    cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
+    char *path = kube_path(&incident__vms, j->ns, j->name, NULL), num[32];
+    int rc;
+
+    /* optimistic concurrency: a merge patch carrying the resourceVersion
+     * fails with 409 Conflict when the VM changed since it was read */
+    cJSON_AddStringToObject(meta, "resourceVersion", j->rv);
+    cJSON_AddStringToObject(ann, CACHE_PREVIOUS_RS_ANNOTATION, j->prev_rs);
+    cJSON_AddStringToObject(ann, CACHE_REPLACED_BY_ANNOTATION, j->repl_name);
+    cJSON_AddStringToObject(ann, CACHE_FAILED_UID_ANNOTATION, j->failed_uid);
+    cJSON_AddStringToObject(ann, CACHE_POLICY_ANNOTATION, j->policy);
+    cJSON_AddStringToObject(ann, CACHE_TEMPLATE_ANNOTATION, member);
+    snprintf(num, sizeof(num), "%.4f", score);
+    cJSON_AddStringToObject(ann, CACHE_SCORE_ANNOTATION, num);
+    cJSON_AddStringToObject(spec, "runStrategy", "Halted");
+    cJSON_AddNullToObject(spec, "running");
+    rc = incident_write(env, &as, INCIDENT_WRITE_MERGE_PATCH, path, patch, NULL, err);
+    free(path);
+    cJSON_Delete(patch);
+    return rc;
+}
+
+/* The replacement exists now: announce it. */
+static void incident__recovered(const struct recover_env *env, struct incident__job *j,
+                                const char *member, double score)
+{
+    recover_book_unblock(env->book, j->ns, j->name);
+    if (incident__decide(env, j, RECOVER_RECOVERED, j->repl_name, member, score)) {
+        char *msg = xasprintf("VM %s (%s: %s): halted and replaced by VirtualMachine %s from "
+                              "pool member %s (score %.4f)",
+                              j->name, health_trigger_name(j->trigger), j->reason, j->repl_name,
+                              member, score);
+
+        incident__event(env, j, 1, 1, "Normal", "Recovered", msg);
+        free(msg);
+    }
+    incident__changed(env, j);
+}
+
+/* ---- step 1: an incident in progress ---------------------------------- */
+
+static int incident__finish(const struct recover_env *env, struct incident__job *j,
+                            const cJSON *obj, const char *member, double score)
+{
+    struct kube_error err = {0};
+    int rc;
+
+    if (env->leading && !env->leading(env->ud))
+        return 0;
+    rc = incident__create(env, j, obj, 0, &err);
+    if (rc == 0) {
+        log_info("created VirtualMachine %s/%s for halted VM %s (failed uid %s)", j->ns,
+                 j->repl_name, j->name, j->failed_uid);
+        incident__recovered(env, j, member, score);
+        return 0;
+    }
+    if (rc == -EEXIST)
+        return incident__block(env, j, "NameTaken", NULL, err.message, rc);
+    if (rc == -EACCES || rc == -EINVAL)
+        return incident__block(env, j, incident__refusal(rc, &err), NULL, err.message, rc);
+    return rc;
+}
+
+/* ---- the reconcile ---------------------------------------------------- */
+
+/* What the reconcile does after the unlock. */
+enum incident__next {
+    INCIDENT_NOTHING,
+    INCIDENT_FINISH,    /* step 1: create the replacement of a halted VM */
+    INCIDENT_DONE,      /* step 1: the replacement exists */
+    INCIDENT_NAMETAKEN, /* step 1: its name belongs to another VM */
+    INCIDENT_STORM,     /* hold */
+    INCIDENT_ACT,       /* a trigger, ranked */
+};
+
+int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk, const char *ns,
+                       const char *name, uint64_t *requeue_ms)
+{
+    struct cache *c = env->cache;
+    struct incident__job j = {0};
+    struct cache_vm *vm;
+    struct cache_policy *p = NULL;
+    struct recover_note note;
+    struct health_verdict v;
+    enum incident__next next = INCIDENT_NOTHING;
+    cJSON *finish_obj = NULL;
+    char *finish_member = NULL, *msg = NULL, *err = NULL;
+    double now = clock_wall(), finish_score = 0;
+    size_t down = 0, prot = 0, limit = 0;
+    int rc = 0, was_down;
+
+    *requeue_ms = 0;
+    j.env = env;
+    j.c = c;
+    j.ns = xstrdup(ns);
+    j.name = xstrdup(name);
+    clock_format(now, j.decided_at);
+    was_down = recover_book_note(env->book, ns, name, &note);
+
+    cache_rdlock(c);
+    vm = cache_vm_find(c, ns, name);
+    if (!vm) {
+        /* deleted: forget it (the controller's delete handler does too) */
+        cache_unlock(c);
+        recover_note_free(&note);
+        if (was_down)
+            recover_book_forget_vm(env->book, ns, name);
+        incident__job_free(&j);
+        return 0;
+    }
+    j.vm_uid = xstrdup(vm->uid);
+    j.rv = xstrdup(vm->resource_version);
+    j.prev_rs = xstrdup(cache_run_strategy_name(vm->run_strategy));
+    j.labels = cache_labels_json(vm->labels);
+    j.tlabels = cache_labels_json(vm->tlabels);
+
+    if (vm->run_strategy == CACHE_RS_HALTED && vm->inc && vm->inc->replaced_by &&
+        vm->inc->failed_uid) {
+        /* step 1: halted by us */
+        struct cache_vm *r = cache_vm_find(c, ns, vm->inc->replaced_by);
+
+        p = vm->inc->policy ? cache_policy_find(c, ns, vm->inc->policy) : NULL;
+        if (!p || !p->valid)
+            p = recover_policy_for(c, ns, vm->tlabels, NULL);
+        j.failed_uid = xstrdup(vm->inc->failed_uid);
+        j.repl_name = xstrdup(vm->inc->replaced_by);
+        j.policy = xstrdup(p ? p->name : vm->inc->policy);
+        j.policy_uid = xstrdup(p ? p->uid : NULL);
+        j.sa = xstrdup(p ? p->pol.service_account : NULL);
+        snprintf(j.reason, sizeof(j.reason), "halted by kvrecover, replaced by %s",
+                 vm->inc->replaced_by);
+        if (r && r->repl && r->repl->failed_uid &&
+            strcmp(r->repl->failed_uid, vm->inc->failed_uid) == 0) {
+            next = INCIDENT_DONE;
+            finish_member = xstrdup(r->repl->tmpl ? r->repl->tmpl : vm->inc->tmpl);
+            finish_score = r->repl->score >= 0 ? r->repl->score : 0;
+        } else if (r) {
+            next = INCIDENT_NAMETAKEN;
+        } else if (p && p->valid) {
+            next = INCIDENT_FINISH;
+            finish_score = vm->inc->score >= 0 ? vm->inc->score : 0;
+            if (vm->inc->tmpl &&
+                incident__build(&j, vm->inc->tmpl, finish_score, &finish_obj, &err) == 0) {
+                finish_member = xstrdup(vm->inc->tmpl);
+            } else {
+                /* the member chosen at halt time is gone: rank again */
+                free(err);
+                err = NULL;
+                if (incident__rank(env, rk, &j, p) == 0 && j.pick.nsel > 0) {
+                    finish_member = xstrdup(j.pick.sel[0]);
+                    finish_score = j.pick.sel_score[0];
+                    finish_obj = j.pick.sel_obj[0];
+                    j.pick.sel_obj[0] = NULL;
+                } else {
+                    next = INCIDENT_NOTHING;
+                    log_warn("halted VM %s/%s: no pool member to build its replacement %s from", ns,
+                             name, j.repl_name);
+                    rc = -EAGAIN;
+                }
+            }
+        }
+        goto unlock;
+    }
+
+    p = recover_policy_for(c, ns, vm->tlabels, NULL);
+    if (!p)
+        goto unlock;
+    j.policy = xstrdup(p->name);
+    j.policy_uid = xstrdup(p->uid);
+    j.sa = xstrdup(p->pol.service_account);
+    j.action = p->pol.action;
+    incident_health(c, p, vm, note.down_seen, now, &v);
+    j.trigger = v.trigger;
+    j.state = v.state;
+    memcpy(j.reason, v.reason, sizeof(j.reason));
+    if (v.not_running && note.down_seen <= 0)
+        recover_book_set_down(env->book, ns, name, now);
+    else if (!v.not_running && note.down_seen > 0)
+        recover_book_set_down(env->book, ns, name, 0);
+    if (v.trigger == HEALTH_NONE) {
+        *requeue_ms = v.wait_ms;
+        goto unlock;
+    }
+    j.failed_uid = xstrdup(v.failed_uid);
+    j.room =
+        v.trigger == HEALTH_NODE_LOSS || (v.trigger == HEALTH_RESTART_TIMEOUT && vm->printable &&
+                                          strcmp(vm->printable, "ErrorUnschedulable") == 0);
+    {
+        const struct cache_vmi *vmi = cache_vm_vmi(c, vm);
+
+        if (vmi && vmi->phase == CACHE_PHASE_FAILED && vmi->uid &&
+            strcmp(vmi->uid, j.failed_uid) == 0)
+            j.fail_mono = vmi->seen_mono;
+    }
+    /* step 3: the storm check */
+    incident_count_down(c, p, env, now, &down, &prot);
+    limit = policy_storm_limit(&p->pol, prot);
+    if (down > limit) {
+        next = INCIDENT_STORM;
+        goto unlock;
+    }
+    j.repl_name = recover_replacement_name(j.name, j.failed_uid);
+    if (incident__rank(env, rk, &j, p) != 0) {
+        rc = -EAGAIN;
+        goto unlock;
+    }
+    next = INCIDENT_ACT;
+unlock:
+    cache_unlock(c);
+    recover_note_free(&note);
+
+    switch (next) {
+    case INCIDENT_NOTHING:
+        if (rc == 0 && j.trigger == HEALTH_NONE && j.policy &&
+            recover_book_unblock(env->book, ns, name))
+            incident__changed(env, &j);
+        goto out;
+    case INCIDENT_DONE:
+        if (finish_member)
+            incident__recovered(env, &j, finish_member, finish_score);
+        goto out;
+    case INCIDENT_NAMETAKEN:
+        msg = xasprintf("VirtualMachine %s exists and is not the replacement for failed uid %s",
+                        j.repl_name, j.failed_uid);
+        rc = incident__block(env, &j, "NameTaken", NULL, msg, -EEXIST);
+        goto out;
+    case INCIDENT_FINISH:
+        rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
+        goto out;
+    case INCIDENT_STORM:
+        if (recover_book_storm(env->book, ns, j.policy, 1)) {
+            msg = xasprintf("%zu of %zu protected VMs are down, more than stormLimit allows "
+                            "(%zu): kvrecover acts on none of them until fewer are down or an "
+                            "admin raises spec.stormLimit",
+                            down, prot, limit);
+            log_warn("policy %s/%s: %s", ns, j.policy, msg);
+            incident__event(env, &j, 1, 0, "Warning", "StormHold", msg);
+            free(msg);
+        }
+        msg = xasprintf("%zu of %zu protected VMs down, stormLimit allows %zu", down, prot, limit);
+        recover_book_block(env->book, ns, name, j.failed_uid, "StormHold", msg, now, NULL);
+        incident__changed(env, &j);
+        *requeue_ms = INCIDENT_STORM_RECHECK_MS;
+        goto out;
+    case INCIDENT_ACT:
+        break;
+    }
+    (void)recover_book_storm(env->book, ns, j.policy, 0); /* no storm now */
+
+    /* step 5: no eligible candidate: do not halt */
+    if (j.pick.nsel == 0) {
+        msg = xasprintf("no eligible pool member (best: %s%s%s)%s%s%s%s",
+                        j.pick.best ? j.pick.best : "none, the pool is empty",
+                        j.pick.best_reason && *j.pick.best_reason ? ", " : "",
+                        j.pick.best_reason ? j.pick.best_reason : "",
+                        j.pick.refused ? "; refused: " : "", j.pick.refused ? j.pick.refused : "",
+                        j.features_err ? "; features: " : "", j.features_err ? j.features_err : "");
+        incident__decide(env, &j, RECOVER_NO_CANDIDATE, NULL, NULL, 0);
+        rc = incident__block(env, &j, "NoEligibleCandidate", "NoEligibleCandidate", msg, -EAGAIN);
+        goto out;
+    }
+    /* step 6: DryRun */
+    if (j.action == POLICY_DRYRUN) {
+        if (incident__decide(env, &j, RECOVER_DRYRUN, j.repl_name, j.pick.sel[0],
+                             j.pick.sel_score[0])) {
+            msg = xasprintf("VM %s (%s: %s): would halt it and create VirtualMachine %s from pool "
+                            "member %s (score %.4f); action is DryRun, nothing written",
+                            j.name, health_trigger_name(j.trigger), j.reason, j.repl_name,
+                            j.pick.sel[0], j.pick.sel_score[0]);
+            incident__event(env, &j, 1, 1, "Normal", "DryRun", msg);
+        }
+        recover_book_unblock(env->book, ns, name);
+        incident__changed(env, &j);
+        goto out;
+    }
+    if (env->leading && !env->leading(env->ud)) {
+        log_warn("not leading: VM %s/%s left to the leader", ns, name);
+        goto out;
+    }
+    /* step 7: dry-run create, halt, create */
+    for (size_t i = 0; i < j.pick.nsel; i++) {
+        struct kube_error kerr = {0};
+        const cJSON *obj = j.pick.sel_obj[i];
+
+        if (!obj)
+            continue;
+        rc = incident__create(env, &j, obj, 1, &kerr);
+        if (rc == -EINVAL) {
+            /* admission refuses this member's replacement: the next one */
+            free(msg);
+            msg = xasprintf("pool member %s: the API server refuses its replacement: %s",
+                            j.pick.sel[i], kerr.message);
+            log_warn("%s", msg);
+            incident__event(env, &j, 1, 0, "Warning", "InvalidPoolMember", msg);
+            continue;
+        }
+        if (rc == -EEXIST) {
+            rc = incident__block(env, &j, "NameTaken", NULL, kerr.message, rc);
+            goto out;
+        }
+        if (rc == -EACCES) {
+            rc = incident__block(env, &j, incident__refusal(rc, &kerr), NULL, kerr.message, rc);
+            goto out;
+        }
+        if (rc)
+            goto out; /* the API server: retried with backoff */
+        /* admitted (or made already for this failed uid) */
+        rc = incident__halt(env, &j, j.pick.sel[i], j.pick.sel_score[i], &kerr);
+        if (rc == -EEXIST) {
+            /* Conflict: the VM changed since it was read (another replica
+             * halted it, someone edited it): read it again and start over */
+            log_info("VM %s/%s changed while being halted: reconciling again", ns, name);
+            rc = -EAGAIN;
+            goto out;
+        }
+        if (rc == -ENOENT) {
+            rc = 0;
+            goto out;
+        }
+        if (rc == -EACCES || rc == -EINVAL) {
+            rc = incident__block(env, &j, incident__refusal(rc, &kerr), NULL, kerr.message, rc);
+            goto out;
+        }
+        if (rc)
+            goto out;
+        if (recover_book_once(env->book, ns, name, j.failed_uid)) {
+            free(msg);
+            msg =
+                xasprintf("VM %s (%s: %s): halted (runStrategy %s -> Halted) to be replaced by "
+                          "%s",
+                          j.name, health_trigger_name(j.trigger), j.reason, j.prev_rs, j.repl_name);
+            log_info("%s", msg);
+            incident__event(env, &j, 0, 1, "Normal", "Halted", msg);
+        }
+        rc = incident__finish(env, &j, obj, j.pick.sel[i], j.pick.sel_score[i]);
+        goto out;
+    }
+    /* every candidate refused by admission */
+    incident__decide(env, &j, RECOVER_NO_CANDIDATE, NULL, NULL, 0);
+    rc = incident__block(env, &j, "NoEligibleCandidate", "NoEligibleCandidate",
+                         "the API server refuses the replacement of every eligible pool member",
+                         -EAGAIN);
+out:
+    free(msg);
+    free(err);
+    free(finish_member);
+    cJSON_Delete(finish_obj);
+    incident__job_free(&j);
+    return rc;
+}

@@ -1,0 +1,523 @@
+/*
+ * replica — the replacement VirtualMachine. See replica.h.
+ *
+ * The replacement is assembled into a new object from the parts it may
+ * carry, not edited out of the member's copy, so that a field nobody
+ * thought of (uid, managedFields, ownerReferences, status, finalizers) can
+ * never ride along. Inside spec.template.spec only named identity fields
+ * are removed: the rest of the member's machine is what makes it similar.
+ * Must never: keep a volume pointing at the member's own disk, or trust a
+ * field of the template to have the type KubeVirt documents (a pool
+ * ConfigMap is tenant input).
+ */
+#include "sim/replica.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hash.h"
+#include "base/text.h"
+#include "base/xalloc.h"
+
+char *replica_name(const char *vm, const char *uid)
+{
+    uint64_t h = hash_fnv_str(HASH_FNV_INIT, uid);
+    char base[53];
+    size_t n = 0;
+
+    for (const char *s = vm; *s && n < sizeof(base) - 1; s++) {
+        char ch = *s;
+
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+            ch = '-';
+        if (ch == '-' && n == 0)
+            continue;
+        base[n++] = ch;
+    }
+    while (n > 0 && base[n - 1] == '-')
+        n--;
+    base[n] = '\0';
+    /* 40 bits of the hash: a collision needs about a million failures of
+     * one VM, and is detected (the existing VM's failed-uid differs). */
+    return xasprintf("%s%s%010llx", base, n ? "-" : "vm-",
+                     (unsigned long long)(h & 0xffffffffffull));
+}
+
+void replica_changes_free(struct replica_changes *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->line[i]);
+    free(c->line);
+    memset(c, 0, sizeof(*c));
+}
+
+static void replica__note(struct replica_changes *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void replica__note(struct replica_changes *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!c)
+        return;
+    va_start(ap, fmt);
+    c->line = xreallocarray(c->line, c->n + 1, sizeof(*c->line));
+    c->line[c->n++] = xvasprintf(fmt, ap);
+    va_end(ap);
+}
+
+/* s for a message: as it is when it is a plain Kubernetes name, else
+ * quoted (and cut). The caller frees. */
+static char *replica__word(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9') || strchr("-._/", s[n])))
+            return text_quote(s);
+    return n && n <= REPLICA_MAX_DV_NAME ? xstrdup(s) : text_quote(s);
+}
+
+static cJSON *replica__get(const cJSON *o, const char *key)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+static const char *replica__str(const cJSON *o, const char *key)
+{
+    const cJSON *v = replica__get(o, key);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Removes o[key] when it is there; returns whether it was. */
+static int replica__drop(cJSON *o, const char *key)
+{
+    cJSON *v = replica__get(o, key);
+
+    if (!v)
+        return 0;
+    cJSON_Delete(cJSON_DetachItemViaPointer(o, v));
+    return 1;
+}
+
+static int replica__strcmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names of vm's dataVolumeTemplates that are strings, sorted, in a new
+ * array of borrowed pointers (*n entries); NULL when there are none. */
+static const char **replica__dv_names(const cJSON *vm, size_t *n)
+{
+    const cJSON *dvts = replica__get(replica__get(vm, "spec"), "dataVolumeTemplates"), *it;
+    const char **names;
+
+    *n = 0;
+    if (!cJSON_IsArray(dvts) || !dvts->child)
+        return NULL;
+    names = xcalloc((size_t)cJSON_GetArraySize(dvts), sizeof(*names));
+    cJSON_ArrayForEach(it, dvts)
+    {
+        const char *name = replica__str(replica__get(it, "metadata"), "name");
+
+        if (name)
+            names[(*n)++] = name;
+    }
+    qsort(names, *n, sizeof(*names), replica__strcmp);
+    return names;
+}
+
+static int replica__has(const char **names, size_t n, const char *name)
+{
+    return n && bsearch(&name, names, n, sizeof(*names), replica__strcmp) != NULL;
+}
+
+int replica_shared_disk(const cJSON *vm, char **detail)
+{
+    const cJSON *vols = replica__get(
+        replica__get(replica__get(replica__get(vm, "spec"), "template"), "spec"), "volumes");
+    const cJSON *v;
+    size_t n;
+    const char **names;
+    int shared = 0;
+
+    *detail = NULL;
+    if (!cJSON_IsArray(vols))
+        return 0;
+    names = replica__dv_names(vm, &n);
+    cJSON_ArrayForEach(v, vols)
+    {
+        static const struct {
+            const char *source, *field;
+        } disks[] = {{"persistentVolumeClaim", "claimName"}, {"dataVolume", "name"}};
+        const char *vname = replica__str(v, "name");
+
+        for (size_t d = 0; d < 2 && !shared; d++) {
+            const cJSON *src = replica__get(v, disks[d].source);
+            const char *claim = replica__str(src, disks[d].field);
+            char *vw, *cw;
+
+            if (!src || (claim && replica__has(names, n, claim)))
+                continue;
+            /* a source without a name names no disk of its own either */
+            vw = vname ? replica__word(vname) : xstrdup("(unnamed)");
+            cw = claim ? replica__word(claim) : xasprintf("without a %s", disks[d].field);
+            *detail = xasprintf("volume %s uses %s %s, not one of its own dataVolumeTemplates", vw,
+                                disks[d].source, cw);
+            free(vw);
+            free(cw);
+            shared = 1;
+        }
+        if (shared)
+            break;
+    }
+    free(names);
+    return shared;
+}
+
+/* A copy of the string entries of a labels or annotations mapping, or an
+ * empty mapping. */
+static cJSON *replica__strings(const cJSON *m)
+{
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *map = cJSON_IsObject(m) ? m : NULL, *it;
+
+    if (!out)
+        abort();
+    cJSON_ArrayForEach(it, map) if (cJSON_IsString(it) && it->string)
+        cJSON_AddStringToObject(out, it->string, it->valuestring);
+    return out;
+}
+
+/* Sets o[key] to a string, replacing what is there. */
+static void replica__set(cJSON *o, const char *key, const char *value)
+{
+    replica__drop(o, key);
+    cJSON_AddStringToObject(o, key, value);
+}
+
+/* Whether an annotation is KubeVirt's or kubectl's bookkeeping, which
+ * describes the member's object and not the replacement. */
+static int replica__generated(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    size_t n = slash ? (size_t)(slash - key) : 0;
+
+    if (!slash)
+        return 0;
+    if (n == 11 && strncmp(key, "kubevirt.io", 11) == 0)
+        return 1;
+    if (n > 12 && strncmp(slash - 12, ".kubevirt.io", 12) == 0)
+        return 1;
+    return strncmp(key, "kubectl.kubernetes.io/", 22) == 0;
+}
+
+/* The replacement's metadata. */
+static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_spec *s)
+{
+    static const char *const kept[] = {"kvrecover.io/features", "kvrecover.io/resources"};
+    cJSON *meta = cJSON_CreateObject(), *labels, *ann;
+    const cJSON *mann = replica__get(member_meta, "annotations");
+    char score[32];
+
+    if (!meta)
+        abort();
+    cJSON_AddStringToObject(meta, "name", s->name);
+    cJSON_AddStringToObject(meta, "namespace", s->namespace);
+    labels = replica__strings(s->labels);
+    replica__set(labels, REPLICA_REPLACES_LABEL, s->failed_vm);
+    replica__set(labels, REPLICA_POLICY_LABEL, s->policy);
+    replica__set(labels, REPLICA_TEMPLATE_LABEL, s->member);
+    cJSON_AddItemToObject(meta, "labels", labels);
+    ann = cJSON_AddObjectToObject(meta, "annotations");
+    if (!ann)
+        abort();
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        const char *v = replica__str(mann, kept[i]);
+
+        if (v)
+            cJSON_AddStringToObject(ann, kept[i], v);
+    }
+    snprintf(score, sizeof(score), "%.4f", s->score);
+    cJSON_AddStringToObject(ann, REPLICA_SCORE_ANNOTATION, score);
+    cJSON_AddStringToObject(ann, REPLICA_FAILED_UID_ANNOTATION, s->failed_uid);
+    cJSON_AddStringToObject(ann, REPLICA_DECIDED_AT_ANNOTATION, s->decided_at);
+    return meta;
+}
+
+/* spec.template.metadata: the failed VM's template labels, the member's
+ * template annotations without the generated ones. */
+static cJSON *replica__template_metadata(const cJSON *member_tmeta, const struct replica_spec *s,
+                                         struct replica_changes *ch)
+{
+    cJSON *meta = cJSON_CreateObject(), *labels, *ann;
+    const cJSON *mlabels = replica__get(member_tmeta, "labels"), *it;
+
+    if (!meta)
+        abort();
+    labels = replica__strings(s->template_labels);
+    if (!cJSON_Compare(labels, cJSON_IsObject(mlabels) ? mlabels : labels, 1))
+        replica__note(ch, "set the template's labels to the failed VM's, not the member's");
+    if (labels->child)
+        cJSON_AddItemToObject(meta, "labels", labels);
+    else
+        cJSON_Delete(labels);
+    ann = cJSON_CreateObject();
+    if (!ann)
+        abort();
+    cJSON_ArrayForEach(it, replica__get(member_tmeta, "annotations"))
+    {
+        char *w;
+
+        if (!cJSON_IsString(it) || !it->string)
+            continue;
+        if (!replica__generated(it->string)) {
+            cJSON_AddStringToObject(ann, it->string, it->valuestring);
+            continue;
+        }
+        w = replica__word(it->string);
+        replica__note(ch, "dropped template annotation %s", w);
+        free(w);
+    }
+    if (ann->child)
+        cJSON_AddItemToObject(meta, "annotations", ann);
+    else
+        cJSON_Delete(ann);
+    return meta;
+}
+
+/* Removes what identifies the member's machine from a template spec. */
+static void replica__clean_template_spec(cJSON *tspec, struct replica_changes *ch)
+{
+    cJSON *domain = replica__get(tspec, "domain");
+    cJSON *fw = replica__get(domain, "firmware");
+    cJSON *ifaces = replica__get(replica__get(domain, "devices"), "interfaces"), *it;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(ifaces))
+        ifaces = NULL;
+
+    if (replica__drop(fw, "uuid"))
+        replica__note(ch, "dropped domain.firmware.uuid");
+    if (replica__drop(fw, "serial"))
+        replica__note(ch, "dropped domain.firmware.serial");
+    if (cJSON_IsObject(fw) && !fw->child)
+        replica__drop(domain, "firmware");
+    cJSON_ArrayForEach(it, ifaces)
+    {
+        const char *name = replica__str(it, "name");
+
+        if (replica__drop(it, "macAddress")) {
+            char *w = name ? replica__word(name) : xasprintf("%zu", i);
+
+            replica__note(ch, "dropped macAddress of interface %s", w);
+            free(w);
+        }
+        i++;
+    }
+    if (replica__drop(tspec, "hostname"))
+        replica__note(ch, "dropped hostname");
+    if (replica__drop(tspec, "subdomain"))
+        replica__note(ch, "dropped subdomain");
+}
+
+static int replica__fail(char **err, const char *member, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int replica__fail(char **err, const char *member, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg, *w = replica__word(member);
+
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    *err = xasprintf("pool member %s: data.vm: %s", w, msg);
+    free(msg);
+    free(w);
+    return -EINVAL;
+}
+
+/* One renamed DataVolume: the member's name and the replacement's. */
+struct replica__rename {
+    const char *from; /* borrowed from the member's template */
+    char *to;         /* owned */
+};
+
+static int replica__rename_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct replica__rename *)a)->from,
+                  ((const struct replica__rename *)b)->from);
+}
+
+static const char *replica__renamed(const struct replica__rename *r, size_t n, const char *from)
+{
+    const struct replica__rename key = {from, NULL}, *hit;
+
+    if (!n)
+        return NULL;
+    hit = bsearch(&key, r, n, sizeof(*r), replica__rename_cmp);
+    return hit ? hit->to : NULL;
+}
+
+/* Renames every dataVolumeTemplate of spec to "<name>-<its name>" and points
+ * the volumes that use one at its new name. */
+static int replica__disks(cJSON *spec, const struct replica_spec *s, struct replica_changes *ch,
+                          char **err)
+{
+    cJSON *dvts = replica__get(spec, "dataVolumeTemplates"), *it;
+    cJSON *vols = replica__get(replica__get(replica__get(spec, "template"), "spec"), "volumes");
+    struct replica__rename *r = NULL;
+    size_t n = 0, i = 0;
+    int rc = 0;
+
+    if (!cJSON_IsArray(vols))
+        vols = NULL;
+
+    if (dvts && !cJSON_IsArray(dvts))
+        return replica__fail(err, s->member, "spec.dataVolumeTemplates: must be a list, not %s",
+                             text_json_type(dvts));
+    r = xcalloc((size_t)cJSON_GetArraySize(dvts) + 1, sizeof(*r));
+    cJSON_ArrayForEach(it, dvts)
+    {
+        cJSON *meta = replica__get(it, "metadata");
+        const char *old = replica__str(meta, "name");
+        char *w;
+
+        if (!old || !*old) {
+            rc = replica__fail(err, s->member,
+                               "spec.dataVolumeTemplates[%zu].metadata.name: required", i);
+            goto out;
+        }
+        if (strlen(s->name) + 1 + strlen(old) > REPLICA_MAX_DV_NAME) {
+            w = replica__word(old);
+            rc = replica__fail(err, s->member,
+                               "spec.dataVolumeTemplates[%zu]: renamed for the replacement, "
+                               "%s-%s would be longer than %d characters",
+                               i, s->name, w, REPLICA_MAX_DV_NAME);
+            free(w);
+            goto out;
+        }
+        r[n].from = old;
+        r[n].to = xasprintf("%s-%s", s->name, old);
+        w = replica__word(old);
+        replica__note(ch, "renamed dataVolumeTemplate %s to %s", w, r[n].to);
+        free(w);
+        n++;
+        i++;
+    }
+    qsort(r, n, sizeof(*r), replica__rename_cmp);
+    cJSON_ArrayForEach(it, vols)
+    {
+        static const struct {
+            const char *source, *field;
+        } uses[] = {{"dataVolume", "name"}, {"persistentVolumeClaim", "claimName"}};
+        const char *vname = replica__str(it, "name");
+
+        for (size_t u = 0; u < 2; u++) {
+            cJSON *src = replica__get(it, uses[u].source);
+            const char *from = replica__str(src, uses[u].field);
+            const char *to = from ? replica__renamed(r, n, from) : NULL;
+            char *w;
+
+            if (!to)
+                continue;
+            replica__set(src, uses[u].field, to);
+            w = vname ? replica__word(vname) : xstrdup("(unnamed)");
+            replica__note(ch, "pointed volume %s at %s %s", w, uses[u].source, to);
+            free(w);
+        }
+    }
+    /* the names change last: r borrows the old ones */
+    cJSON_ArrayForEach(it, dvts)
+    {
+        cJSON *meta = replica__get(it, "metadata");
+        char *to = xasprintf("%s-%s", s->name, replica__str(meta, "name"));
+
+        replica__set(meta, "name", to);
+        free(to);
+    }
+out:
+    for (size_t k = 0; k < n; k++)
+        free(r[k].to);
+    free(r);
+    return rc;
+}
+
+int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out,
+                  struct replica_changes *changes_out, char **err)
+{
+    cJSON *vm = cJSON_Parse(vm_json), *spec, *tmpl, *tspec, *meta;
+    struct replica_changes mine = {0}, *changes = changes_out ? &mine : NULL;
+    const char *kind = replica__str(vm, "kind"), *api = replica__str(vm, "apiVersion");
+    const char *rs;
+    char *disk = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    *err = NULL;
+    if (!kind || strcmp(kind, "VirtualMachine") != 0 || !api ||
+        strncmp(api, "kubevirt.io/", 12) != 0) {
+        rc = replica__fail(err, s->member, "not a VirtualMachine (kubevirt.io)");
+        goto out;
+    }
+    spec = replica__get(vm, "spec");
+    tmpl = replica__get(spec, "template");
+    if (!cJSON_IsObject(spec) || !cJSON_IsObject(tmpl)) {
+        rc = replica__fail(err, s->member, "spec.template: required");
+        goto out;
+    }
+    if (replica_shared_disk(vm, &disk)) {
+        rc = replica__fail(err, s->member, "%s", disk);
+        goto out;
+    }
+    /* spec, changed in place, then moved into the new object */
+    rs = replica__str(spec, "runStrategy");
+    if (!rs)
+        replica__note(changes, "set runStrategy Always");
+    else if (strcmp(rs, "Always") != 0)
+        replica__note(changes, "set runStrategy Always (was %s)", rs);
+    if (replica__drop(spec, "running"))
+        replica__note(changes, "dropped running (runStrategy says it)");
+    replica__set(spec, "runStrategy", "Always");
+    if (replica__drop(replica__get(spec, "instancetype"), "revisionName"))
+        replica__note(changes, "dropped instancetype.revisionName");
+    if (replica__drop(replica__get(spec, "preference"), "revisionName"))
+        replica__note(changes, "dropped preference.revisionName");
+    meta = replica__template_metadata(replica__get(tmpl, "metadata"), s, changes);
+    replica__drop(tmpl, "metadata");
+    cJSON_AddItemToObject(tmpl, "metadata", meta);
+    tspec = replica__get(tmpl, "spec");
+    if (cJSON_IsObject(tspec))
+        replica__clean_template_spec(tspec, changes);
+    if ((rc = replica__disks(spec, s, changes, err)))
+        goto out;
+
+    *out = cJSON_CreateObject();
+    if (!*out)
+        abort();
+    cJSON_AddStringToObject(*out, "apiVersion", api);
+    cJSON_AddStringToObject(*out, "kind", "VirtualMachine");
+    cJSON_AddItemToObject(*out, "metadata", replica__metadata(replica__get(vm, "metadata"), s));
+    cJSON_AddItemToObject(*out, "spec", cJSON_DetachItemViaPointer(vm, spec));
+    for (size_t i = 0; changes && i < mine.n; i++) {
+        changes_out->line = xreallocarray(changes_out->line, changes_out->n + 1, sizeof(char *));
+        changes_out->line[changes_out->n++] = mine.line[i];
+    }
+    free(mine.line);
+    mine.line = NULL;
+    mine.n = 0;
+out:
+    replica_changes_free(&mine);
+    free(disk);
+    cJSON_Delete(vm);
+    return rc;
+}

@@ -1,0 +1,478 @@
+/*
+ * Unit tests for incident: the reconcile of a protected VM against an
+ * in-memory API server (ctl_test.h). The paper's case: vm-001 (runStrategy
+ * Always) has a Failed VMI; with trigger.immediate that is an incident.
+ * Halt first, after a dry-run create; the resourceVersion precondition; the
+ * crash-safe completion from the halted VM's annotations; one replacement
+ * across two replicas; NoEligibleCandidate and refusals without a halt;
+ * DryRun; the storm hold; NoCapacity on a lost node; NameTaken; leadership.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_test.h"
+#include "reconcile/incident.h"
+
+#define UID1 "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c" /* vm-001's VMI in the fixture */
+#define VMS "/apis/kubevirt.io/v1/namespaces/fx/virtualmachines"
+
+/* The policy fixture with spec fields set from a JSON object text, as a
+ * new generation. */
+static void edit_policy(struct ctl_rig *r, const char *fields)
+{
+    static int generation = 10;
+    cJSON *pol = ctl_load("ctl-policy.json"), *f = cJSON_Parse(fields), *it;
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
+
+    cJSON_ArrayForEach(it, f)
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(spec, it->string);
+        cJSON_AddItemToObject(spec, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation",
+                                           cJSON_CreateNumber(++generation));
+    cache_policy_put(r->cache, pol);
+    cJSON_Delete(pol);
+    cJSON_Delete(f);
+}
+
+static int up(struct ctl_rig *r)
+{
+    int rc = ctl_up(r);
+
+    edit_policy(r, "{\"trigger\":{\"immediate\":true}}");
+    return rc;
+}
+
+static int reconcile(struct ctl_rig *r, uint64_t *requeue)
+{
+    return incident_reconcile(&r->env, r->rk, "fx", "vm-001", requeue);
+}
+
+static char *repl_name(void)
+{
+    return recover_replacement_name("vm-001", UID1);
+}
+
+/* The replacement the fake stores, or NULL. */
+static const cJSON *stored_replacement(struct ctl_rig *r)
+{
+    char *name = repl_name(), *path = xasprintf(VMS "/%s", name);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(r->store, path);
+
+    free(name);
+    free(path);
+    return o;
+}
+
+/* vm-001 of the VM fixture, halted as the patch the fake recorded says:
+ * what the watch would deliver after the halt. */
+static void deliver_halt(struct ctl_rig *r)
+{
+    cJSON *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vm = cJSON_DetachItemFromArray(cJSON_GetObjectItemCaseSensitive(vms, "items"), 0);
+    const cJSON *patch =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->patches, 0), "body");
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)patch), "annotations");
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(vm, "spec");
+
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vm), "annotations", cJSON_Duplicate(ann, 1));
+    cJSON_ReplaceItemInObjectCaseSensitive(spec, "runStrategy", cJSON_CreateString("Halted"));
+    ctl_set_str(ctl_meta(vm), "resourceVersion", "999");
+    cache_vm_put(r->cache, vm);
+    cJSON_Delete(vm);
+    cJSON_Delete(vms);
+}
+
+TEST(a_failure_is_halted_after_a_dry_run_then_replaced_once)
+{
+    struct ctl_rig r;
+    uint64_t requeue = 1;
+    const cJSON *o, *patch, *ann, *spec;
+    char *name = repl_name();
+
+    CHECK_INT(up(&r), 0);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(requeue, 0);
+    /* the order: dry run, halt, create */
+    CHECK_INT(r.dry_posts, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_INT(r.posts, 1);
+    patch = cJSON_GetArrayItem(r.patches, 0);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(patch, "path")->valuestring, VMS "/vm-001");
+    patch = cJSON_GetObjectItemCaseSensitive(patch, "body");
+    /* the precondition: the resourceVersion the VM was read at */
+    CHECK_STR(
+        cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)patch), "resourceVersion")->valuestring,
+        "544");
+    spec = cJSON_GetObjectItemCaseSensitive(patch, "spec");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(spec, "runStrategy")->valuestring, "Halted");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(spec, "running")));
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)patch), "annotations");
+    CHECK_STR(
+        cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/previous-run-strategy")->valuestring,
+        "Always");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/replaced-by")->valuestring, name);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/failed-uid")->valuestring, UID1);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/policy")->valuestring, "paper");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/template")->valuestring,
+              "vm-005");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/score")->valuestring, "0.6667");
+    o = stored_replacement(&r);
+    CHECK(o != NULL);
+    CHECK_INT(cJSON_GetArraySize(r.store), 1);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)o), "labels"),
+                  "kvrecover.io/replaces")
+                  ->valuestring,
+              "vm-001");
+    CHECK_INT(ctl_events(&r, "Normal Halted VirtualMachine/vm-001"), 1);
+    CHECK_INT(ctl_events(&r, "Normal Recovered RecoveryPolicy/paper"), 1);
+    CHECK_INT(ctl_events(&r, "Normal Recovered VirtualMachine/vm-001"), 1);
+    CHECK_INT(recover_book_count(r.book, "fx", "paper", RECOVER_RECOVERED), 1);
+
+    /* the watch delivers the halt and the replacement: nothing more */
+    deliver_halt(&r);
+    {
+        cJSON *copy = cJSON_Duplicate(o, 1);
+
+        ctl_set_str(ctl_meta(copy), "uid", "repl-uid");
+        cache_vm_put(r.cache, copy);
+        cJSON_Delete(copy);
+    }
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 2);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_INT(ctl_events(&r, "Normal Recovered"), 2);
+    free(name);
+    ctl_down(&r);
+}
+
+TEST(killed_between_halt_and_create_a_restart_finishes_with_the_same_name)
+{
+    struct ctl_rig r, r2;
+    uint64_t requeue;
+
+    CHECK_INT(up(&r), 0);
+    r.post_status = 500; /* the create never happens: as if killed after the halt */
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK(stored_replacement(&r) == NULL);
+    /* a new process: a fresh book, the halted VM in its cache */
+    CHECK_INT(up(&r2), 0);
+    cJSON_AddItemToArray(r2.patches, cJSON_Duplicate(cJSON_GetArrayItem(r.patches, 0), 1));
+    deliver_halt(&r2);
+    cJSON_DeleteItemFromArray(r2.patches, 0);
+    /* even with a pool where another member now ranks first: the member
+     * chosen at halt time is used */
+    edit_policy(&r2, "{\"trigger\":{\"immediate\":true},\"threshold\":0.99}");
+    CHECK_INT(incident_reconcile(&r2.env, r2.rk, "fx", "vm-001", &requeue), 0);
+    CHECK_INT(r2.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r2.patches), 0); /* no second halt */
+    CHECK_INT(r2.posts, 1);
+    CHECK(stored_replacement(&r2) != NULL);
+    CHECK_STR(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)stored_replacement(&r2)), "labels"),
+            "kvrecover.io/template")
+            ->valuestring,
+        "vm-005");
+    CHECK_INT(ctl_events(&r2, "Normal Recovered"), 2);
+    ctl_down(&r);
+    ctl_down(&r2);
+}
+
+TEST(two_replicas_make_one_replacement)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    char *name = repl_name(), *path = xasprintf(VMS "/%s", name);
+
+    CHECK_INT(up(&r), 0);
+    /* the other replica halted it first: our resourceVersion is stale */
+    r.patch_status = 409;
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(r.posts, 0);
+    CHECK_INT(ctl_events(&r, ""), 0);
+    /* ...and created the replacement; we see the halted VM and finish:
+     * 409 AlreadyExists for the same failed uid is done */
+    r.patch_status = 0;
+    cJSON_AddItemToObject(
+        r.store, path,
+        cJSON_Parse("{\"metadata\":{\"annotations\":{\"kvrecover.io/failed-uid\":\"" UID1 "\"}}}"));
+    {
+        cJSON *p = cJSON_CreateObject(), *body = cJSON_CreateObject();
+        cJSON *meta = cJSON_AddObjectToObject(body, "metadata");
+        cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
+
+        cJSON_AddStringToObject(ann, "kvrecover.io/replaced-by", name);
+        cJSON_AddStringToObject(ann, "kvrecover.io/failed-uid", UID1);
+        cJSON_AddStringToObject(ann, "kvrecover.io/policy", "paper");
+        cJSON_AddStringToObject(ann, "kvrecover.io/template", "vm-005");
+        cJSON_AddItemToObject(p, "body", body);
+        cJSON_AddItemToArray(r.patches, p);
+        deliver_halt(&r);
+        cJSON_DeleteItemFromArray(r.patches, 0);
+    }
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts, 1);
+    CHECK_INT(r.gets, 1);
+    CHECK_INT(cJSON_GetArraySize(r.store), 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    free(name);
+    free(path);
+    ctl_down(&r);
+}
+
+TEST(no_eligible_candidate_halts_nothing_and_is_announced_once)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_note n;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"threshold\":0.9}");
+    CHECK(reconcile(&r, &requeue) < 0); /* retried with backoff: never given up */
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate RecoveryPolicy/paper"), 1);
+    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate VirtualMachine/vm-001"), 1);
+    CHECK_INT(recover_book_count(r.book, "fx", "paper", RECOVER_NO_CANDIDATE), 1);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_STR(n.blocked, "NoEligibleCandidate");
+    CHECK_INT(n.tries, 1);
+    recover_note_free(&n);
+    /* a pool that can: recovered, unblocked */
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true}}");
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK(n.blocked == NULL);
+    recover_note_free(&n);
+    ctl_down(&r);
+}
+
+TEST(dry_run_writes_nothing_and_announces_once)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_decision *out = NULL;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"action\":\"DryRun\"}");
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Normal DryRun"), 2);
+    CHECK_INT(recover_book_recent(r.book, "fx", "paper", 10, 1, &out), 1);
+    CHECK_INT(out[0].result, RECOVER_DRYRUN);
+    CHECK_STR(out[0].tmpl, "vm-005");
+    CHECK_STR(out[0].trigger, "Immediate");
+    CHECK(out[0].ranking != NULL);
+    recover_decision_free(&out[0]);
+    free(out);
+    ctl_down(&r);
+}
+
+TEST(admission_refusing_every_candidate_halts_nothing)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+
+    CHECK_INT(up(&r), 0);
+    r.dry_status = 422;
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(r.dry_posts, 1);
+    CHECK_INT(r.posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning InvalidPoolMember RecoveryPolicy/paper"), 1);
+    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate"), 2);
+    ctl_down(&r);
+}
+
+TEST(a_forbidden_dry_run_blocks_the_incident_until_fixed)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_note n;
+
+    CHECK_INT(up(&r), 0);
+    r.dry_status = 403;
+    CHECK_INT(reconcile(&r, &requeue), -EACCES);
+    CHECK_INT(reconcile(&r, &requeue), -EACCES);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning RecoveryBlocked VirtualMachine/vm-001"), 1);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_STR(n.blocked, "Forbidden");
+    recover_note_free(&n);
+    /* an admin fixes RBAC: the next retry recovers */
+    r.dry_status = 0;
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    ctl_down(&r);
+}
+
+TEST(a_name_taken_by_another_vm_halts_nothing)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    char *name = repl_name(), *path = xasprintf(VMS "/%s", name);
+
+    CHECK_INT(up(&r), 0);
+    cJSON_AddItemToObject(
+        r.store, path,
+        cJSON_Parse("{\"metadata\":{\"annotations\":{\"kvrecover.io/failed-uid\":\"other\"}}}"));
+    CHECK_INT(reconcile(&r, &requeue), -EEXIST);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning RecoveryBlocked"), 2);
+    free(name);
+    free(path);
+    ctl_down(&r);
+}
+
+TEST(without_immediate_a_restarting_vm_is_left_to_kubevirt)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+
+    CHECK_INT(ctl_up(&r), 0); /* the fixture's policy: default trigger */
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(requeue, 0);
+    CHECK_INT(r.posts + r.dry_posts + r.gets, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, ""), 0);
+    ctl_down(&r);
+}
+
+TEST(a_handled_failure_that_runs_again_is_not_an_incident)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    cJSON *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), 0);
+
+    CHECK_INT(up(&r), 0);
+    /* an admin ran the original again after an incident about UID1 */
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations"),
+                "kvrecover.io/failed-uid", UID1);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations"),
+                "kvrecover.io/replaced-by", "vm-001-606f7b115d");
+    cache_vm_put(r.cache, vm);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    cJSON_Delete(vms);
+    ctl_down(&r);
+}
+
+TEST(a_replica_that_does_not_lead_writes_nothing)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+
+    CHECK_INT(up(&r), 0);
+    r.leading = 0;
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    r.leading = 1;
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts, 1);
+    ctl_down(&r);
+}
+
+/* Puts a Failed VMI owned by VM name (uid from the VM fixture list). */
+static void fail_vm(struct ctl_rig *r, int idx)
+{
+    cJSON *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), idx);
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
+    const char *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "name")->valuestring;
+    char uid[64];
+
+    snprintf(uid, sizeof(uid), "failed-%d", idx);
+    ctl_set_str(ctl_meta(vmi), "name", name);
+    ctl_set_str(ctl_meta(vmi), "uid", uid);
+    ctl_own(vmi, name, cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "uid")->valuestring);
+    cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono());
+    cJSON_Delete(vmi);
+    cJSON_Delete(vms);
+}
+
+TEST(a_storm_holds_every_incident_of_the_policy)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_note n;
+
+    CHECK_INT(up(&r), 0);
+    /* 5 protected, limit 50% = 3: 4 down is a storm */
+    fail_vm(&r, 1);
+    fail_vm(&r, 2);
+    fail_vm(&r, 3);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(requeue, INCIDENT_STORM_RECHECK_MS);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning StormHold RecoveryPolicy/paper"), 1);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_STR(n.blocked, "StormHold");
+    recover_note_free(&n);
+    /* an admin lets it proceed: stormLimit 4 */
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":4}");
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    ctl_down(&r);
+}
+
+/* A Node as the API sends it. */
+static void put_node(struct ctl_rig *r, const char *name, const char *ready, const char *cpu,
+                     const char *mem)
+{
+    char *text = xasprintf(
+        "{\"metadata\":{\"name\":\"%s\",\"labels\":{\"kubevirt.io/schedulable\":\"true\"}},"
+        "\"status\":{\"allocatable\":{\"cpu\":\"%s\",\"memory\":\"%s\",\"pods\":\"110\"},"
+        "\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\",\"lastTransitionTime\":"
+        "\"2026-01-01T00:00:00Z\"}]}}",
+        name, cpu, mem, ready);
+    cJSON *o = cJSON_Parse(text);
+
+    cache_node_put(r->cache, o);
+    cJSON_Delete(o);
+    free(text);
+}
+
+TEST(on_a_lost_node_a_member_that_fits_no_node_is_refused)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *st;
+
+    CHECK_INT(ctl_up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"nodeLossSeconds\":30}}");
+    /* vm-001 Running on n1, which is NotReady since long ago */
+    ctl_own(vmi, "vm-001", CTL_VM001_UID);
+    st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
+    ctl_set_str(st, "phase", "Running");
+    ctl_set_str(st, "nodeName", "n1");
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
+    cache_vmi_put(r.cache, vmi, clock_wall(), clock_mono());
+    put_node(&r, "n1", "False", "64", "256Gi");
+    put_node(&r, "n2", "True", "64", "1Gi"); /* vm-005's replacement (4Gi) does not fit */
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning NoEligibleCandidate VirtualMachine/vm-001"), 1);
+    /* room appears: recovered */
+    put_node(&r, "n2", "True", "64", "64Gi");
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK(stored_replacement(&r) != NULL);
+    CHECK_INT(r.posts, 1);
+    cJSON_Delete(vmi);
+    ctl_down(&r);
+}
