@@ -25,6 +25,7 @@
 #include "kube/lease.h"
 #include "reconcile/controller.h"
 #include "reconcile/manager.h"
+#include "sim/policy.h"
 
 #define VERSION "0.1.0"
 
@@ -55,6 +56,10 @@ static void usage(FILE *f)
           "  --http-addr HOST:PORT   dashboard, /metrics, /healthz, /readyz (default :8080;\n"
           "                          port 0: any free port; empty: off)\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+          "  --default-service-account NAME\n"
+          "                          make the writes for a policy that names no\n"
+          "                          spec.serviceAccountName as ServiceAccount NAME of the\n"
+          "                          policy's namespace (default: as the controller itself)\n"
           "  --version               print the version and exit\n"
           "  --help                  print this help and exit\n",
           f);
@@ -123,6 +128,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         O_ID,
         O_HTTP,
         O_LOG,
+        O_DEFAULT_SA,
         O_VERSION,
         O_HELP
     };
@@ -142,6 +148,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"id", required_argument, NULL, O_ID},
         {"http-addr", required_argument, NULL, O_HTTP},
         {"log-level", required_argument, NULL, O_LOG},
+        {"default-service-account", required_argument, NULL, O_DEFAULT_SA},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -201,6 +208,11 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case O_LOG:
             f->log_level = optarg;
+            break;
+        case O_DEFAULT_SA:
+            /* a ServiceAccount's name; it goes into Impersonate-User */
+            bad = !policy_is_dns_subdomain(optarg);
+            f->run.default_service_account = optarg;
             break;
         case O_VERSION:
             printf("kvrecover-controller %s\n", VERSION);

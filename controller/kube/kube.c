@@ -1080,6 +1080,15 @@ static int kube__refuse(cJSON **out, struct kube_error *err, const char *what)
     return -EINVAL;
 }
 
+const struct kube_as *kube_as_sa(struct kube_as *as, const char *ns, const char *name)
+{
+    if (!name || !*name)
+        return NULL;
+    as->ns = ns;
+    as->name = name;
+    return as;
+}
+
 int kube_request_as(struct kube *k, const struct kube_as *as, const char *method, const char *path,
                     const char *content_type, const char *body, size_t body_len, cJSON **out,
                     struct kube_error *err)

@@ -102,6 +102,13 @@ struct kube_as {
 };
 
 /**
+ * The ServiceAccount name of namespace ns as *as, returned for kube_*_as();
+ * or NULL (as the client itself) when name is NULL or "". Borrows both
+ * strings.
+ */
+const struct kube_as *kube_as_sa(struct kube_as *as, const char *ns, const char *name);
+
+/**
  * Creates a client for cfg (copied; the caller keeps cfg) with opts (NULL for
  * the defaults). Initialises libcurl once per process. Returns 0 and *out, or
  * -EINVAL with *err (caller frees) when cfg lacks a server or a credential

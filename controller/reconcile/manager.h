@@ -43,6 +43,10 @@ struct manager_config {
     const char *http_addr;  /* "HOST:PORT", ":PORT", "[V6]:PORT"; port 0: any
                                free port; NULL or "": no HTTP side */
     const char *version;    /* logged in {"msg":"started"} */
+    /* --default-service-account: writes for a policy naming no
+     * ServiceAccount are made as this one of its namespace; NULL: as the
+     * controller itself. */
+    const char *default_service_account;
 };
 
 /**
