@@ -463,6 +463,7 @@ struct capture__job {
     char *taken;       /* a member not ours describes the VM or holds the only
                           name left: the ConfigMap's name, else NULL */
     const char *why;   /* why taken is not ours (static) */
+    char *sa;          /* the policy's spec.serviceAccountName, or NULL */
 };
 
 static void capture__job_free(struct capture__job *j)
@@ -473,6 +474,7 @@ static void capture__job_free(struct capture__job *j)
     free(j->alt);
     free(j->digest);
     free(j->taken);
+    free(j->sa);
 }
 
 /* Whether the cached member m is one capture wrote for VM name: a pool
@@ -535,6 +537,7 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
     if (!best)
         goto out;
     j->labels = capture__labels(best);
+    j->sa = best->pol.service_account ? xstrdup(best->pol.service_account) : NULL;
     ltext = cJSON_PrintUnformatted(j->labels);
     if (!ltext)
         abort(); /* cJSON prints fail only on allocation, as xmalloc */
@@ -580,11 +583,11 @@ static void capture__remember(struct capture_state *st, const char *key,
  * it applies only to the version whose ownership was checked: a ConfigMap
  * replaced meanwhile gives 409 Conflict (-EAGAIN: checked again next
  * time). */
-static int capture__patch(const struct recover_env *env, const char *ns, const char *name,
-                          const cJSON *live, const cJSON *cm)
+static int capture__patch(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                          const char *name, const cJSON *live, const cJSON *cm,
+                          struct kube_error *kerr)
 {
     struct kube_resource res = {"", "v1", "configmaps"};
-    struct kube_error kerr = {0};
     cJSON *patch = cJSON_CreateObject(), *meta, *data, *ann;
     const cJSON *cmeta = cJSON_GetObjectItemCaseSensitive(cm, "metadata");
     const cJSON *cdata = cJSON_GetObjectItemCaseSensitive(cm, "data");
@@ -608,7 +611,7 @@ static int capture__patch(const struct recover_env *env, const char *ns, const c
     if (!cJSON_GetObjectItemCaseSensitive(data, "resources"))
         cJSON_AddNullToObject(data, "resources");
     cJSON_AddItemToObject(patch, "data", data);
-    rc = kube_patch(env->kube, path, KUBE_PATCH_MERGE, patch, NULL, &kerr);
+    rc = kube_patch_as(env->kube, who, path, KUBE_PATCH_MERGE, patch, NULL, kerr);
     free(path);
     cJSON_Delete(patch);
     if (rc == -EEXIST)
@@ -619,8 +622,9 @@ static int capture__patch(const struct recover_env *env, const char *ns, const c
 /* Reads ConfigMap name and patches it when capture wrote it for VM vm.
  * Returns 0, CAPTURE__TAKEN with *why when it is not ours (nothing
  * written), or a negative errno (-ENOENT: it is gone). */
-static int capture__update(const struct recover_env *env, const char *ns, const char *name,
-                           const char *vm, const cJSON *cm, const char **why)
+static int capture__update(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                           const char *name, const char *vm, const cJSON *cm, const char **why,
+                           struct kube_error *kerr)
 {
     struct kube_resource res = {"", "v1", "configmaps"};
     char *path = kube_path(&res, ns, name, NULL);
@@ -630,28 +634,29 @@ static int capture__update(const struct recover_env *env, const char *ns, const 
     free(path);
     if (rc == 0) {
         *why = capture_not_ours(live, vm);
-        rc = *why ? CAPTURE__TAKEN : capture__patch(env, ns, name, live, cm);
+        rc = *why ? CAPTURE__TAKEN : capture__patch(env, who, ns, name, live, cm, kerr);
     }
     cJSON_Delete(live);
     return rc;
 }
 
-/* Creates ConfigMap name from cm; when the name is taken, updates it if it
- * is ours. Returns as capture__update(). */
-static int capture__write(const struct recover_env *env, const char *ns, cJSON *cm,
-                          const char *name, const char *vm, const char **why)
+/* Creates ConfigMap name from cm as who (NULL: as the controller); when the
+ * name is taken, updates it if it is ours. Returns as capture__update();
+ * a refusal's Status in *kerr. */
+static int capture__write(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                          cJSON *cm, const char *name, const char *vm, const char **why,
+                          struct kube_error *kerr)
 {
     struct kube_resource res = {"", "v1", "configmaps"};
-    struct kube_error kerr = {0};
     char *path = kube_path(&res, ns, NULL, NULL);
     int rc;
 
     cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(cm, "metadata"), "name",
                                            cJSON_CreateString(name));
-    rc = kube_create(env->kube, path, cm, NULL, &kerr);
+    rc = kube_create_as(env->kube, who, path, cm, NULL, kerr);
     free(path);
-    if (rc == -EEXIST && kube_error_is(&kerr, "AlreadyExists")) {
-        rc = capture__update(env, ns, name, vm, cm, why);
+    if (rc == -EEXIST && kube_error_is(kerr, "AlreadyExists")) {
+        rc = capture__update(env, who, ns, name, vm, cm, why, kerr);
         if (rc == -ENOENT)
             rc = -EAGAIN; /* deleted meanwhile: create it next time */
     } else if (rc == -EEXIST) {
@@ -676,11 +681,28 @@ static void capture__skip(const struct recover_env *env, const char *ns, const c
     free(msg);
 }
 
+/* Reports that writing ConfigMap cm for VM ns/name was forbidden (Event on
+ * the VM with the API server's message, and a log line). */
+static void capture__forbidden(const struct recover_env *env, const char *ns, const char *name,
+                               const char *uid, const char *cm, const char *msg)
+{
+    struct event_ref ref = {"kubevirt.io/v1", "VirtualMachine", ns, name, uid};
+    char *text = xasprintf("capturing into ConfigMap %s is forbidden: %s", cm, msg);
+
+    log_warn("VirtualMachine %s/%s: %s", ns, name, text);
+    if (env->event)
+        env->event(env->ud, &ref, "Warning", "CaptureForbidden", text);
+    free(text);
+}
+
 int capture_vm(const struct recover_env *env, struct capture_state *st, const char *ns,
                const char *name)
 {
     struct kube_resource vmres = {"kubevirt.io", "v1", "virtualmachines"};
     struct capture__job j = {0};
+    struct kube_error kerr = {0};
+    struct kube_as sa;
+    const struct kube_as *who;
     char *key = xasprintf("%s/%s", ns, name), *path = NULL, *digest = NULL, *err = NULL;
     const char *why = NULL;
     cJSON *vm = NULL, *cm = NULL;
@@ -714,17 +736,20 @@ int capture_vm(const struct recover_env *env, struct capture_state *st, const ch
         capture__remember(st, key, &j);
         goto out;
     }
+    /* written as the policy's ServiceAccount, else the default one, else
+     * as the controller (README "Security model"); read as the controller */
+    who = kube_as_sa(&sa, ns, j.sa ? j.sa : env->default_service_account);
     if (j.exists) {
-        rc = capture__update(env, ns, j.target, name, cm, &why);
+        rc = capture__update(env, who, ns, j.target, name, cm, &why, &kerr);
         if (rc == -ENOENT) /* gone since the cache saw it: create it */
-            rc = capture__write(env, ns, cm, j.target, name, &why);
+            rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
     } else {
-        rc = capture__write(env, ns, cm, j.target, name, &why);
+        rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
         if (rc == CAPTURE__TAKEN && j.may_fall_back) {
             /* a ConfigMap named <vm> that is not ours: use the other name */
             free(j.target);
             j.target = xstrdup(j.alt);
-            rc = capture__write(env, ns, cm, j.target, name, &why);
+            rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
         }
     }
     if (rc == CAPTURE__TAKEN) {
@@ -736,6 +761,10 @@ int capture_vm(const struct recover_env *env, struct capture_state *st, const ch
         log_info("captured VirtualMachine %s into ConfigMap %s/%s%s", key, ns, j.target,
                  cJSON_GetObjectItemCaseSensitive(d, "features") ? "" : " (no features)");
         capture__remember(st, key, &j);
+    } else if (rc == -EACCES) {
+        /* the API server refused the identity: say so where the tenant
+         * looks, and retry with backoff (a grant may come) */
+        capture__forbidden(env, ns, name, j.uid, j.target, kerr.message);
     } else {
         log_warn("capturing VirtualMachine %s into ConfigMap %s/%s failed: %s", key, ns, j.target,
                  strerror(-rc));

@@ -42,6 +42,13 @@
  * (generation, labels, annotations; see cache_vm_put()) differs from the
  * last one captured, so status updates cost nothing. It never deletes a
  * ConfigMap and never writes outside the VM's namespace.
+ *
+ * Its writes (create, patch) are made as the policy's spec.serviceAccountName,
+ * else as env->default_service_account, in the VM's namespace, else as the
+ * controller; its reads as the controller. A write the API server forbids
+ * (the namespace did not grant the impersonation, or the ServiceAccount may
+ * not write ConfigMaps) is reported, a Warning Event CaptureForbidden on the
+ * VirtualMachine with the server's message, and retried with backoff.
  */
 #ifndef KVR_CAPTURE_H
 #define KVR_CAPTURE_H

@@ -529,3 +529,69 @@ TEST(capture_off_or_not_leading_writes_nothing)
     capture_state_free(st);
     ctl_down(&r);
 }
+
+/* ---- the identity of capture's writes (issue 12: no confused deputy) ---- */
+
+TEST(capture_writes_as_the_policys_service_account_else_the_default_one)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+    int n;
+
+    CHECK_INT(capture_up(&r), 0);
+    /* a patch of capture's own member, as the policy's ServiceAccount */
+    ctl_edit_policy(&r, "serviceAccountName", cJSON_CreateString("recoverer"));
+    r.env.default_service_account = "kvrecover-recoverer";
+    put_member(&r, "vm-005", "vm-005", "0000000000000000");
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK(ctl_writes_all_as(&r, "Impersonate-User: system:serviceaccount:fx:recoverer\n", &n));
+    CHECK_INT(n, 1);
+    ctl_down(&r);
+    capture_state_free(st);
+
+    /* a create, for a policy naming none: as the default one */
+    st = capture_state_new();
+    CHECK_INT(capture_up(&r), 0);
+    r.env.default_service_account = "kvrecover-recoverer";
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        cache_member_del(r.cache, it);
+    }
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(r.posts, 1);
+    CHECK(ctl_writes_all_as(&r, "Impersonate-User: system:serviceaccount:fx:kvrecover-recoverer\n",
+                            &n));
+    CHECK_INT(n, 1);
+    cJSON_Delete(list);
+    capture_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(capture_forbidden_as_the_tenant_writes_nothing_and_says_why)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+
+    CHECK_INT(capture_up(&r), 0);
+    ctl_edit_policy(&r, "serviceAccountName", cJSON_CreateString("recoverer"));
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        cache_member_del(r.cache, it);
+    }
+    r.deny_as = 1;
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), -EACCES);
+    CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005") == NULL);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning CaptureForbidden VirtualMachine/vm-005"), 1);
+    CHECK_INT(ctl_events_with(&r, "cannot impersonate resource \"serviceaccounts\""), 1);
+    /* granted: the retry captures */
+    r.deny_as = 0;
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005") != NULL);
+    cJSON_Delete(list);
+    capture_state_free(st);
+    ctl_down(&r);
+}
