@@ -436,18 +436,26 @@ TEST(capture_drops_inline_cloud_init_and_keeps_secret_references)
     cJSON_Delete(vm);
 }
 
+/* Empties the cached pool: every member of the fixture is deleted. */
+static void drop_members(struct ctl_rig *r)
+{
+    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        cache_member_del(r->cache, it);
+    }
+    cJSON_Delete(list);
+}
+
 TEST(capture_creates_a_member_when_there_is_none)
 {
     struct ctl_rig r;
     struct capture_state *st = capture_state_new();
-    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
     const cJSON *cm;
 
     CHECK_INT(capture_up(&r), 0);
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
-    {
-        cache_member_del(r.cache, it);
-    }
+    drop_members(&r);
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
     CHECK_INT(r.posts, 1);
     cm = cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005");
@@ -457,7 +465,6 @@ TEST(capture_creates_a_member_when_there_is_none)
             cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)cm), "labels"), "kvrecover.io/pool")
             ->valuestring,
         "paper");
-    cJSON_Delete(list);
     capture_state_free(st);
     ctl_down(&r);
 }
@@ -536,7 +543,6 @@ TEST(capture_writes_as_the_policys_service_account_else_the_default_one)
 {
     struct ctl_rig r;
     struct capture_state *st = capture_state_new();
-    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
     int n;
 
     CHECK_INT(capture_up(&r), 0);
@@ -555,16 +561,12 @@ TEST(capture_writes_as_the_policys_service_account_else_the_default_one)
     st = capture_state_new();
     CHECK_INT(capture_up(&r), 0);
     r.env.default_service_account = "kvrecover-recoverer";
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
-    {
-        cache_member_del(r.cache, it);
-    }
+    drop_members(&r);
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
     CHECK_INT(r.posts, 1);
     CHECK(ctl_writes_all_as(&r, "Impersonate-User: system:serviceaccount:fx:kvrecover-recoverer\n",
                             &n));
     CHECK_INT(n, 1);
-    cJSON_Delete(list);
     capture_state_free(st);
     ctl_down(&r);
 }
@@ -573,14 +575,10 @@ TEST(capture_forbidden_as_the_tenant_writes_nothing_and_says_why)
 {
     struct ctl_rig r;
     struct capture_state *st = capture_state_new();
-    cJSON *list = ctl_load("ctl-pool-list.json"), *it;
 
     CHECK_INT(capture_up(&r), 0);
     ctl_edit_policy(&r, "serviceAccountName", cJSON_CreateString("recoverer"));
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
-    {
-        cache_member_del(r.cache, it);
-    }
+    drop_members(&r);
     r.deny_as = 1;
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), -EACCES);
     CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005") == NULL);
@@ -591,7 +589,6 @@ TEST(capture_forbidden_as_the_tenant_writes_nothing_and_says_why)
     r.deny_as = 0;
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
     CHECK(cJSON_GetObjectItemCaseSensitive(r.store, CMS "/vm-005") != NULL);
-    cJSON_Delete(list);
     capture_state_free(st);
     ctl_down(&r);
 }
