@@ -28,6 +28,7 @@
 #include "kube/review.h"
 #include "reconcile/controller.h"
 #include "reconcile/manager.h"
+#include "sim/policy.h"
 #include "web/httpd.h"
 
 #define VERSION "0.1.0"
@@ -71,6 +72,10 @@ static void usage(FILE *f)
           "                          SubjectAccessReview): auto (default: every peer but\n"
           "                          loopback), tokenreview (every peer), none\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+          "  --default-service-account NAME\n"
+          "                          make the writes for a policy that names no\n"
+          "                          spec.serviceAccountName as ServiceAccount NAME of the\n"
+          "                          policy's namespace (default: as the controller itself)\n"
           "  --version               print the version and exit\n"
           "  --help                  print this help and exit\n",
           f);
@@ -156,6 +161,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         O_ALLOWED_HOST,
         O_HTTP_AUTH,
         O_LOG,
+        O_DEFAULT_SA,
         O_VERSION,
         O_HELP
     };
@@ -179,6 +185,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"http-allowed-host", required_argument, NULL, O_ALLOWED_HOST},
         {"http-auth", required_argument, NULL, O_HTTP_AUTH},
         {"log-level", required_argument, NULL, O_LOG},
+        {"default-service-account", required_argument, NULL, O_DEFAULT_SA},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -250,6 +257,11 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case O_LOG:
             f->log_level = optarg;
+            break;
+        case O_DEFAULT_SA:
+            /* a ServiceAccount's name; it goes into Impersonate-User */
+            bad = !policy_is_dns_subdomain(optarg);
+            f->run.default_service_account = optarg;
             break;
         case O_VERSION:
             printf("kvrecover-controller %s\n", VERSION);

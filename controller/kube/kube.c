@@ -861,8 +861,10 @@ static bool kube__transient(CURLcode rc)
     }
 }
 
-/* Builds the request headers. auth is wiped by the caller after use. */
-static struct curl_slist *kube__headers(const char *content_type, const char *auth)
+/* Builds the request headers. auth is wiped by the caller after use; as_user
+ * (NULL: none) is the user to impersonate, already validated. */
+static struct curl_slist *kube__headers(const char *content_type, const char *auth,
+                                        const char *as_user)
 {
     struct curl_slist *l = NULL;
 
@@ -876,13 +878,19 @@ static struct curl_slist *kube__headers(const char *content_type, const char *au
     l = curl_slist_append(l, "Expect:");
     if (auth)
         l = curl_slist_append(l, auth);
+    if (as_user) {
+        char *imp = xasprintf("Impersonate-User: %s", as_user);
+        l = curl_slist_append(l, imp);
+        free(imp);
+    }
     if (l == NULL)
         abort();
     return l;
 }
 
-/* Logs a failed request once, with the Status facts. */
-static void kube__log_failure(const char *verb, const char *path, int rc,
+/* Logs a failed request once, with the Status facts and the identity it
+ * was made as (as_user, NULL for the client's own). */
+static void kube__log_failure(const char *verb, const char *path, const char *as_user, int rc,
                               const struct kube_error *e, int attempts)
 {
     enum log_level lvl = LOG_LVL_WARN;
@@ -894,6 +902,8 @@ static void kube__log_failure(const char *verb, const char *path, int rc,
         lvl = LOG_LVL_DEBUG;
     cJSON_AddStringToObject(f, "verb", verb);
     cJSON_AddStringToObject(f, "path", path);
+    if (as_user)
+        cJSON_AddStringToObject(f, "as", as_user);
     cJSON_AddNumberToObject(f, "code", e->http_code);
     cJSON_AddStringToObject(f, "reason", e->reason);
     cJSON_AddStringToObject(f, "message", e->message);
@@ -923,8 +933,8 @@ static int kube__transport_error(CURLcode crc, const char *errbuf, const struct 
  * (on_chunk set) there are no retries after the response has started.
  */
 static int kube__perform(struct kube *k, const char *verb, const char *method, const char *path,
-                         const char *content_type, const char *body, size_t body_len,
-                         bool retry_5xx, long timeout_ms, kube_chunk_fn on_chunk,
+                         const char *as_user, const char *content_type, const char *body,
+                         size_t body_len, bool retry_5xx, long timeout_ms, kube_chunk_fn on_chunk,
                          kube_cancel_fn cancel, void *ud, cJSON **out, struct kube_error *err)
 {
     struct kube_error scratch = {0};
@@ -956,7 +966,7 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
         }
         auth = kube__auth_header(k, reauth);
         reauth = false;
-        hdrs = kube__headers(content_type, auth);
+        hdrs = kube__headers(content_type, auth, as_user);
         x.h = kube__handle_get(k);
         errbuf[0] = '\0';
         kube__setup(k, &x, method, url, hdrs, body, body_len, timeout_ms, errbuf);
@@ -1030,28 +1040,80 @@ static int kube__perform(struct kube *k, const char *verb, const char *method, c
     }
     /* Streams are logged by their caller: a 410 there is routine. */
     if (rc < 0 && on_chunk == NULL)
-        kube__log_failure(verb, path, rc, e, attempt);
+        kube__log_failure(verb, path, as_user, rc, e, attempt);
     free(url);
     return rc;
 }
 
-int kube_request(struct kube *k, const char *method, const char *path, const char *content_type,
-                 const char *body, size_t body_len, cJSON **out, struct kube_error *err)
+/* Whether s is what Kubernetes accepts as a DNS-1123 label (dots false: at
+ * most 63 of [a-z0-9-]) or subdomain (dots true: at most 253, labels joined
+ * by single dots), each label starting and ending with [a-z0-9]. */
+static bool kube__dns_name(const char *s, bool dots)
+{
+    size_t n = strlen(s), max = dots ? 253 : 63;
+
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+        if (alnum)
+            continue;
+        if ((c == '-' || (c == '.' && dots)) && !edge)
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* Fills err (may be NULL) with a request refused before sending; returns
+ * -EINVAL. */
+static int kube__refuse(cJSON **out, struct kube_error *err, const char *what)
+{
+    if (out)
+        *out = NULL;
+    if (err) {
+        memset(err, 0, sizeof(*err));
+        kube__copy_clean(err->message, sizeof(err->message), what, strlen(what));
+    }
+    return -EINVAL;
+}
+
+const struct kube_as *kube_as_sa(struct kube_as *as, const char *ns, const char *name)
+{
+    if (!name || !*name)
+        return NULL;
+    as->ns = ns;
+    as->name = name;
+    return as;
+}
+
+int kube_request_as(struct kube *k, const struct kube_as *as, const char *method, const char *path,
+                    const char *content_type, const char *body, size_t body_len, cJSON **out,
+                    struct kube_error *err)
 {
     static const char *const verbs[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
     const char *verb = NULL;
+    char *as_user = NULL;
+    int rc;
 
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(method, verbs[i]) == 0)
             verb = verbs[i];
-    if (verb == NULL || path == NULL || path[0] != '/') {
-        if (out)
-            *out = NULL;
-        if (err) {
-            memset(err, 0, sizeof(*err));
-            snprintf(err->message, sizeof(err->message), "bad method or path");
+    if (verb == NULL || path == NULL || path[0] != '/')
+        return kube__refuse(out, err, "bad method or path");
+    if (as) {
+        if (as->ns == NULL || as->name == NULL || !kube__dns_name(as->ns, false) ||
+            !kube__dns_name(as->name, true)) {
+            char *why = xasprintf("cannot act as ServiceAccount \"%s/%s\": not a valid "
+                                  "namespace and name",
+                                  as->ns ? as->ns : "", as->name ? as->name : "");
+            rc = kube__refuse(out, err, why);
+            free(why);
+            return rc;
         }
-        return -EINVAL;
+        as_user = xasprintf("system:serviceaccount:%s:%s", as->ns, as->name);
     }
     if (body && content_type == NULL)
         content_type = "application/json";
@@ -1059,45 +1121,72 @@ int kube_request(struct kube *k, const char *method, const char *path, const cha
      * after a 5xx the server may have applied it, so only retry when it
      * certainly did not (429, no connection). */
     bool retry_5xx = !(content_type && strcmp(content_type, "application/json-patch+json") == 0);
-    return kube__perform(k, verb, method, path, content_type, body, body_len, retry_5xx,
-                         k->opt.timeout_ms, NULL, NULL, NULL, out, err);
+    rc = kube__perform(k, verb, method, path, as_user, content_type, body, body_len, retry_5xx,
+                       k->opt.timeout_ms, NULL, NULL, NULL, out, err);
+    free(as_user);
+    return rc;
 }
 
-/* Sends obj (may be NULL) printed compactly. */
-static int kube__send_json(struct kube *k, const char *method, const char *path,
-                           const char *content_type, const cJSON *obj, cJSON **out,
-                           struct kube_error *err)
+int kube_request(struct kube *k, const char *method, const char *path, const char *content_type,
+                 const char *body, size_t body_len, cJSON **out, struct kube_error *err)
+{
+    return kube_request_as(k, NULL, method, path, content_type, body, body_len, out, err);
+}
+
+/* Sends obj (may be NULL) printed compactly, as as (NULL: the client). */
+static int kube__send_json(struct kube *k, const struct kube_as *as, const char *method,
+                           const char *path, const char *content_type, const cJSON *obj,
+                           cJSON **out, struct kube_error *err)
 {
     char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
     int rc;
 
     if (obj && text == NULL)
         abort(); /* cJSON prints only fail on allocation */
-    rc = kube_request(k, method, path, obj ? content_type : NULL, text, text ? strlen(text) : 0,
-                      out, err);
+    rc = kube_request_as(k, as, method, path, obj ? content_type : NULL, text,
+                         text ? strlen(text) : 0, out, err);
     free(text);
     return rc;
 }
 
 int kube_get(struct kube *k, const char *path, cJSON **out, struct kube_error *err)
 {
-    return kube_request(k, "GET", path, NULL, NULL, 0, out, err);
+    return kube_get_as(k, NULL, path, out, err);
+}
+
+int kube_get_as(struct kube *k, const struct kube_as *as, const char *path, cJSON **out,
+                struct kube_error *err)
+{
+    return kube_request_as(k, as, "GET", path, NULL, NULL, 0, out, err);
 }
 
 int kube_create(struct kube *k, const char *path, const cJSON *obj, cJSON **out,
                 struct kube_error *err)
 {
-    return kube__send_json(k, "POST", path, "application/json", obj, out, err);
+    return kube_create_as(k, NULL, path, obj, out, err);
+}
+
+int kube_create_as(struct kube *k, const struct kube_as *as, const char *path, const cJSON *obj,
+                   cJSON **out, struct kube_error *err)
+{
+    return kube__send_json(k, as, "POST", path, "application/json", obj, out, err);
 }
 
 int kube_update(struct kube *k, const char *path, const cJSON *obj, cJSON **out,
                 struct kube_error *err)
 {
-    return kube__send_json(k, "PUT", path, "application/json", obj, out, err);
+    return kube__send_json(k, NULL, "PUT", path, "application/json", obj, out, err);
 }
 
 int kube_patch(struct kube *k, const char *path, enum kube_patch_type type, const cJSON *patch,
                cJSON **out, struct kube_error *err)
+{
+    return kube_patch_as(k, NULL, path, type, patch, out, err);
+}
+
+int kube_patch_as(struct kube *k, const struct kube_as *as, const char *path,
+                  enum kube_patch_type type, const cJSON *patch, cJSON **out,
+                  struct kube_error *err)
 {
     static const char *const types[] = {
         [KUBE_PATCH_MERGE] = "application/merge-patch+json",
@@ -1106,31 +1195,17 @@ int kube_patch(struct kube *k, const char *path, enum kube_patch_type type, cons
         [KUBE_PATCH_APPLY] = "application/apply-patch+yaml",
     };
 
-    if ((unsigned)type >= sizeof(types) / sizeof(types[0]) || patch == NULL) {
-        if (out)
-            *out = NULL;
-        if (err) {
-            memset(err, 0, sizeof(*err));
-            snprintf(err->message, sizeof(err->message), "bad patch");
-        }
-        return -EINVAL;
-    }
-    return kube__send_json(k, "PATCH", path, types[type], patch, out, err);
+    if ((unsigned)type >= sizeof(types) / sizeof(types[0]) || patch == NULL)
+        return kube__refuse(out, err, "bad patch");
+    return kube__send_json(k, as, "PATCH", path, types[type], patch, out, err);
 }
 
 int kube_get_cancel(struct kube *k, const char *path, kube_cancel_fn cancel, void *ud, cJSON **out,
                     struct kube_error *err)
 {
-    if (path == NULL || path[0] != '/') {
-        if (out)
-            *out = NULL;
-        if (err) {
-            memset(err, 0, sizeof(*err));
-            snprintf(err->message, sizeof(err->message), "bad path");
-        }
-        return -EINVAL;
-    }
-    return kube__perform(k, "GET", "GET", path, NULL, NULL, 0, true, k->opt.timeout_ms, NULL,
+    if (path == NULL || path[0] != '/')
+        return kube__refuse(out, err, "bad path");
+    return kube__perform(k, "GET", "GET", path, NULL, NULL, NULL, 0, true, k->opt.timeout_ms, NULL,
                          cancel, ud, out, err);
 }
 
@@ -1144,6 +1219,6 @@ int kube_stream(struct kube *k, const char *path, long timeout_ms, kube_chunk_fn
         }
         return -EINVAL;
     }
-    return kube__perform(k, "WATCH", "GET", path, NULL, NULL, 0, false,
+    return kube__perform(k, "WATCH", "GET", path, NULL, NULL, NULL, 0, false,
                          timeout_ms > 0 ? timeout_ms : 0, on_chunk, cancel, ud, NULL, err);
 }

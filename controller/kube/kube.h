@@ -11,6 +11,10 @@
  * are Kubernetes Status objects: their code, reason and message reach the
  * caller in struct kube_error and the log.
  *
+ * A request may be made as a ServiceAccount (struct kube_as, impersonation),
+ * so that the API server judges a write made for a tenant by the tenant's
+ * rights; the identity travels with that request only.
+ *
  * It must never skip TLS verification, never log a token, key or request body,
  * and never retry a request whose repetition could apply a change twice
  * (JSON patch after the server may have seen it).
@@ -80,6 +84,30 @@ struct kube_resource {
     const char *resource; /* plural, lower case: "configmaps" */
 };
 
+/*
+ * Who a request is made as, when not as the client itself: a ServiceAccount,
+ * by Kubernetes impersonation. Only the header Impersonate-User:
+ * system:serviceaccount:NS:NAME is sent. kube-apiserver then authorizes
+ * "impersonate" on serviceaccounts/NAME in NS (a namespaced check, which a
+ * Role in NS can grant) and, because no Impersonate-Group is sent, gives the
+ * request exactly the groups a token of that ServiceAccount has
+ * (system:serviceaccounts, system:serviceaccounts:NS, system:authenticated):
+ * RBAC and admission judge it as that ServiceAccount. Sending any group
+ * would need "impersonate" on groups, which is cluster-wide, and would
+ * replace those groups. Plain value type; the strings are borrowed.
+ */
+struct kube_as {
+    const char *ns;   /* the ServiceAccount's namespace (a DNS label) */
+    const char *name; /* its name (a DNS subdomain) */
+};
+
+/**
+ * The ServiceAccount name of namespace ns as *as, returned for kube_*_as();
+ * or NULL (as the client itself) when name is NULL or "". Borrows both
+ * strings.
+ */
+const struct kube_as *kube_as_sa(struct kube_as *as, const char *ns, const char *name);
+
 /**
  * Creates a client for cfg (copied; the caller keeps cfg) with opts (NULL for
  * the defaults). Initialises libcurl once per process. Returns 0 and *out, or
@@ -115,6 +143,23 @@ void kube_free(struct kube *k);
 int kube_request(struct kube *k, const char *method, const char *path, const char *content_type,
                  const char *body, size_t body_len, cJSON **out, struct kube_error *err);
 
+/**
+ * kube_request() made as the ServiceAccount as (NULL: as the client itself,
+ * exactly kube_request()). The impersonation header goes with this request's
+ * attempts only, never with another request on a reused connection. An as
+ * whose namespace is not a DNS label or whose name is not a DNS subdomain
+ * is refused with -EINVAL and err->message naming it, before anything is
+ * sent: the names come from tenants' objects and must not shape headers.
+ * A server that does not let the client act as it answers 403 (-EACCES),
+ * its Status message in err ("... cannot impersonate resource
+ * \"serviceaccounts\" ..."); a 403 for the request itself names the
+ * ServiceAccount as the user. A failure is logged with the identity
+ * ("as"), never with a credential. Thread-safe.
+ */
+int kube_request_as(struct kube *k, const struct kube_as *as, const char *method, const char *path,
+                    const char *content_type, const char *body, size_t body_len, cJSON **out,
+                    struct kube_error *err);
+
 /** GET path. As kube_request(). */
 int kube_get(struct kube *k, const char *path, cJSON **out, struct kube_error *err);
 
@@ -131,6 +176,22 @@ int kube_update(struct kube *k, const char *path, const cJSON *obj, cJSON **out,
 /** PATCH path with patch (borrowed) of the given type. As kube_request(). */
 int kube_patch(struct kube *k, const char *path, enum kube_patch_type type, const cJSON *patch,
                cJSON **out, struct kube_error *err);
+
+/** kube_get() as the ServiceAccount as (NULL: as the client). As
+ *  kube_request_as(). */
+int kube_get_as(struct kube *k, const struct kube_as *as, const char *path, cJSON **out,
+                struct kube_error *err);
+
+/** kube_create() as the ServiceAccount as (NULL: as the client). As
+ *  kube_request_as(). */
+int kube_create_as(struct kube *k, const struct kube_as *as, const char *path, const cJSON *obj,
+                   cJSON **out, struct kube_error *err);
+
+/** kube_patch() as the ServiceAccount as (NULL: as the client). As
+ *  kube_request_as(). */
+int kube_patch_as(struct kube *k, const struct kube_as *as, const char *path,
+                  enum kube_patch_type type, const cJSON *patch, cJSON **out,
+                  struct kube_error *err);
 
 /* Receives a streamed response body as it arrives, in arbitrary pieces.
  * Return 0 to go on, nonzero to stop the transfer (kube_stream then returns

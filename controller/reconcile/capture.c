@@ -5,6 +5,11 @@
  * captured, so that a VM whose spec, labels and annotations did not change
  * costs no request at all; the digest annotation on the ConfigMap makes a
  * restarted controller write nothing either (one GET per VM).
+ *
+ * Anyone who may write ConfigMaps in the namespace can put one in capture's
+ * way, under either name, with any labels: so a ConfigMap is read and its
+ * ownership checked (capture_not_ours()) right before every patch, and the
+ * patch is pinned to the resourceVersion that was checked.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "kube/event.h"
 #include "kube/kube.h"
 #include "reconcile/cache.h"
 #include "reconcile/capture.h"
@@ -248,11 +254,63 @@ char *capture_yaml(const cJSON *v)
     return buf_steal(&b);
 }
 
-cJSON *capture_clean_vm(const cJSON *vm)
+/* The inline cloud-init fields: user and network data, often credentials.
+ * Their Secret references (secretRef, networkDataSecretRef) stay. */
+static const char *const capture__inline_fields[] = {"userData", "userDataBase64", "networkData",
+                                                     "networkDataBase64"};
+#define CAPTURE__NINLINE (sizeof(capture__inline_fields) / sizeof(capture__inline_fields[0]))
+
+/* Appends one omitted field to the note, which stays under
+ * CAPTURE_OMITTED_MAX bytes (a VM may name many volumes). */
+static void capture__note(struct buf *note, const char *volume, const char *source,
+                          const char *field)
+{
+    char *one = xasprintf("volumes[%s].%s.%s", volume, source, field);
+
+    if (note->len + strlen(one) + 2 < CAPTURE_OMITTED_MAX) {
+        buf_puts(note, note->len ? ", " : "");
+        buf_puts(note, one);
+    } else if (note->len == 0 || note->data[note->len - 1] != '.') {
+        buf_puts(note, note->len ? ", ..." : "...");
+    }
+    free(one);
+}
+
+/* Removes inline cloud-init data from the volumes of spec (the copy's
+ * spec.template.spec), noting each field removed. */
+static void capture__drop_inline(cJSON *spec, struct buf *note)
+{
+    static const char *const sources[] = {"cloudInitNoCloud", "cloudInitConfigDrive"};
+    cJSON *volumes = cJSON_GetObjectItemCaseSensitive(spec, "volumes"), *vol;
+
+    cJSON_ArrayForEach(vol, (cJSON_IsArray(volumes) ? volumes : NULL))
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(vol, "name");
+
+        for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+            cJSON *src = cJSON_GetObjectItemCaseSensitive(vol, sources[i]), *d;
+
+            if (!cJSON_IsObject(src))
+                continue;
+            /* a loop per field: a key may be repeated in the text */
+            for (size_t f = 0; f < CAPTURE__NINLINE; f++) {
+                while ((d = cJSON_DetachItemFromObjectCaseSensitive(
+                            src, capture__inline_fields[f])) != NULL) {
+                    capture__note(note, cJSON_IsString(name) ? name->valuestring : "?", sources[i],
+                                  capture__inline_fields[f]);
+                    cJSON_Delete(d);
+                }
+            }
+        }
+    }
+}
+
+cJSON *capture_clean_vm(const cJSON *vm, char **omitted)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(vm, "metadata");
     const cJSON *v;
-    cJSON *out = cJSON_CreateObject(), *m, *ann, *it, *next;
+    cJSON *out = cJSON_CreateObject(), *m, *ann, *it, *next, *spec;
+    struct buf note = {0};
 
     v = cJSON_GetObjectItemCaseSensitive(vm, "apiVersion");
     cJSON_AddStringToObject(out, "apiVersion",
@@ -279,8 +337,13 @@ cJSON *capture_clean_vm(const cJSON *vm)
             cJSON_Delete(ann);
     }
     v = cJSON_GetObjectItemCaseSensitive(vm, "spec");
-    cJSON_AddItemToObject(out, "spec",
-                          cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : cJSON_CreateObject());
+    spec = cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : cJSON_CreateObject();
+    capture__drop_inline(cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetObjectItemCaseSensitive(spec, "template"), "spec"),
+                         &note);
+    cJSON_AddItemToObject(out, "spec", spec);
+    *omitted = note.len ? buf_steal(&note) : NULL;
+    buf_free(&note);
     return out;
 }
 
@@ -295,8 +358,8 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
                          char **digest, char **err)
 {
     struct features f = {0};
-    cJSON *cm, *meta, *lab, *data, *clean;
-    char *ftext, *rtext, *vtext, *ltext, hex[17];
+    cJSON *cm, *meta, *lab, *data, *clean, *ann;
+    char *ftext, *rtext, *vtext, *ltext, *omitted, hex[17];
     const cJSON *vmname =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "metadata"), "name");
     uint64_t h = HASH_FNV_INIT;
@@ -313,7 +376,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     ftext = capture_features_yaml(&f);
     rtext = capture_resources_yaml(&f);
     features_free(&f);
-    clean = capture_clean_vm(vm);
+    clean = capture_clean_vm(vm, &omitted);
     vtext = capture_yaml(clean);
     cJSON_Delete(clean);
 
@@ -329,8 +392,10 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
 
     cm = kube_object_new("v1", "ConfigMap", ns, cm_name, &meta);
     cJSON_AddItemToObject(meta, "labels", lab);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), CACHE_DIGEST_ANNOTATION,
-                            hex);
+    ann = cJSON_AddObjectToObject(meta, "annotations");
+    cJSON_AddStringToObject(ann, CACHE_DIGEST_ANNOTATION, hex);
+    if (omitted)
+        cJSON_AddStringToObject(ann, CAPTURE_OMITTED_ANNOTATION, omitted);
     data = cJSON_AddObjectToObject(cm, "data");
     if (*ftext)
         cJSON_AddStringToObject(data, "features", ftext);
@@ -342,11 +407,15 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     free(ftext);
     free(rtext);
     free(vtext);
+    free(omitted);
     cJSON_free(ltext);
     return cm;
 }
 
 /* ---- the reconcile ---------------------------------------------------- */
+
+/* A write found the ConfigMap's name taken by one capture must not touch. */
+#define CAPTURE__TAKEN 1
 
 /* The pool labels of policy p: its poolSelector's matchLabels, and
  * kvrecover.io/pool (the policy's name when matchLabels does not set it). */
@@ -361,24 +430,87 @@ static cJSON *capture__labels(const struct cache_policy *p)
     return l;
 }
 
+const char *capture_not_ours(const cJSON *cm, const char *vm)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(cm, "metadata");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+    const cJSON *v;
+
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(labels, CACHE_POOL_LABEL)))
+        return "it is not a pool member (no " CACHE_POOL_LABEL " label)";
+    v = cJSON_GetObjectItemCaseSensitive(labels, CACHE_VM_LABEL);
+    if (!cJSON_IsString(v))
+        return "it describes no VM (no " CACHE_VM_LABEL " label)";
+    if (strcmp(v->valuestring, vm) != 0)
+        return "its " CACHE_VM_LABEL " label names another VM";
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ann, CACHE_DIGEST_ANNOTATION)))
+        return "capture did not write it (no " CACHE_DIGEST_ANNOTATION " annotation)";
+    return NULL;
+}
+
 /* What capture_vm() copies out of the cache. */
 struct capture__job {
     cJSON *labels;     /* pool labels */
     uint64_t fp;       /* the VM's fingerprint */
     uint64_t lhash;    /* hash of labels */
+    char *uid;         /* the VM's uid, for Events */
     char *target;      /* ConfigMap name */
     char *alt;         /* kvrecover-<vm> */
-    int exists;        /* target is a known member */
-    int may_fall_back; /* target is <vm> and a 409 means: use alt */
+    int exists;        /* target is a member capture wrote */
+    int may_fall_back; /* target is <vm> and finding it taken means: use alt */
     char *digest;      /* the member's digest annotation, or NULL */
+    char *taken;       /* a member not ours describes the VM or holds the only
+                          name left: the ConfigMap's name, else NULL */
+    const char *why;   /* why taken is not ours (static) */
+    char *sa;          /* the policy's spec.serviceAccountName, or NULL */
 };
 
 static void capture__job_free(struct capture__job *j)
 {
     cJSON_Delete(j->labels);
+    free(j->uid);
     free(j->target);
     free(j->alt);
     free(j->digest);
+    free(j->taken);
+    free(j->sa);
+}
+
+/* Whether the cached member m is one capture wrote for VM name: a pool
+ * member (every cached member is) labelled for it, with our digest. */
+static int capture__ours(const struct cache_member *m, const char *name)
+{
+    return m && m->vm && strcmp(m->vm, name) == 0 && m->digest;
+}
+
+/* Chooses the ConfigMap for VM name from the cached members m1 (named
+ * <vm>) and m2 (kvrecover-<vm>): ours first; a member not ours that
+ * describes the VM, or no name left, makes j->taken. */
+static void capture__choose(struct capture__job *j, const char *name, const struct cache_member *m1,
+                            const struct cache_member *m2)
+{
+    if (capture__ours(m1, name) || capture__ours(m2, name)) {
+        const struct cache_member *m = capture__ours(m1, name) ? m1 : m2;
+        j->target = xstrdup(m->name);
+        j->exists = 1;
+        j->digest = xstrdup(m->digest);
+    } else if ((m1 && m1->vm && strcmp(m1->vm, name) == 0) ||
+               (m2 && m2->vm && strcmp(m2->vm, name) == 0)) {
+        /* someone wrote a member for this VM by hand: it is theirs */
+        j->taken = xstrdup(m1 && m1->vm && strcmp(m1->vm, name) == 0 ? m1->name : m2->name);
+        j->why = "capture did not write it (no " CACHE_DIGEST_ANNOTATION " annotation)";
+    } else if (m1 && m2) {
+        j->taken = xstrdup(m2->name);
+        j->why = m2->vm ? "its " CACHE_VM_LABEL " label names another VM"
+                        : "it describes no VM (no " CACHE_VM_LABEL " label)";
+    } else if (m1) {
+        /* <vm> describes something else: keep out of its way */
+        j->target = xstrdup(j->alt);
+    } else {
+        j->target = xstrdup(name);
+        j->may_fall_back = 1;
+    }
 }
 
 /* Returns 1 when the VM needs capturing, with *j filled. */
@@ -388,7 +520,6 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
     struct cache *c = env->cache;
     struct cache_vm *vm;
     struct cache_policy *best = NULL;
-    struct cache_member *m1, *m2;
     struct capture_seen *seen = NULL;
     char *ltext;
     int ret = 0;
@@ -406,7 +537,10 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
     if (!best)
         goto out;
     j->labels = capture__labels(best);
+    j->sa = best->pol.service_account ? xstrdup(best->pol.service_account) : NULL;
     ltext = cJSON_PrintUnformatted(j->labels);
+    if (!ltext)
+        abort(); /* cJSON prints fail only on allocation, as xmalloc */
     j->lhash = hash_fnv_str(HASH_FNV_INIT, ltext);
     cJSON_free(ltext);
     j->fp = vm->fingerprint;
@@ -418,25 +552,9 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
     }
     pthread_mutex_unlock(&st->lock);
 
+    j->uid = xstrdup(vm->uid);
     j->alt = xasprintf("kvrecover-%s", name);
-    m1 = cache_member_find(c, ns, name);
-    m2 = cache_member_find(c, ns, j->alt);
-    if (m1 && m1->vm && strcmp(m1->vm, name) == 0) {
-        j->target = xstrdup(name);
-        j->exists = 1;
-        j->digest = xstrdup(m1->digest);
-    } else if (m2 && m2->vm && strcmp(m2->vm, name) == 0) {
-        j->target = xstrdup(j->alt);
-        j->exists = 1;
-        j->digest = xstrdup(m2->digest);
-    } else if (m1) {
-        /* <vm> describes something else: keep out of its way */
-        j->target = xstrdup(j->alt);
-        j->exists = m2 != NULL;
-    } else {
-        j->target = xstrdup(name);
-        j->may_fall_back = 1;
-    }
+    capture__choose(j, name, cache_member_find(c, ns, name), cache_member_find(c, ns, j->alt));
     ret = 1;
 out:
     cache_unlock(c);
@@ -460,50 +578,121 @@ static void capture__remember(struct capture_state *st, const char *key,
     pthread_mutex_unlock(&st->lock);
 }
 
-/* Merge-patches an existing ConfigMap with cm's labels, digest and data. */
-static int capture__patch(const struct recover_env *env, const char *ns, const char *name,
-                          const cJSON *cm)
+/* Merge-patches the ConfigMap live (as just read) with cm's labels,
+ * annotations and data. The patch carries live's resourceVersion, so that
+ * it applies only to the version whose ownership was checked: a ConfigMap
+ * replaced meanwhile gives 409 Conflict (-EAGAIN: checked again next
+ * time). */
+static int capture__patch(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                          const char *name, const cJSON *live, const cJSON *cm,
+                          struct kube_error *kerr)
 {
     struct kube_resource res = {"", "v1", "configmaps"};
-    cJSON *patch = cJSON_CreateObject(), *meta, *data;
+    cJSON *patch = cJSON_CreateObject(), *meta, *data, *ann;
     const cJSON *cmeta = cJSON_GetObjectItemCaseSensitive(cm, "metadata");
     const cJSON *cdata = cJSON_GetObjectItemCaseSensitive(cm, "data");
+    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(live, "metadata"), "resourceVersion");
     char *path = kube_path(&res, ns, name, NULL);
     int rc;
 
     meta = cJSON_AddObjectToObject(patch, "metadata");
+    if (cJSON_IsString(rv))
+        cJSON_AddStringToObject(meta, "resourceVersion", rv->valuestring);
     cJSON_AddItemToObject(meta, "labels",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cmeta, "labels"), 1));
-    cJSON_AddItemToObject(
-        meta, "annotations",
-        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cmeta, "annotations"), 1));
+    ann = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cmeta, "annotations"), 1);
+    if (!cJSON_GetObjectItemCaseSensitive(ann, CAPTURE_OMITTED_ANNOTATION))
+        cJSON_AddNullToObject(ann, CAPTURE_OMITTED_ANNOTATION);
+    cJSON_AddItemToObject(meta, "annotations", ann);
     data = cJSON_Duplicate(cdata, 1);
     if (!cJSON_GetObjectItemCaseSensitive(data, "features"))
         cJSON_AddNullToObject(data, "features");
     if (!cJSON_GetObjectItemCaseSensitive(data, "resources"))
         cJSON_AddNullToObject(data, "resources");
     cJSON_AddItemToObject(patch, "data", data);
-    rc = kube_patch(env->kube, path, KUBE_PATCH_MERGE, patch, NULL, NULL);
+    rc = kube_patch_as(env->kube, who, path, KUBE_PATCH_MERGE, patch, NULL, kerr);
     free(path);
     cJSON_Delete(patch);
+    if (rc == -EEXIST)
+        rc = -EAGAIN; /* changed since we read it */
     return rc;
 }
 
-static int capture__create(const struct recover_env *env, const char *ns, cJSON *cm,
-                           const char *name)
+/* Reads ConfigMap name and patches it when capture wrote it for VM vm.
+ * Returns 0, CAPTURE__TAKEN with *why when it is not ours (nothing
+ * written), or a negative errno (-ENOENT: it is gone). */
+static int capture__update(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                           const char *name, const char *vm, const cJSON *cm, const char **why,
+                           struct kube_error *kerr)
 {
     struct kube_resource res = {"", "v1", "configmaps"};
-    struct kube_error kerr = {0};
+    char *path = kube_path(&res, ns, name, NULL);
+    cJSON *live = NULL;
+    int rc = kube_get(env->kube, path, &live, NULL);
+
+    free(path);
+    if (rc == 0) {
+        *why = capture_not_ours(live, vm);
+        rc = *why ? CAPTURE__TAKEN : capture__patch(env, who, ns, name, live, cm, kerr);
+    }
+    cJSON_Delete(live);
+    return rc;
+}
+
+/* Creates ConfigMap name from cm as who (NULL: as the controller); when the
+ * name is taken, updates it if it is ours. Returns as capture__update();
+ * a refusal's Status in *kerr. */
+static int capture__write(const struct recover_env *env, const struct kube_as *who, const char *ns,
+                          cJSON *cm, const char *name, const char *vm, const char **why,
+                          struct kube_error *kerr)
+{
+    struct kube_resource res = {"", "v1", "configmaps"};
     char *path = kube_path(&res, ns, NULL, NULL);
     int rc;
 
     cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(cm, "metadata"), "name",
                                            cJSON_CreateString(name));
-    rc = kube_create(env->kube, path, cm, NULL, &kerr);
+    rc = kube_create_as(env->kube, who, path, cm, NULL, kerr);
     free(path);
-    if (rc == -EEXIST && !kube_error_is(&kerr, "AlreadyExists"))
+    if (rc == -EEXIST && kube_error_is(kerr, "AlreadyExists")) {
+        rc = capture__update(env, who, ns, name, vm, cm, why, kerr);
+        if (rc == -ENOENT)
+            rc = -EAGAIN; /* deleted meanwhile: create it next time */
+    } else if (rc == -EEXIST) {
         rc = -EAGAIN;
+    }
     return rc;
+}
+
+/* Reports that capture left ConfigMap cm alone for VM key (Event on the VM
+ * and a log line). */
+static void capture__skip(const struct recover_env *env, const char *ns, const char *name,
+                          const char *uid, const char *cm, const char *why)
+{
+    struct event_ref ref = {"kubevirt.io/v1", "VirtualMachine", ns, name, uid};
+    char *msg = xasprintf("not capturing into ConfigMap %s: %s; capture writes only ConfigMaps "
+                          "it created",
+                          cm, why);
+
+    log_warn("VirtualMachine %s/%s: %s", ns, name, msg);
+    if (env->event)
+        env->event(env->ud, &ref, "Warning", "CaptureSkipped", msg);
+    free(msg);
+}
+
+/* Reports that writing ConfigMap cm for VM ns/name was forbidden (Event on
+ * the VM with the API server's message, and a log line). */
+static void capture__forbidden(const struct recover_env *env, const char *ns, const char *name,
+                               const char *uid, const char *cm, const char *msg)
+{
+    struct event_ref ref = {"kubevirt.io/v1", "VirtualMachine", ns, name, uid};
+    char *text = xasprintf("capturing into ConfigMap %s is forbidden: %s", cm, msg);
+
+    log_warn("VirtualMachine %s/%s: %s", ns, name, text);
+    if (env->event)
+        env->event(env->ud, &ref, "Warning", "CaptureForbidden", text);
+    free(text);
 }
 
 int capture_vm(const struct recover_env *env, struct capture_state *st, const char *ns,
@@ -511,7 +700,11 @@ int capture_vm(const struct recover_env *env, struct capture_state *st, const ch
 {
     struct kube_resource vmres = {"kubevirt.io", "v1", "virtualmachines"};
     struct capture__job j = {0};
+    struct kube_error kerr = {0};
+    struct kube_as sa;
+    const struct kube_as *who;
     char *key = xasprintf("%s/%s", ns, name), *path = NULL, *digest = NULL, *err = NULL;
+    const char *why = NULL;
     cJSON *vm = NULL, *cm = NULL;
     const cJSON *d;
     int rc = 0;
@@ -520,6 +713,11 @@ int capture_vm(const struct recover_env *env, struct capture_state *st, const ch
         goto out;
     if (env->leading && !env->leading(env->ud))
         goto out;
+    if (j.taken) {
+        capture__skip(env, ns, name, j.uid, j.taken, j.why);
+        capture__remember(st, key, &j); /* until it changes */
+        goto out;
+    }
     path = kube_path(&vmres, ns, name, NULL);
     rc = kube_get(env->kube, path, &vm, NULL);
     if (rc == -ENOENT) {
@@ -538,27 +736,38 @@ int capture_vm(const struct recover_env *env, struct capture_state *st, const ch
         capture__remember(st, key, &j);
         goto out;
     }
+    /* written as the policy's ServiceAccount, else the default one, else
+     * as the controller (README "Security model"); read as the controller */
+    who = kube_as_sa(&sa, ns, j.sa ? j.sa : env->default_service_account);
     if (j.exists) {
-        rc = capture__patch(env, ns, j.target, cm);
+        rc = capture__update(env, who, ns, j.target, name, cm, &why, &kerr);
+        if (rc == -ENOENT) /* gone since the cache saw it: create it */
+            rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
     } else {
-        rc = capture__create(env, ns, cm, j.target);
-        if (rc == -EEXIST && j.may_fall_back) {
-            /* a ConfigMap named <vm> outside the pool: use the other name */
+        rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
+        if (rc == CAPTURE__TAKEN && j.may_fall_back) {
+            /* a ConfigMap named <vm> that is not ours: use the other name */
             free(j.target);
             j.target = xstrdup(j.alt);
-            rc = capture__create(env, ns, cm, j.target);
+            rc = capture__write(env, who, ns, cm, j.target, name, &why, &kerr);
         }
-        if (rc == -EEXIST)
-            rc = capture__patch(env, ns, j.target, cm);
     }
-    if (rc == 0) {
+    if (rc == CAPTURE__TAKEN) {
+        capture__skip(env, ns, name, j.uid, j.target, why);
+        capture__remember(st, key, &j); /* until it changes */
+        rc = 0;
+    } else if (rc == 0) {
         d = cJSON_GetObjectItemCaseSensitive(cm, "data");
         log_info("captured VirtualMachine %s into ConfigMap %s/%s%s", key, ns, j.target,
                  cJSON_GetObjectItemCaseSensitive(d, "features") ? "" : " (no features)");
         capture__remember(st, key, &j);
+    } else if (rc == -EACCES) {
+        /* the API server refused the identity: say so where the tenant
+         * looks, and retry with backoff (a grant may come) */
+        capture__forbidden(env, ns, name, j.uid, j.target, kerr.message);
     } else {
-        log_warn("capturing VirtualMachine %s into ConfigMap %s/%s failed: %d", key, ns, j.target,
-                 rc);
+        log_warn("capturing VirtualMachine %s into ConfigMap %s/%s failed: %s", key, ns, j.target,
+                 strerror(-rc));
     }
 out:
     free(key);

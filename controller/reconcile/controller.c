@@ -64,8 +64,9 @@ struct controller_event {
 
 struct controller {
     struct controller_config cfg;
-    char *ns;       /* NULL: all namespaces */
-    char *identity; /* copied */
+    char *ns;         /* NULL: all namespaces */
+    char *identity;   /* copied */
+    char *default_sa; /* copied; NULL: none */
     struct cache *cache;
     struct recover_book *book;
     struct status_state *status;
@@ -517,6 +518,10 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
     c->identity = xstrdup(cfg->identity ? cfg->identity : "kvrecover-controller");
     c->cfg.ns = c->ns;
     c->cfg.identity = c->identity;
+    c->default_sa = cfg->default_service_account && *cfg->default_service_account
+                        ? xstrdup(cfg->default_service_account)
+                        : NULL;
+    c->cfg.default_service_account = c->default_sa;
     c->cache = cache_new();
     c->book = recover_book_new();
     c->status = status_state_new();
@@ -526,9 +531,14 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
     c->capq = wq_new(&controller__queue_config);
     pthread_mutex_init(&c->ev_lock, NULL);
     clock_cond_init(&c->ev_cond);
-    c->env = (struct recover_env){
-        c->cache, c->cfg.kube, c->book, controller__event, controller__leading, controller__changed,
-        c};
+    c->env = (struct recover_env){c->cache,
+                                  c->cfg.kube,
+                                  c->book,
+                                  controller__event,
+                                  controller__leading,
+                                  controller__changed,
+                                  c,
+                                  c->default_sa};
     for (int k = 0; k < CTL_NKINDS; k++) {
         struct watch_config wc = {0};
 
@@ -798,6 +808,7 @@ void controller_free(struct controller *c)
     cache_free(c->cache);
     free(c->ns);
     free(c->identity);
+    free(c->default_sa);
     free(c);
 }
 

@@ -44,6 +44,9 @@ struct controller_config {
     /* Whether this replica leads, checked before every write; NULL: always. */
     int (*leading)(void *ud);
     void *ud; /* for leading */
+    /* The ServiceAccount (of the policy's namespace) a write for a policy
+     * naming none is made as; NULL: as the controller (recover_env). */
+    const char *default_service_account;
 };
 
 /** Creates the controller (nothing runs yet). Strings are copied. Returns

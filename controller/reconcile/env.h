@@ -31,6 +31,10 @@ struct recover_env {
     /* A policy's status (and the dashboard) needs recomputing; may be NULL. */
     void (*changed)(void *ud, const char *ns, const char *policy);
     void *ud; /* passed to the callbacks */
+    /* --default-service-account: the ServiceAccount, in the policy's
+     * namespace, that a write made for a policy naming none is made as;
+     * NULL: such writes are made as the controller itself. */
+    const char *default_service_account;
 };
 
 #endif

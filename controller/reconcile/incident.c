@@ -36,11 +36,17 @@ int incident_write(const struct recover_env *env, const struct incident_actor *a
                    enum incident_write_kind kind, const char *path, const cJSON *body, cJSON **out,
                    struct kube_error *err)
 {
-    /* as->service_account: impersonation plugs in here (issue 12). */
-    (void)as;
+    /* as the policy's ServiceAccount, else the default one, else as the
+     * controller: the API server judges the write by that identity's rights,
+     * and answers 403 when the namespace did not let the controller act as
+     * it (README "Security model") */
+    struct kube_as sa;
+    const struct kube_as *who = kube_as_sa(
+        &sa, as->ns, as->service_account ? as->service_account : env->default_service_account);
+
     if (kind == INCIDENT_WRITE_MERGE_PATCH)
-        return kube_patch(env->kube, path, KUBE_PATCH_MERGE, body, out, err);
-    return kube_create(env->kube, path, body, out, err);
+        return kube_patch_as(env->kube, who, path, KUBE_PATCH_MERGE, body, out, err);
+    return kube_create_as(env->kube, who, path, body, out, err);
 }
 
 /* ---- health from the cache -------------------------------------------- */

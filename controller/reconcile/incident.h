@@ -60,7 +60,8 @@ struct recover_ranker;
 struct incident_actor {
     const char *ns;              /* the policy's namespace (the write's too) */
     const char *policy;          /* the policy's name */
-    const char *service_account; /* spec.serviceAccountName, or NULL: as the controller */
+    const char *service_account; /* spec.serviceAccountName, or NULL: env's
+                                    default_service_account, else as the controller */
 };
 
 /* The writes an incident makes. */

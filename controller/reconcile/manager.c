@@ -221,8 +221,10 @@ static int manager__http(struct manager *m)
  * (stop what did). Logs why. */
 static int manager__open(struct manager *m)
 {
-    struct controller_config cc = {
-        .workers = m->cfg->workers, .ns = m->cfg->ns, .identity = m->cfg->identity};
+    struct controller_config cc = {.workers = m->cfg->workers,
+                                   .ns = m->cfg->ns,
+                                   .identity = m->cfg->identity,
+                                   .default_service_account = m->cfg->default_service_account};
     int rc;
 
     if (manager__clients(m) < 0)

@@ -53,6 +53,10 @@ struct manager_config {
                                authentication, limits); NULL: httpd's
                                defaults. Addresses, ready and ud are ours. */
     const char *version;             /* logged in {"msg":"started"} */
+    /* --default-service-account: writes for a policy naming no
+     * ServiceAccount are made as this one of its namespace; NULL: as the
+     * controller itself. */
+    const char *default_service_account;
 };
 
 /**

@@ -4,13 +4,18 @@
 # There is no Docker engine on the machines this project is developed and
 # tested on, so `docker build` cannot run. This script does what it would
 # do, step by step, in clean Debian 12 roots made by debootstrap:
-#   - every FROM debian:12-slim starts from a fresh copy of a minbase
-#     bookworm root (cached under .cache/docker-check/, made once), with the
-#     image's apt sources (bookworm, -updates, -security);
+#   - every FROM debian:12-slim (by digest: debian:12-slim@sha256:...)
+#     starts from a fresh copy of a minbase bookworm root (cached under
+#     .cache/docker-check/, made once), with the image's apt sources
+#     (bookworm, -updates, -security). The digest itself cannot be checked
+#     without a registry: the root is today's bookworm, not that image;
 #   - RUN lines run in that root with chroot and /bin/sh -c, with the ARG/ENV
 #     values and the WORKDIR; COPY copies from the build context (filtered by
 #     .dockerignore) or, with --from, from an earlier stage's root;
 #   - unsupported instructions or forms make it fail rather than guess.
+# It checks that the build is pinned: every FROM names a digest, and every
+# package of every `apt-get install` a version (which apt-get then installs,
+# or fails on).
 # Then it checks the final stage the way a cluster would run it:
 #   - no compiler, no -dev package in it;
 #   - `ldd` finds every shared library of every binary in /usr/local/bin;
@@ -206,6 +211,8 @@ instructions=$(awk '
 ' "$dockerfile")
 
 declare -A stage_root=()
+from_refs=()
+run_lines=()
 nstage=0
 root=
 workdir=/
@@ -230,7 +237,9 @@ finish_stage() {
 
 start_stage() { # start_stage IMAGE [NAME]
   finish_stage
-  [ "$1" = "$image" ] || die "FROM $1: only $image is emulated"
+  [ "$1" = "$image" ] || [[ $1 =~ ^$image@sha256:[0-9a-f]{64}$ ]] ||
+    die "FROM $1: only $image is emulated"
+  from_refs+=("$1")
   nstage=$((nstage + 1))
   root=$cache/stage-$nstage
   remove_root "$root"
@@ -344,6 +353,7 @@ while IFS= read -r line; do
   RUN)
     [[ $args == \[* ]] && die "RUN $args: exec form not supported by this check"
     say "stage $nstage: RUN ${args:0:70}..."
+    run_lines+=("$args")
     t=$SECONDS
     run_in_root "$cache/logs/stage-$nstage.log" "$args" || {
       tail -20 "$cache/logs/stage-$nstage.log" >&2
@@ -443,6 +453,41 @@ entrypoint_runs_as_user() {
   }
   echo "  ${entrypoint[*]} --version as $user: $out"
 }
+from_by_digest() {
+  local ref ok=0
+  for ref in "${from_refs[@]}"; do
+    [[ $ref == *@sha256:* ]] || {
+      echo "  FROM $ref: no digest (FROM $ref@sha256:...)" >&2
+      ok=1
+    }
+  done
+  return "$ok"
+}
+# Every word after `apt-get install` up to the end of that command, options
+# aside, must be NAME=VERSION.
+apt_versions_pinned() {
+  local run rest seg w words ok=0 n=0
+  for run in "${run_lines[@]}"; do
+    rest=$run
+    while [[ $rest == *"apt-get install"* ]]; do
+      rest=${rest#*apt-get install}
+      seg=${rest%%&&*}
+      seg=${seg%%;*}
+      seg=${seg%%|*}
+      read -r -a words <<<"$seg"
+      for w in "${words[@]}"; do
+        [[ $w == -* ]] && continue
+        n=$((n + 1))
+        [[ $w =~ ^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$ ]] || {
+          echo "  apt-get install $w: no version (NAME=VERSION, see apt-cache policy NAME)" >&2
+          ok=1
+        }
+      done
+    done
+  done
+  [ "$ok" = 0 ] && echo "  $n packages, each with its version"
+  return "$ok"
+}
 examples_in_sync() {
   local f ok=0
   for f in policy.yaml pool.yaml vms.yaml; do
@@ -474,6 +519,8 @@ if command -v npm >/dev/null; then
 else
   echo "skip dockerfilelint: npm is not installed"
 fi
+check "every FROM pins a digest" from_by_digest
+check "every apt-get install package pins a version" apt_versions_pinned
 check "final stage has no compiler or make" no_compiler
 check "final stage has no -dev package" no_dev_packages
 check "ldd finds every library of /usr/local/bin/*" libraries_resolve

@@ -4,7 +4,9 @@
  * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
  * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
  * recorded, 409 AlreadyExists for a name taken, or a forced status for every
- * POST, dry run or PATCH), an Event sink that
+ * POST, dry run or PATCH; the identity of every write is recorded, and
+ * deny_as refuses a request made as anyone else as kube-apiserver does when
+ * impersonation was not granted), an Event sink that
  * records "Reason Kind/name" lines, and the recover_env tying them together.
  */
 #ifndef KVR_CTL_TEST_H
@@ -42,7 +44,16 @@ struct ctl_rig {
     int posts, gets;  /* requests counted (dry runs not in posts) */
     int dry_posts;    /* POSTs with dryRun=All */
     int leading;      /* what env->leading says */
+    cJSON *write_as;  /* per POST (dry runs too) and PATCH, in order: its
+                         Impersonate-* header lines, "" when none */
+    int deny_as;      /* answer a request with Impersonate-* headers 403 */
 };
+
+/* The 403 kube-apiserver answers when the client may not impersonate. */
+#define CTL_DENY_AS_MESSAGE                                                                        \
+    "serviceaccounts \\\"x\\\" is forbidden: User \\\"system:serviceaccount:kvrecover-system:"     \
+    "kvrecover-controller\\\" cannot impersonate resource \\\"serviceaccounts\\\" in API group "   \
+    "\\\"\\\" in the namespace \\\"fx\\\""
 
 static inline cJSON *ctl_load(const char *name)
 {
@@ -99,7 +110,14 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
     if (q)
         *q = '\0';
     pthread_mutex_lock(&r->lock);
-    if (strcmp(req->method, "POST") == 0) {
+    if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0)
+        cJSON_AddItemToArray(r->write_as, cJSON_CreateString(req->impersonate));
+    if (r->deny_as && req->impersonate[0]) {
+        status = 403;
+        out = xstrdup("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                      "\"message\":\"" CTL_DENY_AS_MESSAGE "\",\"reason\":\"Forbidden\","
+                      "\"code\":403}");
+    } else if (strcmp(req->method, "POST") == 0) {
         cJSON *body = cJSON_Parse(req->body);
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(body), "name");
         char *key = xasprintf("%s/%s", path, cJSON_IsString(name) ? name->valuestring : "?");
@@ -240,6 +258,7 @@ static inline int ctl_up(struct ctl_rig *r)
     r->patches = cJSON_CreateArray();
     r->events = cJSON_CreateArray();
     r->changed = cJSON_CreateArray();
+    r->write_as = cJSON_CreateArray();
     r->leading = 1;
     r->srv = fake_start(ctl_handler, r);
     if (!r->srv)
@@ -253,8 +272,8 @@ static inline int ctl_up(struct ctl_rig *r)
     r->cache = cache_new();
     r->book = recover_book_new();
     r->rk = recover_ranker_new();
-    r->env =
-        (struct recover_env){r->cache, r->kube, r->book, ctl_event, ctl_leading, ctl_changed, r};
+    r->env = (struct recover_env){r->cache,    r->kube,     r->book, ctl_event,
+                                  ctl_leading, ctl_changed, r,       NULL};
     pol = ctl_load("ctl-policy.json");
     vmi = ctl_load("ctl-vmi-failed.json");
     /* as KubeVirt makes it: controlled by VM vm-001 of the VM fixture */
@@ -280,6 +299,7 @@ static inline void ctl_down(struct ctl_rig *r)
     cJSON_Delete(r->patches);
     cJSON_Delete(r->events);
     cJSON_Delete(r->changed);
+    cJSON_Delete(r->write_as);
     pthread_mutex_destroy(&r->lock);
 }
 
@@ -293,6 +313,39 @@ static inline int ctl_events(struct ctl_rig *r, const char *prefix)
     cJSON_ArrayForEach(it, r->events)
     {
         n += strncmp(it->valuestring, prefix, strlen(prefix)) == 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* How many writes were made, and whether every one was made exactly as
+ * the headers say ("" : as the client itself). */
+static inline int ctl_writes_all_as(struct ctl_rig *r, const char *headers, int *n)
+{
+    const cJSON *it;
+    int ok = 1;
+
+    *n = 0;
+    pthread_mutex_lock(&r->lock);
+    cJSON_ArrayForEach(it, r->write_as)
+    {
+        ok &= strcmp(it->valuestring, headers) == 0;
+        ++*n;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+/* How many recorded Events contain needle. */
+static inline int ctl_events_with(struct ctl_rig *r, const char *needle)
+{
+    const cJSON *it;
+    int n = 0;
+
+    pthread_mutex_lock(&r->lock);
+    cJSON_ArrayForEach(it, r->events)
+    {
+        n += strstr(it->valuestring, needle) != NULL;
     }
     pthread_mutex_unlock(&r->lock);
     return n;

@@ -105,6 +105,28 @@ static void fake__header(const char *head, const char *name, char *out, size_t c
     }
 }
 
+/* Collects every header line whose name starts with "Impersonate-" into
+ * out, one "Name: value\n" each, in the order sent (the client's
+ * impersonation tests check exactly what went out). */
+static void fake__impersonate(const char *head, char *out, size_t cap)
+{
+    static const char prefix[] = "impersonate-";
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        const char *end = strstr(line, "\r\n");
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (strncasecmp(line, prefix, sizeof(prefix) - 1) != 0 || used + n + 2 > cap)
+            continue;
+        memcpy(out + used, line, n);
+        used += n;
+        out[used++] = '\n';
+        out[used] = '\0';
+    }
+}
+
 /* Reads one request from in (which may already hold bytes of it) into req;
  * bytes after it stay in in. Returns false when the connection ends. */
 static bool fake__read_request(struct fake_conn *c, struct buf *in, struct fake_req *req)
@@ -132,6 +154,7 @@ static bool fake__read_request(struct fake_conn *c, struct buf *in, struct fake_
     }
     fake__header(in->data, "authorization", req->auth, sizeof(req->auth));
     fake__header(in->data, "content-type", req->content_type, sizeof(req->content_type));
+    fake__impersonate(in->data, req->impersonate, sizeof(req->impersonate));
     fake__header(in->data, "content-length", clen, sizeof(clen));
     body_len = clen[0] ? strtoul(clen, NULL, 10) : 0;
     *end = '\r';

@@ -27,6 +27,8 @@ struct fake_req {
     char path[2048];        /* path and query, as sent */
     char auth[512];         /* Authorization header value, or "" */
     char content_type[128]; /* Content-Type header value, or "" */
+    char impersonate[1024]; /* every Impersonate-* header line, as sent
+                               ("Name: value"), each ending "\n"; or "" */
     char *body;             /* NUL-terminated body ("" when none) */
     size_t body_len;        /* bytes in body */
     int index;              /* 0-based order of arrival on the server */

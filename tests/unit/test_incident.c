@@ -534,3 +534,70 @@ TEST(forged_incident_annotations_create_nothing)
     cJSON_Delete(vms);
     ctl_down(&r);
 }
+
+/* ---- the identity of the writes (issue 12: no confused deputy) ---------- */
+
+#define AS_RECOVERER "Impersonate-User: system:serviceaccount:fx:recoverer\n"
+
+TEST(every_write_for_a_policy_is_made_as_its_service_account)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    int n;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"serviceAccountName\":\"recoverer\"}");
+    /* the policy's own ServiceAccount wins over the default one */
+    r.env.default_service_account = "kvrecover-recoverer";
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    /* dry run, halt, create: each as fx's recoverer, and only that header */
+    CHECK(ctl_writes_all_as(&r, AS_RECOVERER, &n));
+    CHECK_INT(n, 3);
+    ctl_down(&r);
+}
+
+TEST(a_policy_naming_no_service_account_writes_as_the_default_one)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    int n;
+
+    CHECK_INT(up(&r), 0);
+    r.env.default_service_account = "kvrecover-recoverer";
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    CHECK(ctl_writes_all_as(&r, "Impersonate-User: system:serviceaccount:fx:kvrecover-recoverer\n",
+                            &n));
+    CHECK_INT(n, 3);
+    ctl_down(&r);
+}
+
+TEST(a_namespace_that_grants_no_impersonation_gets_nothing_written)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    struct recover_note n;
+    int writes;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"serviceAccountName\":\"recoverer\"}");
+    r.deny_as = 1;
+    CHECK_INT(reconcile(&r, &requeue), -EACCES);
+    /* refused at the dry run: no halt, no replacement, nothing as ourselves */
+    CHECK(ctl_writes_all_as(&r, AS_RECOVERER, &writes));
+    CHECK_INT(writes, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(cJSON_GetArraySize(r.store), 0);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_STR(n.blocked, "Forbidden");
+    recover_note_free(&n);
+    /* the Event carries the API server's reason, for the tenant to act on */
+    CHECK_INT(ctl_events(&r, "Warning RecoveryBlocked VirtualMachine/vm-001"), 1);
+    CHECK(ctl_events_with(&r, "cannot impersonate resource \"serviceaccounts\"") >= 1);
+    /* the namespace's owner applies the grant: the next retry recovers */
+    r.deny_as = 0;
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    ctl_down(&r);
+}

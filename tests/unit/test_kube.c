@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "base/log.h"
 #include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
@@ -456,6 +458,201 @@ TEST(kube_stats_count_attempts)
     kube_stats_foreach(r.k, sum_stats, &sum);
     CHECK_INT(sum.get200, 1);
     CHECK_INT(sum.get500, 1);
+    rig_down(&r);
+}
+
+/* ---- acting as a ServiceAccount -------------------------------------- */
+
+/* What each request carried: its Authorization and its Impersonate-*
+ * headers, in order of arrival; answered from a script as scripted(). */
+struct seen {
+    struct script s;      /* the answers */
+    pthread_mutex_t lock; /* guards the arrays */
+    char auth[8][512];    /* Authorization of request i */
+    char imp[8][1024];    /* Impersonate-* lines of request i */
+    int n;                /* requests recorded (at most 8) */
+};
+
+static void recording(void *ud, const struct fake_req *req, struct fake_conn *c)
+{
+    struct seen *w = ud;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->n < 8) {
+        snprintf(w->auth[w->n], sizeof(w->auth[0]), "%s", req->auth);
+        snprintf(w->imp[w->n], sizeof(w->imp[0]), "%s", req->impersonate);
+        w->n++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    scripted(&w->s, req, c);
+}
+
+#define AS_SHOP "Impersonate-User: system:serviceaccount:shop:recoverer\n"
+
+/* An identity goes out as Impersonate-User alone (no group, so that the API
+ * server gives the ServiceAccount its own groups, and no uid), on every
+ * attempt of that request, and never on a request that did not ask for it,
+ * though the same connection and handle carry them all. */
+TEST(kube_as_sends_impersonate_user_only_when_asked)
+{
+    static const char *const steps[] = {
+        "201||{}", "200||{}", "503||{\"kind\":\"Status\",\"code\":503}",
+        "200||{}", "200||{}", "200||{}"};
+    struct seen w = {.s = {.steps = steps, .n = 6}, .lock = PTHREAD_MUTEX_INITIALIZER};
+    const struct kube_as as = {"shop", "recoverer"};
+    struct rig r;
+    cJSON *obj = cJSON_Parse("{\"kind\":\"VirtualMachine\"}");
+
+    CHECK_INT(rig_up(&r, recording, &w, &fast), 0);
+    CHECK_INT(kube_create_as(r.k, &as, "/apis/kubevirt.io/v1/namespaces/shop/virtualmachines", obj,
+                             NULL, NULL),
+              0);
+    CHECK_INT(kube_get(r.k, "/api/v1/namespaces/shop/configmaps/x", NULL, NULL), 0);
+    /* a retried request carries the identity on each attempt */
+    CHECK_INT(kube_patch_as(r.k, &as, "/apis/kubevirt.io/v1/namespaces/shop/virtualmachines/a",
+                            KUBE_PATCH_MERGE, obj, NULL, NULL),
+              0);
+    CHECK_INT(kube_get_as(r.k, NULL, "/api/v1/namespaces/shop/configmaps/x", NULL, NULL), 0);
+    CHECK_INT(
+        kube_request(r.k, "GET", "/api/v1/namespaces/shop/configmaps/y", NULL, NULL, 0, NULL, NULL),
+        0);
+    CHECK_INT(w.n, 6);
+    CHECK_STR(w.imp[0], AS_SHOP);
+    CHECK_STR(w.imp[1], "");
+    CHECK_STR(w.imp[2], AS_SHOP);
+    CHECK_STR(w.imp[3], AS_SHOP);
+    CHECK_STR(w.imp[4], "");
+    CHECK_STR(w.imp[5], "");
+    /* the client still authenticates as itself */
+    for (int i = 0; i < w.n; i++)
+        CHECK_STR(w.auth[i], "Bearer sekret");
+    cJSON_Delete(obj);
+    rig_down(&r);
+}
+
+/* Names from a tenant's policy never shape a header: anything that is not a
+ * namespace and a ServiceAccount name Kubernetes would accept is refused
+ * before a byte is sent. */
+TEST(kube_as_refuses_names_kubernetes_would_not_accept)
+{
+    static const char *const steps[] = {"200||{}"};
+    struct seen w = {.s = {.steps = steps, .n = 1}, .lock = PTHREAD_MUTEX_INITIALIZER};
+    char long_name[300];
+    const struct kube_as bad[] = {
+        {"shop", "a\r\nImpersonate-Group: system:masters"},
+        {"shop", "x:y"},
+        {"Shop", "x"},
+        {"a.b", "x"},
+        {"shop", ""},
+        {"", "x"},
+        {NULL, "x"},
+        {"shop", NULL},
+        {"-shop", "x"},
+        {"shop", "x."},
+        {"shop", "a..b"},
+        {"shop", long_name},
+    };
+    const struct kube_as good = {"shop", "a.b-c9"};
+    struct rig r;
+    struct kube_error e;
+    cJSON *out = (cJSON *)1;
+
+    memset(long_name, 'a', 254);
+    long_name[254] = '\0';
+    CHECK_INT(rig_up(&r, recording, &w, &fast), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(kube_get_as(r.k, &bad[i], "/api/v1/namespaces/shop/configmaps", &out, &e),
+                  -EINVAL);
+        CHECK(out == NULL);
+        CHECK(strstr(e.message, "cannot act as ServiceAccount") != NULL);
+        CHECK(strchr(e.message, '\r') == NULL && strchr(e.message, '\n') == NULL);
+    }
+    CHECK_INT(fake_count(r.srv), 0);
+    long_name[253] = '\0'; /* 253: the longest name allowed */
+    CHECK_INT(kube_get_as(r.k, &(struct kube_as){"shop", long_name}, "/api/v1/pods", NULL, NULL),
+              0);
+    CHECK_INT(kube_get_as(r.k, &good, "/api/v1/pods", NULL, NULL), 0);
+    CHECK_INT(w.n, 2);
+    CHECK_STR(w.imp[1], "Impersonate-User: system:serviceaccount:shop:a.b-c9\n");
+    rig_down(&r);
+}
+
+/* Runs fn with stderr (the log) going to a temporary file, and returns what
+ * was written there (caller frees). */
+static char *stderr_of(void (*fn)(void *), void *ud)
+{
+    FILE *tmp = tmpfile();
+    struct buf b = {0};
+    char chunk[4096];
+    size_t n;
+    int saved;
+
+    if (tmp == NULL)
+        return NULL;
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fileno(tmp), 2);
+    fn(ud);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    while ((n = fread(chunk, 1, sizeof(chunk), tmp)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(tmp);
+    buf_puts(&b, "");
+    return buf_steal(&b);
+}
+
+struct forbidden_call {
+    struct rig *r;
+    struct kube_error e;
+    int rc;
+};
+
+static void create_as_recoverer(void *ud)
+{
+    struct forbidden_call *f = ud;
+    const struct kube_as as = {"shop", "recoverer"};
+    cJSON *obj = cJSON_Parse("{\"kind\":\"VirtualMachine\"}");
+
+    log_set_level(LOG_LVL_DEBUG);
+    f->rc = kube_create_as(f->r->k, &as, "/apis/kubevirt.io/v1/namespaces/shop/virtualmachines",
+                           obj, NULL, &f->e);
+    log_set_level(LOG_LVL_INFO);
+    cJSON_Delete(obj);
+}
+
+/* A refused impersonation is a 403 whose Status message reaches the caller
+ * untouched and is not retried; the log names the identity, never the
+ * token or a header. */
+TEST(kube_as_forbidden_reaches_the_caller_and_the_log_without_secrets)
+{
+    static const char *const steps[] = {
+        "403||{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":"
+        "\"serviceaccounts \\\"recoverer\\\" is forbidden: User "
+        "\\\"system:serviceaccount:kvrecover-system:kvrecover-controller\\\" cannot impersonate "
+        "resource \\\"serviceaccounts\\\" in API group \\\"\\\" in the namespace "
+        "\\\"shop\\\"\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"recoverer\",\"kind\":"
+        "\"serviceaccounts\"},\"code\":403}"};
+    struct seen w = {.s = {.steps = steps, .n = 1}, .lock = PTHREAD_MUTEX_INITIALIZER};
+    struct rig r;
+    struct forbidden_call f = {.r = &r};
+    char *log;
+
+    CHECK_INT(rig_up(&r, recording, &w, &fast), 0);
+    log = stderr_of(create_as_recoverer, &f);
+    CHECK(log != NULL);
+    CHECK_INT(f.rc, -EACCES);
+    CHECK_INT(f.e.http_code, 403);
+    CHECK_STR(f.e.reason, "Forbidden");
+    CHECK(strstr(f.e.message, "cannot impersonate resource \"serviceaccounts\"") != NULL);
+    CHECK_INT(fake_count(r.srv), 1);
+    CHECK(strstr(log, "\"as\":\"system:serviceaccount:shop:recoverer\"") != NULL);
+    CHECK(strstr(log, "sekret") == NULL);
+    CHECK(strstr(log, "Bearer") == NULL);
+    CHECK(strstr(log, "Impersonate") == NULL);
+    free(log);
     rig_down(&r);
 }
 
