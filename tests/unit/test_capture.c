@@ -599,19 +599,23 @@ TEST(capture_forgets_a_deleted_vm)
 {
     struct ctl_rig r;
     struct capture_state *st = capture_state_new();
+    int before;
 
     CHECK_INT(capture_up(&r), 0);
+    drop_members(&r); /* capture writes only members it made: let it make one */
     CHECK_INT(capture_size(st), 0);
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
     CHECK_INT(capture_size(st), 1);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_INT(r.posts, 1);
     capture_forget(st, "fx", "other");
     CHECK_INT(capture_size(st), 1);
     capture_forget(st, "fx", "vm-005");
     CHECK_INT(capture_size(st), 0);
-    /* forgotten: written again (without the memory, nothing says it is current) */
+    /* forgotten: looked at again (without the memory, nothing says it is current) */
+    before = r.gets + r.posts + cJSON_GetArraySize(r.patches);
     CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
-    CHECK_INT(r.gets, 2);
+    CHECK(r.gets + r.posts + cJSON_GetArraySize(r.patches) > before);
+    CHECK_INT(capture_size(st), 1);
     capture_state_free(st);
     ctl_down(&r);
 }
