@@ -29,9 +29,6 @@
 #   t_note MSG             a progress line on stderr
 #   t_root                 the repository's root
 #   t_fixture NAME         the path of tests/e2e/fixtures/NAME
-#   t_kubevirt_present     true when a real KubeVirt runs (DaemonSet
-#                          kubevirt/virt-handler exists): then the scripts must
-#                          not play virt-handler (patch VMI status) themselves
 #   t_local_cluster        true when $KUBECONFIG belongs to a cluster that
 #                          tests/cluster/up started (so tests/cluster/user works)
 #   t_user NAME [GROUP...] issue a client certificate (tests/cluster/user) and
@@ -139,10 +136,6 @@ t_ns() {
   kubectl create namespace "$name" >/dev/null || return 1
   t_cleanup_add kubectl delete namespace "$name" --wait=false --ignore-not-found
   echo "$name"
-}
-
-t_kubevirt_present() {
-  kubectl get daemonset virt-handler -n kubevirt >/dev/null 2>&1
 }
 
 t_user() {
