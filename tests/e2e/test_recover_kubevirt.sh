@@ -78,7 +78,8 @@ member db-src $'app: postgres\ntier: db' "$(vm db-src "{app: postgres, tier: db}
   jq -c '.spec.dataVolumeTemplates = [{metadata: {name: "root"},
            spec: {source: {blank: {}}, storage: {resources: {requests: {storage: "1Gi"}}}}}]')"
 # pvc-src: scores 1.0 for sh-1 but its disk is a PVC it does not own
-# (SharedDisk); mysql-any scores 0.5 and is eligible.
+# (SharedDisk); mysql-any scores 1/3 (weighted Jaccard: app in common, the
+# two tiers apart: 0.5 / 1.5), above the policy's threshold 0.3: eligible.
 member pvc-src $'app: mysql\ntier: store' "$(vm pvc-src "{app: mysql, tier: store}" Always src '{
   "domain": {"devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
   "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "shared-data"}}]}')"
@@ -94,7 +95,7 @@ for v in solo:"{app: nginx, tier: web}" web-1:"{app: nginx, tier: web}" \
 done
 kvr_policy "$ns" kv '{"selector": {"matchLabels": {"app": "kv"}},
   "poolSelector": {"matchLabels": {"kvrecover.io/pool": "kv"}},
-  "weights": {"app": 0.5, "tier": 0.5}, "threshold": 0.5, "mode": "Jaccard",
+  "weights": {"app": 0.5, "tier": 0.5}, "threshold": 0.3, "mode": "Jaccard",
   "action": "Recreate", "capture": false, "stormLimit": 10,
   "trigger": {"crashLoopThreshold": 2, "restartTimeoutSeconds": 600, "nodeLossSeconds": 0}}' ||
   { t_fail "create the policy" "kubectl failed"; t_summary; }
