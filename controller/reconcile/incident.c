@@ -624,6 +624,20 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
                 }
             }
         }
+        /* Finishing an incident this process has not announced yet (its
+         * first create timed out, or the process restarted): the decision
+         * it records carries the failure's time and, when the member
+         * chosen at halt time still ranks first, the ranking, as if the
+         * whole incident had run in one pass. */
+        if (vm->last_failed_uid && strcmp(vm->last_failed_uid, j.failed_uid) == 0)
+            j.fail_mono = vm->last_failed_mono;
+        if (finish_member && !j.ranking && p && p->valid &&
+            !(note.decided_uid && strcmp(note.decided_uid, j.failed_uid) == 0) &&
+            (incident__rank(env, rk, &j, p) != 0 || j.pick.nsel == 0 ||
+             strcmp(j.pick.sel[0], finish_member) != 0)) {
+            cJSON_Delete(j.ranking);
+            j.ranking = NULL;
+        }
         goto unlock;
     }
 

@@ -85,6 +85,25 @@ static void deliver_halt(struct ctl_rig *r)
     cJSON_Delete(vms);
 }
 
+/* The ranking of the newest decision recorded in the rig's book, or NULL
+ * (borrowed from a copy kept until the next call). */
+static const cJSON *recorded_ranking(struct ctl_rig *r)
+{
+    static cJSON *kept;
+    struct recover_decision *out = NULL;
+    size_t n;
+
+    cJSON_Delete(kept);
+    kept = NULL;
+    n = recover_book_recent(r->book, "fx", "paper", 1, 1, &out);
+    if (n > 0 && out[0].ranking)
+        kept = cJSON_Duplicate(out[0].ranking, 1);
+    for (size_t i = 0; i < n; i++)
+        recover_decision_free(&out[i]);
+    free(out);
+    return kept;
+}
+
 TEST(a_failure_is_halted_after_a_dry_run_then_replaced_once)
 {
     struct ctl_rig r;
@@ -179,8 +198,35 @@ TEST(killed_between_halt_and_create_a_restart_finishes_with_the_same_name)
             ->valuestring,
         "vm-005");
     CHECK_INT(ctl_events(&r2, "Normal Recovered"), 2);
+    /* the ranking now selects none: the decision keeps no ranking that
+     * would contradict the member used */
+    CHECK(recorded_ranking(&r2) == NULL);
     ctl_down(&r);
     ctl_down(&r2);
+}
+
+/* Finished by a later pass (the first create timed out), the decision
+ * still carries the ranking that chose its member, for status and the
+ * dashboard. */
+TEST(an_incident_finished_by_a_later_pass_records_its_ranking)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    const cJSON *rk;
+
+    CHECK_INT(up(&r), 0);
+    r.post_status = 500; /* the create fails after the halt */
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    deliver_halt(&r);
+    r.post_status = 0;
+    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
+    CHECK(stored_replacement(&r) != NULL);
+    rk = recorded_ranking(&r);
+    CHECK(rk != NULL);
+    CHECK(rk && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rk, "selected")) &&
+          strcmp(cJSON_GetObjectItemCaseSensitive(rk, "selected")->valuestring, "vm-005") == 0);
+    ctl_down(&r);
 }
 
 TEST(halted_with_its_member_gone_and_none_eligible_the_incident_is_blocked)
