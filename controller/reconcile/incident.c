@@ -336,7 +336,7 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
     cJSON_AddNumberToObject(
         f, "latency_ms",
         round((clock_mono() - (j->fail_mono > 0 ? j->fail_mono : j->start)) * 1e4) / 10.0);
-    if (!tmpl && j->pick.best) {
+    if (j->pick.best && (!tmpl || strcmp(j->pick.best, tmpl) != 0)) {
         cJSON_AddStringToObject(f, "best", j->pick.best);
         cJSON_AddNumberToObject(f, "bestScore", incident__round4(j->pick.best_score));
         cJSON_AddStringToObject(f, "reason", j->pick.best_reason ? j->pick.best_reason : "");
@@ -475,10 +475,16 @@ static void incident__recovered(const struct recover_env *env, struct incident__
 {
     recover_book_unblock(env->book, j->ns, j->name);
     if (incident__decide(env, j, RECOVER_RECOVERED, j->repl_name, member, score)) {
+        /* a better-scoring member passed over says why (SharedDisk,
+         * NoCapacity, RequiredMismatch...), so nobody wonders */
+        int passed_over = j->pick.best && j->pick.best_reason && *j->pick.best_reason &&
+                          strcmp(j->pick.best, member) != 0;
         char *msg = xasprintf("VM %s (%s: %s): halted and replaced by VirtualMachine %s from "
-                              "pool member %s (score %.4f)",
+                              "pool member %s (score %.4f)%s%s%s%s",
                               j->name, health_trigger_name(j->trigger), j->reason, j->repl_name,
-                              member, score);
+                              member, score, passed_over ? "; ranked higher, " : "",
+                              passed_over ? j->pick.best : "", passed_over ? ": " : "",
+                              passed_over ? j->pick.best_reason : "");
 
         incident__event(env, j, 1, 1, "Normal", "Recovered", msg);
         free(msg);
