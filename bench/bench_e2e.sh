@@ -97,7 +97,10 @@ watch_to() {
   mkfifo "$fifo"
   python3 -u -c "$stamp" <"$fifo" >"$1" 2>/dev/null &
   local reader=$!
-  api -N "$server$2" >"$fifo" 2>/dev/null &
+  # curl itself, not the api function: a function would run in a subshell
+  # of its own, and killing that would leave curl behind
+  curl -sS --cacert "$work/ca.crt" --cert "$work/admin.crt" --key "$work/admin.key" -N \
+    "$server$2" >"$fifo" 2>/dev/null &
   echo "$! $reader"
 }
 # events FILE JQ: the stamped watch lines of FILE as "TIME\tRESULT" for each
@@ -144,6 +147,7 @@ create_jsonl() {
   local part
   split -n l/4 "$1" "$1.part."
   for part in "$1".part.*; do
+    [ -s "$part" ] || continue # fewer lines than parts
     jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
   done
   wait
@@ -224,7 +228,7 @@ if [ -z "$only" ] || [ "$only" = latency ]; then
     done
   done
   sleep 1
-  kill $wv $wr 2>/dev/null; wait $wv $wr 2>/dev/null; watch_pids=
+  kill $wv $wr 2>/dev/null; sleep 0.5; watch_pids= # not our children: no wait
   # the crash's Failed event (first per uid) -> the replacement's ADDED event
   events "$work/lat-vmi.w" 'select(.type == "MODIFIED" and .object.status.phase == "Failed")
     | .object.metadata.uid' | awk -F'\t' '{ print $2, $1 }' | sort -u -k1,1 >"$work/lat.failed"
@@ -272,9 +276,13 @@ if [ -z "$only" ] || [ "$only" = crashloop ]; then
     | .metadata.namespace = $ns' >"$work/loop.jsonl"
   create_jsonl "$work/loop.jsonl"
   # the window, and beyond it (up to twice) until the replacement runs
+  # the replacement's VMI carries the original's template labels, not
+  # kvrecover.io/replaces: found by the replacement VM's name
   rep_running() {
-    api "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachineinstances?labelSelector=kvrecover.io%2Freplaces%3Dv-0" |
-      jq -e '[.items[] | select(.status.phase == "Running")] | length > 0' >/dev/null
+    local r
+    r=$(api "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines?labelSelector=kvrecover.io%2Freplaces%3Dv-0" |
+          jq -r '.items[0].metadata.name // empty')
+    [ -n "$r" ] && [ "$(kvr_vmi_phase "$ns" "$r")" = Running ]
   }
   while :; do
     el=$((($(now) - t0) / 1000000))
@@ -282,7 +290,7 @@ if [ -z "$only" ] || [ "$only" = crashloop ]; then
     sleep 1
   done
   t1=$(now)
-  kill $wv $wm 2>/dev/null; wait $wv $wm 2>/dev/null; watch_pids=
+  kill $wv $wm 2>/dev/null; sleep 0.5; watch_pids= # not our children: no wait
   events "$work/loop-vmi.w" 'select(.object.status.phase == "Failed")
     | .object.metadata.name' | awk -F'\t' '!s[$2]++ { print $2, $1 }' >"$work/loop.failed"
   events "$work/loop-vm.w" '.object.metadata.name + " "
