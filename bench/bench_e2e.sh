@@ -145,12 +145,14 @@ jq_features='
 # by one).
 create_jsonl() {
   local part
+  local -a pids=()
   split -n l/4 "$1" "$1.part."
   for part in "$1".part.*; do
     [ -s "$part" ] || continue # fewer lines than parts
     jq -s '{apiVersion: "v1", kind: "List", items: .}' "$part" | kubectl create -f - >/dev/null &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}" # its own: a bare wait would wait for a running controller too
   rm -f "$1".part.*
 }
 # make_pool NS N: N pool ConfigMaps (kvrecover.io/pool=bench).
