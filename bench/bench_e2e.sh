@@ -27,10 +27,10 @@
 #                 cached, and with nothing cached.
 #
 # No burst part: a burst needs many guests failing at once, and
-# tests/cluster/guest reports one VMI per kubectl process (about half a
-# second each on 2 cores), so 100 crashes spread over tens of seconds and the
-# figure would time the crash player, not the controller; 100 running VMs
-# plus their replacements also outgrow the three 8Gi KWOK nodes. (The old
+# `tests/cluster/guest crash` takes three kubectl processes per VMI, so 100
+# crashes spread over many seconds on 2 cores and the figure would time the
+# crash player, not the controller; 100 running VMs plus their replacements
+# would also come close to what the three 8Gi KWOK nodes hold. (The old
 # burst patched VMI phases itself, which only KubeVirt may do here.)
 #
 # Starts its own cluster (tests/cluster/up) and stops it at the end;
