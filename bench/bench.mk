@@ -25,9 +25,9 @@ bench-sim: $(BUILD)/bench/bench_sim
 
 .PHONY: bench-e2e
 
-# bench-e2e: the controller against a real kube-apiserver on a private control
-# plane (tests/cluster/up): failure->replacement latency, 1,000 failures at
-# once beside the API server's raw create rate, RSS with 10,000 VMIs and
-# 10,000 pool members cached. BENCH_ONLY=latency|burst|memory runs one part.
+# bench-e2e: the controller on a private real-KubeVirt control plane
+# (tests/cluster/up): failure->replacement latency, a crash loop beside
+# KubeVirt's own restarts, RSS with 10,000 VMs and 10,000 pool members
+# cached. BENCH_ONLY=latency|crashloop|memory runs one part.
 bench-e2e:
 	bench/bench_e2e.sh
