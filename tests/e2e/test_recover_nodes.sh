@@ -45,10 +45,10 @@ member() {
     metadata: {name: $name, labels: {"kvrecover.io/pool": "n"}},
     data: {features: $f, vm: $vm}}' | kubectl apply -n "$1" -f - >/dev/null
 }
-policy() { # NS TRIGGER-JSON
+policy() { # NS TRIGGER-JSON [THRESHOLD]
   kvr_policy "$1" p "{\"selector\": {\"matchLabels\": {\"app\": \"kv\"}},
     \"poolSelector\": {\"matchLabels\": {\"kvrecover.io/pool\": \"n\"}},
-    \"weights\": {\"app\": 0.5, \"tier\": 0.5}, \"threshold\": 0.5, \"mode\": \"Jaccard\",
+    \"weights\": {\"app\": 0.5, \"tier\": 0.5}, \"threshold\": ${3:-0.5}, \"mode\": \"Jaccard\",
     \"action\": \"Recreate\", \"capture\": false, \"trigger\": $2}"
 }
 node_ready() {
@@ -88,7 +88,9 @@ mkvm "$room" big-1 "{app: big, tier: x}" node-4 kv "$big"
 for nd in node-1 node-3; do
   mkvm "$room" "fill-$nd" "{app: filler}" "$nd" filler '{"domain": {"resources": {"requests": {"cpu": "2"}}}}'
 done
-policy "$room" '{"restartTimeoutSeconds": 20, "nodeLossSeconds": 0}'
+# small-src shares app, not tier: weighted Jaccard 0.5 / 1.5 = 1/3, so the
+# room policy's threshold is 0.3 for it to be eligible.
+policy "$room" '{"restartTimeoutSeconds": 20, "nodeLossSeconds": 0}' 0.3
 
 for pair in "$loss lost-1" "$loss a-2" "$loss a-3" "$loss a-4" "$storm b-1" "$storm b-2" \
             "$storm b-3" "$storm b-4" "$room big-1" "$room fill-node-1" "$room fill-node-3"; do
