@@ -1557,8 +1557,8 @@ static void cache__member_parse(struct cache *c, struct cache_member *r, const c
             r->labels = cache_labels_pack(labels);
         return;
     }
-    if (text_check_len(digest, CACHE__MAX_DIGEST, "metadata.annotations[" CACHE_DIGEST_ANNOTATION "]",
-                       &inner) != 0) {
+    if (text_check_len(digest, CACHE__MAX_DIGEST,
+                       "metadata.annotations[" CACHE_DIGEST_ANNOTATION "]", &inner) != 0) {
         char *who = text_name(r->name);
 
         r->error = xasprintf("ConfigMap %s: %s", who, inner);
@@ -1636,8 +1636,8 @@ static struct cache__raw *cache__raw_new(const cJSON *obj, char *key, size_t len
         char where[32];
 
         snprintf(where, sizeof(where), "data.%s", cache__raw_caps[i].key);
-        if (text_check_len(cache__str(data, cache__raw_caps[i].key), cache__raw_caps[i].max,
-                           where, &inner) != 0) {
+        if (text_check_len(cache__str(data, cache__raw_caps[i].key), cache__raw_caps[i].max, where,
+                           &inner) != 0) {
             char *who = text_name(r->name);
 
             r->error = xasprintf("ConfigMap %s: %s", who, inner);

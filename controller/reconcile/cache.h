@@ -256,7 +256,7 @@ struct cache_member {
 struct cache_stats {
     size_t vmis, vms, policies, members, nodes, pods;
     size_t vmi_bytes, vm_bytes, policy_bytes, member_bytes, node_bytes, pod_bytes;
-    size_t shared_bytes; /* interned strings (features texts and items), counted once */
+    size_t shared_bytes;           /* interned strings (features texts and items), counted once */
     size_t pending, pending_bytes; /* pool ConfigMaps kept unparsed: their namespace
                                       has no policy (cache_member_put()) */
 };
