@@ -666,16 +666,32 @@ static int status__incident_cmp(const void *a, const void *b)
                   cJSON_GetObjectItemCaseSensitive(y, "vm")->valuestring);
 }
 
+/* The trigger an incident's view names: the one that fired, else the one
+ * pending (health waits for NodeLoss only on a lost node, for
+ * RestartTimeout otherwise), else NULL. */
+static const char *status__trigger(const struct health_verdict *v)
+{
+    if (v->trigger != HEALTH_NONE)
+        return health_trigger_name(v->trigger);
+    if (v->trigger_at > 0)
+        return health_trigger_name(v->state == HEALTH_NODE_LOST ? HEALTH_NODE_LOSS
+                                                                : HEALTH_RESTART_TIMEOUT);
+    return NULL;
+}
+
 /* The incidents: every VM p protects that is down, restarting, waiting for
  * its trigger, halted by kvrecover without its replacement yet, or blocked;
- * the counts; and the dashboard's list (with the detail and the seconds
- * until a pending trigger). Cache read lock held. */
+ * the counts; and the dashboard's list (with the detail, the trigger, the
+ * seconds until a pending trigger, and also the VMs already replaced, as
+ * Recovered, which status.incidents leaves out), and the storm counts.
+ * Cache read lock held. */
 static void status__incidents(const struct recover_env *env, struct cache *c,
                               const struct cache_policy *p, struct status__snap *s)
 {
     double now = clock_wall();
     cJSON **all = NULL, *view = cJSON_AddArrayToObject(s->view, "incidents");
-    size_t n = 0, nprot = 0, named = 0;
+    cJSON *done = cJSON_CreateArray(); /* Recovered: listed after the others */
+    size_t n = 0, nprot = 0, named = 0, nview = 0, ndone = 0;
     struct buf msg = {0};
     char when[CLOCK_TEXT_LEN];
 
@@ -718,6 +734,21 @@ static void status__incidents(const struct recover_env *env, struct cache *c,
         } else if (!state && (v.down || v.state == HEALTH_RESTARTING)) {
             state = "Restarting";
         }
+        if (!state && replacement && ndone < STATUS_VIEW_MAX) {
+            /* replaced and its replacement exists: the dashboard's only */
+            e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "vm", vm->name);
+            cJSON_AddStringToObject(e, "state", "Recovered");
+            cJSON_AddStringToObject(e, "reason", reason);
+            if (vm->inc->failed_uid)
+                cJSON_AddStringToObject(e, "failedUID", vm->inc->failed_uid);
+            cJSON_AddStringToObject(e, "replacement", replacement);
+            if (vm->inc->tmpl)
+                cJSON_AddStringToObject(e, "template", vm->inc->tmpl);
+            cJSON_AddStringToObject(e, "detail", v.reason);
+            cJSON_AddItemToArray(done, e);
+            ndone++;
+        }
         if (!state) {
             recover_note_free(&note);
             continue;
@@ -743,18 +774,31 @@ static void status__incidents(const struct recover_env *env, struct cache *c,
         if (replacement)
             cJSON_AddStringToObject(e, "replacement", replacement);
         /* the dashboard also shows the detail and the time left */
-        if (n < STATUS_VIEW_MAX) {
+        if (nview < STATUS_VIEW_MAX) {
             cJSON *d = cJSON_Duplicate(e, 1);
+            const char *trigger = status__trigger(&v);
 
             cJSON_AddStringToObject(d, "detail", note.blocked_msg ? note.blocked_msg : v.reason);
+            if (trigger)
+                cJSON_AddStringToObject(d, "trigger", trigger);
             if (v.trigger_at > 0)
                 cJSON_AddNumberToObject(d, "triggerInSeconds", ceil(v.trigger_at - now));
+            if (note.blocked && note.blocked_since > 0) {
+                clock_format(note.blocked_since, when);
+                cJSON_AddStringToObject(d, "blockedSince", when);
+            }
+            if (vm->inc && vm->inc->tmpl)
+                cJSON_AddStringToObject(d, "template", vm->inc->tmpl);
             cJSON_AddItemToArray(view, d);
+            nview++;
         }
         all = xreallocarray(all, n + 1, sizeof(*all));
         all[n++] = e;
         recover_note_free(&note);
     }
+    for (; nview < STATUS_VIEW_MAX && ndone > 0; nview++, ndone--)
+        cJSON_AddItemToArray(view, cJSON_DetachItemFromArray(done, 0));
+    cJSON_Delete(done);
     if (n > 1)
         qsort(all, n, sizeof(*all), status__incident_cmp);
     s->incidents = cJSON_CreateArray();
@@ -768,6 +812,13 @@ static void status__incidents(const struct recover_env *env, struct cache *c,
     s->storm_limit = policy_storm_limit(&p->pol, nprot);
     s->blocked_msg = msg.data ? xstrdup(msg.data) : NULL;
     buf_free(&msg);
+    /* the StormHold condition's facts, for the dashboard's banner */
+    cJSON_AddNumberToObject(s->view, "incidentCount", (double)n);
+    cJSON_AddNumberToObject(s->view, "down", (double)s->down);
+    cJSON_AddNumberToObject(s->view, "stormLimit", (double)s->storm_limit);
+    cJSON_AddBoolToObject(s->view, "stormHold", s->down > s->storm_limit);
+    cJSON_AddNumberToObject(s->view, "blocked", (double)s->blocked);
+    cJSON_AddNumberToObject(s->view, "protectedCount", (double)nprot);
 }
 
 /* Copies the policy's facts; returns 0, or -ENOENT when it is gone. */
