@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: own-cluster (it kills a node it adds)
 # The dashboard (issue 6, section 4) and /metrics (section 5), end to end:
 # the controller runs against the cluster with the paper's example; a real
 # headless Chromium (Debian's chromium, driven over the DevTools protocol by
@@ -9,7 +10,14 @@
 # without a reload, shows the paper's ranking with vm-005 selected at
 # 0.6667 and each category's contribution.
 # A screenshot is saved as tests/artifacts/dashboard.png. /metrics counts the
-# recovery, and the probes answer. Before that, the page alone is checked
+# recovery, and the probes answer. Then the incidents table (issue 11 item
+# 6) on the real cluster: vm-001 recovered, naming its replacement; vm-003's
+# guest crashes with no eligible substitute: blocked, NoEligibleCandidate;
+# under a second policy (crash loops and lost hosts, not immediate), a VM
+# whose every start fails shows restarting, then recovered, and a VM on a
+# host that dies (a node added for it, tainted so that only it goes there)
+# shows node lost with a countdown to NodeLoss. A second screenshot:
+# tests/artifacts/dashboard-incidents.png. Before that, the page alone is checked
 # against a stub server (tests/e2e/dashboard_stub.c): hostile strings stay
 # text, empty states, and reconnecting after the server restarts.
 set -u
@@ -33,6 +41,8 @@ if ! cdp_start; then
   t_summary
 fi
 t_pass "headless chromium starts (--headless=new --no-sandbox)"
+# JS: the seconds left in a countdown's text ("in 4m 59s"), else NaN.
+secs="(t => { const m = /^in (?:(\\d+)m )?(\\d+)s$/.exec(t); return m ? +(m[1] || 0) * 60 + +m[2] : NaN; })"
 
 # ---- the page itself, fed by a stub server ----------------------------------------
 # tests/e2e/dashboard_stub.c: the same HTTP server (httpd.c) without the
@@ -85,8 +95,55 @@ if [ -x "$stub_bin" ] && stub_start 0; then
     wait 0 "(c => !!c && c.textContent.includes('data.features: <b>not a mapping</b>'))(document.querySelector('li.chip.invalid'))"
   cdp_check "a policy that is not Ready says why" \
     wait 0 "document.querySelector('section.policy .tags').textContent.includes('Not ready')"
+  cdp_check "an incident's VM, reason, message and replacement are shown as text too" \
+    wait 0 "(t => !!t && t.textContent.includes('<img src=x onerror=\"window.__pwned=5\">') &&
+        t.textContent.includes('<b>Forbidden</b>') && t.textContent.includes('<script>window.__pwned=7</script>') &&
+        t.textContent.includes('<b>r</b>') && t.textContent.includes('</td><i>t</i>') &&
+        t.querySelectorAll('tbody tr').length === 1)(document.querySelector('section.incidents table')) &&
+      window.__pwned === undefined"
   kvr_check_eq "no JavaScript error and no CSP violation on the page with hostile strings" \
     "$(cdp errors)" "ok []"
+
+  # Every incident state status.c gives, one VM each, under a StormHold.
+  stub_publish "$here/dashboard/incidents.json"
+  web="document.querySelector('section.policy[data-policy=\"prod/web\"]')"
+  row() { echo "$web.querySelector('tr.incident[data-vm=\"$1\"]')"; }
+  cdp_check "the incidents table says each VM's state in words" \
+    wait 20 "!!$web && JSON.stringify([...$web.querySelectorAll('tr.incident')].map(r =>
+        r.dataset.vm + ': ' + r.querySelector('td.state').textContent)) === JSON.stringify([
+        'blocked-1: blocked', 'going-1: recovering',
+        'halted-1: recovering (halted, replacement not seen yet)', 'lost-1: node lost',
+        'wait-1: waiting for trigger', 'loop-1: restarting', 'restart-1: restarting',
+        'done-1: recovered'])"
+  # The page counts down on the state's clock: the three countdowns differ
+  # by what their triggerAt do, however slow this machine is.
+  left() { echo "$secs($(row "$1").querySelector('td.countdown').textContent)"; }
+  cdp_check "a VM on a lost node names its trigger, and counts down to it (5 min after the state)" \
+    wait 0 "$(row lost-1).querySelector('td.trigger').textContent === 'NodeLoss' &&
+      $(left lost-1) > 120 && $(left lost-1) <= 300"
+  before=$(cdp eval "$(row lost-1).querySelector('td.countdown').textContent")
+  cdp_check "the countdown runs without a new state from the controller" \
+    wait 5 "(t => t !== ${before#ok } && /^in 4m \\d+s$/.test(t))($(row lost-1).querySelector('td.countdown').textContent)"
+  cdp_check "VMs waiting for RestartTimeout count down to it (a crash loop too); one restarting without it has no countdown" \
+    wait 0 "$(row wait-1).querySelector('td.trigger').textContent === 'RestartTimeout' &&
+      $(row loop-1).querySelector('td.trigger').textContent === 'RestartTimeout' &&
+      Math.abs($(left lost-1) - $(left wait-1) - 240) <= 1 &&
+      Math.abs($(left loop-1) - $(left lost-1) - 280) <= 1 &&
+      $(row restart-1).querySelector('td.countdown').textContent === '\u2014'"
+  cdp_check "a blocked incident shows its reason, the message and since when" \
+    wait 0 "(r => r.querySelector('td.reason').textContent === 'NoEligibleCandidate' &&
+        r.querySelector('td.msg').textContent === 'no pool member scores at least 0.5 (best: m1, 0.25) (blocked since 2026-11-25 18:58:00Z)')($(row blocked-1))"
+  cdp_check "a recovered VM names its replacement and the member it came from" \
+    wait 0 "$(row done-1).querySelector('td.replacement').textContent === 'done-1-k2p9q from web-src' &&
+      $(row halted-1).querySelector('td.replacement').textContent === 'halted-1-r7x2k from web-src'"
+  cdp_check "the StormHold banner gives the counts" \
+    wait 0 "(b => !!b && b.textContent.includes('StormHold') &&
+        b.textContent.includes('5 of 8 protected VMs are down, more than the storm limit (3) allows') &&
+        b.textContent.includes('1 blocked'))($web.querySelector('.incidents .storm.hold'))"
+  cdp_check "a policy without incidents says so, and is not on hold" \
+    wait 0 "(s => !!s && !s.querySelector('.storm.hold') &&
+        s.querySelector('.incidents .storm').textContent === '0 of 3 protected VMs down; the storm limit is 2.' &&
+        s.querySelector('.incidents p.empty') !== null)(document.querySelector('section.policy[data-policy=\"prod/quiet\"]'))"
   stub_publish "$here/dashboard/empty.json"
   cdp_check "an empty state shows that there is no policy yet" \
     wait 20 "document.getElementById('policies').textContent.includes('No RecoveryPolicy yet') &&
@@ -115,6 +172,14 @@ cdp open about:blank >/dev/null
 cdp errors >/dev/null
 ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
 ns=$(t_ns dash) || { t_fail "namespace" "cannot create one"; t_summary; }
+kv=$(t_ns dash-kv) || { t_fail "namespace" "cannot create one"; t_summary; }
+# node-dash: the host that dies below; tainted before any VM exists, so
+# that only lost-1 (which tolerates the taint) runs there.
+dash_taint=kvrecover.io/dashboard-e2e
+if ! { kvr_nodes add node-dash 2 4Gi >/dev/null &&
+       kubectl taint node node-dash "$dash_taint=only:NoSchedule" >/dev/null; }; then
+  t_fail "add node-dash, tainted" "tests/cluster/nodes add or kubectl taint failed"; t_summary
+fi
 # The paper's pool and five VirtualMachines; KubeVirt makes their VMIs. Their
 # guests get 128Mi, so that the five and a replacement fit the test cluster's
 # nodes (the weights ignore memory). The policy is the paper's, with
@@ -126,8 +191,36 @@ paper_128mi() { sed -E 's/^( +guest:) [0-9]+[GM]i$/\1 128Mi/' "$(t_root)/example
   kvr_policy "$ns" paper "$(kvr_paper_spec '{"trigger":{"immediate":true}}')"; } ||
   { t_fail "apply the paper's pool, VMs and policy" "kubectl apply failed"; t_summary; }
 vmi_running() { [ "$(kubectl get vmi -n "$ns" "$1" -o jsonpath='{.status.phase}' 2>/dev/null)" = Running ]; }
+# The second policy: KubeVirt's own restarts first (crashLoopThreshold 2),
+# lost hosts after nodeLossSeconds (600: the countdown is what is checked).
+# Its pool: one member web-src, that loop-1 and lost-1 match (1.0).
+kvvm() { # NAME [EXTRA-SPEC-JSON]: a small Always VM labelled app=kv, as JSON
+  jq -n --arg name "$1" --argjson extra "${2:-{\}}" '{
+    apiVersion: "kubevirt.io/v1", kind: "VirtualMachine",
+    metadata: {name: $name, labels: {app: "kv"}},
+    spec: {runStrategy: "Always", template: {
+      metadata: {labels: {app: "kv", vm: $name}, annotations: {"kvrecover.io/features": "{app: web}"}},
+      spec: ({domain: {cpu: {cores: 1}, memory: {guest: "128Mi"}, devices: {}}} * $extra)}}}'
+}
+{ jq -n --arg vm "$(kvvm web-src | jq -c '.metadata.labels.app = "src" | .spec.template.metadata.labels.app = "src"')" '{
+    apiVersion: "v1", kind: "ConfigMap",
+    metadata: {name: "web-src", labels: {"kvrecover.io/pool": "kv"}},
+    data: {features: "app: web", vm: $vm}}' | kubectl apply -n "$kv" -f - >/dev/null &&
+  kvvm loop-1 | kubectl create -n "$kv" -f - >/dev/null &&
+  kvvm lost-1 "{\"nodeSelector\": {\"kubernetes.io/hostname\": \"node-dash\"},
+    \"tolerations\": [{\"key\": \"$dash_taint\", \"operator\": \"Exists\", \"effect\": \"NoSchedule\"}]}" |
+    kubectl create -n "$kv" -f - >/dev/null &&
+  kvr_policy "$kv" kv '{"selector": {"matchLabels": {"app": "kv"}},
+    "poolSelector": {"matchLabels": {"kvrecover.io/pool": "kv"}},
+    "weights": {"app": 1}, "threshold": 0.5, "mode": "Jaccard", "action": "Recreate",
+    "capture": false, "stormLimit": 10,
+    "trigger": {"crashLoopThreshold": 2, "restartTimeoutSeconds": 600, "nodeLossSeconds": 600}}'; } ||
+  { t_fail "apply the second pool, VMs and policy" "kubectl failed"; t_summary; }
 for vm in vm-001 vm-002 vm-003 vm-004 vm-005; do
   t_wait 120 vmi_running "$vm" || t_fail "KubeVirt runs $vm's VMI" "not Running after 120 s"
+done
+for vm in loop-1 lost-1; do
+  kvr_vmi_start "$kv" "$vm" || t_fail "KubeVirt runs $vm's VMI" "not Running after 120 s"
 done
 
 kvr_start_or_give_up dash --leader-elect=false
@@ -231,6 +324,79 @@ kvr_check_eq "its failure-to-replacement time is observed once" \
   "$(grep -F "kvrecover_recovery_duration_seconds_count{policy=\"$pkey\"}" <<<"$m" | awk '{print $2}')" 1
 kvr_check_eq "vm-003 and vm-004: kvrecover_unprotected_vms{policy=\"$pkey\"} 2" \
   "$(grep -F "kvrecover_unprotected_vms{policy=\"$pkey\"}" <<<"$m" | awk '{print $2}')" 2
+
+# ---- the incidents, on the real cluster ------------------------------------------
+# A recorder in the page: every "policy VM: state" its incidents table showed,
+# so that a state held for seconds only is not missed between two looks.
+cdp eval "window.__seen = {}; setInterval(() => document.querySelectorAll('section.policy tr.incident').forEach(r =>
+  window.__seen[r.closest('section.policy').dataset.policy + ' ' + r.dataset.vm + ': ' +
+    r.querySelector('td.state').textContent] = 1), 100)" >/dev/null
+seen() { echo "(window.__seen['$1'] === 1)"; }
+kvsec="document.querySelector('section.policy[data-policy=\"$kv/kv\"]')"
+irow() { echo "($2 && $2.querySelector('tr.incident[data-vm=\"$1\"]'))"; }
+cell() { echo "$(irow "$1" "$2").querySelector('td.$3').textContent"; }
+
+r1=$(kvr_replacements "$ns" vm-001 | head -n 1)
+cdp_check "vm-001's incident: recovered, naming its replacement ($r1) and the member it came from" \
+  wait 30 "!!$(irow vm-001 "$sec") && $(cell vm-001 "$sec" state) === 'recovered' &&
+    $(cell vm-001 "$sec" replacement) === '$r1 from vm-005'"
+
+t0=$(date +%s)
+kvr_nodes kill node-dash >/dev/null || t_fail "node-dash dies (tests/cluster/nodes kill)" "kill failed"
+kvr_guest failstart "$kv" loop-1 on >/dev/null || t_fail "loop-1's every start fails" "guest failstart failed"
+t_cleanup_add "$(t_root)/tests/cluster/guest" "$KUBECONFIG" failstart "$kv" loop-1 off
+kvr_vmi_fail "$kv" loop-1 || t_fail "loop-1's guest crashes" "guest crash failed"
+kvr_vmi_fail "$ns" vm-003 || t_fail "vm-003's guest crashes" "guest crash failed"
+
+cdp_check "vm-003 has no eligible substitute: blocked, NoEligibleCandidate, with the ranking's message" \
+  wait 60 "!!$(irow vm-003 "$sec") && $(cell vm-003 "$sec" state) === 'blocked' &&
+    $(cell vm-003 "$sec" reason) === 'NoEligibleCandidate' && $(cell vm-003 "$sec" msg).startsWith('no eligible pool member (best: vm-')"
+# The banner against the numbers the controller publishes.
+banner_says_api() {
+  local want got
+  want=$(curl -sf --max-time 10 "$base/api/state" | jq -r --arg ns "$ns" '.policies[] |
+    select(.namespace == $ns and .name == "paper") |
+    "\(.down) of \(.protectedCount) protected VMs down; the storm limit is \(.stormLimit).\(.blocked) blocked"')
+  got=$(cdp eval "$sec.querySelector('.incidents .storm').textContent")
+  [ "$got" = "ok \"$want\"" ] && [[ $want == *"1 blocked" ]]
+}
+kvr_check_wait "the policy's banner counts the down VMs against the storm limit, and 1 blocked, as /api/state does" \
+  30 banner_says_api
+
+cdp_check "node-dash is lost: lost-1 shows node lost, NodeLoss, and a countdown" \
+  wait 120 "!!$(irow lost-1 "$kvsec") && $(cell lost-1 "$kvsec" state) === 'node lost' &&
+    $(cell lost-1 "$kvsec" trigger) === 'NodeLoss' && /^in \\d+m \\d+s$/.test($(cell lost-1 "$kvsec" countdown))"
+t_note "node lost shown $(($(date +%s) - t0)) s after the kill"
+left=$(cdp eval "$(cell lost-1 "$kvsec" countdown)")
+cdp_check "and the countdown runs ($left)" \
+  wait 5 "(t => /^in \\d+m \\d+s$/.test(t) && t !== ${left#ok })($(cell lost-1 "$kvsec" countdown))"
+# The page's seconds left against the controller's triggerAt for lost-1
+# (nodeLossSeconds after the loss), both read now.
+countdown_agrees() {
+  local at page d
+  at=$(curl -sf --max-time 10 "$base/api/state" | jq -r --arg ns "$kv" '.policies[] |
+    select(.namespace == $ns and .name == "kv") | .incidents[] | select(.vm == "lost-1") | .triggerAt // ""')
+  page=$(cdp eval "$secs($(cell lost-1 "$kvsec" countdown))")
+  page=${page#ok }
+  [ -n "$at" ] && [[ $page =~ ^[0-9]+$ ]] && [ "$page" -le 600 ] || return 1
+  d=$((page - ($(date -d "$at" +%s) - $(date +%s))))
+  [ "${d#-}" -le 3 ]
+}
+kvr_check_wait "the seconds left agree with the controller's triggerAt (within 3 s)" 10 countdown_agrees
+
+cdp_check "loop-1's start fails again and again: the page shows it restarting (KubeVirt's to retry)" \
+  wait 90 "$(seen "$kv/kv loop-1: restarting")"
+cdp_check "after crashLoopThreshold start failures loop-1 is recovered" \
+  wait 120 "!!$(irow loop-1 "$kvsec") && $(cell loop-1 "$kvsec" state) === 'recovered'"
+r2=$(kvr_replacements "$kv" loop-1 | head -n 1)
+cdp_check "the row names loop-1's replacement ($r2), from web-src" \
+  wait 10 "'$r2' !== '' && $(cell loop-1 "$kvsec" replacement) === '$r2 from web-src'"
+
+errs=$(cdp errors)
+kvr_check_eq "no JavaScript error on the page with the incidents" "$errs" "ok []"
+shot=$(cdp shot "$artifacts/dashboard-incidents.png")
+if [ "${shot%% *}" = ok ]; then t_pass "screenshot saved as tests/artifacts/dashboard-incidents.png (${shot#ok } bytes)"
+else t_fail "screenshot saved as tests/artifacts/dashboard-incidents.png" "$shot"; fi
 
 cdp quit >/dev/null
 

@@ -9,6 +9,11 @@
 
   var state = null;
   var updates = 0;
+  // The controller's clock minus ours, from the last state's generatedAt:
+  // countdowns run on the controller's time, whatever this machine's says.
+  var skewMs = 0;
+  // The countdown cells on the page, each with its incident.
+  var countdowns = [];
   var retryMs = 1000;
   var RETRY_MAX_MS = 10000;
   // recover_result_name(): how each decision is coloured.
@@ -211,6 +216,125 @@
     return sec;
   }
 
+  // status.incidents' states (reconcile/status.c), in the words a user
+  // reads, and the order the table lists them in: what needs a look first.
+  var INCIDENT = {
+    Blocked: { label: 'blocked', cls: 'bad', rank: 0 },
+    Recovering: { label: 'recovering', cls: 'info', rank: 1 },
+    Halted: { label: 'recovering (halted, replacement not seen yet)', cls: 'info', rank: 2 },
+    Waiting: { label: 'waiting for trigger', cls: 'warn', rank: 3 },
+    Restarting: { label: 'restarting', cls: 'warn', rank: 4 },
+    Recovered: { label: 'recovered', cls: 'ok', rank: 5 }
+  };
+
+  // health's verdicts (reconcile/health.c) under which KubeVirt itself is
+  // still bringing the VM back.
+  var KUBEVIRT_RETRIES = { Restarting: 1, CrashLooping: 1, Starting: 1 };
+
+  function incidentKind(i) {
+    var k = INCIDENT[i.state] || { label: String(i.state || 'unknown'), cls: 'info', rank: 9 };
+    if (i.state !== 'Waiting' && i.state !== 'Restarting') return k;
+    // what the user must see first: a lost host; else that KubeVirt is still
+    // restarting it (a crash loop waiting for RestartTimeout included: the
+    // countdown says when kvrecover steps in)
+    if (i.reason === 'NodeLost') return { label: 'node lost', cls: 'bad', rank: k.rank };
+    if (KUBEVIRT_RETRIES[i.reason] === 1) return INCIDENT.Restarting;
+    return k;
+  }
+
+  function fmtDuration(sec) {
+    sec = Math.max(0, Math.ceil(sec));
+    var h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    if (h) return h + 'h ' + m + 'm ' + s + 's';
+    if (m) return m + 'm ' + s + 's';
+    return s + 's';
+  }
+
+  // Seconds until a pending trigger fires, on the controller's clock; null
+  // when none is pending.
+  function secondsLeft(i) {
+    var at = i.triggerAt ? new Date(i.triggerAt).getTime() : NaN;
+    if (!isNaN(at)) return (at - (Date.now() + skewMs)) / 1000;
+    return typeof i.triggerInSeconds === 'number' && isFinite(i.triggerInSeconds) ? i.triggerInSeconds : null;
+  }
+
+  function countdownText(i) {
+    var left = secondsLeft(i);
+    if (left === null) return '\u2014';
+    return left > 0 ? 'in ' + fmtDuration(left) : 'due now';
+  }
+
+  // The StormHold condition's facts: how many are down against the limit.
+  function stormBanner(p) {
+    if (typeof p.down !== 'number' || typeof p.stormLimit !== 'number') return null;
+    var of = typeof p.protectedCount === 'number' ? ' of ' + p.protectedCount : '';
+    var b;
+    if (p.stormHold) {
+      b = el('div', 'storm hold');
+      add(b, badge('StormHold', 'bad'));
+      add(b, el('span', 'msg', p.down + of + ' protected VMs are down, more than the storm limit (' +
+        p.stormLimit + ') allows: kvrecover replaces none of them until fewer are down or ' +
+        'spec.stormLimit is raised.'));
+    } else {
+      b = el('div', 'storm');
+      add(b, el('span', 'msg', p.down + of + ' protected VMs down; the storm limit is ' + p.stormLimit + '.'));
+    }
+    if (p.blocked) add(b, badge(p.blocked + ' blocked', 'bad'));
+    return b;
+  }
+
+  function renderIncidents(p) {
+    var sec = el('section', 'incidents');
+    var list = (p.incidents || []).slice().sort(function (a, b) {
+      var d = incidentKind(a).rank - incidentKind(b).rank;
+      return d || String(a.vm).localeCompare(String(b.vm));
+    });
+    add(sec, el('h3', null, 'Incidents (' + list.length + ')'));
+    var banner = stormBanner(p);
+    if (banner) add(sec, banner);
+    if (!list.length) {
+      add(sec, el('p', 'empty', 'No incident: every protected VM runs or was never meant to.'));
+      return sec;
+    }
+    var table = add(sec, el('table', 'grid incidents'));
+    var head = add(add(table, el('thead')), el('tr'));
+    ['VM', 'State', 'Trigger', 'Since', 'Fires', 'Reason', 'Message', 'Replacement'].forEach(function (t) {
+      add(head, el('th', null, t));
+    });
+    var body = add(table, el('tbody'));
+    list.forEach(function (i) {
+      var k = incidentKind(i);
+      var tr = add(body, el('tr', 'incident ' + k.cls));
+      tr.dataset.vm = i.vm;
+      tr.dataset.state = i.state;
+      add(tr, el('td', 'name', i.vm));
+      add(add(tr, el('td', 'state')), badge(k.label, k.cls));
+      add(tr, el('td', 'trigger', i.trigger || '\u2014'));
+      add(tr, el('td', 'since', fmtTime(i.since)));
+      var left = add(tr, el('td', 'countdown', countdownText(i)));
+      if (i.triggerAt) {
+        left.title = 'at ' + fmtTime(i.triggerAt);
+        countdowns.push({ cell: left, incident: i });
+      }
+      var reason = add(tr, el('td', 'reason'));
+      if (i.reason) add(reason, badge(i.reason, i.state === 'Blocked' ? 'bad' : ''));
+      var msg = add(tr, el('td', 'msg', i.detail || ''));
+      if (i.blockedSince) add(msg, el('span', 'when', ' (blocked since ' + fmtTime(i.blockedSince) + ')'));
+      var rep = add(tr, el('td', 'replacement'));
+      if (i.replacement) add(rep, el('span', 'name', i.replacement));
+      if (i.template) add(rep, el('span', 'from', ' from ' + i.template));
+      if (!i.replacement && !i.template) rep.textContent = '\u2014';
+    });
+    var more = (p.incidentCount || 0) - list.filter(function (i) { return i.state !== 'Recovered'; }).length;
+    if (more > 0) add(sec, el('p', 'empty', more + ' more not listed.'));
+    return sec;
+  }
+
+  // Once a second: the countdowns move without a new state.
+  function tick() {
+    countdowns.forEach(function (c) { c.cell.textContent = countdownText(c.incident); });
+  }
+
   function renderPolicy(p) {
     var sec = el('section', 'policy');
     sec.dataset.policy = (p.namespace || '') + '/' + (p.name || '');
@@ -222,6 +346,7 @@
     add(tags, badge('mode ' + (p.mode || '')));
     add(tags, badge('threshold ' + fmtNum(p.threshold)));
     add(tags, badge('action ' + (p.action || ''), p.action === 'DryRun' ? 'info' : ''));
+    add(sec, renderIncidents(p));
     add(sec, renderMembers(p));
     add(sec, renderProtected(p));
     add(sec, renderRecoveries(p));
@@ -232,6 +357,7 @@
     var main = document.getElementById('policies');
     var frag = document.createDocumentFragment();
     var policies = (state && state.policies) || [];
+    countdowns = [];
     policies.forEach(function (p) { frag.appendChild(renderPolicy(p)); });
     if (!policies.length) frag.appendChild(el('p', 'empty', state ? 'No RecoveryPolicy yet.' : 'Waiting for the controller\u2026'));
     main.replaceChildren(frag);
@@ -254,6 +380,8 @@
       return;
     }
     updates++;
+    var gen = state && state.generatedAt ? new Date(state.generatedAt).getTime() : NaN;
+    skewMs = isNaN(gen) ? 0 : gen - Date.now();
     render();
   }
 
@@ -290,5 +418,6 @@
   document.addEventListener('DOMContentLoaded', function () {
     render();
     connect();
+    setInterval(tick, 1000);
   });
 })();
