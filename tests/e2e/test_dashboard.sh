@@ -42,7 +42,7 @@ if ! cdp_start; then
 fi
 t_pass "headless chromium starts (--headless=new --no-sandbox)"
 # JS: the seconds left in a countdown's text ("in 4m 59s"), else NaN.
-secs="(t => { const m = /^in (?:(\\d+)m )?(\\d+)s$/.exec(t); return m ? +(m[1] || 0) * 60 + +m[2] : NaN; })"
+js_secs="(t => { const m = /^in (?:(\\d+)m )?(\\d+)s$/.exec(t); return m ? +(m[1] || 0) * 60 + +m[2] : NaN; })"
 
 # ---- the page itself, fed by a stub server ----------------------------------------
 # tests/e2e/dashboard_stub.c: the same HTTP server (httpd.c) without the
@@ -117,7 +117,7 @@ if [ -x "$stub_bin" ] && stub_start 0; then
         'done-1: recovered'])"
   # The page counts down on the state's clock: the three countdowns differ
   # by what their triggerAt do, however slow this machine is.
-  left() { echo "$secs($(row "$1").querySelector('td.countdown').textContent)"; }
+  left() { echo "$js_secs($(row "$1").querySelector('td.countdown').textContent)"; }
   cdp_check "a VM on a lost node names its trigger, and counts down to it (5 min after the state)" \
     wait 0 "$(row lost-1).querySelector('td.trigger').textContent === 'NodeLoss' &&
       $(left lost-1) > 120 && $(left lost-1) <= 300"
@@ -376,7 +376,7 @@ countdown_agrees() {
   local at page d
   at=$(curl -sf --max-time 10 "$base/api/state" | jq -r --arg ns "$kv" '.policies[] |
     select(.namespace == $ns and .name == "kv") | .incidents[] | select(.vm == "lost-1") | .triggerAt // ""')
-  page=$(cdp eval "$secs($(cell lost-1 "$kvsec" countdown))")
+  page=$(cdp eval "$js_secs($(cell lost-1 "$kvsec" countdown))")
   page=${page#ok }
   [ -n "$at" ] && [[ $page =~ ^[0-9]+$ ]] && [ "$page" -le 600 ] || return 1
   d=$((page - ($(date -d "$at" +%s) - $(date +%s))))
