@@ -180,27 +180,60 @@ cluster_wait_gone() {
   ! cluster_alive "$1" "$2"
 }
 
+# The process NAME of the cluster in DIR runs as now, as "PID COMM": from
+# DIR/pids, or for a supervised component (a "PID COMM NAME supervisor"
+# line, tests/cluster/supervise) from DIR/NAME.pid, which its supervisor
+# rewrites on every restart. Fails when NAME is unknown.
+cluster_proc() {
+  local dir=$1 name=$2 pid comm kind
+  read -r pid comm _ kind < <(awk -v n="$name" '($2 == n && $3 == "") || $3 == n { l = $0 }
+    END { print l }' "$dir/pids")
+  [ -n "$pid" ] || return 1
+  if [ "${kind:-}" = supervisor ]; then
+    [ -f "$dir/$name.pid" ] || return 1
+    cat "$dir/$name.pid"
+  else
+    echo "$pid $comm"
+  fi
+}
+
+# Stops process $1 (named $2): TERM, then KILL if it is still there after
+# $3 seconds. $4 names the cluster in messages.
+cluster__stop_pid() {
+  local pid=$1 name=$2 grace=$3
+  cluster_alive "$pid" "$name" || return 0
+  kill -TERM "$pid" 2>/dev/null
+  cluster_wait_gone "$pid" "$name" $((grace * 10)) && return 0
+  say "$name ($4) ignored TERM for ${grace}s: killing it"
+  kill -KILL "$pid" 2>/dev/null
+  cluster_wait_gone "$pid" "$name" 50 || say "$name (pid $pid) survived KILL"
+}
+
 # Stops the processes listed in DIR/pids ("pid comm ..." lines, in start order)
 # one at a time, newest first: each gets TERM, then KILL if it is still there
 # after GRACE seconds (default 15). One at a time, because kube-apiserver's
 # graceful shutdown talks to etcd: with etcd stopping too, both hang until
-# killed. Silent and successful when nothing runs.
+# killed. The supervisors (tests/cluster/supervise) go first, so that
+# nothing is started again meanwhile; the process each supervised stops in
+# the supervisor's place in the order. Silent and successful when nothing
+# runs.
 cluster_stop_dir() {
-  local dir=$1 grace=${2:-15} pid name i
+  local dir=$1 grace=${2:-15} pid comm name kind i
   [ -f "$dir/pids" ] || return 0
   local -a pids=() names=()
-  while read -r pid name _; do
+  while read -r pid comm name kind; do
+    if [ "${kind:-}" = supervisor ]; then cluster__stop_pid "$pid" "$comm" "$grace" "$dir"; fi
+  done <"$dir/pids"
+  while read -r pid comm name kind; do
     [ -n "$pid" ] || continue
-    pids=("$pid" "${pids[@]}"); names=("$name" "${names[@]}")
+    if [ "${kind:-}" = supervisor ]; then
+      [ -f "$dir/$name.pid" ] || continue
+      read -r pid comm <"$dir/$name.pid"
+    fi
+    pids=("$pid" "${pids[@]}"); names=("$comm" "${names[@]}")
   done <"$dir/pids"
   for i in "${!pids[@]}"; do
-    pid=${pids[$i]} name=${names[$i]}
-    cluster_alive "$pid" "$name" || continue
-    kill -TERM "$pid" 2>/dev/null
-    cluster_wait_gone "$pid" "$name" $((grace * 10)) && continue
-    say "$name ($dir) ignored TERM for ${grace}s: killing it"
-    kill -KILL "$pid" 2>/dev/null
-    cluster_wait_gone "$pid" "$name" 50 || say "$name (pid $pid) survived KILL"
+    cluster__stop_pid "${pids[$i]}" "${names[$i]}" "$grace" "$dir"
   done
   # A process that has exited stays a zombie until its parent reaps it: once
   # up has exited that is init, which may take a second. Wait (up to 3 s)

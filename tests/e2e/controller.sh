@@ -521,53 +521,16 @@ kvr_apiserver_ready() {
 
 # kvr_apiserver_restart [DOWN-SECONDS=0] [CMD...]: stops the local cluster's
 # kube-apiserver (SIGTERM, SIGKILL after 5 s), runs CMD while it is down, and
-# starts it again with the same command line. Waits for /readyz.
-# virt-controller exits when it cannot renew its leader Lease (KubeVirt
-# leaves restarting it to the kubelet); the test cluster has no kubelet for
-# it, so it is started again here, with the same command line, as the kubelet
-# would restart its pod.
+# starts it again with the same command line. Waits for /readyz, then (up to
+# 60 s) for virt-controller to lead again: it exits when it cannot renew its
+# leader Lease, and tests/cluster/supervise starts it again, as the kubelet
+# restarts its pod.
 kvr_apiserver_restart() {
-  local down=${1:-0}; shift || true
-  kvr__vc_save
+  local down=${1:-0} back; shift || true
   kvr__apiserver_restart_here "$down" "$@" || return 1
-  kvr_poll 60 kvr_apiserver_ready || return 1
-  kvr__vc_ensure
-}
-
-# The running virt-controller's pid, command line, directory and environment.
-kvr__vc_save() {
-  local d
-  KVR_VC_PID="" KVR_VC_ARGV=() KVR_VC_ENV=() KVR_VC_CWD=""
-  d=$(kvr_cluster_dir) || return 0
-  KVR_VC_PID=$(awk '$2 == "virt-controller" { p = $1 } END { print p }' "$d/pids")
-  [ -n "$KVR_VC_PID" ] && kill -0 "$KVR_VC_PID" 2>/dev/null || { KVR_VC_PID=""; return 0; }
-  mapfile -d '' KVR_VC_ARGV <"/proc/$KVR_VC_PID/cmdline"
-  mapfile -d '' KVR_VC_ENV <"/proc/$KVR_VC_PID/environ"
-  KVR_VC_CWD=$(readlink "/proc/$KVR_VC_PID/cwd")
-}
-
-# After the API server is back: waits until virt-controller renewed its
-# Lease, or has exited (then starts it again). Up to 40 s.
-kvr__vc_ensure() {
-  [ -n "${KVR_VC_PID:-}" ] || return 0
-  local d back i renew new
-  d=$(kvr_cluster_dir) || return 0
   back=$(date +%s)
-  for ((i = 0; i < 200; i++)); do
-    if ! kill -0 "$KVR_VC_PID" 2>/dev/null; then
-      ctl_say "virt-controller exited (leader Lease lost while the API server was down): starting it again"
-      (cd "$KVR_VC_CWD" && exec env -i "${KVR_VC_ENV[@]}" setsid "${KVR_VC_ARGV[@]}") \
-        >>"$d/virt-controller.log" 2>&1 </dev/null &
-      new=$!
-      disown "$new" 2>/dev/null
-      awk -v old="$KVR_VC_PID" -v new="$new" '$1 == old && $2 == "virt-controller" { $1 = new } { print }' \
-        "$d/pids" >"$d/pids.tmp" && mv "$d/pids.tmp" "$d/pids"
-      kvr_poll 60 kvr__vc_leads "$back"
-      return
-    fi
-    kvr__vc_leads "$back" && return 0
-    sleep 0.2
-  done
+  kvr_poll 60 kvr_apiserver_ready || return 1
+  kvr_poll 60 kvr__vc_leads "$back"
 }
 
 # kvr__vc_leads SINCE: virt-controller's Lease was renewed at or after SINCE

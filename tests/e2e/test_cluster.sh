@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: own-cluster (it kills KubeVirt's virt-controller and virt-api)
 # The test control plane is what the other end-to-end tests take it for: a
 # real kube-apiserver backed by etcd, enforcing KubeVirt's own schemas, with
 # a garbage collector, RBAC, resource quotas and client-certificate users;
@@ -57,6 +58,51 @@ if t_local_cluster; then
   t_check "... on one of the nodes" kubectl get node "$(kubectl get pod e2e-pod -n "$ns" -o jsonpath='{.spec.nodeName}')"
 else
   t_skip "the components of tests/cluster/up" "not a cluster from tests/cluster/up"
+fi
+
+# --- KubeVirt's components come back when they die ----------------------
+# In a real cluster they are pods, and the kubelet restarts them; here
+# tests/cluster/supervise does (virt-controller exits when it loses its
+# leader Lease, so an API outage would otherwise end KubeVirt). kill -9, as
+# an OOM kill would; without the supervisor neither comes back, and no VMI
+# is made for a VM created afterwards.
+if t_local_cluster; then
+  cdir=$(dirname "$KUBECONFIG")
+  [ -f "$cdir/ca.key" ] || cdir=$(dirname "$cdir")
+  # proc_new NAME OLD-PID: NAME.pid names a live process of its name, not OLD-PID.
+  proc_new() {
+    local pid comm
+    [ -f "$cdir/$1.pid" ] && read -r pid comm <"$cdir/$1.pid" || return 1
+    [ "$pid" != "$2" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ]
+  }
+  if [ -f "$cdir/virt-controller.pid" ] && [ -f "$cdir/virt-api.pid" ]; then
+    read -r vc_pid _ <"$cdir/virt-controller.pid"
+    read -r va_pid _ <"$cdir/virt-api.pid"
+    kill -KILL "$vc_pid" "$va_pid"
+    t_check "kill -9 virt-controller: a new one runs within 20 s" t_wait 20 proc_new virt-controller "$vc_pid"
+    t_check "kill -9 virt-api: a new one runs within 20 s" t_wait 20 proc_new virt-api "$va_pid"
+    t_check "the restarts are logged in the cluster's restarts.log" grep -q \
+      "virt-controller (pid $vc_pid) exited with status 137" "$cdir/restarts.log"
+    va_answers() {
+      curl -fsS --cacert "$cdir/ca.crt" \
+        "https://127.0.0.1:$(cat "$cdir/virt-api.port")/apis/subresources.kubevirt.io/v1/healthz" | grep -q .
+    }
+    t_check "the new virt-api answers on its port" t_wait 60 va_answers
+    # Through virt-api's webhooks (mutating, validating) and the new
+    # virt-controller (VM -> VMI -> launcher pod), handler-standin (Running).
+    jq -n --arg ns "$ns" '{apiVersion: "kubevirt.io/v1", kind: "VirtualMachine",
+      metadata: {name: "after-kill", namespace: $ns},
+      spec: {runStrategy: "Always", template: {spec: {
+        domain: {cpu: {cores: 1}, memory: {guest: "128Mi"}, devices: {}}}}}}' |
+      kubectl create -f - >/dev/null
+    vmi_running() {
+      [ "$(kubectl get vmi after-kill -n "$ns" -o jsonpath='{.status.phase}' 2>/dev/null)" = Running ]
+    }
+    t_check "after the kill -9s KubeVirt still starts a new VM (its VMI Running)" t_wait 90 vmi_running
+    kubectl delete vm after-kill -n "$ns" --wait=false >/dev/null 2>&1
+  else
+    t_fail "virt-controller and virt-api are supervised" "no virt-controller.pid or virt-api.pid in $cdir"
+  fi
 fi
 
 # --- resource quota is enforced (kube-controller-manager) -----------------

@@ -4,6 +4,9 @@
 # system doing the recovery (issue 5):
 #   1. kill -9 the controller right after a failure (at several delays, so
 #      that the kill lands before, during and after the create), restart it;
+#   1b. kill -9 exactly between the halt and the create (admission holds the
+#      window open), restart it; and the same cut finished by two replicas
+#      racing on the one incident;
 #   2. two replicas with leader election: one leader (the Lease holder), one
 #      replacement; SIGTERM the leader: it exits cleanly and releases the
 #      Lease, the other takes over at once and recovers the next failure;
@@ -78,8 +81,8 @@ decisions_in() { # NAME NS: decision lines of controller NAME about namespace NS
 # kubectl calls take 0.3-2 s, with the load), so across the runs it falls
 # before the controller sees the failure, around the halt and the create,
 # and after both; the note says where each landed. The halt-to-create window
-# is milliseconds wide: a kill rarely lands in it, and the checks hold
-# wherever it lands.
+# is milliseconds wide: a kill rarely lands in it (1b below makes it land
+# there every time), and the checks hold wherever it lands.
 crash_vms=(c-1 c-2 c-3 c-4 c-5 c-6 c-7)
 delays=(0.2 0.5 0.8 1.1 1.4 1.8 2.5)
 ns1=$(setup crash "${crash_vms[@]}") || { t_fail "set up" "kubectl failed"; t_summary; }
@@ -119,6 +122,170 @@ uids_ok() {
 kvr_check_wait "kill -9: status counts each failure once (recoveries, no uid twice in recent)" 15 uids_ok
 uids_ok || t_note "status: $(kvr_status "$ns1" paper)"
 ctl_stop crash
+
+# ---- 1b. kill -9 between the halt and the create, every time ---------------------------
+# The sweep above rarely lands in the halt-to-create window. Here admission
+# holds it open, with no hook in the product: a ValidatingAdmissionPolicy
+# refuses, in one namespace, every create of a VirtualMachine labelled
+# kvrecover.io/replaces that is not a dry run. kvrecover's dry run passes,
+# it halts the failed VM (kvrecover.io/replaced-by names the replacement to
+# be), and its create is refused (Blocked): the state a crash right after
+# the halt leaves. The controller is killed there (kill -9), the binding
+# deleted, the controller started again. A restarted controller has only
+# the halted VM's annotations to go on: KubeVirt deleted the failed VMI when
+# the VM was halted, so no trigger is left for it to act on anew. Without
+# the crash-safe completion (incident.c, "step 1: halted by us") nothing is
+# ever created, and each check after the restart fails: no VM of the name
+# replaced-by gave, zero replacements, no failed-uid, no VMI, kvr_halted_for
+# (it wants the replacement to exist), no "created ... for halted VM" line.
+cut_vap=""
+# cut_on NS: the policy and its binding, for NS only; returns once the API
+# server applies it (a labelled probe VM: the dry run admitted, the create
+# refused).
+cut_on() {
+  local n=$1 i out
+  cut_vap=kvr-e2e-cut-$n
+  kubectl apply -f - >/dev/null <<EOF || return 1
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: $cut_vap}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [kubevirt.io], apiVersions: ["*"], operations: [CREATE], resources: [virtualmachines]}
+    objectSelector:
+      matchExpressions: [{key: kvrecover.io/replaces, operator: Exists}]
+  validations:
+  - expression: "has(request.dryRun) && request.dryRun"
+    message: "test_exactly_once: replacements are refused here, except dry runs"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: $cut_vap}
+spec:
+  policyName: $cut_vap
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $n}}
+EOF
+  t_cleanup_add "kubectl delete validatingadmissionpolicybinding,validatingadmissionpolicy $cut_vap --ignore-not-found >/dev/null 2>&1"
+  local probe='{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+    "metadata": {"name": "cut-probe", "namespace": "'"$n"'", "labels": {"kvrecover.io/replaces": "cut-probe"}},
+    "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}}}'
+  for ((i = 0; i < 60; i++)); do
+    kubectl create --dry-run=server -f - >/dev/null 2>&1 <<<"$probe" || return 1
+    if out=$(kubectl create -f - 2>&1 <<<"$probe"); then
+      kubectl delete vm -n "$n" cut-probe >/dev/null 2>&1 # not in force yet
+    elif grep -q "replacements are refused here" <<<"$out"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+# cut_off: delete the binding (the policy alone refuses nothing).
+cut_off() {
+  kubectl delete validatingadmissionpolicybinding "$cut_vap" >/dev/null
+}
+# cut_halted NS VM: VM is Halted, replaced-by names a replacement, the
+# create was refused (Event RecoveryBlocked on VM), and nothing was created.
+cut_halted() {
+  kvr_vm_json "$1" "$2" | jq -e '.spec.runStrategy == "Halted"
+    and (.metadata.annotations["kvrecover.io/replaced-by"] // "") != ""' >/dev/null &&
+    kvr_has_event "$1" RecoveryBlocked VirtualMachine "$2" &&
+    [ "$(kvr_count_replacements "$1" "$2")" = 0 ]
+}
+# cut_to NS VM CTL: fails VM with the policy in force, waits for the halt
+# and the refusal, kills controller CTL (kill -9), deletes the binding.
+# Sets cut_r to the name replaced-by gives. Its checks are preconditions
+# (they hold with or without the completion).
+cut_r=""
+cut_to() {
+  local n=$1 vm=$2 ctl=$3 what="cut: $2 halted, replaced-by written, its create refused (RecoveryBlocked), nothing created"
+  cut_r=""
+  kvr_vmi_fail "$n" "$vm" || return 1
+  if t_wait 60 cut_halted "$n" "$vm"; then t_pass "$what"
+  else
+    t_fail "$what" "$(kvr_vm_json "$n" "$vm" | jq -c '[.spec.runStrategy, .metadata.annotations]')"
+    return 1
+  fi
+  blocked() {
+    kvr_status "$n" paper | jq -e '[.conditions[]? | select(.type == "Blocked")][0].status == "True"' >/dev/null
+  }
+  kvr_check_wait "cut: the policy shows Blocked while the create is refused" 10 blocked
+  ctl_kill "$ctl"
+  cut_off
+  cut_r=$(kvr_vm_json "$n" "$vm" | jq -r '.metadata.annotations["kvrecover.io/replaced-by"]')
+}
+# cut_done NS VM R UID LABEL: after the restart, the incident is finished
+# with the name the halt wrote: one replacement, R, for failed uid UID,
+# running; VM still Halted, replaced-by R.
+cut_done() {
+  local n=$1 vm=$2 r=$3 uid=$4 label=$5
+  kvr_check_wait "$label: $vm's replacement $r is created" 60 kubectl get vm -n "$n" "$r"
+  sleep 3
+  kvr_check_eq "$label: exactly one replacement of $vm, the one replaced-by named" \
+    "$(kvr_replacements "$n" "$vm" | tr '\n' ' ')" "$r "
+  # null when there is no $r: jq -e on no input at all would succeed
+  kvr_check_json "$label: $r's failed-uid is $vm's failed VMI" "$(kvr_vm_json "$n" "$r" || echo null)" \
+    ".metadata.annotations[\"kvrecover.io/failed-uid\"] == \"$uid\""
+  kvr_check_wait "$label: $r's VMI is Running" 90 kvr__vmi_running "$n" "$r"
+  if kvr_halted_for "$n" "$vm" Manual; then t_pass "$label: $vm stays Halted, replaced-by $r"
+  else t_fail "$label: $vm stays Halted, replaced-by $r" \
+         "$(kvr_vm_json "$n" "$vm" | jq -c '[.spec.runStrategy, .metadata.annotations]')"; fi
+}
+ns1b=$(setup cut k-1 k-2) || { t_fail "set up" "kubectl failed"; t_summary; }
+if cut_on "$ns1b"; then
+  t_pass "cut: the admission policy admits dry runs and refuses creates of replacements"
+else
+  t_fail "cut: the admission policy admits dry runs and refuses creates of replacements" \
+    "the probe VM was never refused"
+fi
+# One controller, killed in the window, started again.
+kvr_start_or_give_up cut --leader-elect=false
+uid=$(kvr_vmi_uid "$ns1b" k-1)
+if cut_to "$ns1b" k-1 cut && r=$cut_r && [ -n "$r" ]; then
+  # a precondition too: the name the halt wrote, as CONTRACT.md gives it
+  kvr_check_eq "cut: replaced-by is <vm>-<10 hex digits>" "$(grep -cE '^k-1-[0-9a-f]{10}$' <<<"$r")" 1
+  ctl_start_synced cut --leader-elect=false ||
+    t_fail "cut: the controller starts again" "no caches synced"
+  cut_done "$ns1b" k-1 "$r" "$uid" "cut, restart"
+  if ctl_log_since_start cut | grep -q "created VirtualMachine $ns1b/$r for halted VM k-1"; then
+    t_pass "cut, restart: the restarted controller finished the halted VM's incident"
+  else t_fail "cut, restart: the restarted controller finished the halted VM's incident" \
+         "no 'created VirtualMachine $ns1b/$r for halted VM k-1' in its log"; fi
+fi
+ctl_stop cut
+# The same cut, finished by two replicas without leader election started
+# at once: both find the halted VM in their first list and race to create
+# the same name; the loser's 409 is checked (the VM there replaces the same
+# failed uid) and is no NameTaken block.
+if cut_on "$ns1b"; then
+  kvr_start_or_give_up cut --leader-elect=false
+  uid=$(kvr_vmi_uid "$ns1b" k-2)
+  if cut_to "$ns1b" k-2 cut && r=$cut_r && [ -n "$r" ]; then
+    ctl_start race1 --leader-elect=false --id e2e-race1
+    ctl_start race2 --leader-elect=false --id e2e-race2
+    cut_done "$ns1b" k-2 "$r" "$uid" "cut, two replicas"
+    # The loser of the race must not take the winner's VM for a name taken.
+    not_blocked() {
+      kubectl get vm -n "$ns1b" "$r" >/dev/null 2>&1 && kvr_status "$ns1b" paper | jq -e \
+        '([.conditions[]? | select(.type == "Blocked")][0].status // "False") == "False"' >/dev/null
+    }
+    kvr_check_wait "cut, two replicas: $r exists and the policy is no longer Blocked (no NameTaken)" 30 not_blocked
+    creators=$(for c in race1 race2; do
+      ctl_log_since_start "$c" | grep -q "created VirtualMachine $ns1b/$r " && printf ' %s' "$c"; done)
+    t_note "cut, two replicas: the create (or its 409 for the same failed uid) logged by:$creators"
+    if ctl_alive race1 && ctl_alive race2 && [ -n "$creators" ]; then
+      t_pass "cut, two replicas: both still run, and one finished the incident"
+    else t_fail "cut, two replicas: both still run, and one finished the incident" \
+           "alive: $(ctl_alive race1 && echo race1) $(ctl_alive race2 && echo race2); created by:$creators"; fi
+  fi
+  ctl_stop race1; ctl_stop race2
+else
+  t_fail "cut: the admission policy is in force again" "the probe VM was never refused"
+fi
 
 # ---- 2. two replicas, leader election ------------------------------------------------
 le_vms=(l-1 l-2 l-3 l-4)
