@@ -83,8 +83,8 @@ decisions_in() { # NAME NS: decision lines of controller NAME about namespace NS
 # and after both; the note says where each landed. The halt-to-create window
 # is milliseconds wide: a kill rarely lands in it (1b below makes it land
 # there every time), and the checks hold wherever it lands.
-crash_vms=(c-1 c-2 c-3 c-4 c-5 c-6 c-7)
-delays=(0.2 0.5 0.8 1.1 1.4 1.8 2.5)
+crash_vms=(c-1 c-2 c-3 c-4)
+delays=(0.2 0.8 1.4 2.5)
 ns1=$(setup crash "${crash_vms[@]}") || { t_fail "set up" "kubectl failed"; t_summary; }
 landed=""
 kvr_start_or_give_up crash --leader-elect=false
