@@ -48,8 +48,9 @@ struct cache_ns {
  * fields pool_member_from_json() and cache_member_put() read (name,
  * namespace, labels, the digest annotation, data.features, data.resources,
  * data.vm), each measured against its cap first, as compact JSON, deflated;
- * or, when a field is over its cap, only the error that will refuse it. Not
- * a cache_member: no reader ever meets one.
+ * or, when a field is over its cap, only the error that will refuse it and
+ * the labels, so that the policy whose pool it is in reports it. Not a
+ * cache_member: no reader ever meets one.
  */
 struct cache__raw {
     CACHE_RECORD_HEAD(struct cache__raw);
@@ -57,6 +58,8 @@ struct cache__raw {
     uint32_t zlen;    /* deflated bytes */
     uint32_t len;     /* JSON bytes */
     char *error;      /* a field over its cap: why the member will be refused */
+    char *labels;     /* with error: packed metadata.labels when within their
+                         caps (cache__labels_fit()), else NULL */
 };
 
 /* An interned string: one copy however many records hold it. */
@@ -525,6 +528,7 @@ static void cache__raw_free(struct cache__raw *r)
     free(r->key);
     free(r->z);
     free(r->error);
+    free(r->labels);
     free(r);
 }
 
@@ -1643,6 +1647,8 @@ static struct cache__raw *cache__raw_new(const cJSON *obj, char *key, size_t len
             r->error = xasprintf("ConfigMap %s: %s", who, inner);
             free(who);
             free(inner);
+            if (cache__labels_fit(cache__get(meta, "labels")))
+                r->labels = cache_labels_pack(cache__get(meta, "labels"));
             return r;
         }
     }
@@ -1686,7 +1692,13 @@ static struct cache_member *cache__raw_parse(struct cache *c, const struct cache
     memcpy(key, raw->key, len + 1);
     CACHE__SET_KEY(r, key, len);
     if (raw->error) {
+        /* as cache__member_parse() keeps a refused member */
         r->error = xstrdup(raw->error);
+        if (raw->labels) {
+            size_t n = cache__packed_len(raw->labels);
+
+            r->labels = memcpy(xmalloc(n), raw->labels, n);
+        }
         return r;
     }
     text = cache__inflate(raw->z, raw->zlen, raw->len);
@@ -2033,8 +2045,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
     for (struct cache__raw *w = c->raws; w; w = w->hh.next) {
         st->pending++;
-        st->pending_bytes +=
-            cache__sz(w) + cache__sz(w->key) + cache__sz(w->z) + cache__sz(w->error);
+        st->pending_bytes += cache__sz(w) + cache__sz(w->key) + cache__sz(w->z) +
+                             cache__sz(w->error) + cache__sz(w->labels);
     }
     st->pending_bytes += cache__table_sz(c->raws ? c->raws->hh.tbl : NULL);
     for (struct cache_node *n = c->nodes; n; n = n->hh.next) {

@@ -510,14 +510,17 @@ TEST(pool_configmaps_are_parsed_only_once_their_namespace_has_a_policy)
 }
 
 /* A field over its cap is measured, not kept: the waiting member holds the
- * refusal, which the policy's arrival reports. */
-TEST(a_waiting_member_over_a_cap_keeps_only_its_refusal)
+ * refusal and its labels (within their caps), so that the policy's arrival
+ * reports it as it reports one refused after it came: a member of its pool
+ * (the status counts it invalid), with no template and no VM. */
+TEST(a_waiting_member_over_a_cap_keeps_its_refusal_and_labels)
 {
     struct cache *c = cache_new();
     cJSON *list = ctl_load("ctl-pool-list.json"), *pol = ctl_load("ctl-policy.json"), *fat;
     size_t n = POOL_MAX_VM_TEXT + 1;
     char *big = xmalloc(n + 1);
     struct cache_member *m;
+    struct cache_policy *p;
     struct cache_stats st;
 
     CHECK(list != NULL && pol != NULL);
@@ -536,6 +539,17 @@ TEST(a_waiting_member_over_a_cap_keeps_only_its_refusal)
     CHECK(m != NULL && m->error != NULL && strstr(m->error, "vm-fat") != NULL &&
           strstr(m->error, "data.vm: too large") != NULL);
     CHECK(m->tmpl_z == NULL && m->vm == NULL);
+    p = cache_policy_find(c, "fx", "paper");
+    CHECK(p != NULL && p->valid);
+    CHECK(m->labels != NULL && cache_selector_matches(&p->pol.pool_selector, m->labels));
+    CHECK_STR(cache_label(m->labels, CACHE_VM_LABEL), "vm-002");
+    cache_unlock(c);
+    /* the same ConfigMap once the policy is there: the same record */
+    CHECK_INT(cache_member_put(c, fat), 0);
+    cache_rdlock(c);
+    m = cache_member_find(c, "fx", "vm-fat");
+    CHECK(m != NULL && m->error != NULL && strstr(m->error, "data.vm: too large") != NULL);
+    CHECK_STR(cache_label(m->labels, CACHE_VM_LABEL), "vm-002");
     cache_unlock(c);
     cJSON_Delete(fat);
     cJSON_Delete(list);
