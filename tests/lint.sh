@@ -6,7 +6,10 @@
 #     strtok, sscanf, gets, atoi, atol — unbounded or silently wrong; use
 #     snprintf, struct buf, xstrdup, strtol with end checks instead;
 #  4. the structure of controller/ (tests/layers.sh): who may include whom,
-#     and mod__ names and mod_test.h headers staying in their module.
+#     and mod__ names and mod_test.h headers staying in their module;
+#  5. an e2e script that kills, fences, revives, adds or deletes nodes says
+#     "# e2e: own-cluster": on the shared cluster it would fail the VMs of
+#     the scripts running beside it (tests/run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -38,6 +41,16 @@ fi
 if ! tests/layers.sh; then
   echo "lint: a layer or a private name reaches where it may not (see tests/layers.sh)"; status=1
 fi
+
+# 5. Nodes are shared by every script on a cluster: a VM of another script
+# on a fenced or deleted node fails, and its controller replaces it.
+node_ops='\b(nodes_cmd|kvr_nodes)[[:space:]]+(add|kill|fence|revive)\b|tests/cluster/nodes\b.*\b(add|kill|fence|revive)\b|\bkubectl\b.*\bdelete[[:space:]]+nodes?\b'
+for t in tests/e2e/test_*.sh; do
+  if grep -qE "$node_ops" "$t" && ! grep -q '^# e2e: own-cluster' "$t"; then
+    echo "lint: $t changes nodes but runs on the shared cluster: add '# e2e: own-cluster (why)'"
+    status=1
+  fi
+done
 
 [ "$status" = 0 ] && echo "lint: ok"
 exit "$status"

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/hash.h"
+#include "base/text.h"
 #include "base/xalloc.h"
 #include "base/yaml.h"
 #include "reconcile/cache.h"
@@ -38,6 +39,27 @@ struct cache_ns {
     struct cache_vm *vms;
     struct cache_policy *policies;
     struct cache_member *members;
+    struct cache__raw *raws;
+};
+
+/*
+ * A pool ConfigMap in a namespace without a policy (issue 12): nobody ranks
+ * it, so it is not parsed, only kept until a policy arrives. It holds the
+ * fields pool_member_from_json() and cache_member_put() read (name,
+ * namespace, labels, the digest annotation, data.features, data.resources,
+ * data.vm), each measured against its cap first, as compact JSON, deflated;
+ * or, when a field is over its cap, only the error that will refuse it and
+ * the labels, so that the policy whose pool it is in reports it. Not a
+ * cache_member: no reader ever meets one.
+ */
+struct cache__raw {
+    CACHE_RECORD_HEAD(struct cache__raw);
+    unsigned char *z; /* the fields as compact JSON, deflated; NULL with error */
+    uint32_t zlen;    /* deflated bytes */
+    uint32_t len;     /* JSON bytes */
+    char *error;      /* a field over its cap: why the member will be refused */
+    char *labels;     /* with error: packed metadata.labels when within their
+                         caps (cache__labels_fit()), else NULL */
 };
 
 /* An interned string: one copy however many records hold it. */
@@ -72,6 +94,7 @@ struct cache {
     struct cache_vm *by_failed_uid; /* hh_uid */
     struct cache_policy *policies;
     struct cache_member *members;
+    struct cache__raw *raws; /* pool ConfigMaps of namespaces without a policy */
     struct cache_ns *nss;
     struct cache_node *nodes;
     struct cache_pod *pods;
@@ -498,6 +521,17 @@ static void cache__member_free(struct cache *c, struct cache_member *r)
     free(r);
 }
 
+static void cache__raw_free(struct cache__raw *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r->z);
+    free(r->error);
+    free(r->labels);
+    free(r);
+}
+
 void cache_free(struct cache *c)
 {
     struct cache_vmi *vmi, *vmi_tmp;
@@ -528,6 +562,15 @@ void cache_free(struct cache *c)
     {
         HASH_DELETE(hh, c->members, m);
         cache__member_free(c, m);
+    }
+    {
+        struct cache__raw *w, *w_tmp;
+
+        HASH_ITER(hh, c->raws, w, w_tmp)
+        {
+            HASH_DELETE(hh, c->raws, w);
+            cache__raw_free(w);
+        }
     }
     HASH_ITER(hh, c->nss, n, n_tmp)
     {
@@ -1281,6 +1324,8 @@ int cache_pod_del(struct cache *c, const cJSON *obj)
 
 /* ---- policies --------------------------------------------------------- */
 
+static void cache__ns_parse(struct cache *c, const char *ns);
+
 int cache_policy_put(struct cache *c, const cJSON *obj)
 {
     const cJSON *meta = cache__get(obj, "metadata"), *gen = cache__get(meta, "generation");
@@ -1333,6 +1378,8 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
             chg |= CACHE_CHG_STATUS;
     }
     CACHE__STORE(c, policies, old, r, len);
+    /* the namespace's pool is worth parsing now (issue 12) */
+    cache__ns_parse(c, r->ns);
     cache_unlock(c);
     cache__policy_free(old);
     return chg;
@@ -1400,7 +1447,8 @@ static const char cache__dict[] =
     "\"template\":{\"metadata\":{\"labels\":{\"app\":\"\"},\"annotations\":{"
     "\"kvrecover.io/features\":";
 
-static void cache__deflate(const char *text, struct cache_member *r)
+/* text deflated against the dictionary into *z (owned), *zlen and *len. */
+static void cache__deflate(const char *text, unsigned char **zout, uint32_t *zlen, uint32_t *len)
 {
     z_stream z;
     uLong n = (uLong)strlen(text), bound;
@@ -1418,37 +1466,42 @@ static void cache__deflate(const char *text, struct cache_member *r)
     z.avail_out = (uInt)bound;
     if (deflate(&z, Z_FINISH) != Z_STREAM_END)
         abort(); /* cannot happen with deflateBound() room */
-    r->tmpl_len = (uint32_t)n;
-    r->tmpl_zlen = (uint32_t)z.total_out;
-    r->tmpl_z = xrealloc(out, r->tmpl_zlen ? r->tmpl_zlen : 1);
+    *len = (uint32_t)n;
+    *zlen = (uint32_t)z.total_out;
+    *zout = xrealloc(out, *zlen ? *zlen : 1);
     deflateEnd(&z);
 }
 
-char *cache_member_template(const struct cache_member *m)
+/* What cache__deflate() made, as a new string (the caller frees), or NULL
+ * when it does not inflate to len bytes. */
+static char *cache__inflate(const unsigned char *zin, uint32_t zlen, uint32_t len)
 {
     z_stream z;
     char *out;
     int rc;
 
-    if (!m->tmpl_z)
-        return NULL;
     memset(&z, 0, sizeof(z));
     if (inflateInit2(&z, -15) != Z_OK)
         abort();
     inflateSetDictionary(&z, (const Bytef *)cache__dict, (uInt)(sizeof(cache__dict) - 1));
-    out = xmalloc((size_t)m->tmpl_len + 1);
-    z.next_in = m->tmpl_z;
-    z.avail_in = m->tmpl_zlen;
+    out = xmalloc((size_t)len + 1);
+    z.next_in = (Bytef *)(uintptr_t)zin;
+    z.avail_in = zlen;
     z.next_out = (Bytef *)out;
-    z.avail_out = m->tmpl_len;
+    z.avail_out = len;
     rc = inflate(&z, Z_FINISH);
     inflateEnd(&z);
-    if (rc != Z_STREAM_END || z.total_out != m->tmpl_len) {
+    if (rc != Z_STREAM_END || z.total_out != len) {
         free(out);
         return NULL;
     }
-    out[m->tmpl_len] = '\0';
+    out[len] = '\0';
     return out;
+}
+
+char *cache_member_template(const struct cache_member *m)
+{
+    return m->tmpl_z ? cache__inflate(m->tmpl_z, m->tmpl_zlen, m->tmpl_len) : NULL;
 }
 
 int cache_member_features(const struct cache_member *m, struct features *out)
@@ -1468,49 +1521,221 @@ int cache_member_features(const struct cache_member *m, struct features *out)
     return 0;
 }
 
-int cache_member_put(struct cache *c, const cJSON *obj)
-{
-    const cJSON *meta = cache__get(obj, "metadata");
-    struct cache_member *r, *old = NULL;
-    struct pool_member pm;
-    size_t len;
-    char *key = cache__obj_key(obj, &len), *err = NULL;
-    int chg = 0;
+/* Bytes of the kvrecover.io/capture-digest annotation: capture writes 16
+ * hex digits; anything much longer is not its. */
+#define CACHE__MAX_DIGEST 64u
 
-    if (!key)
-        return -EINVAL;
-    r = xcalloc(1, sizeof(*r));
-    CACHE__SET_KEY(r, key, len);
-    r->labels = cache_labels_pack(cache__get(meta, "labels"));
+/* Whether labels (a mapping or absent) hold only strings within the API
+ * server's limits (pool.h), measured without copying them. */
+static int cache__labels_fit(const cJSON *labels)
+{
+    const cJSON *it;
+
+    if (labels && !cJSON_IsObject(labels))
+        return 0;
+    cJSON_ArrayForEach(it, labels)
+    {
+        if (!cJSON_IsString(it) || !it->string ||
+            strnlen(it->string, POOL_MAX_LABEL_KEY + 1) > POOL_MAX_LABEL_KEY ||
+            strnlen(it->valuestring, POOL_MAX_LABEL_VALUE + 1) > POOL_MAX_LABEL_VALUE)
+            return 0;
+    }
+    return 1;
+}
+
+/* Parses the pool ConfigMap obj into r (keyed already): what
+ * pool_member_from_json() reads, then, only once it accepted the member,
+ * the labels and the digest annotation. A refused member keeps its error,
+ * and its labels when they are within their caps, so that the policies
+ * whose pool selector it matches report it (status.c); nothing else. */
+static void cache__member_parse(struct cache *c, struct cache_member *r, const cJSON *obj)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *labels = cache__get(meta, "labels");
+    const char *digest = cache__str(cache__get(meta, "annotations"), CACHE_DIGEST_ANNOTATION);
+    struct pool_member pm;
+    char *err = NULL, *inner = NULL;
+
+    if (pool_member_from_json(obj, &pm, &err) != 0) {
+        r->error = err ? err : xstrdup("invalid pool member");
+        if (cache__labels_fit(labels))
+            r->labels = cache_labels_pack(labels);
+        return;
+    }
+    if (text_check_len(digest, CACHE__MAX_DIGEST,
+                       "metadata.annotations[" CACHE_DIGEST_ANNOTATION "]", &inner) != 0) {
+        char *who = text_name(r->name);
+
+        r->error = xasprintf("ConfigMap %s: %s", who, inner);
+        free(who);
+        free(inner);
+        pool_member_free(&pm);
+        r->labels = cache_labels_pack(labels); /* pool_member_from_json() measured them */
+        return;
+    }
+    /* sorted, without duplicates (features.h): kept as interned pairs */
+    r->nitems = (uint32_t)pm.features.n;
+    r->items = xcalloc(2 * (size_t)r->nitems + 1, sizeof(*r->items));
+    for (uint32_t i = 0; i < r->nitems; i++) {
+        r->items[2 * i] = cache__intern(c, pm.features.items[i].category);
+        r->items[2 * i + 1] = cache__intern(c, pm.features.items[i].value);
+    }
+    memcpy(r->res, pm.features.res, sizeof(r->res));
+    r->has_res = pm.features.has_res;
+    r->has_features = pm.features.has_features;
+    if (pm.vm_template) {
+        char *text = xcjson_print(pm.vm_template);
+
+        cache__deflate(text, &r->tmpl_z, &r->tmpl_zlen, &r->tmpl_len);
+        free(text);
+        /* computed once here, not at every ranking: SharedDisk */
+        replica_shared_disk(pm.vm_template, &r->disk);
+    }
+    r->labels = cache_labels_pack(labels);
     r->vm = cache_label(r->labels, CACHE_VM_LABEL);
     if (r->vm && !*r->vm)
         r->vm = NULL;
-    r->digest = xstrdup(cache__str(cache__get(meta, "annotations"), CACHE_DIGEST_ANNOTATION));
-    if (pool_member_from_json(obj, &pm, &err) == 0) {
-        /* sorted, without duplicates (features.h): kept as interned pairs */
-        r->nitems = (uint32_t)pm.features.n;
-        r->items = xcalloc(2 * (size_t)r->nitems + 1, sizeof(*r->items));
-        for (uint32_t i = 0; i < r->nitems; i++) {
-            r->items[2 * i] = cache__intern(c, pm.features.items[i].category);
-            r->items[2 * i + 1] = cache__intern(c, pm.features.items[i].value);
-        }
-        memcpy(r->res, pm.features.res, sizeof(r->res));
-        r->has_res = pm.features.has_res;
-        r->has_features = pm.features.has_features;
-        if (pm.vm_template) {
-            char *text = cJSON_PrintUnformatted(pm.vm_template);
-            cache__deflate(text, r);
-            cJSON_free(text);
-            /* computed once here, not at every ranking: SharedDisk */
-            replica_shared_disk(pm.vm_template, &r->disk);
-        }
-        pool_member_free(&pm);
-    } else {
-        r->error = err ? err : xstrdup("invalid pool member");
-    }
+    r->digest = xstrdup(digest);
+    pool_member_free(&pm);
+}
 
-    cache__wrlock(c);
-    HASH_FIND(hh, c->members, key, len, old);
+/* The caps of the fields a cache__raw keeps (pool.h, features.h). */
+static const struct {
+    const char *key;
+    size_t max;
+} cache__raw_caps[] = {
+    {"vm", POOL_MAX_VM_TEXT},
+    {"features", FEATURES_MAX_TEXT},
+    {"resources", FEATURES_MAX_RES_TEXT},
+};
+
+/* Copies field k of from into to: a string as it is, anything else as
+ * false (which the parser refuses as it would have refused the value,
+ * "must be a string"), nothing when absent or null. */
+static void cache__raw_copy(cJSON *to, const cJSON *from, const char *k, int any)
+{
+    const cJSON *v = cache__get(from, k);
+
+    if (!v || cJSON_IsNull(v))
+        return;
+    if (cJSON_IsString(v) || (any && cJSON_IsObject(v))) {
+        cJSON *d = cJSON_Duplicate(v, 1);
+
+        if (!d)
+            xalloc_oom(0); /* only without xalloc_init() */
+        cJSON_AddItemToObject(to, k, d);
+    } else
+        cJSON_AddItemToObject(to, k, cJSON_CreateFalse());
+}
+
+/* The pool ConfigMap obj kept unparsed (see struct cache__raw), keyed. */
+static struct cache__raw *cache__raw_new(const cJSON *obj, char *key, size_t len)
+{
+    const cJSON *meta = cache__get(obj, "metadata"), *data = cache__get(obj, "data");
+    struct cache__raw *r = xcalloc(1, sizeof(*r));
+    cJSON *keep, *km, *kd;
+    char *text, *inner = NULL;
+
+    CACHE__SET_KEY(r, key, len);
+    for (size_t i = 0; i < sizeof(cache__raw_caps) / sizeof(cache__raw_caps[0]); i++) {
+        char where[32];
+
+        snprintf(where, sizeof(where), "data.%s", cache__raw_caps[i].key);
+        if (text_check_len(cache__str(data, cache__raw_caps[i].key), cache__raw_caps[i].max, where,
+                           &inner) != 0) {
+            char *who = text_name(r->name);
+
+            r->error = xasprintf("ConfigMap %s: %s", who, inner);
+            free(who);
+            free(inner);
+            if (cache__labels_fit(cache__get(meta, "labels")))
+                r->labels = cache_labels_pack(cache__get(meta, "labels"));
+            return r;
+        }
+    }
+    keep = cJSON_CreateObject();
+    km = cJSON_AddObjectToObject(keep, "metadata");
+    cache__raw_copy(km, meta, "name", 0);
+    cache__raw_copy(km, meta, "namespace", 0);
+    cache__raw_copy(km, meta, "labels", 1);
+    {
+        const char *d = cache__str(cache__get(meta, "annotations"), CACHE_DIGEST_ANNOTATION);
+
+        if (d) {
+            /* kept whole up to one byte past the cap: the error says "too large" */
+            size_t n = strnlen(d, CACHE__MAX_DIGEST + 1);
+            char *cut = xstrndup(d, n);
+
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(km, "annotations"),
+                                    CACHE_DIGEST_ANNOTATION, cut);
+            free(cut);
+        }
+    }
+    kd = cJSON_AddObjectToObject(keep, "data");
+    for (size_t i = 0; i < sizeof(cache__raw_caps) / sizeof(cache__raw_caps[0]); i++)
+        cache__raw_copy(kd, data, cache__raw_caps[i].key, 0);
+    text = xcjson_print(keep);
+    cJSON_Delete(keep);
+    cache__deflate(text, &r->z, &r->zlen, &r->len);
+    free(text);
+    return r;
+}
+
+/* The member raw keeps, parsed now (a new record, keyed with a copy of its
+ * key). */
+static struct cache_member *cache__raw_parse(struct cache *c, const struct cache__raw *raw,
+                                             size_t len)
+{
+    struct cache_member *r = xcalloc(1, sizeof(*r));
+    char *text, *key = xmalloc(len + 1);
+    cJSON *obj;
+
+    memcpy(key, raw->key, len + 1);
+    CACHE__SET_KEY(r, key, len);
+    if (raw->error) {
+        /* as cache__member_parse() keeps a refused member */
+        r->error = xstrdup(raw->error);
+        if (raw->labels) {
+            size_t n = cache__packed_len(raw->labels);
+
+            r->labels = memcpy(xmalloc(n), raw->labels, n);
+        }
+        return r;
+    }
+    text = cache__inflate(raw->z, raw->zlen, raw->len);
+    obj = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!obj)
+        xalloc_oom(raw->len); /* it is what this cache printed */
+    cache__member_parse(c, r, obj);
+    cJSON_Delete(obj);
+    return r;
+}
+
+/* Whether namespace ns has a policy. Lock held. */
+static int cache__has_policy(struct cache *c, const char *ns)
+{
+    struct cache_ns *n = NULL;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    return n && n->policies;
+}
+
+/* Stores member r (keyed) in place of any record of its key, parsed or not.
+ * Returns the CACHE_CHG_ flags. Write lock held; *gone is what the caller
+ * frees after unlocking. */
+static int cache__member_store(struct cache *c, struct cache_member *r, size_t len,
+                               struct cache_member **gone)
+{
+    struct cache_member *old = NULL;
+    struct cache__raw *raw = NULL;
+    int chg = 0;
+
+    HASH_FIND(hh, c->raws, r->key, len, raw);
+    if (raw) {
+        CACHE__REMOVE(c, raws, raw);
+        cache__raw_free(raw);
+    }
+    HASH_FIND(hh, c->members, r->key, len, old);
     if (!old) {
         chg = CACHE_CHG_NEW | CACHE_CHG_LABELS | CACHE_CHG_SPEC;
     } else {
@@ -1523,14 +1748,82 @@ int cache_member_put(struct cache *c, const cJSON *obj)
     CACHE__STORE(c, members, old, r, len);
     if (chg)
         cache__ns(c, r->ns)->pool_version++;
+    *gone = old;
+    return chg;
+}
+
+/* Parses every member of namespace ns kept unparsed, now that it has a
+ * policy. Write lock held. */
+static void cache__ns_parse(struct cache *c, const char *ns)
+{
+    struct cache_ns *n = NULL;
+    struct cache__raw *raw, *tmp;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    if (!n)
+        return;
+    DL_FOREACH_SAFE2(n->raws, raw, tmp, ns_next)
+    {
+        size_t len = strlen(raw->ns) + 1 + strlen(raw->name);
+        struct cache_member *r = cache__raw_parse(c, raw, len), *gone = NULL;
+
+        cache__member_store(c, r, len, &gone); /* frees raw */
+        cache__member_free(c, gone);
+    }
+}
+
+int cache_member_put(struct cache *c, const cJSON *obj)
+{
+    struct cache_member *r = NULL, *old = NULL;
+    struct cache__raw *raw = NULL, *raw_old = NULL;
+    size_t len;
+    char *key = cache__obj_key(obj, &len);
+    int chg = 0, parse;
+
+    if (!key)
+        return -EINVAL;
+    /* Only a namespace with a policy pays for parsing its pool (issue 12). */
+    cache_rdlock(c);
+    parse = cache__has_policy(c, key);
+    cache_unlock(c);
+    if (parse) {
+        r = xcalloc(1, sizeof(*r));
+        CACHE__SET_KEY(r, key, len);
+        cache__member_parse(c, r, obj);
+    } else {
+        raw = cache__raw_new(obj, key, len);
+    }
+
+    cache__wrlock(c);
+    if (raw && cache__has_policy(c, key)) {
+        /* a policy arrived meanwhile: its parse of the namespace missed this */
+        r = cache__raw_parse(c, raw, len);
+        cache__raw_free(raw);
+        raw = NULL;
+    }
+    if (r) {
+        chg = cache__member_store(c, r, len, &old);
+    } else {
+        /* no policy (any more): the member goes back to waiting for one */
+        HASH_FIND(hh, c->members, key, len, old);
+        if (old) {
+            CACHE__REMOVE(c, members, old);
+            cache__ns(c, old->ns)->pool_version++;
+            chg = CACHE_CHG_SPEC;
+        }
+        HASH_FIND(hh, c->raws, key, len, raw_old);
+        CACHE__STORE(c, raws, raw_old, raw, len);
+    }
     cache_unlock(c);
     cache__member_free(c, old);
+    cache__raw_free(raw_old);
     return chg;
 }
 
 int cache_member_del(struct cache *c, const cJSON *obj)
 {
     struct cache_member *old = NULL;
+    struct cache__raw *raw = NULL;
     size_t len;
     char *key = cache__obj_key(obj, &len);
 
@@ -1542,9 +1835,13 @@ int cache_member_del(struct cache *c, const cJSON *obj)
         CACHE__REMOVE(c, members, old);
         cache__ns(c, old->ns)->pool_version++;
     }
+    HASH_FIND(hh, c->raws, key, len, raw);
+    if (raw)
+        CACHE__REMOVE(c, raws, raw);
     cache_unlock(c);
     free(key);
     cache__member_free(c, old);
+    cache__raw_free(raw);
     return old != NULL;
 }
 
@@ -1746,6 +2043,12 @@ void cache_stats(struct cache *c, struct cache_stats *st)
                             cache__sz(m->disk) + cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
+    for (struct cache__raw *w = c->raws; w; w = w->hh.next) {
+        st->pending++;
+        st->pending_bytes += cache__sz(w) + cache__sz(w->key) + cache__sz(w->z) +
+                             cache__sz(w->error) + cache__sz(w->labels);
+    }
+    st->pending_bytes += cache__table_sz(c->raws ? c->raws->hh.tbl : NULL);
     for (struct cache_node *n = c->nodes; n; n = n->hh.next) {
         st->nodes++;
         st->node_bytes +=

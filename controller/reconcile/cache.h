@@ -256,7 +256,9 @@ struct cache_member {
 struct cache_stats {
     size_t vmis, vms, policies, members, nodes, pods;
     size_t vmi_bytes, vm_bytes, policy_bytes, member_bytes, node_bytes, pod_bytes;
-    size_t shared_bytes; /* interned strings (features texts and items), counted once */
+    size_t shared_bytes;           /* interned strings (features texts and items), counted once */
+    size_t pending, pending_bytes; /* pool ConfigMaps kept unparsed: their namespace
+                                      has no policy (cache_member_put()) */
 };
 
 /** A new, empty cache. Never NULL. */
@@ -301,7 +303,9 @@ int cache_vm_del(struct cache *c, const cJSON *obj);
 
 /**
  * Stores a RecoveryPolicy: parses and validates its spec (an invalid one is
- * kept with its error) and keeps a copy of its status. Returns CACHE_CHG_
+ * kept with its error) and keeps a copy of its status. Parses the pool
+ * members of its namespace kept unparsed (cache_member_put()), under the
+ * write lock. Returns CACHE_CHG_
  * flags (CACHE_CHG_SPEC when the generation or validity changed), or -EINVAL.
  */
 int cache_policy_put(struct cache *c, const cJSON *obj);
@@ -310,10 +314,16 @@ int cache_policy_put(struct cache *c, const cJSON *obj);
 int cache_policy_del(struct cache *c, const cJSON *obj);
 
 /**
- * Stores a pool ConfigMap: features parsed, data.vm validated and kept as
- * compact JSON; an invalid member is kept with its error. Bumps the pool
- * version of its namespace when anything changed. Returns CACHE_CHG_ flags,
- * or -EINVAL.
+ * Stores a pool ConfigMap. In a namespace with a policy: features parsed,
+ * data.vm validated and kept as compact JSON, then the labels and the
+ * digest annotation (at most 64 bytes); an invalid member is kept with its
+ * error alone. In a namespace without one, nobody ranks it: it is kept
+ * unparsed, the fields the parse reads measured against their caps and
+ * deflated, and no reader meets it (cache_member_find() and the walks do
+ * not) until cache_policy_put() stores the namespace's first policy, which
+ * parses it. Bumps the pool version of its namespace when a member readers
+ * see changed. Returns CACHE_CHG_ flags (0 for a member kept unparsed), or
+ * -EINVAL.
  */
 int cache_member_put(struct cache *c, const cJSON *obj);
 

@@ -132,7 +132,7 @@ static void capture__scalar(struct buf *b, const char *s)
         return;
     }
     str = cJSON_CreateString(s);
-    q = cJSON_PrintUnformatted(str);
+    q = xcjson_print(str);
     buf_puts(b, q);
     free(q);
     cJSON_Delete(str);
@@ -195,8 +195,8 @@ static void capture__leaf(struct buf *b, const cJSON *v)
     } else if (cJSON_IsArray(v)) {
         buf_puts(b, "[]");
     } else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
-        t = cJSON_PrintUnformatted(v);
-        buf_puts(b, t ? t : "null");
+        t = xcjson_print(v);
+        buf_puts(b, t);
         cJSON_free(t);
     } else {
         buf_puts(b, "null");
@@ -383,7 +383,7 @@ cJSON *capture_configmap(const cJSON *vm, const char *ns, const char *cm_name, c
     lab = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
     cJSON_DeleteItemFromObjectCaseSensitive(lab, CACHE_VM_LABEL);
     cJSON_AddStringToObject(lab, CACHE_VM_LABEL, vmname->valuestring);
-    ltext = cJSON_PrintUnformatted(lab);
+    ltext = xcjson_print(lab);
     h = capture__hash_str(h, ftext);
     h = capture__hash_str(h, rtext);
     h = capture__hash_str(h, vtext);
@@ -538,9 +538,7 @@ static int capture__prepare(const struct recover_env *env, struct capture_state 
         goto out;
     j->labels = capture__labels(best);
     j->sa = best->pol.service_account ? xstrdup(best->pol.service_account) : NULL;
-    ltext = cJSON_PrintUnformatted(j->labels);
-    if (!ltext)
-        abort(); /* cJSON prints fail only on allocation, as xmalloc */
+    ltext = xcjson_print(j->labels);
     j->lhash = hash_fnv_str(HASH_FNV_INIT, ltext);
     cJSON_free(ltext);
     j->fp = vm->fingerprint;

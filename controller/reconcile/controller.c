@@ -870,7 +870,7 @@ char *controller_state_json(struct controller *c, bool leader)
     cJSON_AddBoolToObject(root, "leader", leader);
     cJSON_AddStringToObject(root, "identity", c->identity);
     cJSON_AddItemToObject(root, "policies", status_views(c->status));
-    text = cJSON_PrintUnformatted(root);
+    text = xcjson_print(root);
     cJSON_Delete(root);
     return text;
 }
@@ -889,6 +889,9 @@ void controller_log_cache(struct controller *c)
     cJSON_AddNumberToObject(f, "vmBytes", (double)st.vm_bytes);
     cJSON_AddNumberToObject(f, "memberBytes", (double)st.member_bytes);
     cJSON_AddNumberToObject(f, "sharedBytes", (double)st.shared_bytes);
+    /* pool ConfigMaps of namespaces without a policy, kept unparsed */
+    cJSON_AddNumberToObject(f, "pending", (double)st.pending);
+    cJSON_AddNumberToObject(f, "pendingBytes", (double)st.pending_bytes);
     cJSON_AddNumberToObject(f, "bytesPerVMI", st.vmis ? (double)st.vmi_bytes / st.vmis : 0);
     cJSON_AddNumberToObject(f, "bytesPerMember",
                             st.members ? (double)st.member_bytes / st.members : 0);

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# e2e: own-cluster (it kills, fences, revives, adds and deletes nodes: the VMs of the
+# scripts beside it on a shared cluster would fail, and their controllers replace them)
 # The test cluster runs KubeVirt's own controllers (tests/cluster/up): the
 # behaviour the recovery controller reacts to is KubeVirt's, not a fake's.
 # Only VirtualMachines are created here; VMIs, launcher pods, restarts,
