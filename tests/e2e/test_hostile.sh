@@ -165,6 +165,20 @@ jq -n --arg ns "$dep" --arg vm "$(grabby_vm grabby)" '{
 #    requester, as cluster admins write them; the controller, a
 #    ServiceAccount of kvrecover-system, is not in that group.
 vap=kvr-e2e-hostile-$id
+vap_binding() { # POLICY "NS, NS...": POLICY denies in those namespaces
+  cat <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: $1}
+spec:
+  policyName: $1
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchExpressions:
+      - {key: kubernetes.io/metadata.name, operator: In, values: [$2]}
+EOF
+}
 kubectl apply -f - >/dev/null <<EOF || { t_fail "the admission policies" "kubectl failed"; t_summary; }
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -180,16 +194,7 @@ spec:
     messageExpression: "'hostile-e2e: written as ' + request.userInfo.username"
     reason: Forbidden
 ---
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: $vap-not-as-controller}
-spec:
-  policyName: $vap-not-as-controller
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchExpressions:
-      - {key: kubernetes.io/metadata.name, operator: In, values: [$work, $dep]}
+$(vap_binding "$vap-not-as-controller" "$work, $dep")
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -209,16 +214,7 @@ spec:
         has(t.operator) && t.operator == 'Exists' && (!has(t.key) || t.key == ''))
     message: "hostile-e2e: a VirtualMachine that tolerates every taint is not for this namespace's ServiceAccounts"
 ---
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: $vap-no-tolerate-all}
-spec:
-  policyName: $vap-no-tolerate-all
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchExpressions:
-      - {key: kubernetes.io/metadata.name, operator: In, values: [$dep]}
+$(vap_binding "$vap-no-tolerate-all" "$dep")
 EOF
 t_cleanup_add kubectl delete validatingadmissionpolicybinding "$vap-not-as-controller" "$vap-no-tolerate-all" --ignore-not-found
 t_cleanup_add kubectl delete validatingadmissionpolicy "$vap-not-as-controller" "$vap-no-tolerate-all" --ignore-not-found
