@@ -479,7 +479,7 @@ kvr_ready() {
 # kvr_ready_current NS POLICY STATUS: Ready has that status and was computed
 # from the current generation (observedGeneration).
 kvr_ready_current() {
-  kubectl get rp -n "$1" "$2" -o json 2>/dev/null | jq -e --arg s "$3" '
+  kubectl get rp -n "$1" "$2" -o json 2>/dev/null | t_jq --arg s "$3" '
     .metadata.generation as $g
     | [.status.conditions[]? | select(.type == "Ready")][0] as $c
     | $c.status == $s and ((.status.observedGeneration // $c.observedGeneration) == $g)' \
@@ -648,7 +648,7 @@ kvr_vm_json() { kubectl get vm -n "$1" "$2" -o json 2>/dev/null; }
 # kvrecover.io/replaced-by names the VM labelled kvrecover.io/replaces=VM,
 # kvrecover.io/previous-run-strategy is PREVIOUS (when given; else not empty).
 kvr_halted_for() {
-  kvr_vm_json "$1" "$2" | jq -e --arg r "$(kvr_replacements "$1" "$2" | head -n 1)" \
+  kvr_vm_json "$1" "$2" | t_jq --arg r "$(kvr_replacements "$1" "$2" | head -n 1)" \
     --arg p "${3:-}" '$r != "" and .spec.runStrategy == "Halted"
       and .metadata.annotations["kvrecover.io/replaced-by"] == $r
       and (.metadata.annotations["kvrecover.io/previous-run-strategy"] // "") as $was

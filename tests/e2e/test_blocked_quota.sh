@@ -51,7 +51,7 @@ kvr_check_wait "the policy is Ready" 30 kvr_ready_current "$ns" paper True
 uid=$(kvr_vmi_uid "$ns" q-1)
 kvr_vmi_fail "$ns" q-1
 blocked() {
-  kubectl get rp -n "$ns" paper -o json | jq -e '
+  kubectl get rp -n "$ns" paper -o json | t_jq '
     [.status.conditions[]? | select(.type == "Blocked")][0] as $c
     | $c.status == "True" and ($c.message | test("q-1"))
       and ($c.message | test("quota|Forbidden"; "i"))' >/dev/null

@@ -238,7 +238,7 @@ kvr_check_eq "GET / serves the dashboard as text/html" \
 kvr_check_eq "POST /api/state is refused: 405 (read-only)" \
   "$(code_of -X POST -d '{}' "$base/api/state")" 405
 state_has_policy() {
-  curl -sf --max-time 10 "$base/api/state" | jq -e --arg ns "$ns" \
+  curl -sf --max-time 10 "$base/api/state" | t_jq --arg ns "$ns" \
     '[.policies[] | select(.namespace == $ns and .name == "paper")][0].poolSize == 5'
 }
 kvr_check_wait "/api/state lists policy $pkey with its 5 pool members" 30 state_has_policy

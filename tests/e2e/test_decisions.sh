@@ -86,7 +86,7 @@ kvr_vmi_fail "$dry" vm-001
 kvr_check_wait "DryRun: Event DryRun on the policy" 30 kvr_has_event "$dry" DryRun RecoveryPolicy paper
 kvr_check_wait "DryRun: Event DryRun on the failed VM (or its VMI)" 10 vm_event "$dry" DryRun vm-001
 dry_status() {
-  kvr_status "$dry" paper | jq -e --arg uid "$uid" '
+  kvr_status "$dry" paper | t_jq --arg uid "$uid" '
     .recoveries == 1 and .recent[0].decision == "DryRun" and .recent[0].failedVM == "vm-001"
     and .recent[0].failedUID == $uid and .recent[0].template == "vm-005"
     and ((.recent[0].score - 0.6667) | fabs) < 0.0001
@@ -116,7 +116,7 @@ kvr_check_wait "NoEligibleCandidate Event on the failed VM (or its VMI)" 10 \
   vm_event "$none" NoEligibleCandidate vm-004
 kvr_check_eq "NoEligibleCandidate is a Warning" "$(event_type "$none" NoEligibleCandidate)" Warning
 noel_status() {
-  kvr_status "$none" paper | jq -e --arg uid "$uid" '
+  kvr_status "$none" paper | t_jq --arg uid "$uid" '
     .recent[0].decision == "NoEligibleCandidate" and .recent[0].failedVM == "vm-004"
     and .recent[0].failedUID == $uid and ((.recent[0].template // "") == "")
     and ((.recent[0].replacement // "") == "")' >/dev/null
@@ -140,7 +140,7 @@ kvr_check_json "required [os]: vm-005 (0.6667) wins over an exact twin on centos
 
 # ---- an invalid policy ----------------------------------------------------------
 not_ready_named() {
-  kubectl get rp -n "$bad" paper -o json | jq -e '
+  kubectl get rp -n "$bad" paper -o json | t_jq '
     .metadata.generation as $g
     | [.status.conditions[]? | select(.type == "Ready")][0] as $c
     | $c.status == "False" and ($c.message | test("spec\\.weights"))

@@ -115,7 +115,7 @@ halted_each "$ns1" "kill -9" "${crash_vms[@]}"
 kvr_check_eq "kill -9: no VM beyond the failed ones and their replacements" \
   "$(kubectl get vm -n "$ns1" -o name | grep -c .)" $((2 * ${#crash_vms[@]}))
 uids_ok() {
-  kvr_status "$ns1" paper | jq -e --argjson n "${#crash_vms[@]}" '
+  kvr_status "$ns1" paper | t_jq --argjson n "${#crash_vms[@]}" '
     ([.recent[].failedUID] | length) == ([.recent[].failedUID] | unique | length)
     and .recoveries == $n' >/dev/null
 }
@@ -191,7 +191,7 @@ cut_off() {
 # cut_halted NS VM: VM is Halted, replaced-by names a replacement, the
 # create was refused (Event RecoveryBlocked on VM), and nothing was created.
 cut_halted() {
-  kvr_vm_json "$1" "$2" | jq -e '.spec.runStrategy == "Halted"
+  kvr_vm_json "$1" "$2" | t_jq '.spec.runStrategy == "Halted"
     and (.metadata.annotations["kvrecover.io/replaced-by"] // "") != ""' >/dev/null &&
     kvr_has_event "$1" RecoveryBlocked VirtualMachine "$2" &&
     [ "$(kvr_count_replacements "$1" "$2")" = 0 ]
@@ -211,7 +211,7 @@ cut_to() {
     return 1
   fi
   blocked() {
-    kvr_status "$n" paper | jq -e '[.conditions[]? | select(.type == "Blocked")][0].status == "True"' >/dev/null
+    kvr_status "$n" paper | t_jq '[.conditions[]? | select(.type == "Blocked")][0].status == "True"' >/dev/null
   }
   kvr_check_wait "cut: the policy shows Blocked while the create is refused" 10 blocked
   ctl_kill "$ctl"
@@ -270,7 +270,7 @@ if cut_on "$ns1b"; then
     cut_done "$ns1b" k-2 "$r" "$uid" "cut, two replicas"
     # The loser of the race must not take the winner's VM for a name taken.
     not_blocked() {
-      kubectl get vm -n "$ns1b" "$r" >/dev/null 2>&1 && kvr_status "$ns1b" paper | jq -e \
+      kubectl get vm -n "$ns1b" "$r" >/dev/null 2>&1 && kvr_status "$ns1b" paper | t_jq \
         '([.conditions[]? | select(.type == "Blocked")][0].status // "False") == "False"' >/dev/null
     }
     kvr_check_wait "cut, two replicas: $r exists and the policy is no longer Blocked (no NameTaken)" 30 not_blocked

@@ -114,7 +114,7 @@ kvr_check_wait "the replacement's VMI runs" 60 kvr__vmi_running "$ns" "$rname"
 
 # The policy's status.
 recovered_status() {
-  kvr_status "$ns" paper | jq -e --arg uid "$uid" --arg r "$rname" --arg t "$tmpl" '
+  kvr_status "$ns" paper | t_jq --arg uid "$uid" --arg r "$rname" --arg t "$tmpl" '
     .recoveries == 1 and (.recent | length) == 1 and .recent[0].failedVM == "vm-001"
     and .recent[0].failedUID == $uid and .recent[0].replacement == $r
     and .recent[0].template == $t and .recent[0].decision == "Recovered"

@@ -212,7 +212,7 @@ kvr_check_eq "not from pvc-src (its PVC is not its own: SharedDisk), from mysql-
   "$(jget vm "$(one_replacement sh-1)" '.metadata.labels["kvrecover.io/template"] // ""')" mysql-any
 says_shared() {
   ctl_log_since_start main | grep -F pvc-src | grep -qF SharedDisk ||
-    kubectl get events -n "$ns" -o json | jq -e '[.items[].message | select(test("pvc-src.*SharedDisk|SharedDisk.*pvc-src"))] | length > 0' >/dev/null
+    kubectl get events -n "$ns" -o json | t_jq '[.items[].message | select(test("pvc-src.*SharedDisk|SharedDisk.*pvc-src"))] | length > 0' >/dev/null
 }
 kvr_check_wait "the controller says why pvc-src was refused (SharedDisk, log or Event)" 10 says_shared
 
