@@ -387,14 +387,16 @@ static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_s
         char *failed = replica__kv(s->labels, ours, 1);
         char *mine = replica__kv(replica__get(member_meta, "labels"), NULL, 1);
         char *w[3];
+        /* the member's are worth naming when they are not the same */
+        int differ = strcmp(mine, "none") != 0 && strcmp(mine, failed) != 0;
 
         for (size_t i = 0; i < 3; i++)
             w[i] = replica__word(replica__str(labels, ours[i]));
         replica__became(ch, "/metadata", "labels", replica__get(member_meta, "labels"), labels,
                         "set metadata.labels: the failed VM's (%s) plus %s=%s, %s=%s, %s=%s%s%s%s",
                         failed, ours[0], w[0], ours[1], w[1], ours[2], w[2],
-                        strcmp(mine, "none") ? "; not the member's (" : "",
-                        strcmp(mine, "none") ? mine : "", strcmp(mine, "none") ? ")" : "");
+                        differ ? "; not the member's (" : "", differ ? mine : "",
+                        differ ? ")" : "");
         for (size_t i = 0; i < 3; i++)
             free(w[i]);
         free(failed);
