@@ -968,7 +968,7 @@ static int cli__print_json(const struct cli__opts *o, const struct sim_ranker *r
     for (size_t i = 0; o->verbose && i < rp->nwhy; i++) {
         cJSON *c = cJSON_GetArrayItem(cands, (int)i);
 
-        if (rp->why[i] && c)
+        if (rp->why[i] && cJSON_GetObjectItemCaseSensitive(c, "detail"))
             cJSON_ReplaceItemInObjectCaseSensitive(c, "detail", cJSON_CreateString(rp->why[i]));
     }
     cJSON_AddItemToObject(j, "replacement", cli__repl_json(pool, res, fv, rp));
