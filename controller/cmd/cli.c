@@ -107,9 +107,21 @@ static const char cli__score_usage[] =
     "its own dataVolumeTemplates makes (SharedDisk: two VMs must not share a disk).\n"
     "The first eligible candidate is selected.\n"
     "\n"
-    "Table columns: RANK NAME SCORE ELIGIBLE REASON; the selected row is marked *.\n"
+    "The replacement: what the controller would create from the selected member's\n"
+    "data.vm, named <failed VM>-<10 hex digits of the failed VMI's uid>, with the\n"
+    "failed VM's labels and template labels (from a VirtualMachine, from a VMI's\n"
+    "labels without KubeVirt's, or from a ConfigMap's data.vm), each\n"
+    "dataVolumeTemplate renamed, no firmware uuid or MAC address, and runStrategy\n"
+    "Always. A template that cannot be built from is refused as the controller\n"
+    "refuses it (NoTemplate, with why) and the next candidate is tried.\n"
+    "\n"
+    "Table: a summary, then columns RANK NAME SCORE ELIGIBLE REASON (the selected row\n"
+    "marked *), then the replacement's name and one line per change to the member.\n"
     "JSON: {\"failed\", \"mode\", \"threshold\", \"selected\" (or null), \"candidates\":\n"
-    "[{\"name\", \"score\", \"eligible\", \"reason\", \"contributions\"}]}.\n"
+    "[{\"name\", \"score\", \"eligible\", \"reason\", \"contributions\"}], \"replacement\"\n"
+    "(or null): {\"name\", \"from\", \"failedUid\" (or null), \"changes\": [{\"op\", \"path\",\n"
+    "\"value\", \"old\", \"text\"}], \"notes\"}}; op and path as in a JSON Patch on the\n"
+    "member's data.vm, value what the replacement has, old what the member had.\n"
     "\n"
     "Exit status: 0 when scoring ran, whether or not a candidate was selected;\n"
     "2 on bad input (one line on stderr: \"kvrecover: FILE: what is wrong\") or usage.\n"
@@ -308,8 +320,72 @@ out:
     return rc;
 }
 
-/* Adds every ConfigMap of one pool file to the pool. */
-static int cli__load_pool(const char *path, struct sim_pool *pool, FILE *err)
+/* The members' data.vm text, kept from loading to printing and handed to
+ * the pool as each member's data. The text as the file has it: copying it
+ * costs next to nothing, and only the selected member's is parsed again
+ * (cli__template_json()). */
+struct cli__templates {
+    char **text; /* owned */
+    size_t n;    /* entries in text */
+    size_t cap;  /* entries allocated */
+};
+
+static void cli__templates_free(struct cli__templates *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->text[i]);
+    free(t->text);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Keeps a copy of the data.vm of ConfigMap cm; returns it (owned by t). */
+static const char *cli__templates_add(struct cli__templates *t, const cJSON *cm)
+{
+    const cJSON *vm =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cm, "data"), "vm");
+
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        t->text = xreallocarray(t->text, t->cap, sizeof(*t->text));
+    }
+    t->text[t->n++] = xstrdup(cJSON_IsString(vm) ? vm->valuestring : "");
+    return t->text[t->n - 1];
+}
+
+/* Member's data.vm text as the compact JSON replica_build() reads, parsed
+ * by pool_member_from_json() as when it was loaded. Returns it (the caller
+ * frees with cJSON_free()), or NULL with *err (the caller frees). */
+static char *cli__template_json(const char *member, const char *text, char **err)
+{
+    cJSON *cm = cJSON_CreateObject(), *meta, *data;
+    struct pool_member m = {0};
+    char *json = NULL;
+
+    if (!cm)
+        abort();
+    cJSON_AddStringToObject(cm, "apiVersion", "v1");
+    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
+    meta = cJSON_AddObjectToObject(cm, "metadata");
+    data = cJSON_AddObjectToObject(cm, "data");
+    cJSON_AddStringToObject(meta, "name", member);
+    cJSON_AddStringToObject(data, "vm", text);
+    *err = NULL;
+    if (pool_member_from_json(cm, &m, err) == 0 && m.vm_template) {
+        json = cJSON_PrintUnformatted(m.vm_template);
+        if (!json)
+            abort(); /* cJSON only fails to print when out of memory */
+    } else if (!*err) {
+        *err = xstrdup("no data.vm to build a replacement from");
+    }
+    pool_member_free(&m);
+    cJSON_Delete(cm);
+    return json;
+}
+
+/* Adds every ConfigMap of one pool file to the pool, keeping each
+ * template in t. */
+static int cli__load_pool(const char *path, struct sim_pool *pool, struct cli__templates *t,
+                          FILE *err)
 {
     struct cli__file f;
     struct pool_member m = {0};
@@ -334,8 +410,10 @@ static int cli__load_pool(const char *path, struct sim_pool *pool, FILE *err)
             break;
         }
         mi = (struct sim_member){m.name, m.vm, &m.features, 0, NULL, NULL};
-        if (m.vm_template)
+        if (m.vm_template) {
             mi.flags |= SIM_MEMBER_TEMPLATE;
+            mi.data = cli__templates_add(t, o->obj);
+        }
         if (m.vm_template && replica_shared_disk(m.vm_template, &disk))
             mi.flags |= SIM_MEMBER_SHARED_DISK;
         mi.disk = disk;
@@ -357,12 +435,18 @@ static int cli__load_pool(const char *path, struct sim_pool *pool, FILE *err)
     return rc;
 }
 
-/* The failed VM as sim_rank() wants it; names owned by the struct. */
+/* The failed VM as sim_rank() wants it, and what of it a replacement
+ * carries, as far as the file says; everything owned by the struct. */
 struct cli__failed {
     char *kind;  /* VirtualMachineInstance, VirtualMachine or ConfigMap */
     char *name;  /* the VM's name (a ConfigMap's kvrecover.io/vm label) */
     char *alias; /* a ConfigMap's own name, or NULL */
     struct features features;
+    char *ns;              /* metadata.namespace, or NULL */
+    char *uid;             /* the uid the controller would name the replacement by, or NULL */
+    cJSON *labels;         /* the VM's metadata.labels, or NULL (none, or not in the file) */
+    cJSON *tlabels;        /* its template's labels, or NULL */
+    const char *no_labels; /* static: why the VM's own labels are unknown, or NULL */
 };
 
 static void cli__failed_free(struct cli__failed *fv)
@@ -371,7 +455,108 @@ static void cli__failed_free(struct cli__failed *fv)
     free(fv->name);
     free(fv->alias);
     features_free(&fv->features);
+    free(fv->ns);
+    free(fv->uid);
+    cJSON_Delete(fv->labels);
+    cJSON_Delete(fv->tlabels);
     memset(fv, 0, sizeof(*fv));
+}
+
+static const cJSON *cli__get(const cJSON *o, const char *key)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+/* o[key] when it is a non-empty string, else NULL. */
+static const char *cli__str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cli__get(o, key);
+
+    return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+}
+
+static char *cli__dup(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* A copy of a labels mapping, or NULL when it is not one. */
+static cJSON *cli__labels(const cJSON *m)
+{
+    cJSON *c;
+
+    if (!cJSON_IsObject(m))
+        return NULL;
+    c = cJSON_Duplicate(m, 1);
+    if (!c)
+        abort(); /* cJSON fails only when out of memory; xmalloc would abort too */
+    return c;
+}
+
+/* What a VirtualMachine vm says of the failed VM's identity: its labels,
+ * its template's, and the uid the controller names a replacement by (a
+ * crash loop's last failed VMI, else the VM's own, as the controller does
+ * when there is no VMI). */
+static void cli__identity_of_vm(const cJSON *vm, struct cli__failed *fv)
+{
+    const cJSON *meta = cli__get(vm, "metadata");
+    const char *uid =
+        cli__str(cli__get(cli__get(vm, "status"), "startFailure"), "lastFailedVMIUID");
+
+    fv->labels = cli__labels(cli__get(meta, "labels"));
+    fv->tlabels = cli__labels(
+        cli__get(cli__get(cli__get(cli__get(vm, "spec"), "template"), "metadata"), "labels"));
+    fv->uid = cli__dup(uid ? uid : cli__str(meta, "uid"));
+}
+
+/* What a VirtualMachineInstance says: KubeVirt gives a VMI its template's
+ * labels (SetupVMIFromVM) and adds its own, which are dropped here; the
+ * VM's own labels are not in it. */
+static void cli__identity_of_vmi(const cJSON *vmi, struct cli__failed *fv)
+{
+    /* KubeVirt v1.8.4's labels on a VMI: virt-controller's lifecycle and
+     * migration code, virt-handler's */
+    static const char *const kubevirts[] = {
+        "kubevirt.io/nodeName",
+        "kubevirt.io/migrationTargetNodeName",
+        "kubevirt.io/outdatedLauncherImage",
+        "kubevirt.io/vmi-pod-cpu-resource-limits",
+        "kubevirt.io/vmi-pod-memory-resource-requests",
+        "kubevirt.io/memory-hotplug-overhead-ratio",
+    };
+    const cJSON *meta = cli__get(vmi, "metadata");
+
+    fv->tlabels = cli__labels(cli__get(meta, "labels"));
+    for (size_t i = 0; fv->tlabels && i < sizeof(kubevirts) / sizeof(kubevirts[0]); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(fv->tlabels, kubevirts[i]);
+    fv->uid = cli__dup(cli__str(meta, "uid"));
+    fv->no_labels = "the failed VM's own labels are not in a VirtualMachineInstance; the "
+                    "controller gives the replacement the VM's (give the VirtualMachine to see "
+                    "them)";
+}
+
+/* What a pool ConfigMap says: its data.vm is the VM; its own labels are
+ * the pool's. Returns 0, or exit status 2 after the diagnostic. */
+static int cli__identity_of_configmap(const char *path, const struct cli__obj *o,
+                                      struct cli__failed *fv, FILE *err)
+{
+    struct pool_member m = {0};
+    char *msg = NULL;
+    int rc = 0;
+
+    if (pool_member_from_json(o->obj, &m, &msg)) {
+        rc = cli__fail(err, "%s: %s%s", path, o->where, msg);
+        goto out;
+    }
+    if (m.vm_template)
+        cli__identity_of_vm(m.vm_template, fv);
+    else
+        fv->no_labels = "the failed VM's labels are not in a ConfigMap without data.vm; the "
+                        "controller gives the replacement the VM's";
+out:
+    free(msg);
+    pool_member_free(&m);
+    return rc;
 }
 
 /* Loads the failed VM: one VirtualMachineInstance, VirtualMachine or pool
@@ -421,6 +606,7 @@ static int cli__load_failed(const char *path, struct cli__failed *fv, FILE *err)
         goto out;
     }
     fv->name = xstrdup(name->valuestring);
+    fv->ns = cli__dup(cli__str(meta, "namespace"));
     if (strcmp(fv->kind, "ConfigMap") == 0) {
         const cJSON *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
 
@@ -440,6 +626,12 @@ static int cli__load_failed(const char *path, struct cli__failed *fv, FILE *err)
                                                             " annotation, cpu or memory");
         goto out;
     }
+    if (strcmp(fv->kind, "VirtualMachine") == 0)
+        cli__identity_of_vm(obj, fv);
+    else if (strcmp(fv->kind, "VirtualMachineInstance") == 0)
+        cli__identity_of_vmi(obj, fv);
+    else
+        rc = cli__identity_of_configmap(path, &f.objs[0], fv, err);
 out:
     if (rc)
         cli__failed_free(fv);
@@ -447,6 +639,131 @@ out:
     free(msg);
     cli__file_free(&f);
     return rc;
+}
+
+/* The replacement `score` shows, built as the controller builds it
+ * (reconcile/incident.c): replica_build() of the first eligible candidate,
+ * and when a template does not build, that candidate refused (NoTemplate)
+ * and the next one tried. */
+struct cli__repl {
+    long cand;                 /* index in the result of the member built from, or -1 */
+    char *name;                /* the replacement's name (replica_name()), or NULL */
+    struct replica_changes ch; /* what it changes of the member's data.vm */
+    char **why;                /* per candidate: why its template did not build, or NULL */
+    size_t nwhy;               /* entries in why */
+    const char *note[2];       /* static: what the file does not say */
+    size_t nnotes;             /* entries in note */
+};
+
+static void cli__repl_free(struct cli__repl *rp)
+{
+    free(rp->name);
+    replica_changes_free(&rp->ch);
+    for (size_t i = 0; i < rp->nwhy; i++)
+        free(rp->why[i]);
+    free(rp->why);
+    memset(rp, 0, sizeof(*rp));
+}
+
+/* Builds the replacement of fv from res's selection into *rp, refusing in
+ * res the candidates whose template does not build. */
+static void cli__repl_build(const struct sim_pool *pool, const struct policy *pol,
+                            const struct cli__failed *fv, struct sim_result *res,
+                            struct cli__repl *rp)
+{
+    memset(rp, 0, sizeof(*rp));
+    rp->cand = -1;
+    rp->nwhy = res->n;
+    rp->why = xcalloc(res->n ? res->n : 1, sizeof(*rp->why));
+    /* the controller hashes the failed VMI's uid; without one the name is
+     * shown as an empty uid makes it */
+    rp->name = replica_name(fv->name, fv->uid ? fv->uid : "");
+    while (res->selected >= 0) {
+        size_t i = (size_t)res->selected;
+        const struct sim_candidate *c = &res->cand[i];
+        const char *member = sim_pool_name(pool, c->member);
+        const char *text = sim_pool_data(pool, c->member);
+        struct replica_spec s = {pol->namespace ? pol->namespace : fv->ns,
+                                 rp->name,
+                                 fv->name,
+                                 fv->labels,
+                                 fv->tlabels,
+                                 pol->name ? pol->name : "",
+                                 member,
+                                 c->score,
+                                 fv->uid,
+                                 NULL};
+        cJSON *vm = NULL;
+        char *err = NULL, *prefix, *tmpl = NULL;
+        int built;
+
+        if (text)
+            tmpl = cli__template_json(member, text, &err);
+        built = tmpl && replica_build(tmpl, &s, &vm, &rp->ch, &err) == 0;
+        cJSON_free(tmpl);
+        cJSON_Delete(vm);
+        if (built) {
+            rp->cand = (long)i;
+            break;
+        }
+        /* the row names the member already */
+        prefix = xasprintf("pool member %s: ", member);
+        if (err && strncmp(err, prefix, strlen(prefix)) == 0)
+            memmove(err, err + strlen(prefix), strlen(err + strlen(prefix)) + 1);
+        free(prefix);
+        rp->why[i] = err ? err : xstrdup("no data.vm to build a replacement from");
+        sim_result_refuse(res, i, SIM_NO_TEMPLATE);
+    }
+    if (rp->cand < 0) {
+        free(rp->name);
+        rp->name = NULL;
+        return;
+    }
+    if (fv->no_labels)
+        rp->note[rp->nnotes++] = fv->no_labels;
+    if (!fv->uid)
+        rp->note[rp->nnotes++] = "the file has no uid: the controller's name ends in 10 hex digits "
+                                 "of the failed VMI's uid, not these";
+}
+
+/* The replacement as JSON: null, or {"name", "from", "failedUid",
+ * "changes": [{"op", "path", "value", "old", "text"}], "notes"}. */
+static cJSON *cli__repl_json(const struct sim_pool *pool, const struct sim_result *res,
+                             const struct cli__failed *fv, const struct cli__repl *rp)
+{
+    cJSON *o, *changes, *notes;
+
+    if (rp->cand < 0)
+        return cJSON_CreateNull();
+    o = cJSON_CreateObject();
+    if (!o)
+        abort();
+    cJSON_AddStringToObject(o, "name", rp->name);
+    cJSON_AddStringToObject(o, "from", sim_pool_name(pool, res->cand[rp->cand].member));
+    if (fv->uid)
+        cJSON_AddStringToObject(o, "failedUid", fv->uid);
+    else
+        cJSON_AddNullToObject(o, "failedUid");
+    changes = cJSON_AddArrayToObject(o, "changes");
+    for (size_t i = 0; i < rp->ch.n; i++) {
+        const struct replica_change *it = &rp->ch.item[i];
+        cJSON *c = cJSON_CreateObject();
+
+        if (!c)
+            abort();
+        cJSON_AddItemToArray(changes, c);
+        cJSON_AddStringToObject(c, "op", it->op);
+        cJSON_AddStringToObject(c, "path", it->path);
+        if (it->value)
+            cJSON_AddItemToObject(c, "value", cJSON_Duplicate(it->value, 1));
+        if (it->old)
+            cJSON_AddItemToObject(c, "old", cJSON_Duplicate(it->old, 1));
+        cJSON_AddStringToObject(c, "text", rp->ch.line[i]);
+    }
+    notes = cJSON_AddArrayToObject(o, "notes");
+    for (size_t i = 0; i < rp->nnotes; i++)
+        cJSON_AddItemToArray(notes, cJSON_CreateString(rp->note[i]));
+    return o;
 }
 
 /* A copy of s with control bytes made visible as '?', for the terminal. */
@@ -518,10 +835,36 @@ static void cli__table_free(struct cli__table *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* After the ranking: the replacement's name and what it changes. */
+static void cli__print_repl(const struct sim_pool *pool, const struct sim_result *res,
+                            const struct cli__repl *rp, FILE *out)
+{
+    char *name, *from;
+
+    if (rp->cand < 0)
+        return;
+    name = cli__printable(rp->name);
+    from = cli__printable(sim_pool_name(pool, res->cand[rp->cand].member));
+    fprintf(out, "\nreplacement %s, built from %s's data.vm:\n", name, from);
+    for (size_t i = 0; i < rp->ch.n; i++) {
+        char *line = cli__printable(rp->ch.line[i]);
+
+        fprintf(out, "  - %s\n", line);
+        free(line);
+    }
+    if (!rp->ch.n)
+        fputs("  (nothing: the member's VirtualMachine is used as it is)\n", out);
+    for (size_t i = 0; i < rp->nnotes; i++)
+        fprintf(out, "note: %s\n", rp->note[i]);
+    free(name);
+    free(from);
+}
+
 /* The ranking for people: a summary line, then one row per candidate. */
 static void cli__print_table(const struct cli__opts *o, const struct sim_ranker *r,
                              const struct sim_pool *pool, const struct policy *pol,
-                             const struct cli__failed *fv, const struct sim_result *res, FILE *out)
+                             const struct cli__failed *fv, const struct sim_result *res,
+                             const struct cli__repl *rp, FILE *out)
 {
     struct cli__table t;
     size_t ncat = 0, cols;
@@ -578,7 +921,7 @@ static void cli__print_table(const struct cli__opts *o, const struct sim_ranker 
 
     for (size_t i = 0; i < res->n; i++) {
         const struct sim_candidate *c = &res->cand[i];
-        char *detail = sim_candidate_detail(c, pol);
+        char *detail = rp->why[i] ? xstrdup(rp->why[i]) : sim_candidate_detail(c, pol);
 
         row[0] = xasprintf("%c %zu", (long)i == res->selected ? '*' : ' ', i + 1);
         row[1] = cli__printable(sim_pool_name(pool, c->member));
@@ -602,6 +945,7 @@ static void cli__print_table(const struct cli__opts *o, const struct sim_ranker 
     }
     cli__table_print(&t, out);
     cli__table_free(&t);
+    cli__print_repl(pool, res, rp, out);
 out:
     free(row);
     free(cat);
@@ -613,10 +957,22 @@ out:
 
 static int cli__print_json(const struct cli__opts *o, const struct sim_ranker *r,
                            const struct sim_pool *pool, const struct policy *pol,
-                           const struct sim_query *q, const struct sim_result *res, FILE *out)
+                           const struct sim_query *q, const struct cli__failed *fv,
+                           const struct sim_result *res, const struct cli__repl *rp, FILE *out)
 {
     cJSON *j = sim_result_json(r, pool, pol, q, res, o->verbose ? SIM_JSON_DETAIL : 0);
-    char *s = cJSON_PrintUnformatted(j);
+    cJSON *cands = cJSON_GetObjectItemCaseSensitive(j, "candidates");
+    char *s;
+
+    /* a template that did not build says why, not "no data.vm" */
+    for (size_t i = 0; o->verbose && i < rp->nwhy; i++) {
+        cJSON *c = cJSON_GetArrayItem(cands, (int)i);
+
+        if (rp->why[i] && cJSON_GetObjectItemCaseSensitive(c, "detail"))
+            cJSON_ReplaceItemInObjectCaseSensitive(c, "detail", cJSON_CreateString(rp->why[i]));
+    }
+    cJSON_AddItemToObject(j, "replacement", cli__repl_json(pool, res, fv, rp));
+    s = cJSON_PrintUnformatted(j);
 
     cJSON_Delete(j);
     if (!s)
@@ -635,12 +991,14 @@ static int cli__score_run(const struct cli__opts *o, FILE *out, FILE *err)
     struct sim_ranker *r = sim_ranker_new();
     struct sim_result res = {0};
     struct sim_query q;
+    struct cli__templates tmpl = {0};
+    struct cli__repl rp = {0};
     int rc;
 
     /* the policy first: its errors are the most likely and the cheapest */
     rc = cli__load_policy(o->policy, &pol, err);
     for (size_t i = 0; !rc && i < o->npools; i++)
-        rc = cli__load_pool(o->pools[i], pool, err);
+        rc = cli__load_pool(o->pools[i], pool, &tmpl, err);
     if (!rc)
         rc = cli__load_failed(o->failed, &fv, err);
     if (rc)
@@ -655,15 +1013,18 @@ static int cli__score_run(const struct cli__opts *o, FILE *out, FILE *err)
                        fv.name, FEATURES_MAX_ITEMS);
         goto out;
     }
+    cli__repl_build(pool, &pol, &fv, &res, &rp);
     if (o->json)
-        cli__print_json(o, r, pool, &pol, &q, &res, out);
+        cli__print_json(o, r, pool, &pol, &q, &fv, &res, &rp, out);
     else
-        cli__print_table(o, r, pool, &pol, &fv, &res, out);
+        cli__print_table(o, r, pool, &pol, &fv, &res, &rp, out);
     if (fflush(out) != 0 || ferror(out)) {
         cli__fail(err, "cannot write the output: %s", strerror(errno));
         rc = CLI_EXIT_IO;
     }
 out:
+    cli__repl_free(&rp);
+    cli__templates_free(&tmpl);
     sim_result_free(&res);
     sim_ranker_free(r);
     sim_pool_free(pool);

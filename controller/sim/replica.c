@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/hash.h"
 #include "base/text.h"
 #include "base/xalloc.h"
@@ -53,23 +54,85 @@ void replica_changes_free(struct replica_changes *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         free(c->line[i]);
+        if (c->item) {
+            free(c->item[i].path);
+            cJSON_Delete(c->item[i].value);
+            cJSON_Delete(c->item[i].old);
+        }
+    }
     free(c->line);
+    free(c->item);
     memset(c, 0, sizeof(*c));
 }
 
-static void replica__note(struct replica_changes *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void replica__note(struct replica_changes *c, const char *fmt, ...)
+/* at with key appended as a JSON Pointer reference token (RFC 6901: '~'
+ * is written "~0", '/' "~1"). The caller frees. */
+static char *replica__ptr(const char *at, const char *key)
 {
-    va_list ap;
+    struct buf b = {0};
+
+    buf_puts(&b, at);
+    buf_puts(&b, "/");
+    for (; *key; key++) {
+        if (*key == '~')
+            buf_puts(&b, "~0");
+        else if (*key == '/')
+            buf_puts(&b, "~1");
+        else
+            buf_append(&b, key, 1);
+    }
+    return buf_steal(&b);
+}
+
+static cJSON *replica__dup(const cJSON *v)
+{
+    cJSON *d;
+
+    if (!v)
+        return NULL;
+    d = cJSON_Duplicate(v, 1);
+    if (!d)
+        abort(); /* cJSON fails only when out of memory; xmalloc aborts too */
+    return d;
+}
+
+/* Appends one change to c (nothing when c is NULL): op at the JSON Pointer
+ * at + "/" + key (key NULL: at itself), value and old copied (NULL: none),
+ * and its line. */
+static void replica__vnote(struct replica_changes *c, const char *op, const char *at,
+                           const char *key, const cJSON *value, const cJSON *old, const char *fmt,
+                           va_list ap) __attribute__((format(printf, 7, 0)));
+static void replica__vnote(struct replica_changes *c, const char *op, const char *at,
+                           const char *key, const cJSON *value, const cJSON *old, const char *fmt,
+                           va_list ap)
+{
+    struct replica_change *it;
 
     if (!c)
         return;
-    va_start(ap, fmt);
     c->line = xreallocarray(c->line, c->n + 1, sizeof(*c->line));
-    c->line[c->n++] = xvasprintf(fmt, ap);
+    c->item = xreallocarray(c->item, c->n + 1, sizeof(*c->item));
+    c->line[c->n] = xvasprintf(fmt, ap);
+    it = &c->item[c->n++];
+    it->op = op;
+    it->path = key ? replica__ptr(at, key) : xstrdup(at);
+    it->value = replica__dup(value);
+    it->old = replica__dup(old);
+}
+
+static void replica__note(struct replica_changes *c, const char *op, const char *at,
+                          const char *key, const cJSON *value, const cJSON *old, const char *fmt,
+                          ...) __attribute__((format(printf, 7, 8)));
+static void replica__note(struct replica_changes *c, const char *op, const char *at,
+                          const char *key, const cJSON *value, const cJSON *old, const char *fmt,
+                          ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    replica__vnote(c, op, at, key, value, old, fmt, ap);
     va_end(ap);
 }
 
@@ -107,6 +170,61 @@ static int replica__drop(cJSON *o, const char *key)
         return 0;
     cJSON_Delete(cJSON_DetachItemViaPointer(o, v));
     return 1;
+}
+
+/* replica__drop(), noted as a "remove" of at/key with the line fmt. */
+static int replica__drop_noted(struct replica_changes *c, cJSON *o, const char *at, const char *key,
+                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int replica__drop_noted(struct replica_changes *c, cJSON *o, const char *at, const char *key,
+                               const char *fmt, ...)
+{
+    cJSON *v = replica__get(o, key);
+    va_list ap;
+
+    if (!v)
+        return 0;
+    va_start(ap, fmt);
+    replica__vnote(c, "remove", at, key, NULL, v, fmt, ap);
+    va_end(ap);
+    cJSON_Delete(cJSON_DetachItemViaPointer(o, v));
+    return 1;
+}
+
+/* Entries shown of a mapping in a change's line; the rest are counted. */
+#define REPLICA__KV_MAX 8
+
+/* The string entries of map for a line: "k=v, k=v" (values 0: "k, k"),
+ * keys and values as replica__word() writes them, the first
+ * REPLICA__KV_MAX then "and N more"; keys in skip (NULL-terminated, or
+ * NULL) left out; "none" when nothing is left. The caller frees. */
+static char *replica__kv(const cJSON *map, const char *const *skip, int values)
+{
+    struct buf b = {0};
+    const cJSON *it;
+    size_t n = 0;
+
+    cJSON_ArrayForEach(it, (cJSON_IsObject(map) ? map : NULL))
+    {
+        const char *const *k = skip;
+        char *kw, *vw;
+
+        while (k && *k && strcmp(*k, it->string) != 0)
+            k++;
+        if (!cJSON_IsString(it) || (k && *k))
+            continue;
+        if (n++ >= REPLICA__KV_MAX)
+            continue;
+        kw = replica__word(it->string);
+        vw = values ? replica__word(it->valuestring) : NULL;
+        buf_printf(&b, "%s%s%s%s", n > 1 ? ", " : "", kw, vw ? "=" : "", vw ? vw : "");
+        free(kw);
+        free(vw);
+    }
+    if (n > REPLICA__KV_MAX)
+        buf_printf(&b, " and %zu more", n - REPLICA__KV_MAX);
+    if (!n)
+        buf_puts(&b, "none");
+    return buf_steal(&b);
 }
 
 static int replica__strcmp(const void *a, const void *b)
@@ -221,27 +339,73 @@ static int replica__generated(const char *key)
     return strncmp(key, "kubectl.kubernetes.io/", 22) == 0;
 }
 
-/* The replacement's metadata. */
-static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_spec *s)
+/* Notes at/key (in the member) becoming value: nothing when they are
+ * equal, else an add, a replace or (value NULL) a remove. */
+static void replica__became(struct replica_changes *c, const char *at, const char *key,
+                            const cJSON *old, const cJSON *value, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static void replica__became(struct replica_changes *c, const char *at, const char *key,
+                            const cJSON *old, const cJSON *value, const char *fmt, ...)
 {
-    static const char *const kept[] = {"kvrecover.io/features", "kvrecover.io/resources"};
+    va_list ap;
+
+    if (!c || (!old && !value) || (old && value && cJSON_Compare(old, value, 1)))
+        return;
+    va_start(ap, fmt);
+    replica__vnote(c, !old ? "add" : !value ? "remove" : "replace", at, key, value, old, fmt, ap);
+    va_end(ap);
+}
+
+/* The replacement's metadata. */
+static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_spec *s,
+                                struct replica_changes *ch)
+{
+    static const char *const kept[] = {"kvrecover.io/features", "kvrecover.io/resources", NULL};
+    static const char *const ours[] = {REPLICA_REPLACES_LABEL, REPLICA_POLICY_LABEL,
+                                       REPLICA_TEMPLATE_LABEL, NULL};
+    static const char *const built[] = {"name", "namespace", "labels", "annotations", NULL};
     cJSON *meta = cJSON_CreateObject(), *labels, *ann;
-    const cJSON *mann = replica__get(member_meta, "annotations");
+    const cJSON *mann = replica__get(member_meta, "annotations"), *it;
     char score[32];
 
     if (!meta)
         abort();
     cJSON_AddStringToObject(meta, "name", s->name);
-    cJSON_AddStringToObject(meta, "namespace", s->namespace);
+    replica__became(ch, "/metadata", "name", replica__get(member_meta, "name"),
+                    replica__get(meta, "name"), "set metadata.name %s", s->name);
+    if (s->namespace) {
+        cJSON_AddStringToObject(meta, "namespace", s->namespace);
+        replica__became(ch, "/metadata", "namespace", replica__get(member_meta, "namespace"),
+                        replica__get(meta, "namespace"), "set metadata.namespace %s", s->namespace);
+    }
     labels = replica__strings(s->labels);
     replica__set(labels, REPLICA_REPLACES_LABEL, s->failed_vm);
     replica__set(labels, REPLICA_POLICY_LABEL, s->policy);
     replica__set(labels, REPLICA_TEMPLATE_LABEL, s->member);
     cJSON_AddItemToObject(meta, "labels", labels);
+    if (ch) {
+        char *failed = replica__kv(s->labels, ours, 1);
+        char *mine = replica__kv(replica__get(member_meta, "labels"), NULL, 1);
+        char *w[3];
+        /* the member's are worth naming when they are not the same */
+        int differ = strcmp(mine, "none") != 0 && strcmp(mine, failed) != 0;
+
+        for (size_t i = 0; i < 3; i++)
+            w[i] = replica__word(replica__str(labels, ours[i]));
+        replica__became(ch, "/metadata", "labels", replica__get(member_meta, "labels"), labels,
+                        "set metadata.labels: the failed VM's (%s) plus %s=%s, %s=%s, %s=%s%s%s%s",
+                        failed, ours[0], w[0], ours[1], w[1], ours[2], w[2],
+                        differ ? "; not the member's (" : "", differ ? mine : "",
+                        differ ? ")" : "");
+        for (size_t i = 0; i < 3; i++)
+            free(w[i]);
+        free(failed);
+        free(mine);
+    }
     ann = cJSON_AddObjectToObject(meta, "annotations");
     if (!ann)
         abort();
-    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+    for (size_t i = 0; kept[i]; i++) {
         const char *v = replica__str(mann, kept[i]);
 
         if (v)
@@ -249,8 +413,44 @@ static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_s
     }
     snprintf(score, sizeof(score), "%.4f", s->score);
     cJSON_AddStringToObject(ann, REPLICA_SCORE_ANNOTATION, score);
-    cJSON_AddStringToObject(ann, REPLICA_FAILED_UID_ANNOTATION, s->failed_uid);
-    cJSON_AddStringToObject(ann, REPLICA_DECIDED_AT_ANNOTATION, s->decided_at);
+    if (s->failed_uid)
+        cJSON_AddStringToObject(ann, REPLICA_FAILED_UID_ANNOTATION, s->failed_uid);
+    if (s->decided_at)
+        cJSON_AddStringToObject(ann, REPLICA_DECIDED_AT_ANNOTATION, s->decided_at);
+    if (ch) {
+        char *set = replica__kv(ann, kept, 1), *from = NULL;
+        char *left = replica__kv(mann, kept, 0);
+
+        for (size_t i = 0; kept[i]; i++)
+            if (replica__str(ann, kept[i])) {
+                char *k = from;
+
+                from = xasprintf("%s%s%s", k ? k : "", k ? ", " : "", kept[i]);
+                free(k);
+            }
+        replica__became(ch, "/metadata", "annotations", mann, ann,
+                        "set metadata.annotations: %s%s%s%s%s", set,
+                        from ? "; kept the member's " : "", from ? from : "",
+                        strcmp(left, "none") ? "; dropped the member's " : "",
+                        strcmp(left, "none") ? left : "");
+        free(set);
+        free(from);
+        free(left);
+    }
+    /* whatever else the member's metadata says belongs to its object */
+    cJSON_ArrayForEach(it, (cJSON_IsObject(member_meta) ? member_meta : NULL))
+    {
+        const char *const *k = built;
+        char *w;
+
+        while (*k && strcmp(*k, it->string) != 0)
+            k++;
+        if (*k)
+            continue;
+        w = replica__word(it->string);
+        replica__note(ch, "remove", "/metadata", it->string, NULL, it, "dropped metadata.%s", w);
+        free(w);
+    }
     return meta;
 }
 
@@ -265,8 +465,17 @@ static cJSON *replica__template_metadata(const cJSON *member_tmeta, const struct
     if (!meta)
         abort();
     labels = replica__strings(s->template_labels);
-    if (!cJSON_Compare(labels, cJSON_IsObject(mlabels) ? mlabels : labels, 1))
-        replica__note(ch, "set the template's labels to the failed VM's, not the member's");
+    if (ch) {
+        /* an empty mapping and none are the same labels */
+        const cJSON *old = cJSON_IsObject(mlabels) && !mlabels->child ? NULL : mlabels;
+        char *failed = replica__kv(labels, NULL, 1), *mine = replica__kv(mlabels, NULL, 1);
+
+        replica__became(ch, "/spec/template/metadata", "labels", old, labels->child ? labels : NULL,
+                        "set the template's labels to the failed VM's (%s), not the member's (%s)",
+                        failed, mine);
+        free(failed);
+        free(mine);
+    }
     if (labels->child)
         cJSON_AddItemToObject(meta, "labels", labels);
     else
@@ -285,19 +494,38 @@ static cJSON *replica__template_metadata(const cJSON *member_tmeta, const struct
             continue;
         }
         w = replica__word(it->string);
-        replica__note(ch, "dropped template annotation %s", w);
+        replica__note(ch, "remove", "/spec/template/metadata/annotations", it->string, NULL, it,
+                      "dropped template annotation %s", w);
         free(w);
     }
     if (ann->child)
         cJSON_AddItemToObject(meta, "annotations", ann);
     else
         cJSON_Delete(ann);
+    /* the rest describes the member's VMIs (a name, kubectl's
+     * creationTimestamp: null) */
+    if (member_tmeta && !cJSON_IsObject(member_tmeta))
+        replica__note(ch, "remove", "/spec/template/metadata", NULL, NULL, member_tmeta,
+                      "dropped spec.template.metadata (%s, not a mapping)",
+                      text_json_type(member_tmeta));
+    cJSON_ArrayForEach(it, (cJSON_IsObject(member_tmeta) ? member_tmeta : NULL))
+    {
+        char *w;
+
+        if (strcmp(it->string, "labels") == 0 || strcmp(it->string, "annotations") == 0)
+            continue;
+        w = replica__word(it->string);
+        replica__note(ch, "remove", "/spec/template/metadata", it->string, NULL, it,
+                      "dropped spec.template.metadata.%s", w);
+        free(w);
+    }
     return meta;
 }
 
 /* Removes what identifies the member's machine from a template spec. */
 static void replica__clean_template_spec(cJSON *tspec, struct replica_changes *ch)
 {
+    static const char at[] = "/spec/template/spec";
     cJSON *domain = replica__get(tspec, "domain");
     cJSON *fw = replica__get(domain, "firmware");
     cJSON *ifaces = replica__get(replica__get(domain, "devices"), "interfaces"), *it;
@@ -306,28 +534,25 @@ static void replica__clean_template_spec(cJSON *tspec, struct replica_changes *c
     if (!cJSON_IsArray(ifaces))
         ifaces = NULL;
 
-    if (replica__drop(fw, "uuid"))
-        replica__note(ch, "dropped domain.firmware.uuid");
-    if (replica__drop(fw, "serial"))
-        replica__note(ch, "dropped domain.firmware.serial");
+    replica__drop_noted(ch, fw, "/spec/template/spec/domain/firmware", "uuid",
+                        "dropped domain.firmware.uuid");
+    replica__drop_noted(ch, fw, "/spec/template/spec/domain/firmware", "serial",
+                        "dropped domain.firmware.serial");
     if (cJSON_IsObject(fw) && !fw->child)
         replica__drop(domain, "firmware");
     cJSON_ArrayForEach(it, ifaces)
     {
         const char *name = replica__str(it, "name");
+        char *w = name ? replica__word(name) : xasprintf("%zu", i);
+        char *ifat = xasprintf("%s/domain/devices/interfaces/%zu", at, i);
 
-        if (replica__drop(it, "macAddress")) {
-            char *w = name ? replica__word(name) : xasprintf("%zu", i);
-
-            replica__note(ch, "dropped macAddress of interface %s", w);
-            free(w);
-        }
+        replica__drop_noted(ch, it, ifat, "macAddress", "dropped macAddress of interface %s", w);
+        free(ifat);
+        free(w);
         i++;
     }
-    if (replica__drop(tspec, "hostname"))
-        replica__note(ch, "dropped hostname");
-    if (replica__drop(tspec, "subdomain"))
-        replica__note(ch, "dropped subdomain");
+    replica__drop_noted(ch, tspec, at, "hostname", "dropped hostname");
+    replica__drop_noted(ch, tspec, at, "subdomain", "dropped subdomain");
 }
 
 static int replica__fail(char **err, const char *member, const char *fmt, ...)
@@ -408,13 +633,22 @@ static int replica__disks(cJSON *spec, const struct replica_spec *s, struct repl
         }
         r[n].from = old;
         r[n].to = xasprintf("%s-%s", s->name, old);
-        w = replica__word(old);
-        replica__note(ch, "renamed dataVolumeTemplate %s to %s", w, r[n].to);
-        free(w);
+        if (ch) {
+            cJSON *to = cJSON_CreateString(r[n].to);
+            char *dat = xasprintf("/spec/dataVolumeTemplates/%zu/metadata", i);
+
+            w = replica__word(old);
+            replica__note(ch, "replace", dat, "name", to, replica__get(meta, "name"),
+                          "renamed dataVolumeTemplate %s to %s", w, r[n].to);
+            free(w);
+            free(dat);
+            cJSON_Delete(to);
+        }
         n++;
         i++;
     }
     qsort(r, n, sizeof(*r), replica__rename_cmp);
+    i = 0;
     cJSON_ArrayForEach(it, vols)
     {
         static const struct {
@@ -426,15 +660,24 @@ static int replica__disks(cJSON *spec, const struct replica_spec *s, struct repl
             cJSON *src = replica__get(it, uses[u].source);
             const char *from = replica__str(src, uses[u].field);
             const char *to = from ? replica__renamed(r, n, from) : NULL;
-            char *w;
 
             if (!to)
                 continue;
+            if (ch) {
+                cJSON *nv = cJSON_CreateString(to);
+                char *w = vname ? replica__word(vname) : xstrdup("(unnamed)");
+                char *vat = xasprintf("/spec/template/spec/volumes/%zu/%s", i, uses[u].source);
+
+                replica__note(ch, "replace", vat, uses[u].field, nv,
+                              replica__get(src, uses[u].field), "pointed volume %s at %s %s", w,
+                              uses[u].source, to);
+                cJSON_Delete(nv);
+                free(vat);
+                free(w);
+            }
             replica__set(src, uses[u].field, to);
-            w = vname ? replica__word(vname) : xstrdup("(unnamed)");
-            replica__note(ch, "pointed volume %s at %s %s", w, uses[u].source, to);
-            free(w);
         }
+        i++;
     }
     /* the names change last: r borrows the old ones */
     cJSON_ArrayForEach(it, dvts)
@@ -455,10 +698,10 @@ out:
 int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out,
                   struct replica_changes *changes_out, char **err)
 {
-    cJSON *vm = cJSON_Parse(vm_json), *spec, *tmpl, *tspec, *meta;
+    cJSON *vm = cJSON_Parse(vm_json), *spec, *tmpl, *tspec, *tmeta, *meta = NULL, *always;
     struct replica_changes mine = {0}, *changes = changes_out ? &mine : NULL;
     const char *kind = replica__str(vm, "kind"), *api = replica__str(vm, "apiVersion");
-    const char *rs;
+    const cJSON *rs_item, *it;
     char *disk = NULL;
     int rc = 0;
 
@@ -479,22 +722,48 @@ int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out
         rc = replica__fail(err, s->member, "%s", disk);
         goto out;
     }
+    /* the metadata's changes first: a reader meets the name first */
+    meta = replica__metadata(replica__get(vm, "metadata"), s, changes);
+    /* the rest of the member's object (status) is not the replacement's */
+    cJSON_ArrayForEach(it, vm)
+    {
+        static const char *const built[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+        const char *const *k = built;
+        char *w;
+
+        while (*k && strcmp(*k, it->string) != 0)
+            k++;
+        if (*k)
+            continue;
+        w = replica__word(it->string);
+        replica__note(changes, "remove", "", it->string, NULL, it, "dropped %s", w);
+        free(w);
+    }
     /* spec, changed in place, then moved into the new object */
-    rs = replica__str(spec, "runStrategy");
-    if (!rs)
-        replica__note(changes, "set runStrategy Always");
-    else if (strcmp(rs, "Always") != 0)
-        replica__note(changes, "set runStrategy Always (was %s)", rs);
-    if (replica__drop(spec, "running"))
-        replica__note(changes, "dropped running (runStrategy says it)");
+    rs_item = replica__get(spec, "runStrategy");
+    always = cJSON_CreateString("Always");
+    if (!always)
+        abort();
+    if (!cJSON_IsString(rs_item)) {
+        replica__note(changes, rs_item ? "replace" : "add", "/spec", "runStrategy", always, rs_item,
+                      "set runStrategy Always");
+    } else if (strcmp(rs_item->valuestring, "Always") != 0) {
+        char *w = replica__word(rs_item->valuestring);
+
+        replica__note(changes, "replace", "/spec", "runStrategy", always, rs_item,
+                      "set runStrategy Always (was %s)", w);
+        free(w);
+    }
+    cJSON_Delete(always);
+    replica__drop_noted(changes, spec, "/spec", "running", "dropped running (runStrategy says it)");
     replica__set(spec, "runStrategy", "Always");
-    if (replica__drop(replica__get(spec, "instancetype"), "revisionName"))
-        replica__note(changes, "dropped instancetype.revisionName");
-    if (replica__drop(replica__get(spec, "preference"), "revisionName"))
-        replica__note(changes, "dropped preference.revisionName");
-    meta = replica__template_metadata(replica__get(tmpl, "metadata"), s, changes);
+    replica__drop_noted(changes, replica__get(spec, "instancetype"), "/spec/instancetype",
+                        "revisionName", "dropped instancetype.revisionName");
+    replica__drop_noted(changes, replica__get(spec, "preference"), "/spec/preference",
+                        "revisionName", "dropped preference.revisionName");
+    tmeta = replica__template_metadata(replica__get(tmpl, "metadata"), s, changes);
     replica__drop(tmpl, "metadata");
-    cJSON_AddItemToObject(tmpl, "metadata", meta);
+    cJSON_AddItemToObject(tmpl, "metadata", tmeta);
     tspec = replica__get(tmpl, "spec");
     if (cJSON_IsObject(tspec))
         replica__clean_template_spec(tspec, changes);
@@ -506,17 +775,24 @@ int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out
         abort();
     cJSON_AddStringToObject(*out, "apiVersion", api);
     cJSON_AddStringToObject(*out, "kind", "VirtualMachine");
-    cJSON_AddItemToObject(*out, "metadata", replica__metadata(replica__get(vm, "metadata"), s));
+    cJSON_AddItemToObject(*out, "metadata", meta);
+    meta = NULL;
     cJSON_AddItemToObject(*out, "spec", cJSON_DetachItemViaPointer(vm, spec));
-    for (size_t i = 0; changes && i < mine.n; i++) {
-        changes_out->line = xreallocarray(changes_out->line, changes_out->n + 1, sizeof(char *));
-        changes_out->line[changes_out->n++] = mine.line[i];
+    if (changes) {
+        size_t n = changes_out->n + mine.n;
+
+        changes_out->line = xreallocarray(changes_out->line, n, sizeof(*changes_out->line));
+        changes_out->item = xreallocarray(changes_out->item, n, sizeof(*changes_out->item));
+        memcpy(changes_out->line + changes_out->n, mine.line, mine.n * sizeof(*mine.line));
+        memcpy(changes_out->item + changes_out->n, mine.item, mine.n * sizeof(*mine.item));
+        changes_out->n = n;
+        free(mine.line);
+        free(mine.item);
+        memset(&mine, 0, sizeof(mine));
     }
-    free(mine.line);
-    mine.line = NULL;
-    mine.n = 0;
 out:
     replica_changes_free(&mine);
+    cJSON_Delete(meta);
     free(disk);
     cJSON_Delete(vm);
     return rc;

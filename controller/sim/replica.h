@@ -42,7 +42,8 @@
 /* What a replacement is made for: the failed VM and the decision. Nothing
  * here is kept by replica_build(); every string is copied. */
 struct replica_spec {
-    const char *namespace;        /* the policy's (and the failed VM's) namespace */
+    const char *namespace;        /* the policy's (and the failed VM's) namespace, or NULL
+                                     (none set: the offline CLI may not know it) */
     const char *name;             /* the replacement's name (replica_name()) */
     const char *failed_vm;        /* the failed VM's name */
     const cJSON *labels;          /* the failed VM's metadata.labels, or NULL */
@@ -50,15 +51,32 @@ struct replica_spec {
     const char *policy;           /* the policy's name */
     const char *member;           /* the pool member's (ConfigMap's) name */
     double score;                 /* the member's score, written with 4 decimals */
-    const char *failed_uid;       /* the failed VMI's uid */
-    const char *decided_at;       /* RFC 3339 time of the decision */
+    const char *failed_uid;       /* the failed VMI's uid, or NULL (no annotation: the
+                                     offline CLI may not know it) */
+    const char *decided_at;       /* RFC 3339 time of the decision, or NULL (no
+                                     annotation: the offline CLI decides nothing) */
+};
+
+/* One change as data: a JSON Patch operation (RFC 6902) on the member's
+ * VirtualMachine that the replacement differs by. Together the items are
+ * not a patch to apply (the replacement's object is assembled, not
+ * patched); each says what one step did, for scripts. */
+struct replica_change {
+    const char *op; /* "add", "replace" or "remove" (static) */
+    char *path;     /* a JSON Pointer (RFC 6901) into the member's data.vm, owned */
+    cJSON *value;   /* add, replace: the replacement's value, owned; remove: NULL */
+    cJSON *old;     /* replace, remove: the member's value, owned; add: NULL */
 };
 
 /* What replica_build() changed, in order, one short line each ("dropped
- * domain.firmware.uuid"). A zeroed struct is empty. */
+ * domain.firmware.uuid") and the same as data: item[i] is line[i]. The
+ * replacement's metadata comes first (its name, labels, annotations, what
+ * of the member's metadata was left out), then its spec. A zeroed struct
+ * is empty. */
 struct replica_changes {
-    char **line; /* owned */
-    size_t n;    /* lines */
+    char **line;                 /* owned */
+    size_t n;                    /* lines, and items */
+    struct replica_change *item; /* n entries, owned */
 };
 
 /**
@@ -98,18 +116,18 @@ int replica_shared_disk(const cJSON *vm, char **detail);
  * subdomain; no status.
  *
  * Returns 0 with *out the new object (the caller frees with cJSON_Delete)
- * and, when changes is not NULL, what was changed appended to it (free with
- * replica_changes_free()). Returns -EINVAL with *out NULL and *err one line
- * naming the member ("pool member web-1: data.vm: spec.dataVolumeTemplates[0]:
- * the renamed DataVolume ... is longer than 253 characters") when the text is
- * not a VirtualMachine, a dataVolumeTemplate has no name, a renamed one is
- * too long, or the template uses a disk that is not its own. The caller
- * frees *err.
+ * and, when changes is not NULL, what was changed appended to it, as lines
+ * and as items (free with replica_changes_free()); a member field that was
+ * already as the replacement needs it is no change. Returns -EINVAL with *out NULL and *err one
+ * line naming the member ("pool member web-1: data.vm: spec.dataVolumeTemplates[0]: the renamed
+ * DataVolume ... is longer than 253 characters") when the text is not a VirtualMachine, a
+ * dataVolumeTemplate has no name, a renamed one is too long, or the template uses a disk that is
+ * not its own. The caller frees *err.
  */
 int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out,
                   struct replica_changes *changes, char **err);
 
-/** Frees the lines of c and leaves it empty; NULL is fine. */
+/** Frees the lines and items of c and leaves it empty; NULL is fine. */
 void replica_changes_free(struct replica_changes *c);
 
 #endif

@@ -83,6 +83,10 @@ usage() {
   else pass "$name"; fi
 }
 
+# ranking_rows FILE : the ranking's rows of a table output (after the header, up to
+# the blank line before the replacement).
+ranking_rows() { awk '/RANK/{h=1; next} h && !NF{exit} h' "$1"; }
+
 # The "# error: TEXT" line of a fixture.
 expect_of() { sed -n 's/^# error: //p' "$1" | head -n 1; }
 
@@ -115,7 +119,7 @@ if ok_run "paper: table runs" "${P[@]}" "${L[@]}" "${F[@]}"; then
   else fail "paper: table summary selects vm-005 at 0.6667" "$(head -n 3 "$out")"; fi
   # the header and the rows in order, the selection marked with *
   hdr=$(grep -n 'RANK' "$out" | head -n 1)
-  rows=$(awk '/RANK/{h=1; next} h && NF' "$out" | sed 's/^\* /*/' | awk '{print $1, $2, $3, $4, $5}')
+  rows=$(ranking_rows "$out" | sed 's/^\* /*/' | awk '{print $1, $2, $3, $4, $5}')
   want=$'*1 vm-005 0.6667 yes \n2 vm-002 0.3333 no BelowThreshold:\n3 vm-004 0.1667 no BelowThreshold:\n4 vm-003 0.0000 no BelowThreshold:'
   want=$(printf '%s\n' "$want" | sed 's/ *$//')
   rows=$(printf '%s\n' "$rows" | sed 's/ *$//')
@@ -125,10 +129,10 @@ if ok_run "paper: table runs" "${P[@]}" "${L[@]}" "${F[@]}"; then
   else fail "paper: table header RANK NAME SCORE ELIGIBLE REASON" "$hdr"; fi
   # aligned: every row's name starts in the NAME column
   col=$(awk '/RANK/{print index($0, "NAME"); exit}' "$out")
-  misaligned=$(awk -v c="$col" '/RANK/{h=1; next} h && NF && substr($0, c, 3) != "vm-"' "$out")
+  misaligned=$(ranking_rows "$out" | awk -v c="$col" 'substr($0, c, 3) != "vm-"')
   if [ -z "$misaligned" ] && [ "$col" -gt 0 ]; then pass "paper: table columns are aligned"
   else fail "paper: table columns are aligned" "$misaligned"; fi
-  if ! awk '/RANK/{h=1; next} h' "$out" | grep -q 'vm-001'; then pass "paper: the failed VM is not its own candidate"
+  if ! ranking_rows "$out" | grep -q 'vm-001'; then pass "paper: the failed VM is not its own candidate"
   else fail "paper: the failed VM is not its own candidate" "vm-001 listed"; fi
   if [ "$(grep -c '^\*' "$out")" = 1 ]; then pass "paper: exactly one row marked selected"
   else fail "paper: exactly one row marked selected" "$(grep -c '^\*' "$out") rows"; fi
@@ -154,7 +158,7 @@ if ok_run "paper: --output=json form" --output=json "${P[@]}" "${L[@]}" "${F[@]}
 fi
 
 if ok_run "coverage: table runs" "${C[@]}" "${L[@]}" "${F[@]}"; then
-  rows=$(awk '/RANK/{h=1; next} h && NF' "$tmp/out" | sed 's/^\* /*/' | awk '{print $1, $2, $3, $4}' | head -n 2)
+  rows=$(ranking_rows "$tmp/out" | sed 's/^\* /*/' | awk '{print $1, $2, $3, $4}' | head -n 2)
   if [ "$rows" = $'*1 vm-005 1.0000 yes\n2 vm-002 0.5000 yes' ]; then
     pass "coverage: table selects vm-005 at 1.0, vm-002 eligible at 0.5"
   else fail "coverage: table selects vm-005 at 1.0, vm-002 eligible at 0.5" "$rows"; fi
@@ -237,6 +241,121 @@ if ok_run "no selection: table runs" --policy "$fx/cli-policy-strict.yaml" "${L[
   else fail "no selection: table says so" "$(head -n 3 "$tmp/out")"; fi
 fi
 
+# --- the replacement (CONTRACT.md "The replacement" 3-5) ---------------------
+# What the controller would create from the selected member: its name, and
+# each change to the member's data.vm as a line and as a JSON Patch-like item.
+
+RL=(--pool "$ex/pool.yaml" --pool "$fx/cli-pool-shared.yaml" --pool "$fx/cli-pool-replica.yaml")
+UL=(--pool "$fx/cli-pool-unbuildable.yaml")
+FU=(--failed "$fx/cli-failed-vm-uid.yaml")
+if ok_run "replacement: json runs" -o json "${P[@]}" "${RL[@]}" "${FU[@]}"; then
+  jq_check "replacement: a SharedDisk member scoring 1.0 is not selected, says why, and is not built from" \
+    '.selected == "vm-010" and .candidates[0].name == "vm-008" and .candidates[0].reason == "SharedDisk" and
+     .replacement.from == "vm-010"'
+  jq_check "replacement: added beside the contract's keys, which are unchanged" \
+    'has("replacement") and (keys - ["replacement"]) == ["candidates","failed","mode","selected","threshold"] and
+     (.candidates[0] | keys) == ["contributions","eligible","name","reason","score"]'
+  # replica_name("vm-001", status.startFailure.lastFailedVMIUID), pinned in test_replica.c's way
+  jq_check "replacement: named as the controller names it, from the last failed VMI's uid" \
+    '.replacement.name == "vm-001-766717e9b3" and
+     .replacement.failedUid == "7c9e6679-7425-40de-944b-e07fc1f90ae7" and .replacement.notes == []'
+  jq_check "replacement: labels are the failed VM's plus kvrecover's, not the member's" \
+    '.replacement.changes[] | select(.path == "/metadata/labels") | .op == "replace" and
+     .value == {"app":"shop","tier":"web","kvrecover.io/replaces":"vm-001","kvrecover.io/policy":"paper",
+                "kvrecover.io/template":"vm-010"} and .old == {"app":"member","tier":"pool"} and
+     (.text | test("the failed VM.s \\(app=shop, tier=web\\).*not the member.s \\(app=member, tier=pool\\)"))'
+  jq_check "replacement: template labels are the failed VM's template labels" \
+    '.replacement.changes[] | select(.path == "/spec/template/metadata/labels") | .op == "replace" and
+     .value == {"app":"shop","kubevirt.io/domain":"vm-001"} and .old == {"app":"member"}'
+  jq_check "replacement: the dataVolumeTemplate is renamed and its volume follows" \
+    '[.replacement.changes[] | select(.op == "replace" and (.path | test("dataVolume")))] ==
+     [{"op":"replace","path":"/spec/dataVolumeTemplates/0/metadata/name","value":"vm-001-766717e9b3-root",
+       "old":"root","text":"renamed dataVolumeTemplate root to vm-001-766717e9b3-root"},
+      {"op":"replace","path":"/spec/template/spec/volumes/0/dataVolume/name","value":"vm-001-766717e9b3-root",
+       "old":"root","text":"pointed volume rootdisk at dataVolume vm-001-766717e9b3-root"}]'
+  jq_check "replacement: firmware uuid and MAC address removed" \
+    '[.replacement.changes[] | select(.op == "remove") | [.path, .old]] |
+     any(. == ["/spec/template/spec/domain/firmware/uuid", "5d307ca9-b3ef-428c-8861-06e72d69f223"]) and
+     any(. == ["/spec/template/spec/domain/devices/interfaces/0/macAddress", "02:00:00:00:00:10"])'
+  jq_check "replacement: runStrategy Always, the member's uid and status left out" \
+    '([.replacement.changes[] | select(.path == "/spec/runStrategy")] ==
+      [{"op":"replace","path":"/spec/runStrategy","value":"Always","old":"Halted",
+        "text":"set runStrategy Always (was Halted)"}]) and
+     ([.replacement.changes[] | select(.op == "remove") | .path] |
+      any(. == "/metadata/uid") and any(. == "/status"))'
+  jq_check "replacement: the score and failed uid annotations, no decision time" \
+    '.replacement.changes[] | select(.path == "/metadata/annotations") | .value ==
+     {"kvrecover.io/score":"1.0000","kvrecover.io/failed-uid":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}'
+  jq_check "replacement: every change has an op, a JSON Pointer and a line" \
+    '(.replacement.changes | length) >= 12 and all(.replacement.changes[];
+       (.op | IN("add","replace","remove")) and (.path | startswith("/")) and (.text | length) > 0 and
+       (if .op == "remove" then has("value") | not else has("value") end))'
+fi
+
+if ok_run "replacement: table runs" "${P[@]}" "${RL[@]}" "${FU[@]}"; then
+  out=$tmp/out
+  if grep -qE '^  1 +vm-008 +1\.0000 +no +SharedDisk: ' "$out" && grep -qE '^\* 2 +vm-010 +1\.0000 +yes' "$out" &&
+     grep -q "^replacement .*, built from vm-010's data.vm:$" "$out"; then
+    pass "replacement: table: SharedDisk vm-008 is not selected, the replacement is built from vm-010"
+  else fail "replacement: table: SharedDisk vm-008 is not selected, the replacement is built from vm-010" "$(cat "$out")"; fi
+  # after the ranking, a blank line, the name, then one "  - " line per change
+  after=$(awk '/RANK/{h=1; next} h && !NF{b=1; next} b' "$out")
+  want="replacement vm-001-766717e9b3, built from vm-010's data.vm:"
+  if [ "$(head -n 1 <<<"$after")" = "$want" ]; then pass "replacement: table names it after the ranking"
+  else fail "replacement: table names it after the ranking" "$after"; fi
+  for line in "set metadata.labels: the failed VM's (app=shop, tier=web) plus kvrecover.io/replaces=vm-001, kvrecover.io/policy=paper, kvrecover.io/template=vm-010; not the member's (app=member, tier=pool)" \
+              "set the template's labels to the failed VM's (app=shop, kubevirt.io/domain=vm-001), not the member's (app=member)" \
+              "renamed dataVolumeTemplate root to vm-001-766717e9b3-root" \
+              "pointed volume rootdisk at dataVolume vm-001-766717e9b3-root" \
+              "dropped domain.firmware.uuid" "dropped macAddress of interface default" \
+              "set runStrategy Always (was Halted)"; do
+    if grep -qxF -- "  - $line" <<<"$after"; then pass "replacement: table lists: $line"
+    else fail "replacement: table lists: $line" "$after"; fi
+  done
+  if [ -n "$after" ] && ! grep -q '^note:' "$out"; then pass "replacement: table: no note when the file says it all"
+  else fail "replacement: table: no note when the file says it all" "$after"; fi
+fi
+
+# A template that does not build is refused as the controller refuses it,
+# and the next candidate is built from.
+if ok_run "replacement: unbuildable member, json" -o json -v "${P[@]}" "${RL[@]}" "${UL[@]}" "${FU[@]}"; then
+  jq_check "replacement: a template that does not build is NoTemplate with why; the next is selected" \
+    '.selected == "vm-010" and .replacement.from == "vm-010" and
+     (.candidates[] | select(.name == "vm-009-broken") | .eligible == false and .reason == "NoTemplate" and
+      .detail == "data.vm: spec.dataVolumeTemplates[0].metadata.name: required")'
+fi
+if ok_run "replacement: unbuildable member, table" "${P[@]}" "${RL[@]}" "${UL[@]}" "${FU[@]}"; then
+  if grep -qE '^  2 +vm-009-broken +1\.0000 +no +NoTemplate: data\.vm: spec\.dataVolumeTemplates\[0\]\.metadata\.name: required$' "$tmp/out"; then
+    pass "replacement: table says why the template does not build"
+  else fail "replacement: table says why the template does not build" "$(cat "$tmp/out")"; fi
+fi
+
+# The failed VM's labels come from what the file has.
+if ok_run "replacement: failed as a VMI" -o json "${P[@]}" "${RL[@]}" --failed "$fx/cli-failed-vmi-uid.yaml"; then
+  jq_check "replacement: a VMI's uid names it; its labels minus KubeVirt's are the template's" \
+    '.replacement.name == "vm-001-057c9867a0" and .replacement.failedUid == "3f2504e0-4f89-11d3-9a0c-0305e82c3301" and
+     (.replacement.changes[] | select(.path == "/spec/template/metadata/labels") | .value == {"app":"shop"})'
+  jq_check "replacement: a VMI has no VM labels, and a note says so" \
+    '(.replacement.changes[] | select(.path == "/metadata/labels") | .value ==
+      {"kvrecover.io/replaces":"vm-001","kvrecover.io/policy":"paper","kvrecover.io/template":"vm-010"}) and
+     (.replacement.notes | length == 1 and (.[0] | test("not in a VirtualMachineInstance")))'
+fi
+if ok_run "replacement: failed as a ConfigMap" -o json "${P[@]}" "${L[@]}" --failed "$fx/cli-failed-configmap.yaml"; then
+  jq_check "replacement: a ConfigMap's labels are its data.vm's, not the pool's" \
+    '(.replacement.changes[] | select(.path == "/metadata/labels") | .value ==
+      {"app":"paper","kvrecover.io/replaces":"vm-001","kvrecover.io/policy":"paper","kvrecover.io/template":"vm-005"}) and
+     .replacement.failedUid == null and (.replacement.notes | length == 1 and (.[0] | test("no uid")))'
+fi
+if ok_run "replacement: paper table" "${P[@]}" "${L[@]}" "${F[@]}"; then
+  if grep -qE '^replacement vm-001-[0-9a-f]{10}, built from vm-005.s data\.vm:$' "$tmp/out" &&
+     grep -q '^note: the file has no uid' "$tmp/out"; then
+    pass "replacement: paper table shows it, and that the file has no uid"
+  else fail "replacement: paper table shows it, and that the file has no uid" "$(cat "$tmp/out")"; fi
+fi
+if ok_run "replacement: none selected, json" -o json --policy "$fx/cli-policy-strict.yaml" "${L[@]}" "${F[@]}"; then
+  jq_check "replacement: null when nothing is selected" 'has("replacement") and .replacement == null and .selected == null'
+fi
+
 # --- help, version, usage ----------------------------------------------------
 
 run --help
@@ -271,11 +390,11 @@ for f in "$fx"/cli-policy-*; do
   bad "bad policy: $(basename "$f")" "$f" "$(expect_of "$f")" score --policy "$f" "${L[@]}" "${F[@]}"
 done
 for f in "$fx"/cli-pool-*; do
-  case $f in *-extra.yaml | *-shared.yaml) continue ;; esac
+  case $f in *-extra.yaml | *-shared.yaml | *-replica.yaml | *-unbuildable.yaml) continue ;; esac
   bad "bad pool: $(basename "$f")" "$f" "$(expect_of "$f")" score "${P[@]}" "${L[@]}" --pool "$f" "${F[@]}"
 done
 for f in "$fx"/cli-failed-*; do
-  case $f in *-vm.yaml | *-configmap.yaml) continue ;; esac
+  case $f in *-vm.yaml | *-configmap.yaml | *-vm-uid.yaml | *-vmi-uid.yaml) continue ;; esac
   bad "bad failed VM: $(basename "$f")" "$f" "$(expect_of "$f")" score "${P[@]}" "${L[@]}" --failed "$f"
 done
 

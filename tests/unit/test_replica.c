@@ -114,6 +114,14 @@ static const cJSON *at(const cJSON *o, const char *a, const char *b)
     return b ? cJSON_GetObjectItemCaseSensitive(o, b) : o;
 }
 
+static int has_line_quiet(const struct replica_changes *c, const char *want)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->line[i], want) == 0)
+            return 1;
+    return 0;
+}
+
 static int has_line(const struct replica_changes *c, const char *want)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -235,7 +243,9 @@ TEST(replica_template_has_the_failed_vms_labels_and_the_members_clean_spec)
     CHECK(has_line(&ch, "dropped running (runStrategy says it)"));
     CHECK(has_line(&ch, "dropped instancetype.revisionName"));
     CHECK(has_line(&ch, "dropped preference.revisionName"));
-    CHECK(has_line(&ch, "set the template's labels to the failed VM's, not the member's"));
+    CHECK(has_line(&ch, "set the template's labels to the failed VM's (app=shop, "
+                        "kubevirt.io/domain=vm-001), not the member's (app=member-app, "
+                        "kubevirt.io/domain=web-5)"));
     CHECK(has_line(&ch, "dropped template annotation "
                         "kubevirt.io/allow-pod-bridge-network-live-migration"));
     CHECK(has_line(&ch, "dropped template annotation vm.kubevirt.io/os"));
@@ -248,6 +258,135 @@ TEST(replica_template_has_the_failed_vms_labels_and_the_members_clean_spec)
     CHECK_INT(ch.n, 0);
     cJSON_Delete(vm);
     cJSON_Delete(tlabels);
+    cJSON_free(json);
+}
+
+/* The change at path, when its op is op; NULL (and what there is, on
+ * stderr) otherwise. */
+static const struct replica_change *item_at(const struct replica_changes *c, const char *op,
+                                            const char *path)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->item[i].path, path) == 0 && strcmp(c->item[i].op, op) == 0)
+            return &c->item[i];
+    fprintf(stderr, "no change %s %s among %zu:\n", op, path, c->n);
+    for (size_t i = 0; i < c->n; i++)
+        fprintf(stderr, "  %s %s\n", c->item[i].op, c->item[i].path);
+    return NULL;
+}
+
+/* Whether v is the string want. */
+static int is_str(const cJSON *v, const char *want)
+{
+    return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
+}
+
+/* What `kvrecover score` shows: each change as a line and as data, the
+ * replacement's metadata first. */
+TEST(replica_changes_say_each_change_as_a_line_and_as_data)
+{
+    cJSON *labels = mt_doc("{app: shop}");
+    cJSON *tlabels = mt_doc("{app: shop}");
+    struct replica_spec s = spec_for(labels, tlabels);
+    struct replica_changes ch = {0};
+    char *json = member_json(member_vm), *err = NULL;
+    cJSON *vm = NULL, *plain = NULL;
+    const struct replica_change *c;
+
+    CHECK_INT(replica_build(json, &s, &vm, &ch, &err), 0);
+    CHECK(ch.item != NULL);
+    CHECK_STR(ch.line[0], "set metadata.name vm-001-057c9867a0");
+    CHECK(has_line(&ch, "set metadata.labels: the failed VM's (app=shop) plus "
+                        "kvrecover.io/replaces=vm-001, kvrecover.io/policy=web, "
+                        "kvrecover.io/template=web-5; not the member's (app=member-app, "
+                        "tier=member)"));
+    CHECK(has_line(&ch, "set metadata.annotations: kvrecover.io/score=0.6667, "
+                        "kvrecover.io/failed-uid=3f2504e0-4f89-11d3-9a0c-0305e82c3301, "
+                        "kvrecover.io/decided-at=\"2026-11-30T10:00:00Z\"; kept the member's "
+                        "kvrecover.io/features; dropped the member's "
+                        "kubevirt.io/latest-observed-api-version, "
+                        "kubectl.kubernetes.io/last-applied-configuration, team"));
+    CHECK(has_line(&ch, "dropped metadata.uid"));
+    CHECK(has_line(&ch, "dropped metadata.managedFields"));
+    CHECK(has_line(&ch, "dropped status"));
+    /* the namespace was already the policy's: no change */
+    for (size_t i = 0; i < ch.n; i++)
+        CHECK(strcmp(ch.item[i].path, "/metadata/namespace") != 0);
+
+    CHECK((c = item_at(&ch, "replace", "/metadata/name")) && is_str(c->old, "web-5") &&
+          is_str(c->value, "vm-001-057c9867a0"));
+    CHECK((c = item_at(&ch, "replace", "/metadata/labels")) &&
+          is_str(cJSON_GetObjectItemCaseSensitive(c->old, "app"), "member-app") &&
+          is_str(cJSON_GetObjectItemCaseSensitive(c->value, "kvrecover.io/replaces"), "vm-001") &&
+          is_str(cJSON_GetObjectItemCaseSensitive(c->value, "app"), "shop"));
+    CHECK((c = item_at(&ch, "remove", "/status")) && c->value == NULL &&
+          is_str(cJSON_GetObjectItemCaseSensitive(c->old, "printableStatus"), "Stopped"));
+    CHECK((c = item_at(&ch, "add", "/spec/runStrategy")) && is_str(c->value, "Always") &&
+          c->old == NULL);
+    CHECK((c = item_at(&ch, "remove", "/spec/running")) && cJSON_IsFalse(c->old));
+    CHECK((c = item_at(&ch, "replace", "/spec/template/metadata/labels")) &&
+          cJSON_Compare(c->value, tlabels, 1));
+    /* a key with a '/' is one reference token: "~1" (RFC 6901) */
+    CHECK((c = item_at(&ch, "remove", "/spec/template/metadata/annotations/vm.kubevirt.io~1os")) &&
+          is_str(c->old, "ubuntu"));
+    CHECK((c = item_at(&ch, "remove", "/spec/template/spec/domain/firmware/uuid")) &&
+          is_str(c->old, "6a1f0b28-9d6b-5b53-8f6a-5e7c3c2f1a11"));
+    CHECK((c = item_at(&ch, "remove",
+                       "/spec/template/spec/domain/devices/interfaces/0/macAddress")) &&
+          is_str(c->old, "02:00:00:00:00:05"));
+    CHECK((c = item_at(&ch, "remove", "/spec/template/spec/hostname")) && is_str(c->old, "web-5"));
+    CHECK((c = item_at(&ch, "replace", "/spec/dataVolumeTemplates/1/metadata/name")) &&
+          is_str(c->old, "data") && is_str(c->value, "vm-001-057c9867a0-data"));
+    CHECK((c = item_at(&ch, "replace",
+                       "/spec/template/spec/volumes/1/persistentVolumeClaim/claimName")) &&
+          is_str(c->old, "data") && is_str(c->value, "vm-001-057c9867a0-data"));
+    /* the object is the same whether or not the changes are asked for */
+    CHECK_INT(replica_build(json, &s, &plain, NULL, &err), 0);
+    CHECK(cJSON_Compare(vm, plain, 1));
+    replica_changes_free(&ch);
+    CHECK(ch.item == NULL && ch.line == NULL);
+    cJSON_Delete(vm);
+    cJSON_Delete(plain);
+    cJSON_Delete(labels);
+    cJSON_Delete(tlabels);
+    cJSON_free(json);
+}
+
+/* The offline CLI knows no decision time, and may know no uid or
+ * namespace: those are left out, not written empty. */
+TEST(replica_without_uid_time_or_namespace_leaves_them_out)
+{
+    struct replica_spec s = spec_for(NULL, NULL);
+    struct replica_changes ch = {0};
+    char *json = member_json("{apiVersion: kubevirt.io/v1, kind: VirtualMachine, metadata: {name: "
+                             "m}, spec: {runStrategy: Always, template: {metadata: {labels: {app: "
+                             "m}, creationTimestamp: null}}}}"),
+         *err = NULL;
+    cJSON *vm = NULL;
+    const cJSON *meta, *ann;
+
+    s.namespace = NULL;
+    s.failed_uid = NULL;
+    s.decided_at = NULL;
+    CHECK_INT(replica_build(json, &s, &vm, &ch, &err), 0);
+    meta = at(vm, "metadata", NULL);
+    CHECK(!at(meta, "namespace", NULL));
+    ann = at(meta, "annotations", NULL);
+    CHECK_INT(cJSON_GetArraySize(ann), 1);
+    CHECK(is_str(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/score"), "0.6667"));
+    CHECK(has_line(&ch, "set metadata.annotations: kvrecover.io/score=0.6667"));
+    CHECK(has_line(&ch, "set metadata.labels: the failed VM's (none) plus "
+                        "kvrecover.io/replaces=vm-001, kvrecover.io/policy=web, "
+                        "kvrecover.io/template=web-5"));
+    /* runStrategy was Always already: no change; the template loses its
+     * labels (the failed VM has none) and kubectl's creationTimestamp */
+    CHECK(!has_line_quiet(&ch, "set runStrategy Always"));
+    CHECK(has_line(&ch, "set the template's labels to the failed VM's (none), not the "
+                        "member's (app=m)"));
+    CHECK(item_at(&ch, "remove", "/spec/template/metadata/labels"));
+    CHECK(has_line(&ch, "dropped spec.template.metadata.creationTimestamp"));
+    replica_changes_free(&ch);
+    cJSON_Delete(vm);
     cJSON_free(json);
 }
 
