@@ -248,8 +248,14 @@ void health_eval(const struct health_config *cfg, const struct health_vm *vm,
         uid = vmi->exists && vmi->phase == CACHE_PHASE_FAILED ? vmi->uid : vm->last_failed_uid;
         if (uid && !(vm->spent_uid && strcmp(vm->spent_uid, uid) == 0)) {
             out->state = HEALTH_FAILED;
-            out->down = 1;
-            health__say(out, "VMI %s failed (immediate)", uid);
+            /* The failure still fires, but a VM that KubeVirt already runs
+             * again (a newer VMI Running) is not down: it does not count
+             * towards stormLimit, whatever became of the incident (one
+             * blocked for want of a member would hold it there forever). */
+            out->down = !(vmi->exists && !vmi->deleting && vmi->phase == CACHE_PHASE_RUNNING &&
+                          vmi->uid && strcmp(vmi->uid, uid) != 0);
+            health__say(out, "VMI %s failed (immediate)%s", uid,
+                        out->down ? "" : "; KubeVirt runs it again");
             health__fire(out, vm, HEALTH_IMMEDIATE, uid);
             return;
         }

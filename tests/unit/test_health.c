@@ -43,7 +43,8 @@ static struct health_verdict eval(const struct health_config *cfg, const struct 
 
     health_eval(cfg, vm, vmi, node, NOW, &v);
     /* every trigger names the incident's uid and fires now */
-    if (v.trigger != HEALTH_NONE && (!v.failed_uid || v.wait_ms || !v.down))
+    if (v.trigger != HEALTH_NONE &&
+        (!v.failed_uid || v.wait_ms || (!v.down && v.trigger != HEALTH_IMMEDIATE)))
         harness_fail(__FILE__, __LINE__, "trigger %s without a uid, pending or not down",
                      health_trigger_name(v.trigger));
     return v;
@@ -127,6 +128,7 @@ TEST(immediate_acts_on_the_first_failed_vmi_and_only_once)
     CHECK_INT(v.trigger, HEALTH_IMMEDIATE);
     CHECK_STR(v.failed_uid, "vmi-1");
     CHECK_INT(v.state, HEALTH_FAILED);
+    CHECK_INT(v.down, 1);
     /* KubeVirt was quicker: a new VMI runs, the failed one is remembered */
     vmi.phase = CACHE_PHASE_RUNNING;
     vmi.uid = "vmi-2";
@@ -134,6 +136,13 @@ TEST(immediate_acts_on_the_first_failed_vmi_and_only_once)
     v = eval(&cfg, &vm, &vmi, &node);
     CHECK_INT(v.trigger, HEALTH_IMMEDIATE);
     CHECK_STR(v.failed_uid, "vmi-1");
+    /* ... but it runs again: not down (stormLimit counts it no more) */
+    CHECK_INT(v.down, 0);
+    vmi.phase = CACHE_PHASE_SCHEDULED;
+    v = eval(&cfg, &vm, &vmi, &node);
+    CHECK_INT(v.trigger, HEALTH_IMMEDIATE);
+    CHECK_INT(v.down, 1);
+    vmi.phase = CACHE_PHASE_RUNNING;
     /* handled (the halt wrote kvrecover.io/failed-uid): spent */
     vm.spent_uid = "vmi-1";
     v = eval(&cfg, &vm, &vmi, &node);
