@@ -857,6 +857,32 @@ static void soak_rss(pid_t pid, long *rss, long *hwm)
     fclose(f);
 }
 
+/* CPU seconds (user + system) pid has used. */
+static double soak_cpu(pid_t pid)
+{
+    char path[64], buf[1024], *p, *end;
+    double ticks = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after "(comm) ": state is field 3, utime 14, stime 15 */
+    p = strrchr(buf, ')');
+    for (int field = 2; p && field < 14; field++)
+        p = strchr(p + 1, ' ');
+    for (int i = 0; p && i < 2; i++) {
+        ticks += (double)strtoull(p + 1, &end, 10);
+        p = end;
+    }
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* Waits until every running watch of the kinds the round touches has been
  * sent everything the store has (the controller then has it, or nearly). */
 static void soak_drain_watches(struct soak_api *a)
@@ -920,16 +946,16 @@ static long soak_delete_round(struct soak_api *a)
 
 struct soak_row {
     int round;
-    double secs;
+    double secs, cpu;
     long repl, rss, hwm;
     double vms, vmis, members, book_vms, book_policies, captured;
 };
 
 static void soak_print_row(const struct soak_row *r)
 {
-    printf("%5d %8.1f %6ld %9ld %9ld %6.0f %6.0f %8.0f %8.0f %8.0f %8.0f\n", r->round, r->secs,
-           r->repl, r->rss, r->hwm, r->vms, r->vmis, r->members, r->book_policies, r->book_vms,
-           r->captured);
+    printf("%5d %8.1f %7.1f %6ld %9ld %9ld %6.0f %6.0f %8.0f %8.0f %8.0f %8.0f\n", r->round,
+           r->secs, r->cpu, r->repl, r->rss, r->hwm, r->vms, r->vmis, r->members, r->book_policies,
+           r->book_vms, r->captured);
     fflush(stdout);
 }
 
@@ -937,7 +963,7 @@ static void soak_print_row(const struct soak_row *r)
 static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t ctl, int round,
                       long nvms, struct soak_row *row)
 {
-    double t0 = soak_now(), last_progress;
+    double t0 = soak_now(), cpu0 = soak_cpu(ctl), last_progress;
     long base = soak_replacements(a), made = 0, prev = -1;
     cJSON *cache = NULL;
 
@@ -1010,6 +1036,7 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
         soak_sleep_ms(500);
     }
     row->secs = soak_now() - t0;
+    row->cpu = soak_cpu(ctl) - cpu0;
     row->repl = soak_replacements(a) - base;
     soak_rss(ctl, &row->rss, &row->hwm);
     row->vms = soak_cache_field(cache, "vms");
@@ -1064,8 +1091,8 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     close(port_fd);
     printf("bench_soak: %ld VMs per round, rounds for %ld s, controller pid %d\n", nvms, secs,
            (int)ctl);
-    printf("%5s %8s %6s %9s %9s %6s %6s %8s %8s %8s %8s\n", "round", "seconds", "repl", "VmRSS kB",
-           "VmHWM kB", "vms", "vmis", "members", "bookPol", "bookVMs", "captured");
+    printf("%5s %8s %7s %6s %9s %9s %6s %6s %8s %8s %8s %8s\n", "round", "seconds", "cpu s", "repl",
+           "VmRSS kB", "VmHWM kB", "vms", "vmis", "members", "bookPol", "bookVMs", "captured");
     fflush(stdout);
     start = soak_now();
     /* the controller's caches synced and its workers started */
