@@ -31,6 +31,7 @@
  * [--smoke] (two rounds of 500 VMs).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -372,7 +373,7 @@ static void soak_query(const char *q, const char *key, char *out, size_t cap)
 /* Splits "/api/v1/[namespaces/NS/]RES[/NAME[/SUB]]" or the /apis/G/V form. */
 static int soak_parse(const char *full, struct soak_path *p)
 {
-    char path[2048], *q, *seg[12], *save = NULL;
+    char path[2048], *q, *seg[12], *s;
     int n = 0, i;
 
     memset(p, 0, sizeof(*p));
@@ -385,8 +386,20 @@ static int soak_parse(const char *full, struct soak_path *p)
         soak_query(q, "watch", p->watch, sizeof(p->watch));
         soak_query(q, "timeoutSeconds", p->timeout, sizeof(p->timeout));
     }
-    for (char *s = strtok_r(path, "/", &save); s && n < 12; s = strtok_r(NULL, "/", &save))
+    for (s = path; *s && n < 12;) {
+        char *slash;
+
+        while (*s == '/')
+            s++;
+        if (!*s)
+            break;
         seg[n++] = s;
+        slash = strchr(s, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        s = slash + 1;
+    }
     if (n >= 2 && strcmp(seg[0], "api") == 0)
         i = 2;
     else if (n >= 3 && strcmp(seg[0], "apis") == 0)
@@ -766,6 +779,7 @@ struct soak_log {
     FILE *keep; /* every line, for a look afterwards (capped) */
     long kept, warns, errors;
     char *cache; /* the last "cache" line */
+    char *heap;  /* the last "heap" line (logged just before it) */
     long caches; /* "cache" lines so far */
     char *first_problem;
 };
@@ -791,6 +805,10 @@ static void *soak_log_main(void *arg)
         l->errors += err;
         if ((warn || err) && !l->first_problem)
             l->first_problem = xstrdup(line);
+        if (strstr(line, "\"msg\":\"heap\"")) {
+            free(l->heap);
+            l->heap = xstrdup(line);
+        }
         if (strstr(line, "\"msg\":\"cache\"")) {
             free(l->cache);
             l->cache = xstrdup(line);
@@ -949,13 +967,28 @@ struct soak_row {
     double secs, cpu;
     long repl, rss, hwm;
     double vms, vmis, members, book_vms, book_policies, captured;
+    double heap; /* bytes the parent's heap has in use, -1: unknown */
 };
+
+/* The inUse of the last "heap" line, in kB, or -1. */
+static double soak_heap_kb(struct soak_log *l)
+{
+    cJSON *o;
+    double v;
+
+    pthread_mutex_lock(&l->lock);
+    o = l->heap ? cJSON_Parse(l->heap) : NULL;
+    pthread_mutex_unlock(&l->lock);
+    v = soak_cache_field(o, "inUse");
+    cJSON_Delete(o);
+    return v < 0 ? -1 : v / 1024;
+}
 
 static void soak_print_row(const struct soak_row *r)
 {
-    printf("%5d %8.1f %7.1f %6ld %9ld %9ld %6.0f %6.0f %8.0f %8.0f %8.0f %8.0f\n", r->round,
-           r->secs, r->cpu, r->repl, r->rss, r->hwm, r->vms, r->vmis, r->members, r->book_policies,
-           r->book_vms, r->captured);
+    printf("%5d %8.1f %7.1f %6ld %9ld %9ld %9.0f %6.0f %6.0f %8.0f %8.0f %8.0f %8.0f\n", r->round,
+           r->secs, r->cpu, r->repl, r->rss, r->hwm, r->heap, r->vms, r->vmis, r->members,
+           r->book_policies, r->book_vms, r->captured);
     fflush(stdout);
 }
 
@@ -969,6 +1002,7 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
 
     memset(row, 0, sizeof(*row));
     row->round = round;
+    row->heap = -1;
     pthread_mutex_lock(&a->lock);
     for (long i = 0; i < nvms; i++) {
         char name[64];
@@ -1039,6 +1073,7 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     row->cpu = soak_cpu(ctl) - cpu0;
     row->repl = soak_replacements(a) - base;
     soak_rss(ctl, &row->rss, &row->hwm);
+    row->heap = soak_heap_kb(l);
     row->vms = soak_cache_field(cache, "vms");
     row->vmis = soak_cache_field(cache, "vmis");
     row->members = soak_cache_field(cache, "members");
@@ -1091,8 +1126,9 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     close(port_fd);
     printf("bench_soak: %ld VMs per round, rounds for %ld s, controller pid %d\n", nvms, secs,
            (int)ctl);
-    printf("%5s %8s %7s %6s %9s %9s %6s %6s %8s %8s %8s %8s\n", "round", "seconds", "cpu s", "repl",
-           "VmRSS kB", "VmHWM kB", "vms", "vmis", "members", "bookPol", "bookVMs", "captured");
+    printf("%5s %8s %7s %6s %9s %9s %9s %6s %6s %8s %8s %8s %8s\n", "round", "seconds", "cpu s",
+           "repl", "VmRSS kB", "VmHWM kB", "heap kB", "vms", "vmis", "members", "bookPol",
+           "bookVMs", "captured");
     fflush(stdout);
     start = soak_now();
     /* the controller's caches synced and its workers started */
@@ -1110,6 +1146,7 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
         cJSON *c = soak_ask_cache(&l, cmd_fd);
 
         soak_rss(ctl, &zero.rss, &zero.hwm);
+        zero.heap = soak_heap_kb(&l);
         zero.members = soak_cache_field(c, "members");
         zero.book_policies = soak_cache_field(c, "bookPolicies");
         cJSON_Delete(c);
@@ -1142,6 +1179,7 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
         printf("first warning or error: %s", l.first_problem);
     fflush(stdout);
     free(l.cache);
+    free(l.heap);
     free(l.first_problem);
     if (l.keep)
         fclose(l.keep);
@@ -1197,8 +1235,16 @@ static int soak_controller(int port_fd, int cmd_fd)
             if (read(cmd_fd, &cmd, 1) != 1 || cmd == 'Q')
                 break;
             if (cmd == 'L') {
-                /* the only info line the soak wants among many */
+                /* the only info lines the soak wants among many: what the
+                 * heap holds in use (a leak grows it; memory malloc keeps
+                 * for reuse does not), then the cache */
+                struct mallinfo2 mi = mallinfo2();
+                cJSON *f = cJSON_CreateObject();
+
+                cJSON_AddNumberToObject(f, "inUse", (double)mi.uordblks + (double)mi.hblkhd);
+                cJSON_AddNumberToObject(f, "free", (double)mi.fordblks);
                 log_set_level(LOG_LVL_INFO);
+                log_fields(LOG_LVL_INFO, "heap", f);
                 controller_log_cache(ctl);
                 log_set_level(LOG_LVL_WARN);
             }
