@@ -28,7 +28,8 @@ bench-sim: $(BUILD)/bench/bench_sim
 # bench-e2e: the controller on a private real-KubeVirt control plane
 # (tests/cluster/up): failure->replacement latency, a crash loop beside
 # KubeVirt's own restarts, RSS with 10,000 VMs and 10,000 pool members
-# cached. BENCH_ONLY=latency|crashloop|memory runs one part.
+# cached, and a lost host's timeline. BENCH_ONLY=latency|crashloop|memory|nodeloss
+# runs one part.
 bench-e2e:
 	bench/bench_e2e.sh
 
