@@ -28,6 +28,29 @@ bench-sim: $(BUILD)/bench/bench_sim
 # bench-e2e: the controller on a private real-KubeVirt control plane
 # (tests/cluster/up): failure->replacement latency, a crash loop beside
 # KubeVirt's own restarts, RSS with 10,000 VMs and 10,000 pool members
-# cached. BENCH_ONLY=latency|crashloop|memory runs one part.
+# cached, and a lost host's timeline. BENCH_ONLY=latency|crashloop|memory|nodeloss
+# runs one part.
 bench-e2e:
 	bench/bench_e2e.sh
+
+.PHONY: bench-soak
+
+# bench-soak: issue 13's soak, in process and without a cluster: the real
+# controller (reconcile, web, kube, sim, base) against an in-memory API
+# server on tests/unit/fakeapi.c (OpenSSL), in a child process so that the
+# RSS read is the controller's. SOAK_SECS (1800) bounds the run, SOAK_VMS
+# (10000) is the VMs per round; SOAK_SMOKE=1 runs two rounds of 500.
+BENCH_SOAK_LAYERS := reconcile web kube sim base
+$(BUILD)/bench/fakeapi.o: tests/unit/fakeapi.c tests/unit/fakeapi.h
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -iquote tests/unit -c -o $@ $<
+
+$(BUILD)/bench/bench_soak: bench/bench_soak.c $(BUILD)/bench/fakeapi.o \
+    $(call kvr_libs,$(BENCH_SOAK_LAYERS),$(BUILD))
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -iquote tests/unit -o $@ $< $(BUILD)/bench/fakeapi.o \
+	    $(call kvr_libs,$(BENCH_SOAK_LAYERS),$(BUILD)) \
+	    $(call kvr_pkg_libs,$(BENCH_SOAK_LAYERS)) $(shell pkg-config --libs openssl) $(SYSLIBS)
+
+bench-soak: $(BUILD)/bench/bench_soak
+	SOAK_LOG=$(BUILD)/bench/soak-controller.log $(BUILD)/bench/bench_soak $(if $(SOAK_SMOKE),--smoke)

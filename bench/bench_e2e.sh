@@ -26,6 +26,14 @@
 #                 Halted, so KubeVirt makes no VMIs) and 10,000 pool members
 #                 cached, and with nothing cached.
 #
+#   4. nodeloss   a host dies (tests/cluster/nodes kill, not fenced) under two
+#                 protected VMs pinned to it, one under a policy with the
+#                 default trigger (nodeLossSeconds 300), one with
+#                 nodeLossSeconds BENCH_NODELOSS_SHORT (30). From the kill: the
+#                 node NotReady, kvrecover's halt, the replacement created, its
+#                 VMI Running (watch events' arrival times). The node is
+#                 revived at the end. Takes about seven minutes.
+#
 # No burst part: a burst needs many guests failing at once, and
 # `tests/cluster/guest crash` takes three kubectl processes per VMI, so 100
 # crashes spread over many seconds on 2 cores and the figure would time the
@@ -35,7 +43,7 @@
 #
 # Starts its own cluster (tests/cluster/up) and stops it at the end;
 # BENCH_KUBECONFIG=FILE uses a running test cluster instead.
-# BENCH_ONLY=latency|crashloop|memory runs one part. BENCH_N=N failures for
+# BENCH_ONLY=latency|crashloop|memory|nodeloss runs one part. BENCH_N=N failures for
 # latency (default 30); BENCH_LOOP_SECS=S the crash loop's window (default 150).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +51,8 @@ cd "$root" || exit 1
 only=${BENCH_ONLY:-}
 bench_n=${BENCH_N:-30}
 loop_secs=${BENCH_LOOP_SECS:-150}
+nodeloss_short=${BENCH_NODELOSS_SHORT:-30}
+nodeloss_node=${BENCH_NODELOSS_NODE:-node-2}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvr-bench.XXXXXX")
 kc=""
 own_cluster=0
@@ -51,6 +61,8 @@ note() { echo "# $*" >&2; }
 die() { echo "bench-e2e: $*" >&2; exit 1; }
 cleanup() {
   declare -F ctl_cleanup >/dev/null && ctl_cleanup
+  # a node this run killed comes back, on a cluster it did not start too
+  [ -n "${killed_node:-}" ] && tests/cluster/nodes "$kc" revive "$killed_node" >/dev/null 2>&1
   [ -n "${watch_pids:-}" ] && kill $watch_pids 2>/dev/null
   [ "$own_cluster" = 1 ] && [ -n "$kc" ] && tests/cluster/down "$kc" >/dev/null 2>&1
   rm -rf "$work"
@@ -372,5 +384,85 @@ if [ -z "$only" ] || [ "$only" = memory ]; then
   printf '  %-44s caches synced %.1f s after start, status complete %.1f s\n' "cold start:" \
     "$(awk -v m="$synced_ms" 'BEGIN { print m / 1000 }')" "$(awk -v m="$status_ms" 'BEGIN { print m / 1000 }')"
   ctl_stop mem >/dev/null
+  kubectl delete namespace "$ns" --wait=false >/dev/null
+fi
+
+# ---- 4. node loss: a host dies, not fenced ---------------------------------------------
+if [ -z "$only" ] || [ "$only" = nodeloss ]; then
+  ns=bench-nodeloss-$RANDOM
+  node=$nodeloss_node
+  kubectl create namespace "$ns" >/dev/null
+  make_pool "$ns" 100
+  # two policies, one VM each, both VMs pinned to the node that dies; the
+  # replacements (built from pool members) may run anywhere
+  for p in default short; do
+    trig='{}'
+    [ "$p" = short ] && trig="{\"nodeLossSeconds\": $nodeloss_short}"
+    kvr_policy "$ns" "$p" "$(jq -cn --arg p "$p" --argjson t "$trig" '{
+      selector: {matchLabels: {app: ("loss-" + $p)}},
+      poolSelector: {matchLabels: {"kvrecover.io/pool": "bench"}},
+      weights: {os: 0.1, language: 0.3, database: 0.2, webserver: 0.1, cache: 0.1},
+      threshold: 0.5, capture: false, trigger: $t}')"
+  done
+  jq -c -n --arg ns "$ns" --arg node "$node" "$jq_features"'
+    (["default", 7], ["short", 14]) as [$p, $m]
+    | vmspec("loss-\($p)"; feats($m); "loss-\($p)"; "Always") | .metadata.namespace = $ns
+    | .spec.template.spec.nodeSelector = {"kubernetes.io/hostname": $node}' >"$work/loss.jsonl"
+  create_jsonl "$work/loss.jsonl"
+  for v in loss-default loss-short; do
+    kvr_poll 120 eval '[ "$(kvr_vmi_phase "$ns" "$v")" = Running ]' || die "$v does not run"
+  done
+  ctl_start loss --leader-elect=false --namespace "$ns" && ctl_wait_synced loss 120 ||
+    die "the controller did not start"
+  for p in default short; do
+    kvr_poll 60 kvr_ready_current "$ns" "$p" True || die "policy $p not Ready"
+  done
+  wn=$(watch_to "$work/loss-node.w" "/api/v1/nodes?watch=1&fieldSelector=metadata.name%3D$node")
+  wm=$(watch_to "$work/loss-vm.w" "/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines?watch=1")
+  wi=$(watch_to "$work/loss-vmi.w" "/apis/kubevirt.io/v1/namespaces/$ns/virtualmachineinstances?watch=1")
+  watch_pids="$wn $wm $wi"
+  sleep 1
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  t0=$(now)
+  kvr_nodes kill "$node" >/dev/null || die "tests/cluster/nodes kill $node failed"
+  killed_node=$node
+  # until both replacements run, or the default's trigger is long past
+  rep_of() { # VM -> its replacement's name, from the VM watch
+    events "$work/loss-vm.w" "select(.type == \"ADDED\" and
+      .object.metadata.labels[\"kvrecover.io/replaces\"] == \"$1\") | .object.metadata.name" |
+      head -n 1 | cut -f2
+  }
+  runs() { local r; r=$(rep_of "$1"); [ -n "$r" ] && [ "$(kvr_vmi_phase "$ns" "$r")" = Running ]; }
+  kvr_poll 600 eval 'runs loss-default && runs loss-short' ||
+    note "not both replacements Running within 600 s of the kill"
+  t1=$(now)
+  load1=$(cut -d' ' -f1-3 /proc/loadavg)
+  sleep 1
+  kill $wn $wm $wi 2>/dev/null; sleep 0.5; watch_pids= # not our children: no wait
+  notready=$(events "$work/loss-node.w" '[.object.status.conditions[]? | select(.type == "Ready")][0].status
+    | select(. != "True")' | head -n 1 | cut -f1)
+  at() { [ -n "$1" ] && echo "+$(ms "$t0" "$1") s" || echo "—"; }
+  echo
+  echo "node loss: $node killed (not fenced) under loss-default (nodeLossSeconds 300, the"
+  echo "           default) and loss-short (nodeLossSeconds $nodeloss_short); times from the kill"
+  echo "           (watch events' arrival); load average $load0 at the kill, $load1 at the end"
+  printf '  %-34s %s\n' "node $node NotReady (Ready != True)" "$(at "$notready")"
+  for v in loss-default loss-short; do
+    halt=$(events "$work/loss-vm.w" "select(.object.metadata.name == \"$v\"
+      and .object.spec.runStrategy == \"Halted\") | 1" | head -n 1 | cut -f1)
+    r=$(rep_of "$v")
+    created=$(events "$work/loss-vm.w" "select(.type == \"ADDED\"
+      and .object.metadata.name == \"$r\") | 1" | head -n 1 | cut -f1)
+    running=""
+    [ -n "$r" ] && running=$(events "$work/loss-vmi.w" "select(.object.metadata.name == \"$r\"
+      and .object.status.phase == \"Running\") | 1" | head -n 1 | cut -f1)
+    printf '  %-34s halted %-10s replacement created %-10s its VMI Running %s\n' "$v:" \
+      "$(at "$halt")" "$(at "$created")" "$(at "$running")"
+  done
+  ctl_decisions loss 'select(.decision == "Recovered") | "  controller: \(.vm // .vmi) trigger \(.trigger), latency_ms \(.latency_ms)"' |
+    jq -r .
+  printf '  %-34s %s s\n' "watched for" "$(ms "$t0" "$t1")"
+  ctl_stop loss >/dev/null
+  kvr_nodes revive "$node" >/dev/null && killed_node= || note "could not revive $node"
   kubectl delete namespace "$ns" --wait=false >/dev/null
 fi

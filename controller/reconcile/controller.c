@@ -879,8 +879,10 @@ void controller_log_cache(struct controller *c)
 {
     struct cache_stats st;
     cJSON *f = cJSON_CreateObject();
+    size_t book_policies = 0, book_vms = 0;
 
     cache_stats(c->cache, &st);
+    recover_book_size(c->book, &book_policies, &book_vms);
     cJSON_AddNumberToObject(f, "vmis", (double)st.vmis);
     cJSON_AddNumberToObject(f, "vms", (double)st.vms);
     cJSON_AddNumberToObject(f, "policies", (double)st.policies);
@@ -895,5 +897,10 @@ void controller_log_cache(struct controller *c)
     cJSON_AddNumberToObject(f, "bytesPerVMI", st.vmis ? (double)st.vmi_bytes / st.vmis : 0);
     cJSON_AddNumberToObject(f, "bytesPerMember",
                             st.members ? (double)st.member_bytes / st.members : 0);
+    /* what this process remembers beside the cache: both must shrink as VMs
+     * go (issue 13; bench-soak reads this line) */
+    cJSON_AddNumberToObject(f, "bookPolicies", (double)book_policies);
+    cJSON_AddNumberToObject(f, "bookVMs", (double)book_vms);
+    cJSON_AddNumberToObject(f, "captured", (double)capture_size(c->capture));
     log_fields(LOG_LVL_INFO, "cache", f);
 }

@@ -100,7 +100,8 @@ bool controller_take_dirty(struct controller *c);
  *  "policies": [...]}). The caller frees. */
 char *controller_state_json(struct controller *c, bool leader);
 
-/** Logs the cache's record counts and bytes (msg "cache"). */
+/** Logs the cache's record counts and bytes, and the entries of the
+ *  recover book and the capture state (msg "cache"). */
 void controller_log_cache(struct controller *c);
 
 #endif

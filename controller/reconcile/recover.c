@@ -99,6 +99,8 @@ struct recover_policy {
     size_t head;                                    /* next slot to write */
     size_t counts[RECOVER_NO_CANDIDATE + 1];        /* decisions by result */
     int storm;                                      /* holding back in a storm */
+    int evicted;                                    /* a decision left the ring */
+    double evicted_when;                            /* the newest time of one that left it */
 };
 
 /* What the book remembers of one protected VM. */
@@ -239,8 +241,12 @@ static int recover__add_locked(struct recover_book *b, struct recover_decision *
     free(v->n.decided_uid);
     v->n.decided_uid = xstrdup(d->failed_uid);
     v->n.decided = d->result;
-    if (p->recent[p->head].failed_uid)
+    if (p->recent[p->head].failed_uid) {
         p->nrecent--;
+        if (!p->evicted || p->recent[p->head].when > p->evicted_when)
+            p->evicted_when = p->recent[p->head].when;
+        p->evicted = 1;
+    }
     recover_decision_free(&p->recent[p->head]);
     p->recent[p->head] = *d;
     memset(d, 0, sizeof(*d));
@@ -265,8 +271,10 @@ void recover_book_seed(struct recover_book *b, const char *ns, const char *polic
     const cJSON *recent =
         cJSON_IsObject(status) ? cJSON_GetObjectItemCaseSensitive(status, "recent") : NULL;
     const cJSON *it;
+    struct recover_policy *p;
 
     pthread_mutex_lock(&b->lock);
+    p = recover__policy(b, ns, policy);
     cJSON_ArrayForEach(it, (cJSON_IsArray(recent) ? recent : NULL))
     {
         const cJSON *uid = cJSON_GetObjectItemCaseSensitive(it, "failedUID");
@@ -277,7 +285,7 @@ void recover_book_seed(struct recover_book *b, const char *ns, const char *polic
         if (!cJSON_IsString(uid) || !cJSON_IsString(dec) ||
             recover_result_parse(dec->valuestring, &d.result) != 0)
             continue;
-        if (recover__recent(recover__policy(b, ns, policy), uid->valuestring))
+        if (recover__recent(p, uid->valuestring))
             continue;
         d.ns = xstrdup(ns);
         d.policy = xstrdup(policy);
@@ -293,6 +301,15 @@ void recover_book_seed(struct recover_book *b, const char *ns, const char *polic
         v = cJSON_GetObjectItemCaseSensitive(it, "time");
         if (!cJSON_IsString(v) || clock_parse(v->valuestring, &d.when) != 0)
             d.when = 0;
+        if (p->evicted && d.when <= p->evicted_when) {
+            /* The status lags the book (it is written after the book and
+             * read back from the watch): a decision no newer than one the
+             * ring has let go is history the book dropped, not news. Seeded
+             * again, it would count twice and bring back the entry of a VM
+             * deleted since, which nothing would ever forget (issue 13). */
+            recover_decision_free(&d);
+            continue;
+        }
         recover__add_locked(b, &d);
     }
     pthread_mutex_unlock(&b->lock);
@@ -367,6 +384,8 @@ void recover_book_forget(struct recover_book *b, const char *ns, const char *pol
         recover_decision_free(&p->recent[i]);
     p->nrecent = p->head = 0;
     p->storm = 0;
+    p->evicted = 0;
+    p->evicted_when = 0;
     memset(p->counts, 0, sizeof(p->counts));
     pthread_mutex_unlock(&b->lock);
     /* The index stays allocated (a ranking may be using it): only its pool

@@ -132,7 +132,9 @@ int recover_book_add(struct recover_book *b, struct recover_decision *d);
 /**
  * Seeds the book from a policy's status as the API server has it (its
  * recent entries), so that after a restart a DryRun or NoEligibleCandidate
- * decision is not announced twice. Entries already known are kept.
+ * decision is not announced twice. Entries already known are kept, and so
+ * are decisions no newer than one the book's ring of RECOVER_RECENT has let
+ * go: the status lags the book, and those are history it dropped.
  */
 void recover_book_seed(struct recover_book *b, const char *ns, const char *policy,
                        const cJSON *status);

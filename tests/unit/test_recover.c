@@ -236,6 +236,70 @@ TEST(book_keeps_the_last_ten_newest_first_and_counts_by_result)
     recover_book_free(b);
 }
 
+/* Issue 13: the status is read back after the book moved on. A decision
+ * the ring let go, seeded again from that stale status, would count twice
+ * and bring back the entry of its VM, deleted since and never forgotten
+ * again: one entry per VM per round of a soak. */
+TEST(a_stale_status_seeds_nothing_the_book_let_go)
+{
+    struct recover_book *b = recover_book_new();
+    struct recover_decision d;
+    cJSON *status = cJSON_Parse("{\"recent\":[]}"), *recent;
+    char name[16], ts[CLOCK_TEXT_LEN];
+    size_t vms = 99;
+
+    recent = cJSON_GetObjectItemCaseSensitive(status, "recent");
+    for (int i = 0; i < 15; i++) {
+        snprintf(name, sizeof(name), "vm-%02d", i);
+        d = decision(name + 3, RECOVER_RECOVERED, 1000 + i);
+        free(d.failed_vm);
+        d.failed_vm = xstrdup(name);
+        CHECK_INT(recover_book_add(b, &d), 1);
+        if (i < 10) {
+            /* the status written when the first ten were the recent ones */
+            cJSON *e = cJSON_CreateObject();
+
+            clock_format(1000 + i, ts);
+            cJSON_AddStringToObject(e, "failedVM", name);
+            cJSON_AddStringToObject(e, "failedUID", name + 3);
+            cJSON_AddStringToObject(e, "decision", "Recovered");
+            cJSON_AddStringToObject(e, "time", ts);
+            cJSON_AddItemToArray(recent, e);
+        }
+    }
+    /* every VM deleted: the controller forgets them */
+    for (int i = 0; i < 15; i++) {
+        snprintf(name, sizeof(name), "vm-%02d", i);
+        recover_book_forget_vm(b, "fx", name);
+    }
+    recover_book_size(b, NULL, &vms);
+    CHECK_INT(vms, 0);
+    recover_book_seed(b, "fx", "paper", status);
+    recover_book_size(b, NULL, &vms);
+    CHECK_INT(vms, 0);
+    CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_RECOVERED), 15);
+    {
+        struct recover_decision *out = NULL;
+        size_t n = recover_book_recent(b, "fx", "paper", 10, 0, &out);
+
+        CHECK_INT(n, 10);
+        CHECK_STR(out[0].failed_uid, "14");
+        CHECK_STR(out[9].failed_uid, "05");
+        for (size_t i = 0; i < n; i++)
+            recover_decision_free(&out[i]);
+        free(out);
+    }
+    /* a restarted process (a new book) still seeds what the status says */
+    recover_book_free(b);
+    b = recover_book_new();
+    recover_book_seed(b, "fx", "paper", status);
+    recover_book_size(b, NULL, &vms);
+    CHECK_INT(vms, 10);
+    CHECK_INT(recover_book_count(b, "fx", "paper", RECOVER_RECOVERED), 10);
+    cJSON_Delete(status);
+    recover_book_free(b);
+}
+
 /* Refuses vm-005 (NoCapacity), accepts the rest. */
 static enum sim_reason refuse_vm005(void *ud, const char *member, double score, cJSON **obj,
                                     char **why)
