@@ -149,6 +149,29 @@ static char *replica__word(const char *s)
     return n && n <= REPLICA_MAX_DV_NAME ? xstrdup(s) : text_quote(s);
 }
 
+/* Notes a "remove" at at/key for every key of o (an object, or nothing) that
+ * is not in keep (NULL-terminated): what of the member's object the
+ * replacement leaves out, each said as "dropped <what><key>". */
+static void replica__note_rest(struct replica_changes *c, const cJSON *o, const char *const *keep,
+                               const char *at, const char *what)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, (cJSON_IsObject(o) ? o : NULL))
+    {
+        const char *const *k = keep;
+        char *w;
+
+        while (*k && strcmp(*k, it->string) != 0)
+            k++;
+        if (*k)
+            continue;
+        w = replica__word(it->string);
+        replica__note(c, "remove", at, it->string, NULL, it, "dropped %s%s", what, w);
+        free(w);
+    }
+}
+
 static cJSON *replica__get(const cJSON *o, const char *key)
 {
     return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
@@ -365,7 +388,7 @@ static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_s
                                        REPLICA_TEMPLATE_LABEL, NULL};
     static const char *const built[] = {"name", "namespace", "labels", "annotations", NULL};
     cJSON *meta = cJSON_CreateObject(), *labels, *ann;
-    const cJSON *mann = replica__get(member_meta, "annotations"), *it;
+    const cJSON *mann = replica__get(member_meta, "annotations");
     char score[32];
 
     if (!meta)
@@ -438,19 +461,7 @@ static cJSON *replica__metadata(const cJSON *member_meta, const struct replica_s
         free(left);
     }
     /* whatever else the member's metadata says belongs to its object */
-    cJSON_ArrayForEach(it, (cJSON_IsObject(member_meta) ? member_meta : NULL))
-    {
-        const char *const *k = built;
-        char *w;
-
-        while (*k && strcmp(*k, it->string) != 0)
-            k++;
-        if (*k)
-            continue;
-        w = replica__word(it->string);
-        replica__note(ch, "remove", "/metadata", it->string, NULL, it, "dropped metadata.%s", w);
-        free(w);
-    }
+    replica__note_rest(ch, member_meta, built, "/metadata", "metadata.");
     return meta;
 }
 
@@ -701,7 +712,7 @@ int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out
     cJSON *vm = cJSON_Parse(vm_json), *spec, *tmpl, *tspec, *tmeta, *meta = NULL, *always;
     struct replica_changes mine = {0}, *changes = changes_out ? &mine : NULL;
     const char *kind = replica__str(vm, "kind"), *api = replica__str(vm, "apiVersion");
-    const cJSON *rs_item, *it;
+    const cJSON *rs_item;
     char *disk = NULL;
     int rc = 0;
 
@@ -725,19 +736,10 @@ int replica_build(const char *vm_json, const struct replica_spec *s, cJSON **out
     /* the metadata's changes first: a reader meets the name first */
     meta = replica__metadata(replica__get(vm, "metadata"), s, changes);
     /* the rest of the member's object (status) is not the replacement's */
-    cJSON_ArrayForEach(it, vm)
     {
         static const char *const built[] = {"apiVersion", "kind", "metadata", "spec", NULL};
-        const char *const *k = built;
-        char *w;
 
-        while (*k && strcmp(*k, it->string) != 0)
-            k++;
-        if (*k)
-            continue;
-        w = replica__word(it->string);
-        replica__note(changes, "remove", "", it->string, NULL, it, "dropped %s", w);
-        free(w);
+        replica__note_rest(changes, vm, built, "", "");
     }
     /* spec, changed in place, then moved into the new object */
     rs_item = replica__get(spec, "runStrategy");
