@@ -615,8 +615,7 @@ kvr_check_wait() {
 # kvr_check_json NAME JSON JQ-FILTER: passes NAME when the filter is true
 # for JSON; on failure shows the JSON.
 kvr_check_json() {
-  # jq 1.6 -e exits 0 on empty input: nothing to judge is a failure here.
-  if [ -n "${2//[[:space:]]/}" ] && jq -e "$3" >/dev/null 2>&1 <<<"$2"; then t_pass "$1"
+  if t_jq "$3" >/dev/null 2>&1 <<<"$2"; then t_pass "$1"
   else t_fail "$1" "jq '$3' is false for: $(head -c 600 <<<"$2")"; fi
 }
 
