@@ -9,7 +9,10 @@
 #     and mod__ names and mod_test.h headers staying in their module;
 #  5. an e2e script that kills, fences, revives, adds or deletes nodes says
 #     "# e2e: own-cluster": on the shared cluster it would fail the VMs of
-#     the scripts running beside it (tests/run).
+#     the scripts running beside it (tests/run);
+#  6. tests/e2e/controller.sh defines every t_* helper it calls outside its
+#     test-only parts: tests/demo.sh and bench/bench_e2e.sh source it without
+#     lib.sh (a t_jq used there but defined in lib.sh hung `make demo`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -48,6 +51,18 @@ node_ops='\b(nodes_cmd|kvr_nodes)[[:space:]]+(add|kill|fence|revive)\b|tests/clu
 for t in tests/e2e/test_*.sh; do
   if grep -qE "$node_ops" "$t" && ! grep -q '^# e2e: own-cluster' "$t"; then
     echo "lint: $t changes nodes but runs on the shared cluster: add '# e2e: own-cluster (why)'"
+    status=1
+  fi
+done
+
+# 6. Outside ctl_test_setup and the checks section (both for tests, which
+# source lib.sh too), controller.sh may call only the t_* it defines.
+ctl=tests/e2e/controller.sh
+for f in $(awk '/^ctl_test_setup\(\) \{/ { skip = 1 } skip && /^\}/ { skip = 0; next }
+                /^# ---- checks/ { exit } !skip && !/^[[:space:]]*#/' "$ctl" |
+           grep -oE '\bt_[a-z_]+' | sort -u); do
+  if ! grep -qE "^$f\(\)" "$ctl"; then
+    echo "lint: $ctl calls $f, which only lib.sh defines: tests/demo.sh and bench/bench_e2e.sh do not source lib.sh"
     status=1
   fi
 done

@@ -19,6 +19,14 @@
 # to $CTL_DIR/NAME.log, appended across restarts, and ctl_cleanup (to be run
 # on exit) stops every one still running.
 
+# t_jq ARGS...: jq -e ARGS on stdin, false on empty input (jq 1.6 -e exits 0
+# when it reads nothing: a missing object must not pass a check).
+t_jq() {
+  local in
+  in=$(cat)
+  [ -n "${in//[[:space:]]/}" ] && jq -e "$@" <<<"$in"
+}
+
 ctl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${KVR_BIN:=$ctl_root/bin}"
 CTL_BIN=${CTL_BIN:-$KVR_BIN/kvrecover-controller}

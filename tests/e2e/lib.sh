@@ -97,14 +97,6 @@ t_check() {
   fi
 }
 
-# t_jq ARGS...: jq -e ARGS on stdin, false on empty input (jq 1.6 -e exits 0
-# when it reads nothing: a missing object must not pass a check).
-t_jq() {
-  local in
-  in=$(cat)
-  [ -n "${in//[[:space:]]/}" ] && jq -e "$@" <<<"$in"
-}
-
 t_wait() {
   local secs=$1 deadline
   shift
