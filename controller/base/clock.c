@@ -75,6 +75,14 @@ uint64_t clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * (uint64_t)CLOCK__NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+void clock_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 void clock_cond_init(pthread_cond_t *c)
 {
     pthread_condattr_t ca;

@@ -42,6 +42,9 @@ long clock_mono_ms(void);
 /** clock_mono() in nanoseconds. */
 uint64_t clock_mono_ns(void);
 
+/** Sleeps ms milliseconds of real time (resumed after a signal). */
+void clock_sleep_ms(unsigned ms);
+
 /** Initialises c to time its waits on the system's CLOCK_MONOTONIC, so that
  *  a wall-clock jump neither stretches nor cuts short a sleep. Destroy it
  *  with pthread_cond_destroy(). */

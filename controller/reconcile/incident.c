@@ -126,6 +126,9 @@ struct incident__job {
     int room;         /* the trigger is about room: check capacity */
     double fail_mono; /* when the cache saw its VMI fail (monotonic), or 0 */
     double start;     /* when the reconcile began (monotonic) */
+    /* when each step of an act ended (monotonic), 0 when not reached: the
+     * decision's log line splits its latency by them */
+    double t_ranked, t_dry, t_halt;
     /* an incident in progress (step 1) */
     char *inc_tmpl; /* the member a halted VM's annotation names */
     /* the decision */
@@ -289,11 +292,33 @@ static double incident__round4(double x)
 
 /* The decision line, the metrics and the book entry: the same facts.
  * Returns 1 when the decision is new (announce it), 0 for a repeat. */
+/* Milliseconds from from to to (monotonic seconds), to 0.1 ms. */
+static double incident__ms(double from, double to)
+{
+    return round((to - from) * 1e4) / 10.0;
+}
+
+/* Where an act's time went, for its decision's log line: waiting in the
+ * queue since the failure was seen, reading and ranking under the cache
+ * lock, then each API call (each passes virt-api's webhook). */
+static void incident__steps(cJSON *f, const struct incident__job *j, double now)
+{
+    cJSON *s = cJSON_AddObjectToObject(f, "steps_ms");
+
+    if (j->fail_mono > 0)
+        cJSON_AddNumberToObject(s, "queued", incident__ms(j->fail_mono, j->start));
+    cJSON_AddNumberToObject(s, "ranked", incident__ms(j->start, j->t_ranked));
+    cJSON_AddNumberToObject(s, "dryRun", incident__ms(j->t_ranked, j->t_dry));
+    cJSON_AddNumberToObject(s, "halt", incident__ms(j->t_dry, j->t_halt));
+    cJSON_AddNumberToObject(s, "create", incident__ms(j->t_halt, now));
+}
+
 static int incident__decide(const struct recover_env *env, struct incident__job *j,
                             enum recover_result res, const char *replacement, const char *tmpl,
                             double score)
 {
     struct recover_decision d = {0};
+    double now = clock_mono();
     cJSON *f;
     char *pkey, *labels;
     int fresh;
@@ -333,9 +358,10 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
                           replacement ? cJSON_CreateString(replacement) : cJSON_CreateNull());
     /* from the failure seen (else from this reconcile's start: a trigger
      * that fired on time, not on an event) to the decision made */
-    cJSON_AddNumberToObject(
-        f, "latency_ms",
-        round((clock_mono() - (j->fail_mono > 0 ? j->fail_mono : j->start)) * 1e4) / 10.0);
+    cJSON_AddNumberToObject(f, "latency_ms",
+                            incident__ms(j->fail_mono > 0 ? j->fail_mono : j->start, now));
+    if (j->t_halt > 0)
+        incident__steps(f, j, now);
     if (j->pick.best && (!tmpl || strcmp(j->pick.best, tmpl) != 0)) {
         cJSON_AddStringToObject(f, "best", j->pick.best);
         cJSON_AddNumberToObject(f, "bestScore", incident__round4(j->pick.best_score));
@@ -348,7 +374,7 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
     free(labels);
     if (res == RECOVER_RECOVERED && j->fail_mono > 0) {
         labels = metrics_labels("policy", pkey, NULL, NULL);
-        metrics_histogram_observe(METRICS_RECOVERY_DURATION, labels, clock_mono() - j->fail_mono);
+        metrics_histogram_observe(METRICS_RECOVERY_DURATION, labels, now - j->fail_mono);
         free(labels);
     }
     free(pkey);
@@ -513,6 +539,80 @@ static int incident__finish(const struct recover_env *env, struct incident__job 
         return incident__block(env, j, "NameTaken", NULL, err.message, rc);
     if (rc == -EACCES || rc == -EINVAL)
         return incident__block(env, j, incident__refusal(rc, &err), NULL, err.message, rc);
+    return rc;
+}
+
+/* How often a halt refused 409 Conflict is tried again with the VM read
+ * anew, and how long each try waits for the cache to see the change. At
+ * the moment a VMI fails, KubeVirt writes the VM's status (printableStatus,
+ * conditions, startFailure) and so its resourceVersion, usually between
+ * kvrecover's read and its halt: starting the reconcile over would repeat
+ * the dry run and double the latency (measured: 8 of 10 immediate
+ * recoveries hit it on the test cluster). */
+#define INCIDENT_HALT_TRIES 3
+#define INCIDENT_HALT_WAIT_MS 250
+
+/* Whether the decision still holds for the VM as the cache has it now, at a
+ * newer resourceVersion: the same VM (uid), the same policy protecting it,
+ * the same runStrategy and labels (the replacement copies them), and its
+ * health still fires for the same failed uid. A status write by KubeVirt
+ * passes; an edit, another replica's halt or a deletion does not. After a
+ * Conflict (wait_ms > 0) it waits that long at most for the cache to move
+ * past the resourceVersion the halt was refused at. Returns 1 (j->rv
+ * updated), 0 (the cache has nothing newer), or -1 (the decision no longer
+ * holds: reconcile again). */
+static int incident__revalidate(const struct recover_env *env, struct incident__job *j,
+                                unsigned wait_ms)
+{
+    struct cache *c = env->cache;
+    struct recover_note note;
+    int rc = -1;
+
+    for (unsigned waited = 0;; waited += 5) {
+        const struct cache_vm *vm;
+        int moved;
+
+        cache_rdlock(c);
+        vm = cache_vm_find(c, j->ns, j->name);
+        moved = !vm || strcmp(vm->resource_version, j->rv) != 0;
+        cache_unlock(c);
+        if (moved)
+            break;
+        if (waited >= wait_ms)
+            return 0;
+        clock_sleep_ms(5);
+    }
+    recover_book_note(env->book, j->ns, j->name, &note);
+    cache_rdlock(c);
+    {
+        const struct cache_vm *vm = cache_vm_find(c, j->ns, j->name);
+        const struct cache_policy *p = vm ? recover_policy_for(c, j->ns, vm->tlabels, NULL) : NULL;
+        cJSON *labels = NULL, *tlabels = NULL;
+        struct health_verdict v;
+
+        if (!vm || strcmp(vm->uid, j->vm_uid) != 0 || vm->inc || !p || !p->valid ||
+            strcmp(p->uid, j->policy_uid) != 0 || p->pol.action != j->action ||
+            strcmp(cache_run_strategy_name(vm->run_strategy), j->prev_rs) != 0)
+            goto unlock;
+        labels = cache_labels_json(vm->labels);
+        tlabels = cache_labels_json(vm->tlabels);
+        if (cJSON_Compare(labels, j->labels, 1) && cJSON_Compare(tlabels, j->tlabels, 1)) {
+            incident_health(c, p, vm, note.down_seen, clock_wall(), &v);
+            if (v.trigger == j->trigger && v.failed_uid &&
+                strcmp(v.failed_uid, j->failed_uid) == 0) {
+                free(j->rv);
+                j->rv = xstrdup(vm->resource_version);
+                rc = 1;
+            }
+        }
+        cJSON_Delete(labels);
+        cJSON_Delete(tlabels);
+    }
+unlock:
+    cache_unlock(c);
+    recover_note_free(&note);
+    if (rc < 0)
+        log_info("VM %s/%s changed while being halted: reconciling again", j->ns, j->name);
     return rc;
 }
 
@@ -734,6 +834,7 @@ unlock:
         break;
     }
     (void)recover_book_storm(env->book, ns, j.policy, 0); /* no storm now */
+    j.t_ranked = clock_mono();
 
     /* step 5: no eligible candidate: do not halt */
     if (j.pick.nsel == 0) {
@@ -793,14 +894,31 @@ unlock:
         if (rc)
             goto out; /* the API server: retried with backoff */
         /* admitted (or made already for this failed uid) */
-        rc = incident__halt(env, &j, j.pick.sel[i], j.pick.sel_score[i], &kerr);
+        j.t_dry = clock_mono();
+        /* the halt is conditional on the resourceVersion: at one newer than
+         * the one read (KubeVirt wrote the status meanwhile) when the
+         * decision still holds at it, else the reconcile starts over */
+        for (int t = 0;; t++) {
+            int fresh = incident__revalidate(env, &j, t ? INCIDENT_HALT_WAIT_MS : 0);
+
+            rc = fresh < 0 ? -EAGAIN : t && !fresh ? -EEXIST : 0;
+            if (rc)
+                break;
+            rc = incident__halt(env, &j, j.pick.sel[i], j.pick.sel_score[i], &kerr);
+            if (rc != -EEXIST || t + 1 == INCIDENT_HALT_TRIES)
+                break;
+            log_debug("VM %s/%s: halt refused, Conflict (try %d): reading it again", ns, name,
+                      t + 1);
+        }
         if (rc == -EEXIST) {
-            /* Conflict: the VM changed since it was read (another replica
-             * halted it, someone edited it): read it again and start over */
+            /* Conflict, and the cache shows nothing newer: read it again
+             * and start over */
             log_info("VM %s/%s changed while being halted: reconciling again", ns, name);
             rc = -EAGAIN;
             goto out;
         }
+        if (rc == -EAGAIN)
+            goto out;
         if (rc == -ENOENT) {
             rc = 0;
             goto out;
@@ -811,6 +929,7 @@ unlock:
         }
         if (rc)
             goto out;
+        j.t_halt = clock_mono();
         if (recover_book_once(env->book, ns, name, j.failed_uid)) {
             free(msg);
             msg =

@@ -34,19 +34,22 @@ struct ctl_rig {
     struct recover_ranker *rk;
     struct recover_env env;
     pthread_mutex_t lock;
-    cJSON *store;     /* path -> object */
-    cJSON *patches;   /* [{"path":..., "body":...}] */
-    cJSON *events;    /* ["Reason Kind/name: message"] */
-    cJSON *changed;   /* ["ns/policy"] */
-    int post_status;  /* answer every POST with this status (0: store) */
-    int dry_status;   /* answer every dry-run POST with this status (0: as a POST) */
-    int patch_status; /* answer every PATCH with this status (0: record it) */
-    int posts, gets;  /* requests counted (dry runs not in posts) */
-    int dry_posts;    /* POSTs with dryRun=All */
-    int leading;      /* what env->leading says */
-    cJSON *write_as;  /* per POST (dry runs too) and PATCH, in order: its
-                         Impersonate-* header lines, "" when none */
-    int deny_as;      /* answer a request with Impersonate-* headers 403 */
+    cJSON *store;        /* path -> object */
+    cJSON *patches;      /* [{"path":..., "body":...}] */
+    cJSON *events;       /* ["Reason Kind/name: message"] */
+    cJSON *changed;      /* ["ns/policy"] */
+    int post_status;     /* answer every POST with this status (0: store) */
+    int dry_status;      /* answer every dry-run POST with this status (0: as a POST) */
+    int patch_status;    /* answer every PATCH with this status (0: record it) */
+    int patch_conflicts; /* answer the next N PATCHes 409 Conflict, calling
+                            on_conflict (if set) before each answer */
+    void (*on_conflict)(struct ctl_rig *r);
+    int posts, gets; /* requests counted (dry runs not in posts) */
+    int dry_posts;   /* POSTs with dryRun=All */
+    int leading;     /* what env->leading says */
+    cJSON *write_as; /* per POST (dry runs too) and PATCH, in order: its
+                        Impersonate-* header lines, "" when none */
+    int deny_as;     /* answer a request with Impersonate-* headers 403 */
 };
 
 /* The 403 kube-apiserver answers when the client may not impersonate. */
@@ -155,6 +158,16 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
             status = 404;
             out = ctl_status_body(404, "NotFound");
         }
+    } else if (strcmp(req->method, "PATCH") == 0 && r->patch_conflicts > 0) {
+        /* what changed the VM meanwhile, as the watch would deliver it */
+        r->patch_conflicts--;
+        if (r->on_conflict) {
+            pthread_mutex_unlock(&r->lock);
+            r->on_conflict(r);
+            pthread_mutex_lock(&r->lock);
+        }
+        status = 409;
+        out = ctl_status_body(status, ctl_reason(status));
     } else if (strcmp(req->method, "PATCH") == 0 && r->patch_status) {
         status = r->patch_status;
         out = ctl_status_body(status, ctl_reason(status));
