@@ -56,6 +56,7 @@ nodeloss_node=${BENCH_NODELOSS_NODE:-node-2}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvr-bench.XXXXXX")
 kc=""
 own_cluster=0
+made_ns="" # the namespaces this run made: deleted at exit, when a part dies too
 
 note() { echo "# $*" >&2; }
 die() { echo "bench-e2e: $*" >&2; exit 1; }
@@ -64,6 +65,9 @@ cleanup() {
   # a node this run killed comes back, on a cluster it did not start too
   [ -n "${killed_node:-}" ] && tests/cluster/nodes "$kc" revive "$killed_node" >/dev/null 2>&1
   [ -n "${watch_pids:-}" ] && kill $watch_pids 2>/dev/null
+  # shellcheck disable=SC2086
+  [ "$own_cluster" = 0 ] && [ -n "$made_ns" ] &&
+    kubectl --kubeconfig "$kc" delete namespace $made_ns --wait=false >/dev/null 2>&1
   [ "$own_cluster" = 1 ] && [ -n "$kc" ] && tests/cluster/down "$kc" >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -218,6 +222,7 @@ echo "VirtualMachines only; KubeVirt v1.8.4 makes the VMIs, tests/cluster/guest 
 if [ -z "$only" ] || [ "$only" = latency ]; then
   ns=bench-latency-$RANDOM
   kubectl create namespace "$ns" >/dev/null
+  made_ns="$made_ns $ns"
   t=$(now); make_pool "$ns" 1000; note "1,000 pool members in $((($(now) - t) / 1000)) ms"
   t=$(now); make_vms "$ns" 0 "$bench_n" 1000 Always
   kvr_poll 180 eval '[ "$(running "$ns")" -ge "$bench_n" ]' ||
@@ -262,6 +267,14 @@ if [ -z "$only" ] || [ "$only" = latency ]; then
   printf '  %-44s n=%-4s p50 %8s ms   p99 %8s ms   max %8s ms\n' \
     "controller (decision latency_ms)" "$(grep -c . "$work/lat.ctl")" \
     "$(pct "$work/lat.ctl" 50)" "$(pct "$work/lat.ctl" 99)" "$(pct "$work/lat.ctl" 100)"
+  # where the controller's time went (its decision's steps_ms)
+  for step in queued ranked dryRun halt create; do
+    ctl_decisions lat "select(.decision == \"Recovered\") | .steps_ms.$step // empty" \
+      >"$work/lat.$step"
+    printf '    %-42s n=%-4s p50 %8s ms   p99 %8s ms   max %8s ms\n' "step $step" \
+      "$(grep -c . "$work/lat.$step")" "$(pct "$work/lat.$step" 50)" \
+      "$(pct "$work/lat.$step" 99)" "$(pct "$work/lat.$step" 100)"
+  done
   echo "  replacements: $(count_replacements "$ns") for $bench_n crashes"
   ctl_stop lat >/dev/null
   kubectl delete namespace "$ns" --wait=false >/dev/null
@@ -271,6 +284,7 @@ fi
 if [ -z "$only" ] || [ "$only" = crashloop ]; then
   ns=bench-loop-$RANDOM
   kubectl create namespace "$ns" >/dev/null
+  made_ns="$made_ns $ns"
   make_pool "$ns" 100
   policy "$ns" # the default trigger: crashLoopThreshold 3
   ctl_start loop --leader-elect=false --namespace "$ns" && ctl_wait_synced loop 120 ||
@@ -353,6 +367,7 @@ if [ -z "$only" ] || [ "$only" = memory ]; then
   echo "memory: controller RSS (one policy protecting every VM, capture off)"
   ns=bench-memory-$RANDOM
   kubectl create namespace "$ns" >/dev/null
+  made_ns="$made_ns $ns"
   policy "$ns"
   ctl_start mem0 --leader-elect=false --namespace "$ns" && ctl_wait_synced mem0 60 ||
     die "the controller did not start"
@@ -392,6 +407,7 @@ if [ -z "$only" ] || [ "$only" = nodeloss ]; then
   ns=bench-nodeloss-$RANDOM
   node=$nodeloss_node
   kubectl create namespace "$ns" >/dev/null
+  made_ns="$made_ns $ns"
   make_pool "$ns" 100
   # two policies, one VM each, both VMs pinned to the node that dies; the
   # replacements (built from pool members) may run anywhere
