@@ -552,21 +552,27 @@ static int incident__halt(const struct recover_env *env, struct incident__job *j
     return rc;
 }
 
-/* The replacement exists now: announce it. */
-static void incident__recovered(const struct recover_env *env, struct incident__job *j,
-                                const char *member, double score)
+/* The decision about to be recorded carries what the replacement changes
+ * of member, when this pass built it (the last build: a second ranking may
+ * have built it again). */
+static void incident__take_changes(struct incident__job *j, const char *member)
 {
-    recover_book_unblock(env->book, j->ns, j->name);
-    /* what the replacement changes of member, when this pass built it (the
-     * last build: a second ranking may have built it again) */
     for (size_t i = j->nbuilt; i-- > 0;)
         if (strcmp(j->built[i].member, member) == 0) {
             cJSON_Delete(j->changes);
             j->changes = j->built[i].changes;
             j->changes_omitted = j->built[i].omitted;
             j->built[i].changes = NULL;
-            break;
+            return;
         }
+}
+
+/* The replacement exists now: announce it. */
+static void incident__recovered(const struct recover_env *env, struct incident__job *j,
+                                const char *member, double score)
+{
+    recover_book_unblock(env->book, j->ns, j->name);
+    incident__take_changes(j, member);
     if (incident__decide(env, j, RECOVER_RECOVERED, j->repl_name, member, score)) {
         /* a better-scoring member passed over says why (SharedDisk,
          * NoCapacity, RequiredMismatch...), so nobody wonders */
@@ -842,6 +848,7 @@ unlock:
     }
     /* step 6: DryRun */
     if (j.action == POLICY_DRYRUN) {
+        incident__take_changes(&j, j.pick.sel[0]);
         if (incident__decide(env, &j, RECOVER_DRYRUN, j.repl_name, j.pick.sel[0],
                              j.pick.sel_score[0])) {
             msg = xasprintf("VM %s (%s: %s): would halt it and create VirtualMachine %s from pool "

@@ -709,3 +709,43 @@ TEST(the_changes_a_decision_keeps_are_cut_at_a_byte_budget)
     status_state_free(st);
     ctl_down(&r);
 }
+
+TEST(a_dry_run_shows_what_its_replacement_would_change)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    uint64_t requeue = 0;
+    cJSON *views;
+    const cJSON *rec, *ch;
+    char *repl = recover_replacement_name("vm-001", "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
+    char *named = xasprintf("set metadata.name %s", repl);
+
+    CHECK_INT(ctl_up(&r), 0);
+    hostile_member(&r, 1, 0, 0);
+    {
+        cJSON *pol = ctl_load("ctl-policy.json");
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
+
+        cJSON_ReplaceItemInObjectCaseSensitive(spec, "action", cJSON_CreateString("DryRun"));
+        cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
+        cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(9));
+        cache_policy_put(r.cache, pol);
+        cJSON_Delete(pol);
+    }
+    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
+    views = status_views(st);
+    rec = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(views, 0), "recoveries"), 0);
+    CHECK_STR(field(rec, "decision"), "DryRun");
+    ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
+    CHECK(has_change(ch, named));
+    CHECK(has_change(ch, "dropped domain.firmware.uuid"));
+    CHECK(has_change(ch, "dropped macAddress of interface nic0"));
+    cJSON_Delete(views);
+    free(named);
+    free(repl);
+    status_state_free(st);
+    ctl_down(&r);
+}
