@@ -579,22 +579,29 @@ static int has_change(const cJSON *list, const char *t)
     return 0;
 }
 
-/* vm-001 recovered from the hostile vm-005 through the incident path;
- * *views the dashboard's view (the caller frees) and *rec its recovery. */
-static void recovered_view(struct ctl_rig *r, struct status_state *st, cJSON **views,
-                           const cJSON **rec)
+/* vm-001's failure decided (under action, with trigger.immediate) from the
+ * hostile vm-005 through the incident path; *views the dashboard's view
+ * (the caller frees) and *rec its recovery. */
+static void decided_view(struct ctl_rig *r, struct status_state *st, const char *action,
+                         cJSON **views, const cJSON **rec)
 {
+    cJSON *pol = ctl_load("ctl-policy.json");
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
     uint64_t requeue = 0;
 
     *views = NULL;
     *rec = NULL;
-    ctl_edit_policy(r, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(spec, "action", cJSON_CreateString(action));
+    cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(9));
+    cache_policy_put(r->cache, pol);
+    cJSON_Delete(pol);
     CHECK_INT(incident_reconcile(&r->env, r->rk, "fx", "vm-001", &requeue), 0);
     CHECK_INT(status_reconcile(&r->env, st, r->rk, "fx", "paper", &requeue), 0);
     *views = status_views(st);
     *rec = cJSON_GetArrayItem(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(*views, 0), "recoveries"), 0);
-    CHECK_STR(field(*rec, "decision"), "Recovered");
+    CHECK_STR(field(*rec, "decision"), strcmp(action, "DryRun") == 0 ? "DryRun" : "Recovered");
     CHECK_STR(field(*rec, "template"), "vm-005");
 }
 
@@ -613,7 +620,7 @@ TEST(the_dashboard_shows_what_a_replacement_changes_of_its_member)
     /* a metadata key of 1000 bytes (YAML's simple keys stop at 1024) */
     hostile_member(&r, 3, 1, 1000);
     total = all_changes(&r);
-    recovered_view(&r, st, &views, &rec);
+    decided_view(&r, st, "Recreate", &views, &rec);
     CHECK_STR(field(rec, "replacement"), repl);
     ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
     CHECK(cJSON_IsArray(ch));
@@ -663,7 +670,7 @@ TEST(the_changes_a_decision_keeps_are_cut_at_an_item_count)
     hostile_member(&r, 300, 0, 0);
     total = all_changes(&r);
     CHECK(total > 300);
-    recovered_view(&r, st, &views, &rec);
+    decided_view(&r, st, "Recreate", &views, &rec);
     ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
     CHECK_INT(cJSON_GetArraySize(ch), RECOVER_CHANGES_MAX);
     /* kept in order: the first ones, then the first interfaces */
@@ -695,7 +702,7 @@ TEST(the_changes_a_decision_keeps_are_cut_at_a_byte_budget)
      * RECOVER_CHANGES_MAX, more bytes than RECOVER_CHANGES_BYTES */
     hostile_member(&r, 0, 45, RECOVER_CHANGE_PATH_MAX - 10);
     total = all_changes(&r);
-    recovered_view(&r, st, &views, &rec);
+    decided_view(&r, st, "Recreate", &views, &rec);
     ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
     n = (size_t)cJSON_GetArraySize(ch);
     printed = cJSON_PrintUnformatted(ch);
@@ -714,7 +721,6 @@ TEST(a_dry_run_shows_what_its_replacement_would_change)
 {
     struct ctl_rig r;
     struct status_state *st = status_state_new();
-    uint64_t requeue = 0;
     cJSON *views;
     const cJSON *rec, *ch;
     char *repl = recover_replacement_name("vm-001", "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
@@ -722,23 +728,8 @@ TEST(a_dry_run_shows_what_its_replacement_would_change)
 
     CHECK_INT(ctl_up(&r), 0);
     hostile_member(&r, 1, 0, 0);
-    {
-        cJSON *pol = ctl_load("ctl-policy.json");
-        cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
-
-        cJSON_ReplaceItemInObjectCaseSensitive(spec, "action", cJSON_CreateString("DryRun"));
-        cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
-        cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(9));
-        cache_policy_put(r.cache, pol);
-        cJSON_Delete(pol);
-    }
-    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-001", &requeue), 0);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
-    CHECK_INT(status_reconcile(&r.env, st, r.rk, "fx", "paper", &requeue), 0);
-    views = status_views(st);
-    rec = cJSON_GetArrayItem(
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(views, 0), "recoveries"), 0);
-    CHECK_STR(field(rec, "decision"), "DryRun");
+    decided_view(&r, st, "DryRun", &views, &rec);
+    CHECK(r.store->child == NULL); /* nothing created */
     ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
     CHECK(has_change(ch, named));
     CHECK(has_change(ch, "dropped domain.firmware.uuid"));
