@@ -112,6 +112,14 @@ void incident_count_down(struct cache *c, const struct cache_policy *p,
 
 /* ---- what a reconcile copies out -------------------------------------- */
 
+/* What a replacement built for the job changes of its member, as the
+ * decision keeps it (recover.h: bounded). */
+struct incident__built {
+    char *member;   /* the pool member it was built from */
+    cJSON *changes; /* [{"op", "path", "text"}], cut */
+    size_t omitted; /* changes cut */
+};
+
 struct incident__job {
     const struct recover_env *env;
     struct cache *c; /* for the accept function: read lock held then */
@@ -137,6 +145,12 @@ struct incident__job {
     struct recover_pick pick;
     cJSON *ranking;
     char *features_err;
+    /* the replacements built, and the changes of the one the decision
+     * names (moved into the decision, as the ranking is) */
+    struct incident__built *built;
+    size_t nbuilt;
+    cJSON *changes;
+    size_t changes_omitted;
     /* the nodes, for capacity (borrowed from the cache under its lock) */
     struct capacity_node *nodes;
     size_t nnodes;
@@ -161,6 +175,12 @@ static void incident__job_free(struct incident__job *j)
     recover_pick_free(&j->pick);
     cJSON_Delete(j->ranking);
     free(j->features_err);
+    for (size_t i = 0; i < j->nbuilt; i++) {
+        free(j->built[i].member);
+        cJSON_Delete(j->built[i].changes);
+    }
+    free(j->built);
+    cJSON_Delete(j->changes);
     free(j->nodes);
 }
 
@@ -187,8 +207,46 @@ static void incident__nodes(struct incident__job *j)
     }
 }
 
+/* c as a decision keeps it (recover.h): [{"op", "path", "text"}] in
+ * order, while RECOVER_CHANGES_MAX items and RECOVER_CHANGES_BYTES of
+ * compact JSON allow; *omitted receives the count of the rest. The text is
+ * short whatever the member holds (replica_build() quotes and cuts what it
+ * names); a path holds the member's keys as they are (up to YAML's 1024
+ * bytes each), so one longer than RECOVER_CHANGE_PATH_MAX is left out of
+ * its item rather than cut into a pointer to nothing. */
+static cJSON *incident__changes(const struct replica_changes *c, size_t *omitted)
+{
+    cJSON *list = cJSON_CreateArray();
+    size_t used = 2, kept = 0; /* used: "[]" */
+
+    *omitted = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        cJSON *it = cJSON_CreateObject();
+        char *text;
+        size_t len;
+
+        cJSON_AddStringToObject(it, "op", c->item[i].op);
+        if (strlen(c->item[i].path) <= RECOVER_CHANGE_PATH_MAX)
+            cJSON_AddStringToObject(it, "path", c->item[i].path);
+        cJSON_AddStringToObject(it, "text", c->line[i]);
+        text = cJSON_PrintUnformatted(it);
+        len = strlen(text) + (kept > 0); /* and the comma before it */
+        cJSON_free(text);
+        if (kept == RECOVER_CHANGES_MAX || used + len > RECOVER_CHANGES_BYTES) {
+            cJSON_Delete(it);
+            *omitted = c->n - i;
+            break;
+        }
+        used += len;
+        kept++;
+        cJSON_AddItemToArray(list, it);
+    }
+    return list;
+}
+
 /* The replacement built from member for the job (the decision's name and
- * time). Cache read lock held. Returns 0 and *out, or -EINVAL with *err. */
+ * time), its changes kept in j->built. Cache read lock held. Returns 0 and
+ * *out, or -EINVAL with *err. */
 static int incident__build(struct incident__job *j, const char *member, double score, cJSON **out,
                            char **err)
 {
@@ -196,6 +254,7 @@ static int incident__build(struct incident__job *j, const char *member, double s
     char *tmpl = m ? cache_member_template(m) : NULL;
     struct replica_spec s = {j->ns,     j->repl_name, j->name, j->labels,     j->tlabels,
                              j->policy, member,       score,   j->failed_uid, j->decided_at};
+    struct replica_changes ch = {0};
     int rc;
 
     *out = NULL;
@@ -204,9 +263,29 @@ static int incident__build(struct incident__job *j, const char *member, double s
         *err = xasprintf("pool member %s has no template", member);
         return -EINVAL;
     }
-    rc = replica_build(tmpl, &s, out, NULL, err);
+    rc = replica_build(tmpl, &s, out, &ch, err);
     free(tmpl);
+    if (rc == 0) {
+        struct incident__built *b;
+
+        j->built = xreallocarray(j->built, j->nbuilt + 1, sizeof(*j->built));
+        b = &j->built[j->nbuilt++];
+        b->member = xstrdup(member);
+        b->changes = incident__changes(&ch, &b->omitted);
+    }
+    replica_changes_free(&ch);
     return rc;
+}
+
+/* Forgets the replacement built last (refused: it is never created), so
+ * that a pool refused for lack of room does not keep a list per member. */
+static void incident__unbuild(struct incident__job *j)
+{
+    if (!j->nbuilt)
+        return;
+    j->nbuilt--;
+    free(j->built[j->nbuilt].member);
+    cJSON_Delete(j->built[j->nbuilt].changes);
 }
 
 /* recover_accept_fn: build the candidate's replacement; when the trigger
@@ -232,6 +311,7 @@ static enum sim_reason incident__accept(void *ud, const char *member, double sco
         capacity_need_free(&need);
         cJSON_Delete(*obj);
         *obj = NULL;
+        incident__unbuild(j);
         return SIM_NO_CAPACITY;
     }
     capacity_need_free(&need);
@@ -335,6 +415,9 @@ static int incident__decide(const struct recover_env *env, struct incident__job 
     d.result = res;
     d.ranking = j->ranking;
     j->ranking = NULL;
+    d.changes = j->changes;
+    d.changes_omitted = j->changes_omitted;
+    j->changes = NULL;
     fresh = recover_book_add(env->book, &d);
     if (!fresh)
         return 0;
@@ -495,11 +578,27 @@ static int incident__halt(const struct recover_env *env, struct incident__job *j
     return rc;
 }
 
+/* The decision about to be recorded carries what the replacement changes
+ * of member, when this pass built it (the last build: a second ranking may
+ * have built it again). */
+static void incident__take_changes(struct incident__job *j, const char *member)
+{
+    for (size_t i = j->nbuilt; i-- > 0;)
+        if (strcmp(j->built[i].member, member) == 0) {
+            cJSON_Delete(j->changes);
+            j->changes = j->built[i].changes;
+            j->changes_omitted = j->built[i].omitted;
+            j->built[i].changes = NULL;
+            return;
+        }
+}
+
 /* The replacement exists now: announce it. */
 static void incident__recovered(const struct recover_env *env, struct incident__job *j,
                                 const char *member, double score)
 {
     recover_book_unblock(env->book, j->ns, j->name);
+    incident__take_changes(j, member);
     if (incident__decide(env, j, RECOVER_RECOVERED, j->repl_name, member, score)) {
         /* a better-scoring member passed over says why (SharedDisk,
          * NoCapacity, RequiredMismatch...), so nobody wonders */
@@ -850,6 +949,7 @@ unlock:
     }
     /* step 6: DryRun */
     if (j.action == POLICY_DRYRUN) {
+        incident__take_changes(&j, j.pick.sel[0]);
         if (incident__decide(env, &j, RECOVER_DRYRUN, j.repl_name, j.pick.sel[0],
                              j.pick.sel_score[0])) {
             msg = xasprintf("VM %s (%s: %s): would halt it and create VirtualMachine %s from pool "

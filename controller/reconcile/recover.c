@@ -50,6 +50,7 @@ void recover_decision_free(struct recover_decision *d)
     free(d->replacement);
     free(d->tmpl);
     cJSON_Delete(d->ranking);
+    cJSON_Delete(d->changes);
     memset(d, 0, sizeof(*d));
 }
 
@@ -218,10 +219,15 @@ static int recover__add_locked(struct recover_book *b, struct recover_decision *
 
     if ((same_vm && v->n.decided == d->result) || (r && r->result == d->result)) {
         /* Same decision seen again (a seed, a replacement found in the
-         * cache after this process created it): keep a ranking it brings. */
+         * cache after this process created it): keep a ranking and changes it brings. */
         if (r && !r->ranking) {
             r->ranking = d->ranking;
             d->ranking = NULL;
+        }
+        if (r && !r->changes) {
+            r->changes = d->changes;
+            r->changes_omitted = d->changes_omitted;
+            d->changes = NULL;
         }
         if (!same_vm) {
             free(v->n.decided_uid);
@@ -338,6 +344,8 @@ static void recover__copy(struct recover_decision *dst, const struct recover_dec
     dst->when = src->when;
     dst->result = src->result;
     dst->ranking = with_ranking && src->ranking ? cJSON_Duplicate(src->ranking, 1) : NULL;
+    dst->changes = with_ranking && src->changes ? cJSON_Duplicate(src->changes, 1) : NULL;
+    dst->changes_omitted = with_ranking ? src->changes_omitted : 0;
 }
 
 size_t recover_book_recent(struct recover_book *b, const char *ns, const char *policy, size_t max,

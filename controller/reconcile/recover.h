@@ -51,6 +51,17 @@ enum recover_result {
 #define RECOVER_MAX_TRIES 3
 /* Decisions kept per policy for status.recent and the dashboard. */
 #define RECOVER_RECENT 10
+/* A decision keeps at most this many of its replacement's changes, and at
+ * most RECOVER_CHANGES_BYTES of them as compact JSON: a tenant writes the
+ * member's VirtualMachine and can make it differ from its replacement in
+ * thousands of ways (an interface each with its macAddress, annotations),
+ * and the book holds RECOVER_RECENT decisions of every policy. What is cut
+ * is counted (changes_omitted) and the dashboard says so; `kvrecover score`
+ * lists every change. */
+#define RECOVER_CHANGES_MAX 50
+#define RECOVER_CHANGES_BYTES 16384
+/* A change's path longer than this is left out (its text still says what). */
+#define RECOVER_CHANGE_PATH_MAX 256
 
 /* One decision. Every pointer is owned; see recover_decision_free(). */
 struct recover_decision {
@@ -65,6 +76,14 @@ struct recover_decision {
     double when;                /* wall clock, epoch seconds */
     enum recover_result result; /* what was done */
     cJSON *ranking;             /* sim_result_json (cut), or NULL when not ranked here */
+    cJSON *changes;             /* what the replacement changes of its member, in
+                                   replica_build()'s order: [{"op", "path", "text"}] (a JSON
+                                   Patch op and path on the member's data.vm, no path when
+                                   longer than RECOVER_CHANGE_PATH_MAX, and the line
+                                   `kvrecover score` prints), cut to RECOVER_CHANGES_MAX items
+                                   and RECOVER_CHANGES_BYTES; NULL when this process did not
+                                   build the replacement */
+    size_t changes_omitted;     /* changes cut from changes */
 };
 
 struct recover_book;   /* opaque, thread-safe: indexes, decisions, incidents */
@@ -125,7 +144,7 @@ void recover_book_free(struct recover_book *b);
  * recent decisions, and as the decision announced for its VM. A decision
  * for a failed uid already recorded replaces the older one. Returns 1, or 0
  * when the same decision for that uid was recorded already (a repeat: the
- * ranking it brings is kept when the older one had none).
+ * ranking and the changes it brings are kept when the older one had none).
  */
 int recover_book_add(struct recover_book *b, struct recover_decision *d);
 
@@ -142,7 +161,8 @@ void recover_book_seed(struct recover_book *b, const char *ns, const char *polic
 /**
  * Copies the policy's decisions, newest first, at most max, into *out (a
  * new array the caller frees with recover_decision_free() on each entry and
- * free()); returns the count. with_ranking copies the rankings too.
+ * free()); returns the count. with_ranking copies the rankings and the
+ * changes too.
  */
 size_t recover_book_recent(struct recover_book *b, const char *ns, const char *policy, size_t max,
                            int with_ranking, struct recover_decision **out);

@@ -992,11 +992,11 @@ static size_t status__recent(const struct status__snap *s, struct recover_decisi
     for (size_t i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
         char when[CLOCK_TEXT_LEN];
-        const cJSON *ranking = NULL;
+        const struct recover_decision *known = NULL;
 
         for (size_t k = 0; k < nbook; k++)
             if (strcmp(book[k].failed_uid, out[i].failed_uid) == 0)
-                ranking = book[k].ranking;
+                known = &book[k];
         clock_format(out[i].when, when);
         cJSON_AddStringToObject(e, "failed", out[i].failed_vm ? out[i].failed_vm : "");
         cJSON_AddStringToObject(e, "vmiUid", out[i].failed_uid);
@@ -1006,7 +1006,17 @@ static size_t status__recent(const struct status__snap *s, struct recover_decisi
         cJSON_AddStringToObject(e, "decision", out[i].decision);
         cJSON_AddStringToObject(e, "time", when);
         cJSON_AddItemToObject(e, "ranking",
-                              ranking ? cJSON_Duplicate(ranking, 1) : cJSON_CreateNull());
+                              known && known->ranking ? cJSON_Duplicate(known->ranking, 1)
+                                                      : cJSON_CreateNull());
+        /* what the replacement changes of its member, as this process
+         * built it from that member (null: another process did, or none
+         * was built) */
+        if (!known || !known->changes || !known->tmpl || !out[i].tmpl ||
+            strcmp(known->tmpl, out[i].tmpl) != 0)
+            known = NULL;
+        cJSON_AddItemToObject(e, "changes",
+                              known ? cJSON_Duplicate(known->changes, 1) : cJSON_CreateNull());
+        cJSON_AddNumberToObject(e, "changesOmitted", known ? (double)known->changes_omitted : 0);
         cJSON_AddItemToArray(recoveries, e);
     }
     free(all);

@@ -102,8 +102,10 @@ int status_reconcile(const struct recover_env *env, struct status_state *st,
  * The dashboard's "policies" array: one object per policy reconciled, as
  * CONTRACT's dashboard state describes (namespace, name, pool, mode,
  * threshold, action, ready, readyMessage, poolSize, members, protected,
- * recoveries with their rankings), sorted by namespace and name. Returns
- * a new array the caller frees.
+ * recoveries with their rankings, and with "changes" and "changesOmitted":
+ * what each replacement this process built changes of its member, cut as
+ * recover.h's RECOVER_CHANGES_MAX says, or null), sorted by namespace and
+ * name. Returns a new array the caller frees.
  */
 cJSON *status_views(struct status_state *s);
 

@@ -17,7 +17,11 @@
 # whose every start fails shows restarting, then recovered, and a VM on a
 # host that dies (a node added for it, tainted so that only it goes there)
 # shows node lost with a countdown to NodeLoss. A second screenshot:
-# tests/artifacts/dashboard-incidents.png. Before that, the page alone is checked
+# tests/artifacts/dashboard-incidents.png. Last (issue 11 item 3), dv-1, whose
+# member has a dataVolumeTemplate, a firmware uuid and runStrategy
+# RerunOnFailure, fails: its card names the replacement and the member and
+# lists what the replacement changes of it, as `kvrecover score` prints it
+# for the same VMI. Before that, the page alone is checked
 # against a stub server (tests/e2e/dashboard_stub.c): hostile strings stay
 # text, empty states, and reconnecting after the server restarts.
 set -u
@@ -91,6 +95,17 @@ if [ -x "$stub_bin" ] && stub_start 0; then
   cdp_check "a failure with no eligible candidate says so, and marks none selected" \
     wait 0 "document.querySelector('article.recovery h4').textContent.includes('no eligible substitute') &&
       document.querySelectorAll('article.recovery tr.selected').length === 0"
+  # A recovery's card lists what its replacement changes of the member.
+  card() { echo "[...document.querySelectorAll('article.recovery')].find(a => a.dataset.failed === '$1')"; }
+  cdp_check "a recovery lists what its replacement changes of its member, as text, and how many more" \
+    wait 0 "(a => !!a && JSON.stringify([...a.querySelectorAll('li.change')].map(l => l.textContent)) ===
+        JSON.stringify(['dropped metadata.\"<img src=x onerror=window.__pwned=8>\"', '</li><script>window.__pwned=9</script>']) &&
+        a.querySelector('.changes-head').textContent === 'replacement <b>r2</b>, built from <i>m2</i>\\'s data.vm:' &&
+        a.querySelector('p.more').textContent.startsWith('\u2026 and 3 more'))($(card '<u>g</u>')) &&
+      window.__pwned === undefined"
+  cdp_check "a recovery whose changes this controller process does not know says so" \
+    wait 0 "(a => !!a && a.querySelectorAll('li.change').length === 0 &&
+        a.querySelector('.changes').textContent.includes('not known to this controller process'))($(card old-1))"
   cdp_check "an invalid pool member is marked, with its error as text" \
     wait 0 "(c => !!c && c.textContent.includes('data.features: <b>not a mapping</b>'))(document.querySelector('li.chip.invalid'))"
   cdp_check "a policy that is not Ready says why" \
@@ -173,6 +188,7 @@ cdp errors >/dev/null
 ctl_install || { t_fail "install CRDs and RBAC" "ctl_install failed"; t_summary; }
 ns=$(t_ns dash) || { t_fail "namespace" "cannot create one"; t_summary; }
 kv=$(t_ns dash-kv) || { t_fail "namespace" "cannot create one"; t_summary; }
+dvns=$(t_ns dash-dv) || { t_fail "namespace" "cannot create one"; t_summary; }
 # node-dash: the host that dies below; tainted before any VM exists, so
 # that only lost-1 (which tolerates the taint) runs there.
 dash_taint=kvrecover.io/dashboard-e2e
@@ -216,9 +232,35 @@ kvvm() { # NAME [EXTRA-SPEC-JSON]: a small Always VM labelled app=kv, as JSON
     "capture": false, "stormLimit": 10,
     "trigger": {"crashLoopThreshold": 2, "restartTimeoutSeconds": 600, "nodeLossSeconds": 600}}'; } ||
   { t_fail "apply the second pool, VMs and policy" "kubectl failed"; t_summary; }
+# The third policy: what a replacement changes of its member (issue 11
+# item 3). Its member dv-src differs from a replacement in what a clean one
+# never keeps: runStrategy RerunOnFailure, a firmware uuid, a
+# dataVolumeTemplate (CDI is not installed: the replacement cannot run
+# here; its name and volumes are what is checked). dv-1 (app=dv) matches it
+# (1.0); immediate, so that its first failure is acted on.
+dvvm() { # NAME [EXTRA-SPEC-JSON]: kvvm, labelled app=dv
+  kvvm "$@" | jq -c '.metadata.labels.app = "dv" | .spec.template.metadata.labels.app = "dv"'
+}
+dv_uuid=6a1a2f3c-2a51-4c1e-9b43-0d3c8f6d1e01
+{ jq -n --arg vm "$(dvvm dv-src "{\"domain\": {\"firmware\": {\"uuid\": \"$dv_uuid\"},
+      \"devices\": {\"disks\": [{\"name\": \"root\", \"disk\": {\"bus\": \"virtio\"}}]}},
+      \"volumes\": [{\"name\": \"root\", \"dataVolume\": {\"name\": \"root\"}}]}" |
+      jq -c '.spec.runStrategy = "RerunOnFailure" | .spec.dataVolumeTemplates = [{metadata: {name: "root"},
+        spec: {source: {blank: {}}, storage: {resources: {requests: {storage: "1Gi"}}}}}]')" '{
+    apiVersion: "v1", kind: "ConfigMap",
+    metadata: {name: "dv-src", labels: {"kvrecover.io/pool": "dv"}},
+    data: {features: "app: web", vm: $vm}}' | kubectl apply -n "$dvns" -f - >/dev/null &&
+  dvvm dv-1 | kubectl create -n "$dvns" -f - >/dev/null &&
+  kvr_policy "$dvns" dv '{"selector": {"matchLabels": {"app": "dv"}},
+    "poolSelector": {"matchLabels": {"kvrecover.io/pool": "dv"}},
+    "weights": {"app": 1}, "threshold": 0.5, "mode": "Jaccard", "action": "Recreate",
+    "capture": false, "stormLimit": 10,
+    "trigger": {"immediate": true, "restartTimeoutSeconds": 3600, "nodeLossSeconds": 0}}'; } ||
+  { t_fail "apply the third pool, VM and policy" "kubectl failed"; t_summary; }
 for vm in vm-001 vm-002 vm-003 vm-004 vm-005; do
   t_wait 120 vmi_running "$vm" || t_fail "KubeVirt runs $vm's VMI" "not Running after 120 s"
 done
+kvr_vmi_start "$dvns" dv-1 || t_fail "KubeVirt runs dv-1's VMI" "not Running after 120 s"
 for vm in loop-1 lost-1; do
   kvr_vmi_start "$kv" "$vm" || t_fail "KubeVirt runs $vm's VMI" "not Running after 120 s"
 done
@@ -391,6 +433,43 @@ cdp_check "after crashLoopThreshold start failures loop-1 is recovered" \
 r2=$(kvr_replacements "$kv" loop-1 | head -n 1)
 cdp_check "the row names loop-1's replacement ($r2), from web-src" \
   wait 10 "'$r2' !== '' && $(cell loop-1 "$kvsec" replacement) === '$r2 from web-src'"
+
+# ---- what a replacement changes of its member ------------------------------------
+# dv-1's guest crashes; its card names the replacement, the member, and the
+# changes: the same lines `kvrecover score` prints for that VMI, and what
+# the replacement VM itself shows.
+kubectl get vmi -n "$dvns" dv-1 -o json >"$CTL_DIR/dv-1.vmi.json" 2>/dev/null
+kubectl get rp -n "$dvns" dv -o json | jq '{apiVersion, kind, metadata: {name: .metadata.name,
+  namespace: .metadata.namespace}, spec}' >"$CTL_DIR/dv.policy.json"
+kubectl get cm -n "$dvns" dv-src -o json >"$CTL_DIR/dv.pool.json"
+kvr_vmi_fail "$dvns" dv-1 || t_fail "dv-1's guest crashes" "guest crash failed"
+kvr_check_wait "dv-1 is replaced" 60 kvr_has_replacement "$dvns" dv-1
+r3=$(kvr_replacements "$dvns" dv-1 | head -n 1)
+# kvrecover score for the failed VMI as it ran: the lines about runStrategy,
+# the firmware uuid and the DataVolume
+cli=$("$KVR_BIN/kvrecover" score --policy "$CTL_DIR/dv.policy.json" --pool "$CTL_DIR/dv.pool.json" \
+  --failed "$CTL_DIR/dv-1.vmi.json" --output json)
+cli_lines=$(jq -c '[.replacement.changes[]?.text | select(test("^(set runStrategy|dropped domain.firmware|renamed dataVolumeTemplate|pointed volume)"))]' <<<"${cli:-null}")
+kvr_check_eq "kvrecover score names the same replacement and member, and changes runStrategy, the firmware uuid and the DataVolume" \
+  "$(jq -r '"\(.replacement.name) \(.replacement.from)"' <<<"${cli:-null}") $(jq -c 'length' <<<"${cli_lines:-[]}")" \
+  "$r3 dv-src 4"
+kvr_check_eq "the replacement VM itself: runStrategy Always, its own DataVolume, no firmware uuid of dv-src" \
+  "$(kvr_vm_json "$dvns" "$r3" | jq -c '[.spec.runStrategy, .spec.template.spec.volumes[0].dataVolume.name,
+     (tostring | contains($u))]' --arg u "$dv_uuid")" "[\"Always\",\"$r3-root\",false]"
+dvsec="document.querySelector('section.policy[data-policy=\"$dvns/dv\"]')"
+dvcard="($dvsec && $dvsec.querySelector('article.recovery[data-failed=\"dv-1\"]'))"
+cdp_check "dv-1's card names its replacement ($r3) and the member it was built from" \
+  wait 60 "!!$dvcard && $dvcard.querySelector('.changes-head').textContent === 'replacement $r3, built from dv-src\\'s data.vm:'"
+card_has_cli_lines() {
+  local got
+  got=$(cdp eval "JSON.stringify([...$dvcard.querySelectorAll('li.change')].map(l => l.textContent))")
+  got=$(jq -r 'fromjson' <<<"${got#ok }" 2>/dev/null) || return 1
+  jq -e --argjson want "${cli_lines:-[]}" '. as $card | ($want | length) == 4 and
+    all($want[]; . as $w | $card | index($w) != null)' >/dev/null <<<"$got"
+}
+kvr_check_wait "and lists the changes as kvrecover score prints them: runStrategy Always, the DataVolume renamed $r3-root, the firmware uuid dropped" \
+  10 card_has_cli_lines
+cdp_check "nothing of them is cut" wait 0 "$dvcard.querySelector('p.more') === null"
 
 errs=$(cdp errors)
 kvr_check_eq "no JavaScript error on the page with the incidents" "$errs" "ok []"

@@ -12,6 +12,7 @@
 #include "ctl_test.h"
 #include "reconcile/incident.h"
 #include "reconcile/status.h"
+#include "sim/replica.h"
 
 #define STATUS_PATH "/apis/kvrecover.io/v1alpha1/namespaces/fx/recoverypolicies/paper/status"
 
@@ -467,6 +468,275 @@ TEST(reconcile_lists_a_blocked_incident_and_counts_it_down)
     CHECK(strstr(field(cond_of(s, "Blocked"), "message"), "vm-001: NoEligibleCandidate"));
     CHECK_STR(field(cond_of(s, "StormHold"), "status"), "False");
     CHECK_NEAR(num(cond_of(s, "Blocked"), "observedGeneration"), 9, 0);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+/* vm-005's member with data.vm made to differ from its replacement in
+ * every way a tenant can: runStrategy Manual, a dataVolumeTemplate, a
+ * firmware uuid, nics MAC addressed interfaces, and, first in the order of
+ * changes, nkeys metadata keys of key_len bytes (each of these is a
+ * change). */
+static void hostile_member(struct ctl_rig *r, int nics, int nkeys, size_t key_len)
+{
+    cJSON *list = ctl_load("ctl-pool-list.json"), *m, *vm, *ifs;
+    char *key = xmalloc(key_len + 1), *text;
+
+    m = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(list, "items"), 4), 1);
+    vm =
+        cJSON_Parse("{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachine\","
+                    "\"metadata\":{\"name\":\"vm-005\"},"
+                    "\"spec\":{\"runStrategy\":\"Manual\","
+                    "\"dataVolumeTemplates\":[{\"metadata\":{\"name\":\"root\"},"
+                    "\"spec\":{\"storage\":{\"resources\":{\"requests\":{\"storage\":\"1Gi\"}}}}}],"
+                    "\"template\":{\"metadata\":{\"labels\":{\"app\":\"paper\"}},\"spec\":{"
+                    "\"domain\":{\"cpu\":{\"cores\":4},\"memory\":{\"guest\":\"8Gi\"},"
+                    "\"firmware\":{\"uuid\":\"5d307ca9-b3ef-428c-8861-06e72d69f223\"},"
+                    "\"devices\":{\"interfaces\":[]}},"
+                    "\"volumes\":[{\"name\":\"root\",\"dataVolume\":{\"name\":\"root\"}}]}}}}");
+    memset(key, 'k', key_len);
+    key[key_len] = '\0';
+    for (int i = 0; i < nkeys; i++) {
+        snprintf(key, key_len + 1, "%03d", i);
+        key[3] = 'k';
+        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(vm, "metadata"), key, "x");
+    }
+    ifs = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "spec"),
+                                                     "template"),
+                    "spec"),
+                "domain"),
+            "devices"),
+        "interfaces");
+    for (int i = 0; i < nics; i++) {
+        cJSON *nic = cJSON_CreateObject();
+        char name[16], mac[32];
+
+        snprintf(name, sizeof(name), "nic%d", i);
+        snprintf(mac, sizeof(mac), "02:00:00:00:%02x:%02x", i / 256, i % 256);
+        cJSON_AddStringToObject(nic, "name", name);
+        cJSON_AddStringToObject(nic, "macAddress", mac);
+        cJSON_AddItemToObject(nic, "masquerade", cJSON_CreateObject());
+        cJSON_AddItemToArray(ifs, nic);
+    }
+    text = cJSON_PrintUnformatted(vm);
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(m, "data"), "vm", text);
+    CHECK(cache_member_put(r->cache, m) > 0);
+    cJSON_free(text);
+    free(key);
+    cJSON_Delete(vm);
+    cJSON_Delete(m);
+    cJSON_Delete(list);
+}
+
+/* How many changes replica_build() makes of vm-005 for vm-001: what the
+ * controller's replacement changes, before any cut. */
+static size_t all_changes(struct ctl_rig *r)
+{
+    struct cache_vm *vm;
+    struct replica_changes ch = {0};
+    cJSON *labels, *tlabels, *out = NULL;
+    char *tmpl, *err = NULL, *name = recover_replacement_name("vm-001", "u");
+    size_t n;
+
+    cache_rdlock(r->cache);
+    vm = cache_vm_find(r->cache, "fx", "vm-001");
+    labels = cache_labels_json(vm->labels);
+    tlabels = cache_labels_json(vm->tlabels);
+    tmpl = cache_member_template(cache_member_find(r->cache, "fx", "vm-005"));
+    cache_unlock(r->cache);
+    {
+        struct replica_spec s = {"fx",    name,     "vm-001", labels, tlabels,
+                                 "paper", "vm-005", 0.6667,   "u",    "2026-11-30T17:00:00Z"};
+
+        if (replica_build(tmpl, &s, &out, &ch, &err) != 0)
+            replica_changes_free(&ch); /* 0 changes: the test's counts fail */
+    }
+    n = ch.n;
+    replica_changes_free(&ch);
+    cJSON_Delete(out);
+    cJSON_Delete(labels);
+    cJSON_Delete(tlabels);
+    free(tmpl);
+    free(err);
+    free(name);
+    return n;
+}
+
+/* Whether a change in list has text t. */
+static int has_change(const cJSON *list, const char *t)
+{
+    const cJSON *c;
+
+    cJSON_ArrayForEach(c, list)
+    {
+        if (strcmp(field(c, "text"), t) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* vm-001's failure decided (under action, with trigger.immediate) from the
+ * hostile vm-005 through the incident path; *views the dashboard's view
+ * (the caller frees) and *rec its recovery. */
+static void decided_view(struct ctl_rig *r, struct status_state *st, const char *action,
+                         cJSON **views, const cJSON **rec)
+{
+    cJSON *pol = ctl_load("ctl-policy.json");
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(pol, "spec");
+    uint64_t requeue = 0;
+
+    *views = NULL;
+    *rec = NULL;
+    cJSON_ReplaceItemInObjectCaseSensitive(spec, "action", cJSON_CreateString(action));
+    cJSON_AddItemToObject(spec, "trigger", cJSON_Parse("{\"immediate\":true}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(9));
+    cache_policy_put(r->cache, pol);
+    cJSON_Delete(pol);
+    CHECK_INT(incident_reconcile(&r->env, r->rk, "fx", "vm-001", &requeue), 0);
+    CHECK_INT(status_reconcile(&r->env, st, r->rk, "fx", "paper", &requeue), 0);
+    *views = status_views(st);
+    *rec = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(*views, 0), "recoveries"), 0);
+    CHECK_STR(field(*rec, "decision"), strcmp(action, "DryRun") == 0 ? "DryRun" : "Recovered");
+    CHECK_STR(field(*rec, "template"), "vm-005");
+}
+
+TEST(the_dashboard_shows_what_a_replacement_changes_of_its_member)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    cJSON *views;
+    const cJSON *rec, *ch, *c;
+    char *repl = recover_replacement_name("vm-001", "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
+    char *renamed = xasprintf("renamed dataVolumeTemplate root to %s-root", repl);
+    size_t total;
+    int pathless = 0;
+
+    CHECK_INT(ctl_up(&r), 0);
+    /* a metadata key of 1000 bytes (YAML's simple keys stop at 1024) */
+    hostile_member(&r, 3, 1, 1000);
+    total = all_changes(&r);
+    decided_view(&r, st, "Recreate", &views, &rec);
+    CHECK_STR(field(rec, "replacement"), repl);
+    ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
+    CHECK(cJSON_IsArray(ch));
+    /* the lines `kvrecover score` prints, with the JSON Patch op and path */
+    CHECK(has_change(ch, "set runStrategy Always (was Manual)"));
+    CHECK(has_change(ch, renamed));
+    CHECK(has_change(ch, "dropped domain.firmware.uuid"));
+    CHECK(has_change(ch, "dropped macAddress of interface nic0"));
+    cJSON_ArrayForEach(c, ch)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(c, "path")) {
+            /* the 1000-byte key's: its text names it, quoted and cut */
+            pathless++;
+            CHECK(strncmp(field(c, "text"), "dropped metadata.\"000kkk", 24) == 0);
+            CHECK(strlen(field(c, "text")) < 100);
+        }
+        if (strcmp(field(c, "text"), "dropped domain.firmware.uuid") == 0) {
+            CHECK_STR(field(c, "op"), "remove");
+            CHECK_STR(field(c, "path"), "/spec/template/spec/domain/firmware/uuid");
+        }
+    }
+    CHECK_INT(pathless, 1);
+    CHECK_INT(cJSON_GetArraySize(ch), (int)total);
+    CHECK_NEAR(num(rec, "changesOmitted"), 0, 0);
+    /* the policy's status keeps its bounded summary, not the changes */
+    CHECK(cJSON_GetObjectItemCaseSensitive(
+              cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(last_status(&r), "recent"), 0),
+              "changes") == NULL);
+    cJSON_Delete(views);
+    free(renamed);
+    free(repl);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(the_changes_a_decision_keeps_are_cut_at_an_item_count)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    cJSON *views;
+    const cJSON *rec, *ch, *c;
+    size_t total;
+    int macs = 0;
+
+    CHECK_INT(ctl_up(&r), 0);
+    /* 300 interfaces, each with a MAC address to drop */
+    hostile_member(&r, 300, 0, 0);
+    total = all_changes(&r);
+    CHECK(total > 300);
+    decided_view(&r, st, "Recreate", &views, &rec);
+    ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
+    CHECK_INT(cJSON_GetArraySize(ch), RECOVER_CHANGES_MAX);
+    /* kept in order: the first ones, then the first interfaces */
+    CHECK(has_change(ch, "set runStrategy Always (was Manual)"));
+    CHECK(has_change(ch, "dropped domain.firmware.uuid"));
+    cJSON_ArrayForEach(c, ch)
+    {
+        macs += strncmp(field(c, "text"), "dropped macAddress of interface nic", 35) == 0;
+    }
+    CHECK(macs > 30 && macs < RECOVER_CHANGES_MAX);
+    CHECK(has_change(ch, "dropped macAddress of interface nic0"));
+    CHECK_NEAR(num(rec, "changesOmitted"), (double)(total - RECOVER_CHANGES_MAX), 0);
+    cJSON_Delete(views);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(the_changes_a_decision_keeps_are_cut_at_a_byte_budget)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    cJSON *views;
+    const cJSON *rec, *ch;
+    char *printed;
+    size_t total, n;
+
+    CHECK_INT(ctl_up(&r), 0);
+    /* 45 changes with 250-byte paths come first: fewer items than
+     * RECOVER_CHANGES_MAX, more bytes than RECOVER_CHANGES_BYTES */
+    hostile_member(&r, 0, 45, RECOVER_CHANGE_PATH_MAX - 10);
+    total = all_changes(&r);
+    decided_view(&r, st, "Recreate", &views, &rec);
+    ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
+    n = (size_t)cJSON_GetArraySize(ch);
+    printed = cJSON_PrintUnformatted(ch);
+    CHECK(strlen(printed) <= RECOVER_CHANGES_BYTES);
+    CHECK(strlen(printed) > RECOVER_CHANGES_BYTES - 1024);
+    CHECK(n > 10 && n < 45);
+    CHECK(!has_change(ch, "dropped domain.firmware.uuid"));
+    CHECK_NEAR(num(rec, "changesOmitted"), (double)(total - n), 0);
+    cJSON_free(printed);
+    cJSON_Delete(views);
+    status_state_free(st);
+    ctl_down(&r);
+}
+
+TEST(a_dry_run_shows_what_its_replacement_would_change)
+{
+    struct ctl_rig r;
+    struct status_state *st = status_state_new();
+    cJSON *views;
+    const cJSON *rec, *ch;
+    char *repl = recover_replacement_name("vm-001", "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c");
+    char *named = xasprintf("set metadata.name %s", repl);
+
+    CHECK_INT(ctl_up(&r), 0);
+    hostile_member(&r, 1, 0, 0);
+    decided_view(&r, st, "DryRun", &views, &rec);
+    CHECK(r.store->child == NULL); /* nothing created */
+    ch = cJSON_GetObjectItemCaseSensitive(rec, "changes");
+    CHECK(has_change(ch, named));
+    CHECK(has_change(ch, "dropped domain.firmware.uuid"));
+    CHECK(has_change(ch, "dropped macAddress of interface nic0"));
+    cJSON_Delete(views);
+    free(named);
+    free(repl);
     status_state_free(st);
     ctl_down(&r);
 }

@@ -184,6 +184,37 @@
     return table;
   }
 
+  // What a replacement changes of the member it was built from, in the
+  // words `kvrecover score` prints (sim/replica.c writes both): its name,
+  // the member, then one line per change. The controller keeps a bounded
+  // list per recovery (reconcile/recover.h) and counts what it cut.
+  function renderChanges(r) {
+    var box = el('div', 'changes');
+    var h = add(box, el('p', 'facts changes-head'));
+    add(h, el('span', null, 'replacement '));
+    add(h, el('span', 'name replacement', r.replacement));
+    add(h, el('span', null, ', built from '));
+    add(h, el('span', 'name from', r.template));
+    add(h, el('span', null, '\'s data.vm:'));
+    if (!Array.isArray(r.changes)) {
+      add(box, el('p', 'empty', 'What it changes is not known to this controller process ' +
+        '(another process built it, or this one restarted since); `kvrecover score` shows it.'));
+      return box;
+    }
+    var list = add(box, el('ul', 'change-list'));
+    r.changes.forEach(function (c) {
+      var li = add(list, el('li', 'change', c && c.text));
+      if (c && c.op) li.dataset.op = String(c.op);
+      if (c && c.path) li.dataset.path = String(c.path);
+    });
+    if (!r.changes.length) add(box, el('p', 'empty', '(nothing: the member\'s VirtualMachine is used as it is)'));
+    if (r.changesOmitted > 0) {
+      add(box, el('p', 'more', '\u2026 and ' + r.changesOmitted + ' more (the controller keeps the first ' +
+        r.changes.length + '; `kvrecover score` lists every one)'));
+    }
+    return box;
+  }
+
   function renderRecoveries(p) {
     var sec = el('section', 'recoveries');
     var recs = (p.recoveries || []).slice().sort(function (a, b) {
@@ -208,6 +239,7 @@
       if (r.replacement) add(dl, el('span', null, 'replacement VM ' + r.replacement));
       add(dl, el('span', null, 'at ' + fmtTime(r.time)));
       if (r.vmiUid) add(dl, el('span', 'uid', 'VMI ' + r.vmiUid));
+      if (r.replacement && r.template) add(card, renderChanges(r));
       var rk = r.ranking || {};
       add(card, el('p', 'facts', 'Ranking: ' + (rk.mode || p.mode || '') + ', threshold ' +
         fmtNum(typeof rk.threshold === 'number' ? rk.threshold : p.threshold)));
