@@ -1134,3 +1134,71 @@ TEST(a_counted_pod_costs_under_two_hundred_bytes)
     cJSON_Delete(pod);
     cache_free(c);
 }
+
+static struct cache_versions versions(struct cache *c, const char *ns)
+{
+    struct cache_versions v;
+
+    cache_rdlock(c);
+    cache_versions(c, ns, &v);
+    cache_unlock(c);
+    return v;
+}
+
+TEST(versions_say_what_can_change_a_namespaces_health)
+{
+    struct cache *c = cache_new(), *other = cache_new();
+    cJSON *pol = ctl_load("ctl-policy.json"), *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *node = ctl_load("kv-node.json");
+    cJSON *status, *ann;
+    struct cache_versions a, b;
+
+    CHECK(pol && vms && vmi && node);
+    CHECK_INT(cache_policy_put(c, pol) >= 0, 1);
+    CHECK_INT(cache_node_put(c, node) >= 0, 1);
+    a = versions(c, "fx");
+    CHECK(a.policies != 0);
+    CHECK(versions(c, "elsewhere").vm_changes == 0);
+    /* every put and delete of a VM or VMI is one change */
+    cache_vm_put(c, item(vms, 0));
+    cache_vmi_put(c, vmi, clock_wall(), clock_mono());
+    cache_vmi_del(c, vmi);
+    cache_vm_del(c, item(vms, 0));
+    b = versions(c, "fx");
+    CHECK(b.vm_changes == a.vm_changes + 4);
+    CHECK(b.policies == a.policies && b.nodes == a.nodes);
+    /* a policy's status is no new spec; a new generation is */
+    status = cJSON_AddObjectToObject(pol, "status");
+    cJSON_AddNumberToObject(status, "observedGeneration", 1);
+    cache_policy_put(c, pol);
+    CHECK(versions(c, "fx").policies == b.policies);
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(2));
+    cache_policy_put(c, pol);
+    a = versions(c, "fx");
+    CHECK(a.policies != b.policies);
+    cache_policy_del(c, pol);
+    CHECK(versions(c, "fx").policies != a.policies);
+    /* a Node's heartbeat is its health; its room is not */
+    a = versions(c, "fx");
+    status = cJSON_GetObjectItemCaseSensitive(node, "status");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(status, "allocatable"), "pods", "111");
+    cache_node_put(c, node);
+    CHECK(versions(c, "fx").nodes == a.nodes);
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(node), "annotations");
+    ctl_set_str(ann, "kubevirt.io/heartbeat", "2026-11-30T09:33:20Z");
+    cache_node_put(c, node);
+    b = versions(c, "fx");
+    CHECK(b.nodes != a.nodes);
+    cache_node_del(c, node);
+    CHECK(versions(c, "fx").nodes != b.nodes);
+    /* no other cache ever hands out the same stamps */
+    CHECK_INT(cache_policy_put(other, pol) >= 0, 1);
+    CHECK(versions(other, "fx").policies != versions(c, "fx").policies);
+    CHECK(versions(other, "fx").nodes != versions(c, "fx").nodes);
+    cJSON_Delete(pol);
+    cJSON_Delete(vms);
+    cJSON_Delete(vmi);
+    cJSON_Delete(node);
+    cache_free(c);
+    cache_free(other);
+}
