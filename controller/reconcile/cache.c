@@ -1358,7 +1358,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
     struct cache_policy *r, *old = NULL;
     size_t len;
     char *key = cache__obj_key(obj, &len);
-    int chg = 0, reparse = 1;
+    int chg = 0;
 
     if (!key)
         return -EINVAL;
@@ -1373,16 +1373,19 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
     if (old && strcmp(old->uid, r->uid) == 0 && old->generation == r->generation &&
         r->generation > 0) {
         /* Same spec (status updates do not bump the generation): keep the
-         * parse instead of validating again under the lock. */
+         * parse instead of validating again, and swap the record in under
+         * this same lock. Unlocked between the two, readers would meet the
+         * old record valid with its parse moved out (stormLimit 0, an empty
+         * selector): the soak's "stormLimit allows (0)" holds. */
         r->pol = old->pol;
         memset(&old->pol, 0, sizeof(old->pol));
         r->valid = old->valid;
         r->error = old->error;
         old->error = NULL;
-        reparse = 0;
+        goto store;
     }
     cache_unlock(c);
-    if (reparse) {
+    {
         char *err = NULL;
 
         r->valid = policy_from_json(obj, &r->pol, &err) == 0;
@@ -1393,6 +1396,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
 
     cache__wrlock(c);
     HASH_FIND(hh, c->policies, key, len, old);
+store:
     if (!old || strcmp(old->uid, r->uid) != 0) {
         chg = CACHE_CHG_NEW | CACHE_CHG_SPEC | CACHE_CHG_STATUS;
     } else {

@@ -1202,3 +1202,55 @@ TEST(versions_say_what_can_change_a_namespaces_health)
     cache_free(c);
     cache_free(other);
 }
+
+struct policy_race {
+    struct cache *c;
+    cJSON *pol;
+    volatile int stop;
+};
+
+static void *policy_race_writer(void *arg)
+{
+    struct policy_race *pr = arg;
+
+    /* status updates: the same generation, the parse kept */
+    for (int i = 0; !pr->stop && i < 200000; i++) {
+        cJSON *status = cJSON_GetObjectItemCaseSensitive(pr->pol, "status");
+
+        cJSON_ReplaceItemInObjectCaseSensitive(status, "observedGeneration", cJSON_CreateNumber(i));
+        cache_policy_put(pr->c, pr->pol);
+    }
+    return NULL;
+}
+
+TEST(a_policy_status_update_never_shows_readers_a_valid_policy_without_its_spec)
+{
+    struct policy_race pr = {cache_new(), ctl_load("ctl-policy.json"), 0};
+    pthread_t w;
+    long seen = 0, bad = 0;
+    double end = clock_mono() + 1.0;
+
+    CHECK(pr.pol != NULL);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(pr.pol, "status"), "observedGeneration", 0);
+    CHECK_INT(cache_policy_put(pr.c, pr.pol) >= 0, 1);
+    CHECK_INT(pthread_create(&w, NULL, policy_race_writer, &pr), 0);
+    while (clock_mono() < end) {
+        const struct cache_policy *p;
+
+        cache_rdlock(pr.c);
+        p = cache_policy_find(pr.c, "fx", "paper");
+        if (p && p->valid) {
+            seen++;
+            /* the default stormLimit (50%) and the fixture's selector */
+            bad +=
+                !p->pol.storm.percent || p->pol.storm.value != 50 || p->pol.selector.nlabels != 1;
+        }
+        cache_unlock(pr.c);
+    }
+    pr.stop = 1;
+    pthread_join(w, NULL);
+    CHECK(seen > 0);
+    CHECK_INT(bad, 0);
+    cJSON_Delete(pr.pol);
+    cache_free(pr.c);
+}
