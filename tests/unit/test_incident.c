@@ -465,22 +465,36 @@ TEST(a_replica_that_does_not_lead_writes_nothing)
     ctl_down(&r);
 }
 
-/* Puts a Failed VMI owned by VM name (uid from the VM fixture list). */
-static void fail_vm(struct ctl_rig *r, int idx)
+/* Puts VM vm-00(idx+1)'s VMI (controlled by it, its uid from the VM fixture
+ * list), uid "failed-IDX" as the fixture has it, or with node "running-IDX"
+ * Running on node. */
+static void put_vmi_of(struct ctl_rig *r, int idx, const char *node)
 {
     cJSON *vms = ctl_load("ctl-vm-list.json");
     cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), idx);
     cJSON *vmi = ctl_load("ctl-vmi-failed.json");
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
     const char *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "name")->valuestring;
     char uid[64];
 
-    snprintf(uid, sizeof(uid), "failed-%d", idx);
+    snprintf(uid, sizeof(uid), "%s-%d", node ? "running" : "failed", idx);
     ctl_set_str(ctl_meta(vmi), "name", name);
     ctl_set_str(ctl_meta(vmi), "uid", uid);
     ctl_own(vmi, name, cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "uid")->valuestring);
+    if (node) {
+        ctl_set_str(st, "phase", "Running");
+        ctl_set_str(st, "nodeName", node);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
+    }
     cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono());
     cJSON_Delete(vmi);
     cJSON_Delete(vms);
+}
+
+/* Puts a Failed VMI owned by VM name (uid from the VM fixture list). */
+static void fail_vm(struct ctl_rig *r, int idx)
+{
+    put_vmi_of(r, idx, NULL);
 }
 
 TEST(a_storm_holds_every_incident_of_the_policy)
@@ -559,6 +573,29 @@ static int reconcile_fleet_vm(struct ctl_rig *r, int i, uint64_t *requeue)
     return incident_reconcile(&r->env, r->rk, "fx", name, requeue);
 }
 
+/* Whether a reconcile of VM name holds it in a storm, with still only
+ * writes writes made (one halt and one create each). */
+static int held_with(struct ctl_rig *r, const char *name, int writes)
+{
+    uint64_t requeue = 0;
+
+    return incident_reconcile(&r->env, r->rk, "fx", name, &requeue) == 0 &&
+           requeue == INCIDENT_STORM_RECHECK_MS && r->posts == writes &&
+           cJSON_GetArraySize(r->patches) == writes;
+}
+
+/* VMs m-000 to m-(n-1), the first failed of them failed; the walks
+ * counted from here. */
+static void put_fleet(struct ctl_rig *r, int n, int failed)
+{
+    for (int i = 0; i < n; i++) {
+        put_fleet_vm(r, i, NULL);
+        if (i < failed)
+            fail_fleet_vm(r, i);
+    }
+    incident_storm_forget();
+}
+
 TEST(a_mass_failure_let_through_counts_the_fleet_a_few_times_not_once_per_vm)
 {
     struct ctl_rig r;
@@ -569,12 +606,7 @@ TEST(a_mass_failure_let_through_counts_the_fleet_a_few_times_not_once_per_vm)
     /* 205 protected, 101 down (vm-001 and 100 of the fleet), limit 60%
      * (123): every failure goes through */
     edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":\"60%\"}");
-    for (int i = 0; i < 200; i++) {
-        put_fleet_vm(&r, i, NULL);
-        if (i < 100)
-            fail_fleet_vm(&r, i);
-    }
-    incident_storm_forget();
+    put_fleet(&r, 200, 100);
     for (int i = 0; i < 100; i++) {
         char uid[32];
 
@@ -601,12 +633,7 @@ TEST(a_mass_failure_held_counts_the_fleet_once)
 
     CHECK_INT(up(&r), 0);
     /* 205 protected, 151 down, limit 50% (103): a storm */
-    for (int i = 0; i < 200; i++) {
-        put_fleet_vm(&r, i, NULL);
-        if (i < 150)
-            fail_fleet_vm(&r, i);
-    }
-    incident_storm_forget();
+    put_fleet(&r, 200, 150);
     for (int i = 0; i < 150; i++) {
         CHECK_INT(reconcile_fleet_vm(&r, i, &requeue), 0);
         held += requeue == INCIDENT_STORM_RECHECK_MS;
@@ -658,10 +685,7 @@ TEST(a_failure_just_after_a_count_is_held_and_released_when_one_recovers)
      * failure right after the count is one too many: held, exactly as a
      * count now would say */
     fail_vm(&r, 2);
-    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-003", &requeue), 0);
-    CHECK_INT(requeue, INCIDENT_STORM_RECHECK_MS);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK(held_with(&r, "vm-003", 1));
     /* vm-001's halt arrives: 2 down again, vm-003 goes through at once */
     deliver_halt(&r);
     CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-003", &requeue), 0);
@@ -674,28 +698,6 @@ TEST(a_failure_just_after_a_count_is_held_and_released_when_one_recovers)
 static void put_node(struct ctl_rig *r, const char *name, const char *ready, const char *cpu,
                      const char *mem);
 
-/* VM vm-00N's VMI Running on node. */
-static void run_vm_on(struct ctl_rig *r, int idx, const char *node)
-{
-    cJSON *vms = ctl_load("ctl-vm-list.json");
-    cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), idx);
-    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *st;
-    const char *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "name")->valuestring;
-    char uid[64];
-
-    snprintf(uid, sizeof(uid), "running-%d", idx);
-    ctl_set_str(ctl_meta(vmi), "name", name);
-    ctl_set_str(ctl_meta(vmi), "uid", uid);
-    ctl_own(vmi, name, cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "uid")->valuestring);
-    st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-    ctl_set_str(st, "phase", "Running");
-    ctl_set_str(st, "nodeName", node);
-    cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
-    cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono());
-    cJSON_Delete(vmi);
-    cJSON_Delete(vms);
-}
-
 TEST(a_node_lost_just_after_a_count_holds_the_next_failure)
 {
     struct ctl_rig r;
@@ -704,9 +706,9 @@ TEST(a_node_lost_just_after_a_count_holds_the_next_failure)
     CHECK_INT(up(&r), 0);
     edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":2}");
     put_node(&r, "n1", "True", "64", "256Gi");
-    run_vm_on(&r, 1, "n1");
-    run_vm_on(&r, 2, "n1");
-    run_vm_on(&r, 3, "n1");
+    put_vmi_of(&r, 1, "n1");
+    put_vmi_of(&r, 2, "n1");
+    put_vmi_of(&r, 3, "n1");
     /* 1 down of 5: vm-001 goes through */
     CHECK_INT(reconcile(&r, &requeue), 0);
     CHECK_INT(r.posts, 1);
@@ -714,10 +716,7 @@ TEST(a_node_lost_just_after_a_count_holds_the_next_failure)
      * vm-005 fails: one VM change since the count, but five are down */
     put_node(&r, "n1", "False", "64", "256Gi");
     fail_vm(&r, 4);
-    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-005", &requeue), 0);
-    CHECK_INT(requeue, INCIDENT_STORM_RECHECK_MS);
-    CHECK_INT(r.posts, 1);
-    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK(held_with(&r, "vm-005", 1));
     ctl_down(&r);
 }
 
