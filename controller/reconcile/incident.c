@@ -139,7 +139,8 @@ void incident_count_down(struct cache *c, const struct cache_policy *p,
  * (the versions say what changed); it bounds what nothing reports, a step
  * of the wall clock that the heartbeat arithmetic rests on, and keeps the
  * figures a hold announces at most this old. At most one count a second
- * per policy is nothing: a count of 20,000 VMs takes about 15 ms. */
+ * per policy is nothing: a count of 20,000 VMs takes about 15 ms on a
+ * quiet machine (bench-storm). */
 #define INCIDENT_STORM_MEMO_MS 1000
 
 struct incident__memo {
