@@ -45,7 +45,7 @@ E2E_BINS  := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(E2E_SRCS))
 .SECONDARY:
 
 .PHONY: all deps test test-unit test-e2e test-asan test-valgrind lint fuzz fuzz-build \
-        bench-sim bench-e2e bench-soak demo cluster-up cluster-down clean format
+        bench-sim bench-e2e bench-soak bench-storm demo cluster-up cluster-down clean format
 all: $(BIN)/kvrecover-controller $(BIN)/kvrecover $(UNIT_BINS) $(E2E_BINS)
 
 # The dashboard's files, compiled in: controller/web/dashboard_assets.c is
@@ -139,6 +139,9 @@ bench-e2e: all
 
 bench-soak: all
 	@$(MAKE) --no-print-directory -f bench/bench.mk bench-soak
+
+bench-storm: all
+	@$(MAKE) --no-print-directory -f bench/bench.mk bench-storm
 
 demo:
 	@tests/deps.sh

@@ -54,3 +54,20 @@ $(BUILD)/bench/bench_soak: bench/bench_soak.c $(BUILD)/bench/fakeapi.o \
 
 bench-soak: $(BUILD)/bench/bench_soak
 	SOAK_LOG=$(BUILD)/bench/soak-controller.log $(BUILD)/bench/bench_soak $(if $(SOAK_SMOKE),--smoke)
+
+.PHONY: bench-storm
+
+# bench-storm: issue 11 (d), what a mass failure costs the storm check: N of
+# 2N protected VMs fail at once and the real incident_reconcile() runs for
+# each against an in-process fake API server (tests/unit/fakeapi.c).
+# STORM_NS (1000,10000) lists the N; STORM_BUDGET_S (300) bounds each case.
+BENCH_STORM_LAYERS := reconcile web kube sim base
+$(BUILD)/bench/bench_storm: bench/bench_storm.c $(BUILD)/bench/fakeapi.o \
+    $(call kvr_libs,$(BENCH_STORM_LAYERS),$(BUILD))
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -iquote tests/unit -o $@ $< $(BUILD)/bench/fakeapi.o \
+	    $(call kvr_libs,$(BENCH_STORM_LAYERS),$(BUILD)) \
+	    $(call kvr_pkg_libs,$(BENCH_STORM_LAYERS)) $(shell pkg-config --libs openssl) $(SYSLIBS)
+
+bench-storm: $(BUILD)/bench/bench_storm
+	$(BUILD)/bench/bench_storm

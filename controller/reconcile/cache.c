@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
@@ -35,6 +36,8 @@ struct cache_ns {
     UT_hash_handle hh;
     char *ns;
     uint64_t pool_version;  /* bumped when a member changes */
+    uint64_t vm_changes;    /* VM and VMI puts and deletes (cache_versions()) */
+    uint64_t policy_stamp;  /* new when a policy's spec changes (cache_versions()) */
     struct cache_vmi *vmis; /* ns_prev/ns_next lists */
     struct cache_vm *vms;
     struct cache_policy *policies;
@@ -99,7 +102,18 @@ struct cache {
     struct cache_node *nodes;
     struct cache_pod *pods;
     struct cache__use *uses;
+    uint64_t nodes_stamp; /* new when a Node's health facts change (cache_versions()) */
 };
+
+/* Stamps are drawn from one sequence for the whole process, so that two
+ * caches (tests make several) never hand out the same one: a memo made
+ * from one cache never matches another. */
+static atomic_uint_fast64_t cache__stamps;
+
+static uint64_t cache__stamp(void)
+{
+    return (uint64_t)atomic_fetch_add(&cache__stamps, 1) + 1;
+}
 
 static const char *const cache__phases[] = {
     "", "Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "Unknown", "Other",
@@ -409,6 +423,7 @@ struct cache *cache_new(void)
     pthread_rwlock_init(&c->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&c->str_lock, NULL);
+    c->nodes_stamp = cache__stamp();
     return c;
 }
 
@@ -623,6 +638,7 @@ static struct cache_ns *cache__ns(struct cache *c, const char *ns)
     if (!n) {
         n = xcalloc(1, sizeof(*n));
         n->ns = xstrdup(ns);
+        n->policy_stamp = cache__stamp();
         HASH_ADD_KEYPTR(hh, c->nss, n->ns, strlen(n->ns), n);
     }
     return n;
@@ -776,6 +792,7 @@ int cache_vmi_put(struct cache *c, const cJSON *obj, double now_wall, double now
         r->seen_mono = old->seen_mono;
     }
     CACHE__STORE(c, vmis, old, r, len);
+    cache__ns(c, r->ns)->vm_changes++;
     vm = cache__vmi_vm(c, r);
     if (vm)
         cache__vm_remember(c, vm, r);
@@ -794,8 +811,10 @@ int cache_vmi_del(struct cache *c, const cJSON *obj)
         return 0;
     cache__wrlock(c);
     HASH_FIND(hh, c->vmis, key, len, old);
-    if (old)
+    if (old) {
         CACHE__REMOVE(c, vmis, old);
+        cache__ns(c, old->ns)->vm_changes++;
+    }
     cache_unlock(c);
     free(key);
     cache__vmi_free(c, old);
@@ -1052,6 +1071,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
     if (old)
         cache__uid_index_del(c, old);
     CACHE__STORE(c, vms, old, r, len);
+    cache__ns(c, r->ns)->vm_changes++;
     cache__uid_index_add(c, r);
     if (chg & CACHE_CHG_NEW) {
         /* a VMI seen before its VM: remember it now */
@@ -1079,6 +1099,7 @@ int cache_vm_del(struct cache *c, const cJSON *obj)
     if (old) {
         cache__uid_index_del(c, old);
         CACHE__REMOVE(c, vms, old);
+        cache__ns(c, old->ns)->vm_changes++;
     }
     cache_unlock(c);
     free(key);
@@ -1176,6 +1197,8 @@ int cache_node_put(struct cache *c, const cJSON *obj)
             chg |= CACHE_CHG_SPEC;
     }
     HASH_ADD_KEYPTR(hh, c->nodes, r->name, strlen(r->name), r);
+    if (chg & (CACHE_CHG_NEW | CACHE_CHG_HEALTH))
+        c->nodes_stamp = cache__stamp();
     cache_unlock(c);
     cache__node_free(old);
     return chg;
@@ -1190,8 +1213,10 @@ int cache_node_del(struct cache *c, const cJSON *obj)
         return 0;
     cache__wrlock(c);
     HASH_FIND_STR(c->nodes, name, old);
-    if (old)
+    if (old) {
         HASH_DELETE(hh, c->nodes, old);
+        c->nodes_stamp = cache__stamp();
+    }
     cache_unlock(c);
     cache__node_free(old);
     return old != NULL;
@@ -1333,7 +1358,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
     struct cache_policy *r, *old = NULL;
     size_t len;
     char *key = cache__obj_key(obj, &len);
-    int chg = 0, reparse = 1;
+    int chg = 0;
 
     if (!key)
         return -EINVAL;
@@ -1348,16 +1373,19 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
     if (old && strcmp(old->uid, r->uid) == 0 && old->generation == r->generation &&
         r->generation > 0) {
         /* Same spec (status updates do not bump the generation): keep the
-         * parse instead of validating again under the lock. */
+         * parse instead of validating again, and swap the record in under
+         * this same lock. Unlocked between the two, readers would meet the
+         * old record valid with its parse moved out (stormLimit 0, an empty
+         * selector): the soak's "stormLimit allows (0)" holds. */
         r->pol = old->pol;
         memset(&old->pol, 0, sizeof(old->pol));
         r->valid = old->valid;
         r->error = old->error;
         old->error = NULL;
-        reparse = 0;
+        goto store;
     }
     cache_unlock(c);
-    if (reparse) {
+    {
         char *err = NULL;
 
         r->valid = policy_from_json(obj, &r->pol, &err) == 0;
@@ -1368,6 +1396,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
 
     cache__wrlock(c);
     HASH_FIND(hh, c->policies, key, len, old);
+store:
     if (!old || strcmp(old->uid, r->uid) != 0) {
         chg = CACHE_CHG_NEW | CACHE_CHG_SPEC | CACHE_CHG_STATUS;
     } else {
@@ -1378,6 +1407,10 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
             chg |= CACHE_CHG_STATUS;
     }
     CACHE__STORE(c, policies, old, r, len);
+    /* a spec the generation does not tell apart (0, as objects made
+     * without an API server carry) may have changed unseen */
+    if ((chg & (CACHE_CHG_NEW | CACHE_CHG_SPEC)) || r->generation <= 0)
+        cache__ns(c, r->ns)->policy_stamp = cache__stamp();
     /* the namespace's pool is worth parsing now (issue 12) */
     cache__ns_parse(c, r->ns);
     cache_unlock(c);
@@ -1395,8 +1428,10 @@ int cache_policy_del(struct cache *c, const cJSON *obj)
         return 0;
     cache__wrlock(c);
     HASH_FIND(hh, c->policies, key, len, old);
-    if (old)
+    if (old) {
         CACHE__REMOVE(c, policies, old);
+        cache__ns(c, old->ns)->policy_stamp = cache__stamp();
+    }
     cache_unlock(c);
     free(key);
     cache__policy_free(old);
@@ -1404,6 +1439,17 @@ int cache_policy_del(struct cache *c, const cJSON *obj)
 }
 
 /* ---- pool members ----------------------------------------------------- */
+
+void cache_versions(struct cache *c, const char *ns, struct cache_versions *out)
+{
+    struct cache_ns *n = NULL;
+
+    HASH_FIND_STR(c->nss, ns, n);
+    out->vm_changes = n ? n->vm_changes : 0;
+    /* a namespace never seen has had no policy: 0 is no stamp */
+    out->policies = n ? n->policy_stamp : 0;
+    out->nodes = c->nodes_stamp;
+}
 
 uint64_t cache_pool_version(struct cache *c, const char *ns)
 {

@@ -421,6 +421,24 @@ struct cache_member *cache_member_next(struct cache_member *r, const char *ns);
  *  namespace never seen. Lets a policy keep its ranking index until then. */
 uint64_t cache_pool_version(struct cache *c, const char *ns);
 
+/* What can change the health of a namespace's VMs (cache_versions()). */
+struct cache_versions {
+    uint64_t vm_changes; /* puts and deletes of its VMs and VMIs: each one can change
+                            the health of one VM at most */
+    uint64_t policies;   /* a stamp, new whenever a policy of it is added, deleted or
+                            given a new spec; 0 for a namespace never seen */
+    uint64_t nodes;      /* a stamp, new whenever a Node is added or deleted or its
+                            Ready condition or KubeVirt heartbeat changes */
+};
+
+/**
+ * Fills *out for namespace ns (read lock held). Stamps are unique in the
+ * process, never reused by another cache: equal stamps mean no change.
+ * Lets a reader that counted something over the namespace's VMs (the storm
+ * check) know how far that count may be off now without counting again.
+ */
+void cache_versions(struct cache *c, const char *ns, struct cache_versions *out);
+
 /** Fills *st. Takes the read lock itself. */
 void cache_stats(struct cache *c, struct cache_stats *st);
 

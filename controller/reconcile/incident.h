@@ -15,7 +15,10 @@
  *  2. Else health_eval() judges it. No trigger: nothing (looked at again
  *     when a pending trigger would fire).
  *  3. A trigger: the storm check (more of the policy's protected VMs down
- *     than spec.stormLimit allows: hold, act on none).
+ *     than spec.stormLimit allows: hold, act on none). The answer is always
+ *     the one a count of the namespace's VMs would give now, but a count
+ *     is made only when what changed since the last one could change it
+ *     (see incident.c): a mass failure of N VMs costs a few counts, not N.
  *  4. Ranking; for a trigger about room (ErrorUnschedulable, a lost node)
  *     a candidate whose replacement fits no node is refused (NoCapacity).
  *     No eligible candidate: NoEligibleCandidate, and the VM is not halted

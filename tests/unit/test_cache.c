@@ -1134,3 +1134,123 @@ TEST(a_counted_pod_costs_under_two_hundred_bytes)
     cJSON_Delete(pod);
     cache_free(c);
 }
+
+static struct cache_versions versions(struct cache *c, const char *ns)
+{
+    struct cache_versions v;
+
+    cache_rdlock(c);
+    cache_versions(c, ns, &v);
+    cache_unlock(c);
+    return v;
+}
+
+TEST(versions_say_what_can_change_a_namespaces_health)
+{
+    struct cache *c = cache_new(), *other = cache_new();
+    cJSON *pol = ctl_load("ctl-policy.json"), *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json"), *node = ctl_load("kv-node.json");
+    cJSON *status, *ann;
+    struct cache_versions a, b;
+
+    CHECK(pol && vms && vmi && node);
+    CHECK_INT(cache_policy_put(c, pol) >= 0, 1);
+    CHECK_INT(cache_node_put(c, node) >= 0, 1);
+    a = versions(c, "fx");
+    CHECK(a.policies != 0);
+    CHECK(versions(c, "elsewhere").vm_changes == 0);
+    /* every put and delete of a VM or VMI is one change */
+    cache_vm_put(c, item(vms, 0));
+    cache_vmi_put(c, vmi, clock_wall(), clock_mono());
+    cache_vmi_del(c, vmi);
+    cache_vm_del(c, item(vms, 0));
+    b = versions(c, "fx");
+    CHECK(b.vm_changes == a.vm_changes + 4);
+    CHECK(b.policies == a.policies && b.nodes == a.nodes);
+    /* a policy's status is no new spec; a new generation is */
+    status = cJSON_AddObjectToObject(pol, "status");
+    cJSON_AddNumberToObject(status, "observedGeneration", 1);
+    cache_policy_put(c, pol);
+    CHECK(versions(c, "fx").policies == b.policies);
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(pol), "generation", cJSON_CreateNumber(2));
+    cache_policy_put(c, pol);
+    a = versions(c, "fx");
+    CHECK(a.policies != b.policies);
+    cache_policy_del(c, pol);
+    CHECK(versions(c, "fx").policies != a.policies);
+    /* a Node's heartbeat is its health; its room is not */
+    a = versions(c, "fx");
+    status = cJSON_GetObjectItemCaseSensitive(node, "status");
+    ctl_set_str(cJSON_GetObjectItemCaseSensitive(status, "allocatable"), "pods", "111");
+    cache_node_put(c, node);
+    CHECK(versions(c, "fx").nodes == a.nodes);
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(node), "annotations");
+    ctl_set_str(ann, "kubevirt.io/heartbeat", "2026-11-30T09:33:20Z");
+    cache_node_put(c, node);
+    b = versions(c, "fx");
+    CHECK(b.nodes != a.nodes);
+    cache_node_del(c, node);
+    CHECK(versions(c, "fx").nodes != b.nodes);
+    /* no other cache ever hands out the same stamps */
+    CHECK_INT(cache_policy_put(other, pol) >= 0, 1);
+    CHECK(versions(other, "fx").policies != versions(c, "fx").policies);
+    CHECK(versions(other, "fx").nodes != versions(c, "fx").nodes);
+    cJSON_Delete(pol);
+    cJSON_Delete(vms);
+    cJSON_Delete(vmi);
+    cJSON_Delete(node);
+    cache_free(c);
+    cache_free(other);
+}
+
+struct policy_race {
+    struct cache *c;
+    cJSON *pol;
+    volatile int stop;
+};
+
+static void *policy_race_writer(void *arg)
+{
+    struct policy_race *pr = arg;
+
+    /* status updates: the same generation, the parse kept */
+    for (int i = 0; !pr->stop && i < 200000; i++) {
+        cJSON *status = cJSON_GetObjectItemCaseSensitive(pr->pol, "status");
+
+        cJSON_ReplaceItemInObjectCaseSensitive(status, "observedGeneration", cJSON_CreateNumber(i));
+        cache_policy_put(pr->c, pr->pol);
+    }
+    return NULL;
+}
+
+TEST(a_policy_status_update_never_shows_readers_a_valid_policy_without_its_spec)
+{
+    struct policy_race pr = {cache_new(), ctl_load("ctl-policy.json"), 0};
+    pthread_t w;
+    long seen = 0, bad = 0;
+    double end = clock_mono() + 1.0;
+
+    CHECK(pr.pol != NULL);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(pr.pol, "status"), "observedGeneration", 0);
+    CHECK_INT(cache_policy_put(pr.c, pr.pol) >= 0, 1);
+    CHECK_INT(pthread_create(&w, NULL, policy_race_writer, &pr), 0);
+    while (clock_mono() < end) {
+        const struct cache_policy *p;
+
+        cache_rdlock(pr.c);
+        p = cache_policy_find(pr.c, "fx", "paper");
+        if (p && p->valid) {
+            seen++;
+            /* the default stormLimit (50%) and the fixture's selector */
+            bad +=
+                !p->pol.storm.percent || p->pol.storm.value != 50 || p->pol.selector.nlabels != 1;
+        }
+        cache_unlock(pr.c);
+    }
+    pr.stop = 1;
+    pthread_join(w, NULL);
+    CHECK(seen > 0);
+    CHECK_INT(bad, 0);
+    cJSON_Delete(pr.pol);
+    cache_free(pr.c);
+}

@@ -5,7 +5,9 @@
  * Halt first, after a dry-run create; the resourceVersion precondition; the
  * crash-safe completion from the halted VM's annotations; one replacement
  * across two replicas; NoEligibleCandidate and refusals without a halt;
- * DryRun; the storm hold; NoCapacity on a lost node; NameTaken; leadership.
+ * DryRun; the storm hold, exact at its boundary and counted a few times,
+ * not once per VM, in a mass failure; NoCapacity on a lost node; NameTaken;
+ * leadership.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "ctl_test.h"
 #include "reconcile/incident.h"
+#include "reconcile/incident_test.h"
 
 #define UID1 "f4795ca0-05c4-42b8-b9bb-c9a9082ab47c" /* vm-001's VMI in the fixture */
 #define VMS "/apis/kubevirt.io/v1/namespaces/fx/virtualmachines"
@@ -539,22 +542,36 @@ TEST(a_replica_that_does_not_lead_writes_nothing)
     ctl_down(&r);
 }
 
-/* Puts a Failed VMI owned by VM name (uid from the VM fixture list). */
-static void fail_vm(struct ctl_rig *r, int idx)
+/* Puts VM vm-00(idx+1)'s VMI (controlled by it, its uid from the VM fixture
+ * list), uid "failed-IDX" as the fixture has it, or with node "running-IDX"
+ * Running on node. */
+static void put_vmi_of(struct ctl_rig *r, int idx, const char *node)
 {
     cJSON *vms = ctl_load("ctl-vm-list.json");
     cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), idx);
     cJSON *vmi = ctl_load("ctl-vmi-failed.json");
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
     const char *name = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "name")->valuestring;
     char uid[64];
 
-    snprintf(uid, sizeof(uid), "failed-%d", idx);
+    snprintf(uid, sizeof(uid), "%s-%d", node ? "running" : "failed", idx);
     ctl_set_str(ctl_meta(vmi), "name", name);
     ctl_set_str(ctl_meta(vmi), "uid", uid);
     ctl_own(vmi, name, cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "uid")->valuestring);
+    if (node) {
+        ctl_set_str(st, "phase", "Running");
+        ctl_set_str(st, "nodeName", node);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
+    }
     cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono());
     cJSON_Delete(vmi);
     cJSON_Delete(vms);
+}
+
+/* Puts a Failed VMI owned by VM name (uid from the VM fixture list). */
+static void fail_vm(struct ctl_rig *r, int idx)
+{
+    put_vmi_of(r, idx, NULL);
 }
 
 TEST(a_storm_holds_every_incident_of_the_policy)
@@ -581,6 +598,202 @@ TEST(a_storm_holds_every_incident_of_the_policy)
     edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":4}");
     CHECK_INT(reconcile(&r, &requeue), 0);
     CHECK(stored_replacement(&r) != NULL);
+    ctl_down(&r);
+}
+
+/* VM m-NNN, a copy of vm-001 of the VM fixture (policy paper protects it);
+ * with halted_for, as kvrecover's halt for that failed uid leaves it. */
+static void put_fleet_vm(struct ctl_rig *r, int i, const char *halted_for)
+{
+    cJSON *vms = ctl_load("ctl-vm-list.json");
+    cJSON *vm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vms, "items"), 0);
+    char name[32], uid[32];
+
+    snprintf(name, sizeof(name), "m-%03d", i);
+    snprintf(uid, sizeof(uid), "m-uid-%03d", i);
+    ctl_set_str(ctl_meta(vm), "name", name);
+    ctl_set_str(ctl_meta(vm), "uid", uid);
+    if (halted_for) {
+        cJSON *ann = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "annotations");
+        char *repl = recover_replacement_name(name, halted_for);
+
+        ctl_set_str(ann, "kvrecover.io/replaced-by", repl);
+        ctl_set_str(ann, "kvrecover.io/failed-uid", halted_for);
+        ctl_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+        free(repl);
+    }
+    cache_vm_put(r->cache, vm);
+    cJSON_Delete(vms);
+}
+
+/* VM m-NNN's VMI, Failed (uid m-failed-NNN). */
+static void fail_fleet_vm(struct ctl_rig *r, int i)
+{
+    cJSON *vmi = ctl_load("ctl-vmi-failed.json");
+    char name[32], uid[32], vm_uid[32];
+
+    snprintf(name, sizeof(name), "m-%03d", i);
+    snprintf(uid, sizeof(uid), "m-failed-%03d", i);
+    snprintf(vm_uid, sizeof(vm_uid), "m-uid-%03d", i);
+    ctl_set_str(ctl_meta(vmi), "name", name);
+    ctl_set_str(ctl_meta(vmi), "uid", uid);
+    ctl_own(vmi, name, vm_uid);
+    cache_vmi_put(r->cache, vmi, clock_wall(), clock_mono());
+    cJSON_Delete(vmi);
+}
+
+static int reconcile_fleet_vm(struct ctl_rig *r, int i, uint64_t *requeue)
+{
+    char name[32];
+
+    snprintf(name, sizeof(name), "m-%03d", i);
+    return incident_reconcile(&r->env, r->rk, "fx", name, requeue);
+}
+
+/* Whether a reconcile of VM name holds it in a storm, with still only
+ * writes writes made (one halt and one create each). */
+static int held_with(struct ctl_rig *r, const char *name, int writes)
+{
+    uint64_t requeue = 0;
+
+    return incident_reconcile(&r->env, r->rk, "fx", name, &requeue) == 0 &&
+           requeue == INCIDENT_STORM_RECHECK_MS && r->posts == writes &&
+           cJSON_GetArraySize(r->patches) == writes;
+}
+
+/* VMs m-000 to m-(n-1), the first failed of them failed; the walks
+ * counted from here. */
+static void put_fleet(struct ctl_rig *r, int n, int failed)
+{
+    for (int i = 0; i < n; i++) {
+        put_fleet_vm(r, i, NULL);
+        if (i < failed)
+            fail_fleet_vm(r, i);
+    }
+    incident_storm_forget();
+}
+
+TEST(a_mass_failure_let_through_counts_the_fleet_a_few_times_not_once_per_vm)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    int made = 0;
+
+    CHECK_INT(up(&r), 0);
+    /* 205 protected, 101 down (vm-001 and 100 of the fleet), limit 60%
+     * (123): every failure goes through */
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":\"60%\"}");
+    put_fleet(&r, 200, 100);
+    for (int i = 0; i < 100; i++) {
+        char uid[32];
+
+        if (reconcile_fleet_vm(&r, i, &requeue) == 0 && requeue == 0)
+            made++;
+        /* the watch delivers the halt: the fleet changes under the check */
+        snprintf(uid, sizeof(uid), "m-failed-%03d", i);
+        put_fleet_vm(&r, i, uid);
+    }
+    CHECK_INT(made, 100);
+    CHECK_INT(r.posts, 100);
+    CHECK_INT(ctl_events(&r, "Warning StormHold"), 0);
+    /* one count per VM was 100; the memo's range decides the rest */
+    CHECK(incident_storm_walks() >= 1);
+    CHECK(incident_storm_walks() <= 10);
+    ctl_down(&r);
+}
+
+TEST(a_mass_failure_held_counts_the_fleet_once)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    int held = 0;
+
+    CHECK_INT(up(&r), 0);
+    /* 205 protected, 151 down, limit 50% (103): a storm */
+    put_fleet(&r, 200, 150);
+    for (int i = 0; i < 150; i++) {
+        CHECK_INT(reconcile_fleet_vm(&r, i, &requeue), 0);
+        held += requeue == INCIDENT_STORM_RECHECK_MS;
+    }
+    /* and each held VM's recheck */
+    for (int i = 0; i < 150; i++)
+        CHECK_INT(reconcile_fleet_vm(&r, i, &requeue), 0);
+    CHECK_INT(held, 150);
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(ctl_events(&r, "Warning StormHold RecoveryPolicy/paper"), 1);
+    CHECK_INT(incident_storm_walks(), 1);
+    ctl_down(&r);
+}
+
+TEST(one_more_failure_than_storm_limit_in_one_burst_creates_nothing)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+    static const char *const names[] = {"vm-001", "vm-002", "vm-003"};
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":2}");
+    fail_vm(&r, 1);
+    fail_vm(&r, 2);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < 3; i++) {
+            CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", names[i], &requeue), 0);
+            CHECK_INT(requeue, INCIDENT_STORM_RECHECK_MS);
+        }
+    }
+    CHECK_INT(r.posts + r.dry_posts, 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    ctl_down(&r);
+}
+
+TEST(a_failure_just_after_a_count_is_held_and_released_when_one_recovers)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":2}");
+    /* 2 down of 5, the limit: vm-001 goes through */
+    fail_vm(&r, 1);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts, 1);
+    /* its halt not delivered yet, vm-001 still counts as down; a third
+     * failure right after the count is one too many: held, exactly as a
+     * count now would say */
+    fail_vm(&r, 2);
+    CHECK(held_with(&r, "vm-003", 1));
+    /* vm-001's halt arrives: 2 down again, vm-003 goes through at once */
+    deliver_halt(&r);
+    CHECK_INT(incident_reconcile(&r.env, r.rk, "fx", "vm-003", &requeue), 0);
+    CHECK_INT(requeue, 0);
+    CHECK_INT(r.posts, 2);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 2);
+    ctl_down(&r);
+}
+
+static void put_node(struct ctl_rig *r, const char *name, const char *ready, const char *cpu,
+                     const char *mem);
+
+TEST(a_node_lost_just_after_a_count_holds_the_next_failure)
+{
+    struct ctl_rig r;
+    uint64_t requeue;
+
+    CHECK_INT(up(&r), 0);
+    edit_policy(&r, "{\"trigger\":{\"immediate\":true},\"stormLimit\":2}");
+    put_node(&r, "n1", "True", "64", "256Gi");
+    put_vmi_of(&r, 1, "n1");
+    put_vmi_of(&r, 2, "n1");
+    put_vmi_of(&r, 3, "n1");
+    /* 1 down of 5: vm-001 goes through */
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.posts, 1);
+    /* n1 is lost (three VMs down at once, one change of the node) and
+     * vm-005 fails: one VM change since the count, but five are down */
+    put_node(&r, "n1", "False", "64", "256Gi");
+    fail_vm(&r, 4);
+    CHECK(held_with(&r, "vm-005", 1));
     ctl_down(&r);
 }
 
