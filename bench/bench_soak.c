@@ -65,6 +65,11 @@
 #define SOAK_STALL_S 300         /* no replacement for this long: the round failed */
 #define SOAK_SETTLE_S 120        /* the cache must empty within this after the deletes */
 
+/* SOAK_GAP_MS: from the last replacement to the round's deletes. */
+static long soak_gap_ms = 1000;
+/* SOAK_LOG_LEVEL: the controller's (warn: its info lines are many). */
+static enum log_level soak_log_level = LOG_LVL_WARN;
+
 /* harness.h's, for fakeapi.c's certificates (the bench has no harness). */
 const char *harness_fixture(const char *name)
 {
@@ -161,6 +166,8 @@ struct soak_api {
     struct soak_obj *objs[R_N];
     struct soak_ring ring[R_N];
     long replacements; /* non-dry-run creates of a VM naming a failed uid */
+    long orphans;      /* ... of which the failed VM they replace was gone */
+    char *orphan_note; /* what the first orphan of a round was, or NULL */
     long requests, watches;
 };
 
@@ -563,8 +570,24 @@ static void soak_post(struct soak_api *a, const struct soak_path *p, const struc
         const cJSON *ann = cJSON_GetObjectItemCaseSensitive(soak_meta(body), "annotations");
         char *out;
 
-        if (p->res == R_VM && soak_str(ann, CACHE_FAILED_UID_ANNOTATION))
+        if (p->res == R_VM && soak_str(ann, CACHE_FAILED_UID_ANNOTATION)) {
+            /* a replacement for a VM that is gone (the round's deletes
+             * came first) is an orphan: nothing will ever delete it */
+            const cJSON *labels = cJSON_GetObjectItemCaseSensitive(soak_meta(body), "labels");
+            const char *failed = soak_str(labels, CACHE_REPLACES_LABEL);
+            char *fkey = xasprintf("%s/%s", p->ns, failed ? failed : "");
+
             a->replacements++;
+            if (!soak_find(a, R_VM, fkey)) {
+                a->orphans++;
+                if (!a->orphan_note)
+                    a->orphan_note = xasprintf(
+                        "VirtualMachine %s created for VM %s (failed uid %s), which was deleted",
+                        name, failed ? failed : "(no replaces label)",
+                        soak_str(ann, CACHE_FAILED_UID_ANNOTATION));
+            }
+            free(fkey);
+        }
         out = cJSON_PrintUnformatted(soak_create(a, p->res, body));
         pthread_mutex_unlock(&a->lock);
         fake_reply(c, 201, NULL, out);
@@ -997,13 +1020,16 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
                       long nvms, struct soak_row *row)
 {
     double t0 = soak_now(), cpu0 = soak_cpu(ctl), last_progress;
-    long base = soak_replacements(a), made = 0, prev = -1;
+    long base = soak_replacements(a), made = 0, prev = -1, orphans0;
     cJSON *cache = NULL;
 
     memset(row, 0, sizeof(*row));
     row->round = round;
     row->heap = -1;
     pthread_mutex_lock(&a->lock);
+    orphans0 = a->orphans;
+    free(a->orphan_note);
+    a->orphan_note = NULL;
     for (long i = 0; i < nvms; i++) {
         char name[64];
         const cJSON *vm;
@@ -1048,7 +1074,7 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     /* a moment for the controller to finish what follows a create (the
      * halted VM seen Replaced, Events, status), then everything goes */
     soak_drain_watches(a);
-    soak_sleep_ms(1000);
+    soak_sleep_ms(soak_gap_ms);
     soak_delete_round(a);
     soak_drain_watches(a);
     /* capture may have written a ConfigMap for a VM in flight: again */
@@ -1081,6 +1107,11 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     row->book_vms = soak_cache_field(cache, "bookVMs");
     row->captured = soak_cache_field(cache, "captured");
     cJSON_Delete(cache);
+    pthread_mutex_lock(&a->lock);
+    if (a->orphans > orphans0)
+        fprintf(stderr, "bench_soak: round %d: %ld replacements for VMs already deleted; first: %s\n",
+                round, a->orphans - orphans0, a->orphan_note);
+    pthread_mutex_unlock(&a->lock);
     if (row->repl != nvms) {
         fprintf(stderr, "bench_soak: round %d: %ld replacements for %ld failed VMs\n", round,
                 row->repl, nvms);
@@ -1246,7 +1277,7 @@ static int soak_controller(int port_fd, int cmd_fd)
                 log_set_level(LOG_LVL_INFO);
                 log_fields(LOG_LVL_INFO, "heap", f);
                 controller_log_cache(ctl);
-                log_set_level(LOG_LVL_WARN);
+                log_set_level(soak_log_level);
             }
         }
         if (soak_now() >= next_resync) {
@@ -1279,6 +1310,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_soak [--smoke]  (env SOAK_SECS, SOAK_VMS, SOAK_LOG)\n");
         return 2;
     }
+    soak_gap_ms = getenv("SOAK_GAP_MS") && strcmp(getenv("SOAK_GAP_MS"), "0") == 0
+                      ? 0
+                      : soak_env_long("SOAK_GAP_MS", 1000);
+    if (getenv("SOAK_LOG_LEVEL") && log_parse_level(getenv("SOAK_LOG_LEVEL"), &soak_log_level)) {
+        fprintf(stderr, "bench_soak: SOAK_LOG_LEVEL=%s: not debug, info, warn or error\n",
+                getenv("SOAK_LOG_LEVEL"));
+        return 2;
+    }
     if (smoke && !getenv("SOAK_SECS"))
         secs = 1; /* two rounds: see below */
     if (pipe(port_pipe) || pipe(cmd_pipe) || pipe(log_pipe))
@@ -1300,7 +1339,7 @@ int main(int argc, char **argv)
     /* the controller's log goes to the driver */
     dup2(log_pipe[1], 2);
     close(log_pipe[1]);
-    log_set_level(LOG_LVL_WARN);
+    log_set_level(soak_log_level);
     rc = soak_controller(port_pipe[0], cmd_pipe[0]);
     close(2);
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)
