@@ -516,6 +516,51 @@ static int incident__finish(const struct recover_env *env, struct incident__job 
     return rc;
 }
 
+/* Whether the halted VM is still there, as the API server has it now, to
+ * be replaced: same uid, not being deleted, its annotations still naming
+ * this replacement for this failed uid. 1 yes, 0 no (why is logged), or
+ * negative errno. Step 1 decides from the cache, which lags: a VM and its
+ * replacement deleted after the read (the replacement's ADDED not yet
+ * seen) would otherwise get a replacement again, which nothing deletes. */
+static int incident__still_halted(const struct recover_env *env, const struct incident__job *j)
+{
+    struct kube_error err = {0};
+    cJSON *vm = NULL;
+    const cJSON *meta, *ann, *rb, *fu, *uid, *rs;
+    char *path = kube_path(&incident__vms, j->ns, j->name, NULL);
+    const char *why = NULL;
+    int rc = kube_get(env->kube, path, &vm, &err);
+
+    free(path);
+    if (rc == -ENOENT) {
+        why = "was deleted";
+    } else if (rc == 0) {
+        meta = cJSON_GetObjectItemCaseSensitive(vm, "metadata");
+        ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+        uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+        rb = cJSON_GetObjectItemCaseSensitive(ann, CACHE_REPLACED_BY_ANNOTATION);
+        fu = cJSON_GetObjectItemCaseSensitive(ann, CACHE_FAILED_UID_ANNOTATION);
+        rs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vm, "spec"),
+                                              "runStrategy");
+        if (!cJSON_IsString(uid) || strcmp(uid->valuestring, j->vm_uid) != 0)
+            why = "was deleted (a VM of its name has another uid)";
+        else if (cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp"))
+            why = "is being deleted";
+        else if (!cJSON_IsString(rs) || strcmp(rs->valuestring, "Halted") != 0)
+            why = "is no longer halted";
+        else if (!cJSON_IsString(rb) || strcmp(rb->valuestring, j->repl_name) != 0 ||
+                 !cJSON_IsString(fu) || strcmp(fu->valuestring, j->failed_uid) != 0)
+            why = "no longer names this replacement";
+    }
+    cJSON_Delete(vm);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (why)
+        log_info("VM %s/%s %s: its replacement %s (failed uid %s) is not created", j->ns,
+                 j->name, why, j->repl_name, j->failed_uid);
+    return why ? 0 : 1;
+}
+
 /* ---- the reconcile ---------------------------------------------------- */
 
 /* Whether a halted VM's annotations are ours: the replacement's name is the
@@ -706,7 +751,9 @@ unlock:
         rc = incident__block(env, &j, "NameTaken", NULL, msg, -EEXIST);
         goto out;
     case INCIDENT_FINISH:
-        rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
+        rc = incident__still_halted(env, &j);
+        if (rc == 1)
+            rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
         goto out;
     case INCIDENT_NOMEMBER:
         /* halted already: retried until a member can build it */
