@@ -27,8 +27,10 @@
  * only when a round does not make exactly one replacement per VM, or the
  * controller stops answering. The verdict on RSS is printed, not asserted.
  * SOAK_SECS (default 1800) bounds the run: no round starts after it.
- * SOAK_VMS (default 10000) is the VMs per round. Usage: bench_soak
- * [--smoke] (two rounds of 500 VMs).
+ * SOAK_VMS (default 10000) is the VMs per round. SOAK_GAP_MS (1000) is the
+ * pause from the round's last replacement to its deletes, SOAK_LOG_LEVEL
+ * the controller's (warn), SOAK_MALLOC=glibc leaves the heap settings out.
+ * Usage: bench_soak [--smoke] (two rounds of 500 VMs).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -56,6 +58,7 @@
 #include "kube/kubeconfig.h"
 #include "reconcile/cache.h"
 #include "reconcile/controller.h"
+#include "reconcile/manager.h"
 
 #define SOAK_NS "soak"
 #define SOAK_POOL 100            /* base pool members, kept for the whole run */
@@ -67,6 +70,9 @@
 
 /* SOAK_GAP_MS: from the last replacement to the round's deletes. */
 static long soak_gap_ms = 1000;
+/* SOAK_MALLOC=glibc: glibc's defaults, not the controller's heap settings
+ * (manager_heap_init(), manager_heap_trim()): the figures before them. */
+static int soak_heap = 1;
 /* SOAK_LOG_LEVEL: the controller's (warn: its info lines are many). */
 static enum log_level soak_log_level = LOG_LVL_WARN;
 
@@ -993,8 +999,8 @@ struct soak_row {
     double heap; /* bytes the parent's heap has in use, -1: unknown */
 };
 
-/* The inUse of the last "heap" line, in kB, or -1. */
-static double soak_heap_kb(struct soak_log *l)
+/* A field of the last "heap" line, or -1. */
+static double soak_heap_field(struct soak_log *l, const char *key)
 {
     cJSON *o;
     double v;
@@ -1002,8 +1008,16 @@ static double soak_heap_kb(struct soak_log *l)
     pthread_mutex_lock(&l->lock);
     o = l->heap ? cJSON_Parse(l->heap) : NULL;
     pthread_mutex_unlock(&l->lock);
-    v = soak_cache_field(o, "inUse");
+    v = soak_cache_field(o, key);
     cJSON_Delete(o);
+    return v;
+}
+
+/* The inUse of the last "heap" line, in kB, or -1. */
+static double soak_heap_kb(struct soak_log *l)
+{
+    double v = soak_heap_field(l, "inUse");
+
     return v < 0 ? -1 : v / 1024;
 }
 
@@ -1206,6 +1220,11 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
                row.hwm);
     printf("API requests %ld (watches %ld); controller log: %ld warnings, %ld errors\n", a.requests,
            a.watches, l.warns, l.errors);
+    if (soak_heap)
+        printf("heap trims every %d s: the longest took %.2f ms\n", MANAGER_HEAP_TRIM_MS / 1000,
+               soak_heap_field(&l, "trimMsMax"));
+    else
+        printf("SOAK_MALLOC=glibc: glibc's malloc defaults, no trims\n");
     if (l.first_problem)
         printf("first warning or error: %s", l.first_problem);
     fflush(stdout);
@@ -1232,7 +1251,7 @@ static int soak_controller(int port_fd, int cmd_fd)
     struct controller *ctl = NULL;
     struct controller_config cfg = {0};
     char *err = NULL;
-    double next_resync;
+    double next_resync, next_trim, trim_max = 0;
     int port = -1, rc = 1;
 
     if (read(port_fd, &port, sizeof(port)) != (ssize_t)sizeof(port) || port <= 0)
@@ -1258,6 +1277,7 @@ static int soak_controller(int port_fd, int cmd_fd)
     controller_start_workers(ctl);
     rc = 0;
     next_resync = soak_now() + CONTROLLER_DEFAULT_RESYNC_MS / 1000.0;
+    next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
     for (;;) {
         struct pollfd p = {.fd = cmd_fd, .events = POLLIN};
         char cmd;
@@ -1274,6 +1294,7 @@ static int soak_controller(int port_fd, int cmd_fd)
 
                 cJSON_AddNumberToObject(f, "inUse", (double)mi.uordblks + (double)mi.hblkhd);
                 cJSON_AddNumberToObject(f, "free", (double)mi.fordblks);
+                cJSON_AddNumberToObject(f, "trimMsMax", trim_max);
                 log_set_level(LOG_LVL_INFO);
                 log_fields(LOG_LVL_INFO, "heap", f);
                 controller_log_cache(ctl);
@@ -1284,6 +1305,13 @@ static int soak_controller(int port_fd, int cmd_fd)
             /* as the manager does every --resync-period */
             controller_resync(ctl);
             next_resync = soak_now() + CONTROLLER_DEFAULT_RESYNC_MS / 1000.0;
+        }
+        if (soak_heap && soak_now() >= next_trim) {
+            /* as the manager does */
+            double ms = manager_heap_trim();
+
+            trim_max = ms > trim_max ? ms : trim_max;
+            next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
         }
     }
     controller_stop_workers(ctl);
@@ -1318,6 +1346,7 @@ int main(int argc, char **argv)
                 getenv("SOAK_LOG_LEVEL"));
         return 2;
     }
+    soak_heap = !(getenv("SOAK_MALLOC") && strcmp(getenv("SOAK_MALLOC"), "glibc") == 0);
     if (smoke && !getenv("SOAK_SECS"))
         secs = 1; /* two rounds: see below */
     if (pipe(port_pipe) || pipe(cmd_pipe) || pipe(log_pipe))
@@ -1336,6 +1365,9 @@ int main(int argc, char **argv)
     close(port_pipe[1]);
     close(cmd_pipe[1]);
     close(log_pipe[0]);
+    /* the controller's heap, set up as kvrecover-controller's main does */
+    if (soak_heap)
+        manager_heap_init();
     /* the controller's log goes to the driver */
     dup2(log_pipe[1], 2);
     close(log_pipe[1]);

@@ -59,6 +59,29 @@ struct manager_config {
     const char *default_service_account;
 };
 
+/* How often the manager gives the heap's free pages back
+ * (manager_heap_trim()). */
+#define MANAGER_HEAP_TRIM_MS 10000
+
+/**
+ * Tunes glibc's malloc for the controller: one arena for every thread, and
+ * blocks of 64 KiB and more (list pages, the cache's tables, rankings of a
+ * big pool) in mmaps of their own, returned whole when freed. Without it a
+ * dozen threads each keep a heap of their own at its high-water mark after
+ * every burst. Call before any thread exists: kvrecover-controller's main
+ * does, and so must anything that runs the controller in process and
+ * measures its memory (bench_soak).
+ */
+void manager_heap_init(void);
+
+/**
+ * Gives the free pages inside the heap back to the system (malloc_trim(0)):
+ * what a burst (a mass failure, a relist) freed stays resident otherwise.
+ * The manager calls it every MANAGER_HEAP_TRIM_MS; takes about a
+ * millisecond (bench/README.md). Returns how long it took, in ms.
+ */
+double manager_heap_trim(void);
+
 /**
  * Runs the controller described by cfg until SIGTERM or SIGINT (returns 0)
  * or until leadership is lost or something cannot start (returns 1, after
