@@ -1123,7 +1123,8 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     cJSON_Delete(cache);
     pthread_mutex_lock(&a->lock);
     if (a->orphans > orphans0)
-        fprintf(stderr, "bench_soak: round %d: %ld replacements for VMs already deleted; first: %s\n",
+        fprintf(stderr,
+                "bench_soak: round %d: %ld replacements for VMs already deleted; first: %s\n",
                 round, a->orphans - orphans0, a->orphan_note);
     pthread_mutex_unlock(&a->lock);
     if (row->repl != nvms) {

@@ -589,8 +589,8 @@ static int incident__live(const struct recover_env *env, const struct incident__
         return rc;
     if (!why)
         return INCIDENT_LIVE_MISSING;
-    log_info("VM %s/%s %s: its replacement %s (failed uid %s) is not created", j->ns, j->name,
-             why, j->repl_name, j->failed_uid);
+    log_info("VM %s/%s %s: its replacement %s (failed uid %s) is not created", j->ns, j->name, why,
+             j->repl_name, j->failed_uid);
     return INCIDENT_LIVE_GONE;
 }
 
