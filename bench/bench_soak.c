@@ -30,7 +30,11 @@
  * SOAK_VMS (default 10000) is the VMs per round. SOAK_GAP_MS (1000) is the
  * pause from the round's last replacement to its deletes, SOAK_LOG_LEVEL
  * the controller's (warn), SOAK_MALLOC=glibc leaves the heap settings out.
- * Usage: bench_soak [--smoke] (two rounds of 500 VMs).
+ * Usage: bench_soak [--smoke] (two rounds of 500 VMs) or bench_soak
+ * --memory: no rounds; SOAK_VMS VMs (Halted, no VMIs) and as many pool
+ * members in the store before the controller starts (issue 11's memory
+ * figure, in process), RSS read 5 s after the caches hold them all and
+ * again after the next heap trim.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -789,14 +793,18 @@ static cJSON *soak_member(int m)
     return o;
 }
 
-static cJSON *soak_policy(void)
+/* The policy; capture off for --memory, as bench_e2e.sh's memory part. */
+static cJSON *soak_policy(int capture)
 {
-    return cJSON_Parse(
-        "{\"metadata\":{\"name\":\"soak\",\"namespace\":\"" SOAK_NS "\"},\"spec\":{"
-        "\"action\":\"Recreate\",\"capture\":true,\"mode\":\"Jaccard\",\"stormLimit\":\"100%\","
-        "\"poolSelector\":{\"matchLabels\":{\"" CACHE_POOL_LABEL "\":\"soak\"}},"
-        "\"selector\":{\"matchLabels\":{\"app\":\"soak\"}},\"threshold\":0.3,"
-        "\"weights\":{\"os\":0.3,\"language\":0.3,\"database\":0.2}},\"status\":{}}");
+    cJSON *p =
+        cJSON_Parse("{\"metadata\":{\"name\":\"soak\",\"namespace\":\"" SOAK_NS "\"},\"spec\":{"
+                    "\"action\":\"Recreate\",\"mode\":\"Jaccard\",\"stormLimit\":\"100%\","
+                    "\"poolSelector\":{\"matchLabels\":{\"" CACHE_POOL_LABEL "\":\"soak\"}},"
+                    "\"selector\":{\"matchLabels\":{\"app\":\"soak\"}},\"threshold\":0.3,"
+                    "\"weights\":{\"os\":0.3,\"language\":0.3,\"database\":0.2}},\"status\":{}}");
+
+    cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(p, "spec"), "capture", capture);
+    return p;
 }
 
 /* ---- the driver -------------------------------------------------------- */
@@ -1136,8 +1144,10 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
 }
 
 /* The child: the API server and the driver. Returns the exit status. */
-static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs, int min_rounds)
+static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs, int min_rounds,
+                       long memory)
 {
+    int pool = memory ? (int)memory : SOAK_POOL;
     struct soak_api a = {0};
     struct soak_log l = {0};
     struct fake_server *srv;
@@ -1153,9 +1163,20 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     l.keep = fopen(getenv("SOAK_LOG") ? getenv("SOAK_LOG") : "/dev/null", "w");
     pthread_create(&log_thread, NULL, soak_log_main, &l);
     pthread_mutex_lock(&a.lock);
-    soak_create(&a, R_POLICY, soak_policy());
-    for (int m = 0; m < SOAK_POOL; m++)
+    soak_create(&a, R_POLICY, soak_policy(memory == 0));
+    for (int m = 0; m < pool; m++)
         soak_create(&a, R_CM, soak_member(m));
+    for (long i = 0; i < memory; i++) {
+        /* Halted: no VMIs, as bench_e2e.sh's memory part */
+        char name[64];
+        cJSON *vm;
+
+        snprintf(name, sizeof(name), "mem-vm-%05ld", i);
+        vm = soak_vm(name, (int)(i % SOAK_POOL));
+        soak_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+        soak_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
+        soak_create(&a, R_VM, vm);
+    }
     pthread_mutex_unlock(&a.lock);
     srv = fake_start(soak_handler, &a);
     if (srv) {
@@ -1178,14 +1199,22 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     fflush(stdout);
     start = soak_now();
     /* the controller's caches synced and its workers started */
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < 6000; i++) {
         cJSON *c = soak_ask_cache(&l, cmd_fd);
         double members = c ? soak_cache_field(c, "members") : -1;
+        double vms = c ? soak_cache_field(c, "vms") : -1;
 
         cJSON_Delete(c);
-        if (members == SOAK_POOL)
+        if (members == pool && vms == (double)memory)
             break;
         soak_sleep_ms(100);
+    }
+    if (memory) {
+        /* read as bench_e2e.sh does, 5 s after the caches hold it all,
+         * and again once the manager's trim has run */
+        printf("memory: %ld VMs (Halted) and %d pool members cached %.1f s after start\n", memory,
+               pool, soak_now() - start);
+        soak_sleep_ms(5000);
     }
     {
         struct soak_row zero = {0};
@@ -1194,9 +1223,25 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
         soak_rss(ctl, &zero.rss, &zero.hwm);
         zero.heap = soak_heap_kb(&l);
         zero.members = soak_cache_field(c, "members");
+        zero.vms = soak_cache_field(c, "vms");
         zero.book_policies = soak_cache_field(c, "bookPolicies");
         cJSON_Delete(c);
         soak_print_row(&zero);
+    }
+    if (memory) {
+        struct soak_row trimmed = {0};
+
+        soak_sleep_ms(MANAGER_HEAP_TRIM_MS + 1000);
+        soak_ask_cache(&l, cmd_fd);
+        cJSON_Delete(soak_ask_cache(&l, cmd_fd));
+        soak_rss(ctl, &trimmed.rss, &trimmed.hwm);
+        trimmed.heap = soak_heap_kb(&l);
+        trimmed.members = pool;
+        trimmed.vms = (double)memory;
+        printf("after the next trim (%d s later):\n", MANAGER_HEAP_TRIM_MS / 1000 + 1);
+        soak_print_row(&trimmed);
+        min_rounds = 0;
+        secs = 0;
     }
     while (soak_now() - start < (double)secs || rounds < min_rounds) {
         if (soak_round(&a, &l, cmd_fd, ctl, rounds + 1, nvms, &row) != 0) {
@@ -1222,8 +1267,11 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     printf("API requests %ld (watches %ld); controller log: %ld warnings, %ld errors\n", a.requests,
            a.watches, l.warns, l.errors);
     if (soak_heap)
-        printf("heap trims every %d s: the longest took %.2f ms\n", MANAGER_HEAP_TRIM_MS / 1000,
-               soak_heap_field(&l, "trimMsMax"));
+        printf("heap checked every %d s, trims: %.0f, mean %.2f ms, longest %.2f ms, %.0f over 10 "
+               "ms\n",
+               MANAGER_HEAP_TRIM_MS / 1000, soak_heap_field(&l, "trims"),
+               soak_heap_field(&l, "trimMsMean"), soak_heap_field(&l, "trimMsMax"),
+               soak_heap_field(&l, "trimsOver10Ms"));
     else
         printf("SOAK_MALLOC=glibc: glibc's malloc defaults, no trims\n");
     if (l.first_problem)
@@ -1252,7 +1300,8 @@ static int soak_controller(int port_fd, int cmd_fd)
     struct controller *ctl = NULL;
     struct controller_config cfg = {0};
     char *err = NULL;
-    double next_resync, next_trim, trim_max = 0;
+    double next_resync, next_trim, trim_max = 0, trim_sum = 0;
+    long trims = 0, trims_slow = 0;
     int port = -1, rc = 1;
 
     if (read(port_fd, &port, sizeof(port)) != (ssize_t)sizeof(port) || port <= 0)
@@ -1296,6 +1345,9 @@ static int soak_controller(int port_fd, int cmd_fd)
                 cJSON_AddNumberToObject(f, "inUse", (double)mi.uordblks + (double)mi.hblkhd);
                 cJSON_AddNumberToObject(f, "free", (double)mi.fordblks);
                 cJSON_AddNumberToObject(f, "trimMsMax", trim_max);
+                cJSON_AddNumberToObject(f, "trimMsMean", trims ? trim_sum / (double)trims : 0);
+                cJSON_AddNumberToObject(f, "trims", (double)trims);
+                cJSON_AddNumberToObject(f, "trimsOver10Ms", (double)trims_slow);
                 log_set_level(LOG_LVL_INFO);
                 log_fields(LOG_LVL_INFO, "heap", f);
                 controller_log_cache(ctl);
@@ -1311,7 +1363,12 @@ static int soak_controller(int port_fd, int cmd_fd)
             /* as the manager does */
             double ms = manager_heap_trim();
 
-            trim_max = ms > trim_max ? ms : trim_max;
+            if (ms >= 0) {
+                trim_max = ms > trim_max ? ms : trim_max;
+                trim_sum += ms;
+                trims++;
+                trims_slow += ms > 10;
+            }
             next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
         }
     }
@@ -1330,13 +1387,15 @@ out:
 int main(int argc, char **argv)
 {
     int smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+    int mem = argc > 1 && strcmp(argv[1], "--memory") == 0;
     long nvms = soak_env_long("SOAK_VMS", smoke ? 500 : 10000);
     long secs = soak_env_long("SOAK_SECS", smoke ? 1 : 1800);
     int port_pipe[2], cmd_pipe[2], log_pipe[2], status = 0, rc;
     pid_t child;
 
-    if (argc > 1 && !smoke) {
-        fprintf(stderr, "usage: bench_soak [--smoke]  (env SOAK_SECS, SOAK_VMS, SOAK_LOG)\n");
+    if (argc > 2 || (argc > 1 && !smoke && !mem)) {
+        fprintf(stderr, "usage: bench_soak [--smoke|--memory]  (env SOAK_SECS, SOAK_VMS, "
+                        "SOAK_GAP_MS, SOAK_LOG, SOAK_LOG_LEVEL, SOAK_MALLOC)\n");
         return 2;
     }
     soak_gap_ms = getenv("SOAK_GAP_MS") && strcmp(getenv("SOAK_GAP_MS"), "0") == 0
@@ -1361,7 +1420,8 @@ int main(int argc, char **argv)
         close(port_pipe[0]);
         close(cmd_pipe[0]);
         close(log_pipe[1]);
-        _exit(soak_driver(port_pipe[1], cmd_pipe[1], log_pipe[0], nvms, secs, smoke ? 2 : 1));
+        _exit(soak_driver(port_pipe[1], cmd_pipe[1], log_pipe[0], nvms, secs, smoke ? 2 : 1,
+                          mem ? nvms : 0));
     }
     close(port_pipe[1]);
     close(cmd_pipe[1]);

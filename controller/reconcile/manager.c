@@ -32,6 +32,10 @@
 /* Every this many ticks the heap gives its free pages back: list pages and
  * rankings leave holes that would otherwise stay resident. */
 #define MANAGER_TRIM_TICKS (MANAGER_HEAP_TRIM_MS * 1000000L / MANAGER_TICK_NS)
+/* A trim holds the heap's one lock while it gives pages back: tens of ms
+ * on a fragmented heap (bench/README.md), so it is made only once this
+ * much more is free than after the last one. */
+#define MANAGER_TRIM_MIN_BYTES (2u << 20)
 /* Blocks this big and bigger get an mmap of their own (see manager.h). */
 #define MANAGER_MMAP_THRESHOLD (64 * 1024)
 
@@ -74,9 +78,19 @@ void manager_heap_init(void)
 
 double manager_heap_trim(void)
 {
-    double t0 = clock_mono();
+    /* free bytes in the heap after the last trim (they stay counted as
+     * free once given back): only what a burst freed since is worth it */
+    static size_t trimmed_at;
+    size_t free_now = mallinfo2().fordblks;
+    double t0;
 
+    if (free_now < trimmed_at)
+        trimmed_at = free_now; /* reused since: a new burst is measured from here */
+    if (free_now < trimmed_at + MANAGER_TRIM_MIN_BYTES)
+        return -1;
+    t0 = clock_mono();
     malloc_trim(0);
+    trimmed_at = free_now;
     return (clock_mono() - t0) * 1000.0;
 }
 

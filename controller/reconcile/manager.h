@@ -75,10 +75,12 @@ struct manager_config {
 void manager_heap_init(void);
 
 /**
- * Gives the free pages inside the heap back to the system (malloc_trim(0)):
- * what a burst (a mass failure, a relist) freed stays resident otherwise.
- * The manager calls it every MANAGER_HEAP_TRIM_MS; takes about a
- * millisecond (bench/README.md). Returns how long it took, in ms.
+ * Gives the free pages inside the heap back to the system (malloc_trim(0))
+ * when a burst (a mass failure, a relist) freed 2 MiB or more since the
+ * last time: they stay resident otherwise. A trim holds the heap's lock
+ * for milliseconds to tens of them, so steady state makes none. The
+ * manager calls it every MANAGER_HEAP_TRIM_MS; call it from one thread.
+ * Returns how long the trim took in ms, or -1 when none was made.
  */
 double manager_heap_trim(void);
 

@@ -139,7 +139,7 @@ static void recover__vm_drop(struct recover_book *b, struct recover_vm *v)
 void recover_book_free(struct recover_book *b)
 {
     struct recover_policy *p, *ptmp;
-    struct recover_vm *v, *vtmp;
+    struct recover_vm *v = NULL, *vtmp = NULL;
 
     if (!b)
         return;
@@ -511,7 +511,7 @@ void recover_book_forget_vm(struct recover_book *b, const char *ns, const char *
 
 size_t recover_book_prune(struct recover_book *b, struct cache *c)
 {
-    struct recover_vm *v, *tmp;
+    struct recover_vm *v = NULL, *tmp = NULL;
     size_t n = 0;
 
     cache_rdlock(c);
