@@ -1325,6 +1325,8 @@ static int soak_controller(int port_fd, int cmd_fd)
     for (int i = 0; i < 3000 && !controller_synced(ctl); i++)
         soak_sleep_ms(10);
     controller_start_workers(ctl);
+    if (soak_heap)
+        manager_heap_trim(); /* as the manager does once the caches synced */
     rc = 0;
     next_resync = soak_now() + CONTROLLER_DEFAULT_RESYNC_MS / 1000.0;
     next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
