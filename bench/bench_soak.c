@@ -27,8 +27,14 @@
  * only when a round does not make exactly one replacement per VM, or the
  * controller stops answering. The verdict on RSS is printed, not asserted.
  * SOAK_SECS (default 1800) bounds the run: no round starts after it.
- * SOAK_VMS (default 10000) is the VMs per round. Usage: bench_soak
- * [--smoke] (two rounds of 500 VMs).
+ * SOAK_VMS (default 10000) is the VMs per round. SOAK_GAP_MS (1000) is the
+ * pause from the round's last replacement to its deletes, SOAK_LOG_LEVEL
+ * the controller's (warn), SOAK_MALLOC=glibc leaves the heap settings out.
+ * Usage: bench_soak [--smoke] (two rounds of 500 VMs) or bench_soak
+ * --memory: no rounds; SOAK_VMS VMs (Halted, no VMIs) and as many pool
+ * members in the store before the controller starts (issue 11's memory
+ * figure, in process), RSS read 5 s after the caches hold them all and
+ * again after the next heap trim.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -56,6 +62,7 @@
 #include "kube/kubeconfig.h"
 #include "reconcile/cache.h"
 #include "reconcile/controller.h"
+#include "reconcile/manager.h"
 
 #define SOAK_NS "soak"
 #define SOAK_POOL 100            /* base pool members, kept for the whole run */
@@ -64,6 +71,14 @@
 #define SOAK_WATCHERS 8          /* concurrent watches per resource */
 #define SOAK_STALL_S 300         /* no replacement for this long: the round failed */
 #define SOAK_SETTLE_S 120        /* the cache must empty within this after the deletes */
+
+/* SOAK_GAP_MS: from the last replacement to the round's deletes. */
+static long soak_gap_ms = 1000;
+/* SOAK_MALLOC=glibc: glibc's defaults, not the controller's heap settings
+ * (manager_heap_init(), manager_heap_trim()): the figures before them. */
+static int soak_heap = 1;
+/* SOAK_LOG_LEVEL: the controller's (warn: its info lines are many). */
+static enum log_level soak_log_level = LOG_LVL_WARN;
 
 /* harness.h's, for fakeapi.c's certificates (the bench has no harness). */
 const char *harness_fixture(const char *name)
@@ -161,6 +176,8 @@ struct soak_api {
     struct soak_obj *objs[R_N];
     struct soak_ring ring[R_N];
     long replacements; /* non-dry-run creates of a VM naming a failed uid */
+    long orphans;      /* ... of which the failed VM they replace was gone */
+    char *orphan_note; /* what the first orphan of a round was, or NULL */
     long requests, watches;
 };
 
@@ -563,8 +580,24 @@ static void soak_post(struct soak_api *a, const struct soak_path *p, const struc
         const cJSON *ann = cJSON_GetObjectItemCaseSensitive(soak_meta(body), "annotations");
         char *out;
 
-        if (p->res == R_VM && soak_str(ann, CACHE_FAILED_UID_ANNOTATION))
+        if (p->res == R_VM && soak_str(ann, CACHE_FAILED_UID_ANNOTATION)) {
+            /* a replacement for a VM that is gone (the round's deletes
+             * came first) is an orphan: nothing will ever delete it */
+            const cJSON *labels = cJSON_GetObjectItemCaseSensitive(soak_meta(body), "labels");
+            const char *failed = soak_str(labels, CACHE_REPLACES_LABEL);
+            char *fkey = xasprintf("%s/%s", p->ns, failed ? failed : "");
+
             a->replacements++;
+            if (!soak_find(a, R_VM, fkey)) {
+                a->orphans++;
+                if (!a->orphan_note)
+                    a->orphan_note = xasprintf(
+                        "VirtualMachine %s created for VM %s (failed uid %s), which was deleted",
+                        name, failed ? failed : "(no replaces label)",
+                        soak_str(ann, CACHE_FAILED_UID_ANNOTATION));
+            }
+            free(fkey);
+        }
         out = cJSON_PrintUnformatted(soak_create(a, p->res, body));
         pthread_mutex_unlock(&a->lock);
         fake_reply(c, 201, NULL, out);
@@ -760,14 +793,18 @@ static cJSON *soak_member(int m)
     return o;
 }
 
-static cJSON *soak_policy(void)
+/* The policy; capture off for --memory, as bench_e2e.sh's memory part. */
+static cJSON *soak_policy(int capture)
 {
-    return cJSON_Parse(
-        "{\"metadata\":{\"name\":\"soak\",\"namespace\":\"" SOAK_NS "\"},\"spec\":{"
-        "\"action\":\"Recreate\",\"capture\":true,\"mode\":\"Jaccard\",\"stormLimit\":\"100%\","
-        "\"poolSelector\":{\"matchLabels\":{\"" CACHE_POOL_LABEL "\":\"soak\"}},"
-        "\"selector\":{\"matchLabels\":{\"app\":\"soak\"}},\"threshold\":0.3,"
-        "\"weights\":{\"os\":0.3,\"language\":0.3,\"database\":0.2}},\"status\":{}}");
+    cJSON *p =
+        cJSON_Parse("{\"metadata\":{\"name\":\"soak\",\"namespace\":\"" SOAK_NS "\"},\"spec\":{"
+                    "\"action\":\"Recreate\",\"mode\":\"Jaccard\",\"stormLimit\":\"100%\","
+                    "\"poolSelector\":{\"matchLabels\":{\"" CACHE_POOL_LABEL "\":\"soak\"}},"
+                    "\"selector\":{\"matchLabels\":{\"app\":\"soak\"}},\"threshold\":0.3,"
+                    "\"weights\":{\"os\":0.3,\"language\":0.3,\"database\":0.2}},\"status\":{}}");
+
+    cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(p, "spec"), "capture", capture);
+    return p;
 }
 
 /* ---- the driver -------------------------------------------------------- */
@@ -970,8 +1007,8 @@ struct soak_row {
     double heap; /* bytes the parent's heap has in use, -1: unknown */
 };
 
-/* The inUse of the last "heap" line, in kB, or -1. */
-static double soak_heap_kb(struct soak_log *l)
+/* A field of the last "heap" line, or -1. */
+static double soak_heap_field(struct soak_log *l, const char *key)
 {
     cJSON *o;
     double v;
@@ -979,8 +1016,16 @@ static double soak_heap_kb(struct soak_log *l)
     pthread_mutex_lock(&l->lock);
     o = l->heap ? cJSON_Parse(l->heap) : NULL;
     pthread_mutex_unlock(&l->lock);
-    v = soak_cache_field(o, "inUse");
+    v = soak_cache_field(o, key);
     cJSON_Delete(o);
+    return v;
+}
+
+/* The inUse of the last "heap" line, in kB, or -1. */
+static double soak_heap_kb(struct soak_log *l)
+{
+    double v = soak_heap_field(l, "inUse");
+
     return v < 0 ? -1 : v / 1024;
 }
 
@@ -997,13 +1042,16 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
                       long nvms, struct soak_row *row)
 {
     double t0 = soak_now(), cpu0 = soak_cpu(ctl), last_progress;
-    long base = soak_replacements(a), made = 0, prev = -1;
+    long base = soak_replacements(a), made = 0, prev = -1, orphans0;
     cJSON *cache = NULL;
 
     memset(row, 0, sizeof(*row));
     row->round = round;
     row->heap = -1;
     pthread_mutex_lock(&a->lock);
+    orphans0 = a->orphans;
+    free(a->orphan_note);
+    a->orphan_note = NULL;
     for (long i = 0; i < nvms; i++) {
         char name[64];
         const cJSON *vm;
@@ -1048,7 +1096,7 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     /* a moment for the controller to finish what follows a create (the
      * halted VM seen Replaced, Events, status), then everything goes */
     soak_drain_watches(a);
-    soak_sleep_ms(1000);
+    soak_sleep_ms(soak_gap_ms);
     soak_delete_round(a);
     soak_drain_watches(a);
     /* capture may have written a ConfigMap for a VM in flight: again */
@@ -1081,6 +1129,12 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
     row->book_vms = soak_cache_field(cache, "bookVMs");
     row->captured = soak_cache_field(cache, "captured");
     cJSON_Delete(cache);
+    pthread_mutex_lock(&a->lock);
+    if (a->orphans > orphans0)
+        fprintf(stderr,
+                "bench_soak: round %d: %ld replacements for VMs already deleted; first: %s\n",
+                round, a->orphans - orphans0, a->orphan_note);
+    pthread_mutex_unlock(&a->lock);
     if (row->repl != nvms) {
         fprintf(stderr, "bench_soak: round %d: %ld replacements for %ld failed VMs\n", round,
                 row->repl, nvms);
@@ -1090,8 +1144,10 @@ static int soak_round(struct soak_api *a, struct soak_log *l, int cmd_fd, pid_t 
 }
 
 /* The child: the API server and the driver. Returns the exit status. */
-static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs, int min_rounds)
+static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs, int min_rounds,
+                       long memory)
 {
+    int pool = memory ? (int)memory : SOAK_POOL;
     struct soak_api a = {0};
     struct soak_log l = {0};
     struct fake_server *srv;
@@ -1107,9 +1163,20 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     l.keep = fopen(getenv("SOAK_LOG") ? getenv("SOAK_LOG") : "/dev/null", "w");
     pthread_create(&log_thread, NULL, soak_log_main, &l);
     pthread_mutex_lock(&a.lock);
-    soak_create(&a, R_POLICY, soak_policy());
-    for (int m = 0; m < SOAK_POOL; m++)
+    soak_create(&a, R_POLICY, soak_policy(memory == 0));
+    for (int m = 0; m < pool; m++)
         soak_create(&a, R_CM, soak_member(m));
+    for (long i = 0; i < memory; i++) {
+        /* Halted: no VMIs, as bench_e2e.sh's memory part */
+        char name[64];
+        cJSON *vm;
+
+        snprintf(name, sizeof(name), "mem-vm-%05ld", i);
+        vm = soak_vm(name, (int)(i % SOAK_POOL));
+        soak_set_str(cJSON_GetObjectItemCaseSensitive(vm, "spec"), "runStrategy", "Halted");
+        soak_set_str(cJSON_GetObjectItemCaseSensitive(vm, "status"), "printableStatus", "Stopped");
+        soak_create(&a, R_VM, vm);
+    }
     pthread_mutex_unlock(&a.lock);
     srv = fake_start(soak_handler, &a);
     if (srv) {
@@ -1132,14 +1199,22 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
     fflush(stdout);
     start = soak_now();
     /* the controller's caches synced and its workers started */
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < 6000; i++) {
         cJSON *c = soak_ask_cache(&l, cmd_fd);
         double members = c ? soak_cache_field(c, "members") : -1;
+        double vms = c ? soak_cache_field(c, "vms") : -1;
 
         cJSON_Delete(c);
-        if (members == SOAK_POOL)
+        if (members == pool && vms == (double)memory)
             break;
         soak_sleep_ms(100);
+    }
+    if (memory) {
+        /* read as bench_e2e.sh does, 5 s after the caches hold it all,
+         * and again once the manager's trim has run */
+        printf("memory: %ld VMs (Halted) and %d pool members cached %.1f s after start\n", memory,
+               pool, soak_now() - start);
+        soak_sleep_ms(5000);
     }
     {
         struct soak_row zero = {0};
@@ -1148,9 +1223,25 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
         soak_rss(ctl, &zero.rss, &zero.hwm);
         zero.heap = soak_heap_kb(&l);
         zero.members = soak_cache_field(c, "members");
+        zero.vms = soak_cache_field(c, "vms");
         zero.book_policies = soak_cache_field(c, "bookPolicies");
         cJSON_Delete(c);
         soak_print_row(&zero);
+    }
+    if (memory) {
+        struct soak_row trimmed = {0};
+
+        soak_sleep_ms(MANAGER_HEAP_TRIM_MS + 1000);
+        soak_ask_cache(&l, cmd_fd);
+        cJSON_Delete(soak_ask_cache(&l, cmd_fd));
+        soak_rss(ctl, &trimmed.rss, &trimmed.hwm);
+        trimmed.heap = soak_heap_kb(&l);
+        trimmed.members = pool;
+        trimmed.vms = (double)memory;
+        printf("after the next trim (%d s later):\n", MANAGER_HEAP_TRIM_MS / 1000 + 1);
+        soak_print_row(&trimmed);
+        min_rounds = 0;
+        secs = 0;
     }
     while (soak_now() - start < (double)secs || rounds < min_rounds) {
         if (soak_round(&a, &l, cmd_fd, ctl, rounds + 1, nvms, &row) != 0) {
@@ -1175,6 +1266,14 @@ static int soak_driver(int port_fd, int cmd_fd, int log_fd, long nvms, long secs
                row.hwm);
     printf("API requests %ld (watches %ld); controller log: %ld warnings, %ld errors\n", a.requests,
            a.watches, l.warns, l.errors);
+    if (soak_heap)
+        printf("heap checked every %d s, trims: %.0f, mean %.2f ms, longest %.2f ms, %.0f over 10 "
+               "ms\n",
+               MANAGER_HEAP_TRIM_MS / 1000, soak_heap_field(&l, "trims"),
+               soak_heap_field(&l, "trimMsMean"), soak_heap_field(&l, "trimMsMax"),
+               soak_heap_field(&l, "trimsOver10Ms"));
+    else
+        printf("SOAK_MALLOC=glibc: glibc's malloc defaults, no trims\n");
     if (l.first_problem)
         printf("first warning or error: %s", l.first_problem);
     fflush(stdout);
@@ -1201,7 +1300,8 @@ static int soak_controller(int port_fd, int cmd_fd)
     struct controller *ctl = NULL;
     struct controller_config cfg = {0};
     char *err = NULL;
-    double next_resync;
+    double next_resync, next_trim, trim_max = 0, trim_sum = 0;
+    long trims = 0, trims_slow = 0;
     int port = -1, rc = 1;
 
     if (read(port_fd, &port, sizeof(port)) != (ssize_t)sizeof(port) || port <= 0)
@@ -1225,8 +1325,11 @@ static int soak_controller(int port_fd, int cmd_fd)
     for (int i = 0; i < 3000 && !controller_synced(ctl); i++)
         soak_sleep_ms(10);
     controller_start_workers(ctl);
+    if (soak_heap)
+        manager_heap_trim(); /* as the manager does once the caches synced */
     rc = 0;
     next_resync = soak_now() + CONTROLLER_DEFAULT_RESYNC_MS / 1000.0;
+    next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
     for (;;) {
         struct pollfd p = {.fd = cmd_fd, .events = POLLIN};
         char cmd;
@@ -1243,16 +1346,32 @@ static int soak_controller(int port_fd, int cmd_fd)
 
                 cJSON_AddNumberToObject(f, "inUse", (double)mi.uordblks + (double)mi.hblkhd);
                 cJSON_AddNumberToObject(f, "free", (double)mi.fordblks);
+                cJSON_AddNumberToObject(f, "trimMsMax", trim_max);
+                cJSON_AddNumberToObject(f, "trimMsMean", trims ? trim_sum / (double)trims : 0);
+                cJSON_AddNumberToObject(f, "trims", (double)trims);
+                cJSON_AddNumberToObject(f, "trimsOver10Ms", (double)trims_slow);
                 log_set_level(LOG_LVL_INFO);
                 log_fields(LOG_LVL_INFO, "heap", f);
                 controller_log_cache(ctl);
-                log_set_level(LOG_LVL_WARN);
+                log_set_level(soak_log_level);
             }
         }
         if (soak_now() >= next_resync) {
             /* as the manager does every --resync-period */
             controller_resync(ctl);
             next_resync = soak_now() + CONTROLLER_DEFAULT_RESYNC_MS / 1000.0;
+        }
+        if (soak_heap && soak_now() >= next_trim) {
+            /* as the manager does */
+            double ms = manager_heap_trim();
+
+            if (ms >= 0) {
+                trim_max = ms > trim_max ? ms : trim_max;
+                trim_sum += ms;
+                trims++;
+                trims_slow += ms > 10;
+            }
+            next_trim = soak_now() + MANAGER_HEAP_TRIM_MS / 1000.0;
         }
     }
     controller_stop_workers(ctl);
@@ -1270,15 +1389,26 @@ out:
 int main(int argc, char **argv)
 {
     int smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+    int mem = argc > 1 && strcmp(argv[1], "--memory") == 0;
     long nvms = soak_env_long("SOAK_VMS", smoke ? 500 : 10000);
     long secs = soak_env_long("SOAK_SECS", smoke ? 1 : 1800);
     int port_pipe[2], cmd_pipe[2], log_pipe[2], status = 0, rc;
     pid_t child;
 
-    if (argc > 1 && !smoke) {
-        fprintf(stderr, "usage: bench_soak [--smoke]  (env SOAK_SECS, SOAK_VMS, SOAK_LOG)\n");
+    if (argc > 2 || (argc > 1 && !smoke && !mem)) {
+        fprintf(stderr, "usage: bench_soak [--smoke|--memory]  (env SOAK_SECS, SOAK_VMS, "
+                        "SOAK_GAP_MS, SOAK_LOG, SOAK_LOG_LEVEL, SOAK_MALLOC)\n");
         return 2;
     }
+    soak_gap_ms = getenv("SOAK_GAP_MS") && strcmp(getenv("SOAK_GAP_MS"), "0") == 0
+                      ? 0
+                      : soak_env_long("SOAK_GAP_MS", 1000);
+    if (getenv("SOAK_LOG_LEVEL") && log_parse_level(getenv("SOAK_LOG_LEVEL"), &soak_log_level)) {
+        fprintf(stderr, "bench_soak: SOAK_LOG_LEVEL=%s: not debug, info, warn or error\n",
+                getenv("SOAK_LOG_LEVEL"));
+        return 2;
+    }
+    soak_heap = !(getenv("SOAK_MALLOC") && strcmp(getenv("SOAK_MALLOC"), "glibc") == 0);
     if (smoke && !getenv("SOAK_SECS"))
         secs = 1; /* two rounds: see below */
     if (pipe(port_pipe) || pipe(cmd_pipe) || pipe(log_pipe))
@@ -1292,15 +1422,19 @@ int main(int argc, char **argv)
         close(port_pipe[0]);
         close(cmd_pipe[0]);
         close(log_pipe[1]);
-        _exit(soak_driver(port_pipe[1], cmd_pipe[1], log_pipe[0], nvms, secs, smoke ? 2 : 1));
+        _exit(soak_driver(port_pipe[1], cmd_pipe[1], log_pipe[0], nvms, secs, smoke ? 2 : 1,
+                          mem ? nvms : 0));
     }
     close(port_pipe[1]);
     close(cmd_pipe[1]);
     close(log_pipe[0]);
+    /* the controller's heap, set up as kvrecover-controller's main does */
+    if (soak_heap)
+        manager_heap_init();
     /* the controller's log goes to the driver */
     dup2(log_pipe[1], 2);
     close(log_pipe[1]);
-    log_set_level(LOG_LVL_WARN);
+    log_set_level(soak_log_level);
     rc = soak_controller(port_pipe[0], cmd_pipe[0]);
     close(2);
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -375,10 +374,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(lvl);
-    /* Few arenas: a controller with a dozen threads would otherwise keep a
-     * heap per thread, and the RSS target is tight. */
-    mallopt(M_ARENA_MAX, 1);
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    manager_heap_init(); /* before any thread */
     signal(SIGPIPE, SIG_IGN);
     id = identity(f.id);
     f.run.identity = id;

@@ -848,6 +848,7 @@ size_t controller_resync(struct controller *c)
     if (!atomic_load(&c->running))
         return 0;
     controller__policies(c, c->ns);
+    recover_book_prune(c->book, c->cache);
     n = controller__resync_keys(c->cache, c->book, c->ns, clock_wall(), &keys);
     controller__add_all(c->q, keys, n);
     if (n)

@@ -702,6 +702,17 @@ static const char *incident__refusal(int rc, const struct kube_error *err)
 
 /* ---- the writes -------------------------------------------------------- */
 
+/* The failed-uid annotation of o, or NULL (borrowed). */
+static const char *incident__failed_uid_of(const cJSON *o)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
+                                         "annotations"),
+        CACHE_FAILED_UID_ANNOTATION);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
 /* POSTs obj (a dry run when dry). 409 AlreadyExists is checked: the VM of
  * that name must replace j's failed uid (then 0), else -EEXIST. */
 static int incident__create(const struct recover_env *env, struct incident__job *j,
@@ -720,17 +731,14 @@ static int incident__create(const struct recover_env *env, struct incident__job 
     buf_free(&path);
     if (rc == -EEXIST && kube_error_is(err, "AlreadyExists")) {
         cJSON *existing = NULL;
-        const cJSON *uid;
+        const char *uid;
 
         p = kube_path(&incident__vms, j->ns, j->repl_name, NULL);
         rc = kube_get(env->kube, p, &existing, err);
         free(p);
         if (rc == 0) {
-            uid = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(existing, "metadata"), "annotations"),
-                CACHE_FAILED_UID_ANNOTATION);
-            rc = cJSON_IsString(uid) && strcmp(uid->valuestring, j->failed_uid) == 0 ? 0 : -EEXIST;
+            uid = incident__failed_uid_of(existing);
+            rc = uid && strcmp(uid, j->failed_uid) == 0 ? 0 : -EEXIST;
             if (rc)
                 snprintf(err->message, sizeof(err->message),
                          "VirtualMachine %s exists and is not the replacement for failed uid %s",
@@ -906,6 +914,76 @@ unlock:
     if (rc < 0)
         log_info("VM %s/%s changed while being halted: reconciling again", j->ns, j->name);
     return rc;
+}
+
+/* What step 1 finds at the API server, not in the cache, which lags. */
+enum incident__live {
+    INCIDENT_LIVE_GONE,    /* the halted VM is gone or changed: create nothing */
+    INCIDENT_LIVE_MISSING, /* it is still the halted one, and has no replacement */
+    INCIDENT_LIVE_MADE,    /* its replacement exists already */
+};
+
+/* Step 1 decides from the cache: a halted VM whose replacement it does not
+ * hold. Usually the replacement's ADDED has not arrived yet (the halt's
+ * MODIFIED queued the VM again); when the VM and its replacement were
+ * deleted since, a create would make a replacement for a VM that no longer
+ * exists, which nothing ever deletes (bench_soak's 2,001 for 2,000). So
+ * read the replacement first (there: done, without a create), then the
+ * halted VM: the create is made only while it has the same uid, is not
+ * being deleted, is still Halted, and its annotations name this replacement
+ * for this failed uid. Reading in that order, a deletion of both at any
+ * moment creates nothing. Returns an incident__live or negative errno. */
+static int incident__live(const struct recover_env *env, const struct incident__job *j)
+{
+    struct kube_error err = {0};
+    cJSON *o = NULL;
+    const cJSON *meta, *ann, *rb, *uid, *rs;
+    const char *why = NULL, *fu;
+    char *path = kube_path(&incident__vms, j->ns, j->repl_name, NULL);
+    int rc = kube_get(env->kube, path, &o, &err);
+
+    free(path);
+    fu = rc == 0 ? incident__failed_uid_of(o) : NULL;
+    if (fu && strcmp(fu, j->failed_uid) == 0) {
+        cJSON_Delete(o);
+        return INCIDENT_LIVE_MADE;
+    }
+    cJSON_Delete(o);
+    o = NULL;
+    if (rc && rc != -ENOENT)
+        return rc;
+    /* absent, or a VM of another's (the create says NameTaken) */
+    path = kube_path(&incident__vms, j->ns, j->name, NULL);
+    rc = kube_get(env->kube, path, &o, &err);
+    free(path);
+    if (rc == -ENOENT) {
+        why = "was deleted";
+    } else if (rc == 0) {
+        meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+        ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+        uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+        rb = cJSON_GetObjectItemCaseSensitive(ann, CACHE_REPLACED_BY_ANNOTATION);
+        fu = incident__failed_uid_of(o);
+        rs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spec"),
+                                              "runStrategy");
+        if (!cJSON_IsString(uid) || strcmp(uid->valuestring, j->vm_uid) != 0)
+            why = "was deleted (a VM of its name has another uid)";
+        else if (cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp"))
+            why = "is being deleted";
+        else if (!cJSON_IsString(rs) || strcmp(rs->valuestring, "Halted") != 0)
+            why = "is no longer halted";
+        else if (!cJSON_IsString(rb) || strcmp(rb->valuestring, j->repl_name) != 0 || !fu ||
+                 strcmp(fu, j->failed_uid) != 0)
+            why = "no longer names this replacement";
+    }
+    cJSON_Delete(o);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (!why)
+        return INCIDENT_LIVE_MISSING;
+    log_info("VM %s/%s %s: its replacement %s (failed uid %s) is not created", j->ns, j->name, why,
+             j->repl_name, j->failed_uid);
+    return INCIDENT_LIVE_GONE;
 }
 
 /* ---- the reconcile ---------------------------------------------------- */
@@ -1096,7 +1174,13 @@ unlock:
         rc = incident__block(env, &j, "NameTaken", NULL, msg, -EEXIST);
         goto out;
     case INCIDENT_FINISH:
-        rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
+        rc = incident__live(env, &j);
+        if (rc == INCIDENT_LIVE_MADE)
+            incident__recovered(env, &j, finish_member, finish_score);
+        else if (rc == INCIDENT_LIVE_MISSING)
+            rc = incident__finish(env, &j, finish_obj, finish_member, finish_score);
+        if (rc > 0)
+            rc = 0;
         goto out;
     case INCIDENT_NOMEMBER:
         /* halted already: retried until a member can build it */

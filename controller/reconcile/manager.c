@@ -31,7 +31,13 @@
 #define MANAGER_TICK_NS (200 * 1000 * 1000L)
 /* Every this many ticks the heap gives its free pages back: list pages and
  * rankings leave holes that would otherwise stay resident. */
-#define MANAGER_TRIM_TICKS 50
+#define MANAGER_TRIM_TICKS (MANAGER_HEAP_TRIM_MS * 1000000L / MANAGER_TICK_NS)
+/* A trim holds the heap's one lock while it gives pages back: tens of ms
+ * on a fragmented heap (bench/README.md), so it is made only once this
+ * much more is free than after the last one. */
+#define MANAGER_TRIM_MIN_BYTES (2u << 20)
+/* Blocks this big and bigger get an mmap of their own (see manager.h). */
+#define MANAGER_MMAP_THRESHOLD (64 * 1024)
 
 struct manager {
     const struct manager_config *cfg;
@@ -55,6 +61,39 @@ struct manager {
     atomic_int lease_lost; /* set by the lease thread */
     bool synced, workers;  /* caches synced; workers started */
 };
+
+/* ---- the heap ------------------------------------------------------------ */
+
+void manager_heap_init(void)
+{
+    /* One arena: the threads mostly wait on the network, so contention
+     * on its lock costs little (bench/README.md: the soak's CPU seconds
+     * and decision latency did not move measurably), while an arena per
+     * thread keeps each one's peak resident. */
+    mallopt(M_ARENA_MAX, 1);
+    /* Fixed, which also stops glibc raising it (up to 32 MiB) after the
+     * first big free: a 10,000-object list's pages, freed, would then stay
+     * in the heap. */
+    mallopt(M_MMAP_THRESHOLD, MANAGER_MMAP_THRESHOLD);
+}
+
+double manager_heap_trim(void)
+{
+    /* free bytes in the heap after the last trim (they stay counted as
+     * free once given back): only what a burst freed since is worth it */
+    static size_t trimmed_at;
+    size_t free_now = mallinfo2().fordblks;
+    double t0;
+
+    if (free_now < trimmed_at)
+        trimmed_at = free_now; /* reused since: a new burst is measured from here */
+    if (free_now < trimmed_at + MANAGER_TRIM_MIN_BYTES)
+        return -1;
+    t0 = clock_mono();
+    malloc_trim(0);
+    trimmed_at = free_now;
+    return (clock_mono() - t0) * 1000.0;
+}
 
 /* ---- the lease thread's callbacks --------------------------------------- */
 
@@ -302,7 +341,7 @@ static int manager__loop(struct manager *m)
             m->synced = true;
             log_fields(LOG_LVL_INFO, "caches synced", NULL);
             controller_log_cache(m->ctl);
-            malloc_trim(0);
+            manager_heap_trim();
         }
         if (atomic_load(&m->lease_lost)) {
             log_error("leader election lost (%d): stopping", m->lease_rc);
@@ -323,7 +362,7 @@ static int manager__loop(struct manager *m)
         if (m->http && controller_take_dirty(m->ctl))
             httpd_publish(m->http, controller_state_json(m->ctl, m->workers));
         if (++ticks % MANAGER_TRIM_TICKS == 0)
-            malloc_trim(0);
+            manager_heap_trim();
     }
 }
 

@@ -59,6 +59,31 @@ struct manager_config {
     const char *default_service_account;
 };
 
+/* How often the manager gives the heap's free pages back
+ * (manager_heap_trim()). */
+#define MANAGER_HEAP_TRIM_MS 10000
+
+/**
+ * Tunes glibc's malloc for the controller: one arena for every thread, and
+ * blocks of 64 KiB and more (list pages, the cache's tables, rankings of a
+ * big pool) in mmaps of their own, returned whole when freed. Without it a
+ * dozen threads each keep a heap of their own at its high-water mark after
+ * every burst. Call before any thread exists: kvrecover-controller's main
+ * does, and so must anything that runs the controller in process and
+ * measures its memory (bench_soak).
+ */
+void manager_heap_init(void);
+
+/**
+ * Gives the free pages inside the heap back to the system (malloc_trim(0))
+ * when a burst (a mass failure, a relist) freed 2 MiB or more since the
+ * last time: they stay resident otherwise. A trim holds the heap's lock
+ * for milliseconds to tens of them, so steady state makes none. The
+ * manager calls it every MANAGER_HEAP_TRIM_MS; call it from one thread.
+ * Returns how long the trim took in ms, or -1 when none was made.
+ */
+double manager_heap_trim(void);
+
 /**
  * Runs the controller described by cfg until SIGTERM or SIGINT (returns 0)
  * or until leadership is lost or something cannot start (returns 1, after

@@ -127,10 +127,20 @@ struct recover_book *recover_book_new(void)
     return b;
 }
 
+/* Removes v from the book and frees it. Book lock held (or the book being freed). */
+static void recover__vm_drop(struct recover_book *b, struct recover_vm *v)
+{
+    HASH_DELETE(hh, b->vms, v);
+    recover_note_free(&v->n);
+    free(v->once);
+    free(v->key);
+    free(v);
+}
+
 void recover_book_free(struct recover_book *b)
 {
     struct recover_policy *p, *ptmp;
-    struct recover_vm *v, *vtmp;
+    struct recover_vm *v = NULL, *vtmp = NULL;
 
     if (!b)
         return;
@@ -147,11 +157,7 @@ void recover_book_free(struct recover_book *b)
     }
     HASH_ITER(hh, b->vms, v, vtmp)
     {
-        HASH_DELETE(hh, b->vms, v);
-        recover_note_free(&v->n);
-        free(v->once);
-        free(v->key);
-        free(v);
+        recover__vm_drop(b, v);
     }
     pthread_mutex_destroy(&b->lock);
     free(b);
@@ -506,14 +512,29 @@ void recover_book_forget_vm(struct recover_book *b, const char *ns, const char *
 
     pthread_mutex_lock(&b->lock);
     v = recover__vm(b, ns, name, 0);
-    if (v) {
-        HASH_DELETE(hh, b->vms, v);
-        recover_note_free(&v->n);
-        free(v->once);
-        free(v->key);
-        free(v);
+    if (v)
+        recover__vm_drop(b, v);
+    pthread_mutex_unlock(&b->lock);
+}
+
+size_t recover_book_prune(struct recover_book *b, struct cache *c)
+{
+    struct recover_vm *v = NULL, *tmp = NULL;
+    size_t n = 0;
+
+    cache_rdlock(c);
+    pthread_mutex_lock(&b->lock);
+    HASH_ITER(hh, b->vms, v, tmp)
+    {
+        /* the key is ns, NUL, name */
+        if (!cache_vm_find(c, v->key, v->key + strlen(v->key) + 1)) {
+            recover__vm_drop(b, v);
+            n++;
+        }
     }
     pthread_mutex_unlock(&b->lock);
+    cache_unlock(c);
+    return n;
 }
 
 int recover_book_storm(struct recover_book *b, const char *ns, const char *policy, int held)

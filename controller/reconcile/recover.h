@@ -14,7 +14,8 @@
  * annotations, the replacement's labels), never only here.
  *
  * Memory that grows with history is pruned: a VM's entries when the VM is
- * deleted (recover_book_forget_vm()), a policy's entry, decisions and index
+ * deleted (recover_book_forget_vm(), and recover_book_prune() for what a
+ * reconcile in flight wrote after that), a policy's entry, decisions and index
  * when the policy is (recover_book_forget()).
  *
  * Ranking goes through a per-policy index that is built once and rebuilt
@@ -200,6 +201,15 @@ int recover_book_once(struct recover_book *b, const char *ns, const char *name, 
 
 /** Forgets everything about a deleted VM. */
 void recover_book_forget_vm(struct recover_book *b, const char *ns, const char *name);
+
+/**
+ * Forgets every VM the cache no longer holds, and returns how many. A
+ * reconcile that read its VM before the delete handler forgot it may write
+ * the book after (a few entries a round in bench_soak, never pruned
+ * otherwise); controller_resync() calls this. Takes the cache's read lock,
+ * then the book's.
+ */
+size_t recover_book_prune(struct recover_book *b, struct cache *c);
 
 /**
  * Records whether policy ns/name holds back in a storm. Returns 1 when it

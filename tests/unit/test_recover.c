@@ -410,3 +410,28 @@ TEST(the_book_remembers_a_vm_and_forgets_it_when_deleted)
     CHECK_INT(recover_book_add(b, &d), 1);
     recover_book_free(b);
 }
+
+/* A reconcile in flight when its VM is deleted writes the book after the
+ * delete handler forgot the VM; the resync's prune forgets it then, and
+ * only VMs the cache no longer holds. */
+TEST(the_book_forgets_what_a_reconcile_wrote_after_its_vm_was_deleted)
+{
+    struct ctl_rig r;
+    struct recover_note n;
+    size_t nv;
+
+    CHECK_INT(ctl_up(&r), 0);
+    recover_book_set_down(r.book, "fx", "vm-001", 50); /* in the cache */
+    recover_book_forget_vm(r.book, "fx", "gone");      /* the delete handler */
+    recover_book_set_down(r.book, "fx", "gone", 60);   /* ...then the reconcile */
+    CHECK_INT(recover_book_once(r.book, "gone2", "vm-001", "Halted|u"), 1); /* other ns */
+    recover_book_size(r.book, NULL, &nv);
+    CHECK_INT(nv, 3);
+    CHECK_INT(recover_book_prune(r.book, r.cache), 2);
+    CHECK_INT(recover_book_note(r.book, "fx", "gone", &n), 0);
+    CHECK_INT(recover_book_note(r.book, "fx", "vm-001", &n), 1);
+    CHECK_NEAR(n.down_seen, 50, 0);
+    recover_note_free(&n);
+    CHECK_INT(recover_book_prune(r.book, r.cache), 0);
+    ctl_down(&r);
+}
