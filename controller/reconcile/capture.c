@@ -57,6 +57,36 @@ void capture_forget(struct capture_state *s, const char *ns, const char *name)
     free(key);
 }
 
+size_t capture_prune(struct capture_state *s, struct cache *c)
+{
+    struct capture_seen *e, *tmp;
+    size_t n = 0;
+
+    cache_rdlock(c);
+    pthread_mutex_lock(&s->lock);
+    HASH_ITER(hh, s->seen, e, tmp)
+    {
+        /* the key is "ns/name"; a namespace has no '/' */
+        char *slash = strchr(e->key, '/');
+        int gone;
+
+        if (!slash)
+            continue;
+        *slash = '\0';
+        gone = !cache_vm_find(c, e->key, slash + 1);
+        *slash = '/';
+        if (gone) {
+            HASH_DELETE(hh, s->seen, e);
+            free(e->key);
+            free(e);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    cache_unlock(c);
+    return n;
+}
+
 size_t capture_size(struct capture_state *s)
 {
     size_t n;

@@ -77,6 +77,14 @@ void capture_state_free(struct capture_state *s);
 /** Forgets what st remembers of VM ns/name (it was deleted). */
 void capture_forget(struct capture_state *st, const char *ns, const char *name);
 
+/**
+ * Forgets every VM the cache no longer holds, and returns how many. A
+ * capture that read its VM before the delete handler's capture_forget() may
+ * remember it after (bench_soak saw such entries stay, round after round);
+ * controller_resync() calls this. Takes the cache's read lock, then st's.
+ */
+size_t capture_prune(struct capture_state *st, struct cache *c);
+
 /** VMs st remembers, for tests and the log. */
 size_t capture_size(struct capture_state *st);
 

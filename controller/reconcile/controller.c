@@ -849,6 +849,7 @@ size_t controller_resync(struct controller *c)
         return 0;
     controller__policies(c, c->ns);
     recover_book_prune(c->book, c->cache);
+    capture_prune(c->capture, c->cache);
     n = controller__resync_keys(c->cache, c->book, c->ns, clock_wall(), &keys);
     controller__add_all(c->q, keys, n);
     if (n)

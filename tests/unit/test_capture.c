@@ -619,3 +619,26 @@ TEST(capture_forgets_a_deleted_vm)
     capture_state_free(st);
     ctl_down(&r);
 }
+
+/* A capture that read its VM before the delete handler forgot it leaves an
+ * entry behind: the resync's prune takes it, and only it. */
+TEST(capture_prune_forgets_what_a_late_capture_left_of_a_deleted_vm)
+{
+    struct ctl_rig r;
+    struct capture_state *st = capture_state_new();
+    cJSON *del = cJSON_Parse("{\"metadata\":{\"namespace\":\"fx\",\"name\":\"vm-005\"}}");
+
+    CHECK_INT(capture_up(&r), 0);
+    drop_members(&r);
+    CHECK_INT(capture_vm(&r.env, st, "fx", "vm-005"), 0);
+    CHECK_INT(capture_size(st), 1);
+    CHECK_INT(capture_prune(st, r.cache), 0); /* still in the cache: kept */
+    CHECK_INT(capture_size(st), 1);
+    /* deleted from the cache, and the delete handler's forget came first */
+    CHECK_INT(cache_vm_del(r.cache, del), 1);
+    CHECK_INT(capture_prune(st, r.cache), 1);
+    CHECK_INT(capture_size(st), 0);
+    cJSON_Delete(del);
+    capture_state_free(st);
+    ctl_down(&r);
+}
