@@ -121,6 +121,7 @@ static void controller__event(void *ud, const struct event_ref *obj, const char 
         if (c->ev_dropped++ % 1000 == 0)
             log_warn("Event backlog full: %lu Events dropped", c->ev_dropped);
         pthread_mutex_unlock(&c->ev_lock);
+        metrics_counter_add(METRICS_EVENTS_DROPPED, NULL, 1);
         return;
     }
     pthread_mutex_unlock(&c->ev_lock);

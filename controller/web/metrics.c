@@ -74,6 +74,9 @@ static const struct metrics__family metrics__families[] = {
     {METRICS_HTTP_AUTH_REVIEWS, METRICS__COUNTER,
      "Bearer-token decisions asked of the API server (TokenReview and SubjectAccessReview; "
      "cached ones are not counted), by result (allowed, unauthenticated, forbidden, error)."},
+    {METRICS_EVENTS_DROPPED, METRICS__COUNTER,
+     "Events not posted because the backlog to the API server was full (a mass failure "
+     "makes more than it takes); the decisions are still in the log and the policy status."},
 };
 #define METRICS__NFAMILIES (sizeof(metrics__families) / sizeof(metrics__families[0]))
 

@@ -36,6 +36,7 @@
 #define METRICS_BLOCKED_INCIDENTS "kvrecover_blocked_incidents"         /* {policy,reason} */
 #define METRICS_HTTP_REFUSED "kvrecover_http_refused_total"             /* {reason} */
 #define METRICS_HTTP_AUTH_REVIEWS "kvrecover_http_auth_reviews_total"   /* {result} */
+#define METRICS_EVENTS_DROPPED "kvrecover_events_dropped_total"         /* no labels */
 
 /**
  * Adds v (>= 0) to the counter name{labels}, creating it at 0 first.
