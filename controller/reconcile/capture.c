@@ -59,7 +59,7 @@ void capture_forget(struct capture_state *s, const char *ns, const char *name)
 
 size_t capture_prune(struct capture_state *s, struct cache *c)
 {
-    struct capture_seen *e, *tmp;
+    struct capture_seen *e = NULL, *tmp = NULL;
     size_t n = 0;
 
     cache_rdlock(c);
