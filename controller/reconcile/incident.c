@@ -1276,9 +1276,14 @@ unlock:
         for (int t = 0;; t++) {
             int fresh = incident__revalidate(env, &j, t ? INCIDENT_HALT_WAIT_MS : 0);
 
-            rc = fresh < 0 ? -EAGAIN : t && !fresh ? -EEXIST : 0;
-            if (rc)
+            if (fresh < 0) {
+                rc = -EAGAIN; /* the decision no longer holds */
                 break;
+            }
+            if (t && !fresh) {
+                rc = -EEXIST; /* refused, and the cache has nothing newer */
+                break;
+            }
             rc = incident__halt(env, &j, j.pick.sel[i], j.pick.sel_score[i], &kerr);
             if (rc != -EEXIST || t + 1 == INCIDENT_HALT_TRIES)
                 break;
