@@ -262,6 +262,14 @@ static void kube__copy_clean(char *dst, size_t cap, const char *s, size_t n)
     dst[j] = '\0';
 }
 
+/* Whether obj has a non-empty string member key. */
+static bool kube__nonempty(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return cJSON_IsString(v) && v->valuestring[0] != '\0';
+}
+
 int kube_error_from_response(long http_code, const char *body, size_t len, struct kube_error *err)
 {
     int rc = kube_errno_for_status(http_code);
@@ -278,6 +286,7 @@ int kube_error_from_response(long http_code, const char *body, size_t len, struc
         const cJSON *reason = cJSON_GetObjectItemCaseSensitive(st, "reason");
         const cJSON *message = cJSON_GetObjectItemCaseSensitive(st, "message");
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(st, "code");
+        const cJSON *details = cJSON_GetObjectItemCaseSensitive(st, "details");
         if (cJSON_IsString(reason))
             kube__copy_clean(err->reason, sizeof(err->reason), reason->valuestring,
                              strlen(reason->valuestring));
@@ -286,6 +295,8 @@ int kube_error_from_response(long http_code, const char *body, size_t len, struc
                              strlen(message->valuestring));
         if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble < 1000)
             err->code = code->valueint;
+        err->detailed = kube__nonempty(details, "kind") || kube__nonempty(details, "name") ||
+                        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(details, "causes")) > 0;
     } else {
         /* Not a Status (a proxy's HTML page, say): keep its start. */
         kube__copy_clean(err->message, sizeof(err->message) > 200 ? 200 : sizeof(err->message),

@@ -66,6 +66,9 @@ struct kube_error {
     char reason[64];   /* Status.reason ("NotFound", "AlreadyExists",
                           "Conflict", "Expired", "Gone", ...), else "" */
     char message[512]; /* Status.message, or the transport error, or "" */
+    bool detailed;     /* Status.details named a kind, a name or a cause: the
+                          refusal is about the object (validation, admission),
+                          not a request the server could not apply */
 };
 
 /* Content types for kube_patch(). */

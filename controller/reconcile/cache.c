@@ -905,6 +905,17 @@ static int cache__repl_eq(const struct cache_replacement *a, const struct cache_
            cache__streq(a->decided_at, b->decided_at) && a->score == b->score;
 }
 
+/* metadata.generation, or 0 when absent or not a count (a hostile value
+ * out of range must not reach the conversion to long). */
+static long cache__generation(const cJSON *meta)
+{
+    const cJSON *gen = cache__get(meta, "generation");
+
+    if (!cJSON_IsNumber(gen) || !(gen->valuedouble >= 0 && gen->valuedouble < 9e15))
+        return 0;
+    return (long)gen->valuedouble;
+}
+
 static uint64_t cache__vm_fingerprint(const cJSON *meta)
 {
     const cJSON *ann = cache__get(meta, "annotations"), *gen = cache__get(meta, "generation");
@@ -1031,6 +1042,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
     CACHE__SET_KEY(r, key, len);
     r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
     r->resource_version = xstrdup(cache__str(meta, "resourceVersion"));
+    r->generation = cache__generation(meta);
     r->labels = cache_labels_pack(cache__get(meta, "labels"));
     r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
     cache__spec_read(c, &r->spec, obj, 1);
@@ -1353,7 +1365,7 @@ static void cache__ns_parse(struct cache *c, const char *ns);
 
 int cache_policy_put(struct cache *c, const cJSON *obj)
 {
-    const cJSON *meta = cache__get(obj, "metadata"), *gen = cache__get(meta, "generation");
+    const cJSON *meta = cache__get(obj, "metadata");
     const cJSON *status = cache__get(obj, "status");
     struct cache_policy *r, *old = NULL;
     size_t len;
@@ -1365,7 +1377,7 @@ int cache_policy_put(struct cache *c, const cJSON *obj)
     r = xcalloc(1, sizeof(*r));
     CACHE__SET_KEY(r, key, len);
     r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
-    r->generation = cJSON_IsNumber(gen) ? (long)gen->valuedouble : 0;
+    r->generation = cache__generation(meta);
     r->status = cJSON_IsObject(status) ? cJSON_Duplicate(status, 1) : NULL;
 
     cache__wrlock(c);

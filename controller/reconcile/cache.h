@@ -171,6 +171,8 @@ struct cache_vm {
     UT_hash_handle hh_uid;                /* in the failed-uid index, when repl */
     char *uid;                            /* metadata.uid */
     char *resource_version;               /* metadata.resourceVersion */
+    long generation;                      /* metadata.generation, 0 when absent: any
+                                             spec change bumps it, status writes do not */
     char *labels;                         /* packed metadata.labels */
     char *tlabels;                        /* packed spec.template.metadata.labels */
     struct cache_spec spec;               /* from the template (features_from_vm) */

@@ -50,6 +50,8 @@ int incident_write(const struct recover_env *env, const struct incident_actor *a
 
     if (kind == INCIDENT_WRITE_MERGE_PATCH)
         return kube_patch_as(env->kube, who, path, KUBE_PATCH_MERGE, body, out, err);
+    if (kind == INCIDENT_WRITE_JSON_PATCH)
+        return kube_patch_as(env->kube, who, path, KUBE_PATCH_JSON, body, out, err);
     return kube_create_as(env->kube, who, path, body, out, err);
 }
 
@@ -317,6 +319,7 @@ struct incident__job {
     const struct recover_env *env;
     struct cache *c; /* for the accept function: read lock held then */
     char *ns, *name, *vm_uid, *rv, *prev_rs;
+    long generation;         /* the failed VM's, as read */
     cJSON *labels, *tlabels; /* the failed VM's labels and template labels */
     char *policy, *policy_uid, *sa;
     enum policy_action action;
@@ -749,21 +752,13 @@ static int incident__create(const struct recover_env *env, struct incident__job 
     return rc;
 }
 
-/* Halts the failed VM, conditional on its resourceVersion, writing the
- * decision onto it. */
-static int incident__halt(const struct recover_env *env, struct incident__job *j,
-                          const char *member, double score, struct kube_error *err)
+/* The annotations a halt writes: what step 1 finishes the incident from. */
+static cJSON *incident__halt_annotations(const struct incident__job *j, const char *member,
+                                         double score)
 {
-    struct incident_actor as = {j->ns, j->policy, j->sa};
-    cJSON *patch = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(patch, "metadata");
-    cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
-    cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
-    char *path = kube_path(&incident__vms, j->ns, j->name, NULL), num[32];
-    int rc;
+    cJSON *ann = cJSON_CreateObject();
+    char num[32];
 
-    /* optimistic concurrency: a merge patch carrying the resourceVersion
-     * fails with 409 Conflict when the VM changed since it was read */
-    cJSON_AddStringToObject(meta, "resourceVersion", j->rv);
     cJSON_AddStringToObject(ann, CACHE_PREVIOUS_RS_ANNOTATION, j->prev_rs);
     cJSON_AddStringToObject(ann, CACHE_REPLACED_BY_ANNOTATION, j->repl_name);
     cJSON_AddStringToObject(ann, CACHE_FAILED_UID_ANNOTATION, j->failed_uid);
@@ -771,9 +766,128 @@ static int incident__halt(const struct recover_env *env, struct incident__job *j
     cJSON_AddStringToObject(ann, CACHE_TEMPLATE_ANNOTATION, member);
     snprintf(num, sizeof(num), "%.4f", score);
     cJSON_AddStringToObject(ann, CACHE_SCORE_ANNOTATION, num);
-    cJSON_AddStringToObject(spec, "runStrategy", "Halted");
-    cJSON_AddNullToObject(spec, "running");
-    rc = incident_write(env, &as, INCIDENT_WRITE_MERGE_PATCH, path, patch, NULL, err);
+    return ann;
+}
+
+/* Appends the JSON patch operation {op, path, value} to ops; value (taken)
+ * NULL is JSON null, which a "test" passes for a member that is absent. */
+static void incident__op(cJSON *ops, const char *op, const char *path, cJSON *value)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "op", op);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddItemToObject(o, "value", value ? value : cJSON_CreateNull());
+    cJSON_AddItemToArray(ops, o);
+}
+
+/* "/metadata/annotations/<key>" as a JSON pointer (RFC 6901: "~" is "~0",
+ * "/" is "~1"), into dst of cap bytes (ours are short constants). */
+static void incident__annotation_pointer(char *dst, size_t cap, const char *key)
+{
+    size_t n = (size_t)snprintf(dst, cap, "/metadata/annotations/");
+
+    for (; *key && n + 3 < cap; key++) {
+        if (*key == '~' || *key == '/') {
+            dst[n++] = '~';
+            dst[n++] = *key == '~' ? '0' : '1';
+        } else {
+            dst[n++] = *key;
+        }
+    }
+    dst[n] = '\0';
+}
+
+/* A label map for a "test": the map, or null when it was empty (absent). */
+static cJSON *incident__labels_value(const cJSON *labels)
+{
+    return labels && labels->child ? cJSON_Duplicate(labels, 1) : NULL;
+}
+
+/*
+ * The halt as a JSON patch whose "test" operations hold exactly what the
+ * decision rests on, for a trigger whose evidence is the failed VMI itself
+ * (see incident__halt()): the same VM (uid) and spec (generation: the
+ * template ranked, the runStrategy, the template labels the replacement
+ * copies), not being deleted, not halted by another incident, the labels
+ * the replacement copies. The VM's status is not tested: KubeVirt writes it
+ * at the moment its VMI fails, which made 8 in 10 halts of the
+ * resourceVersion-conditional kind fail with Conflict and cost a round trip.
+ * The runStrategy is tested too (a VM on spec.running has none: the patch
+ * does not apply) and the annotation map must exist (KubeVirt annotates
+ * every VM it has seen); when they are not so, the halt falls back.
+ */
+static cJSON *incident__halt_json(const struct incident__job *j, const char *member, double score)
+{
+    cJSON *ops = cJSON_CreateArray(), *ann = incident__halt_annotations(j, member, score);
+    const cJSON *a;
+    char path[128];
+
+    incident__op(ops, "test", "/metadata/uid", cJSON_CreateString(j->vm_uid));
+    incident__op(ops, "test", "/metadata/generation",
+                 j->generation > 0 ? cJSON_CreateNumber((double)j->generation) : NULL);
+    incident__op(ops, "test", "/metadata/deletionTimestamp", NULL);
+    incident__annotation_pointer(path, sizeof(path), CACHE_REPLACED_BY_ANNOTATION);
+    incident__op(ops, "test", path, NULL);
+    incident__op(ops, "test", "/metadata/labels", incident__labels_value(j->labels));
+    incident__op(ops, "test", "/spec/runStrategy", cJSON_CreateString(j->prev_rs));
+    cJSON_ArrayForEach(a, ann)
+    {
+        incident__annotation_pointer(path, sizeof(path), a->string);
+        incident__op(ops, "add", path, cJSON_CreateString(a->valuestring));
+    }
+    incident__op(ops, "replace", "/spec/runStrategy", cJSON_CreateString("Halted"));
+    cJSON_Delete(ann);
+    return ops;
+}
+
+/* Whether the halt may be conditional on what the decision read rather
+ * than on the whole resourceVersion: only when the failed VMI is the
+ * evidence, which no later write can take back. A crash loop, a restart
+ * timeout or a lost node is read from the VM's status or the node's, and a
+ * status write may be KubeVirt bringing the VM back: those halt only at the
+ * resourceVersion the decision read. */
+static int incident__halt_by_test(const struct incident__job *j)
+{
+    return j->trigger == HEALTH_IMMEDIATE || j->trigger == HEALTH_FAILED_NOT_RESTARTED;
+}
+
+/*
+ * Halts the failed VM, writing the decision onto it: by_test, as
+ * incident__halt_json() says, else as a merge patch conditional on the
+ * resourceVersion read. Returns 0, -EEXIST when the VM changed since it was
+ * read (409 Conflict), -ESTALE when a by_test patch did not apply (a "test"
+ * failed, or the VM's shape is not the one assumed), or another kube errno.
+ */
+static int incident__halt(const struct recover_env *env, struct incident__job *j, int by_test,
+                          const char *member, double score, struct kube_error *err)
+{
+    struct incident_actor as = {j->ns, j->policy, j->sa};
+    char *path = kube_path(&incident__vms, j->ns, j->name, NULL);
+    cJSON *patch;
+    int rc;
+
+    if (by_test) {
+        patch = incident__halt_json(j, member, score);
+        rc = incident_write(env, &as, INCIDENT_WRITE_JSON_PATCH, path, patch, NULL, err);
+        /* kube-apiserver answers a patch it could not apply with a bare 422:
+         * no kind, no name, no causes (an admission refusal names them) */
+        if (rc == -EINVAL && err->http_code == 422 && !err->detailed)
+            rc = -ESTALE;
+    } else {
+        cJSON *meta, *spec;
+
+        patch = cJSON_CreateObject();
+        meta = cJSON_AddObjectToObject(patch, "metadata");
+        spec = cJSON_AddObjectToObject(patch, "spec");
+        /* optimistic concurrency: a merge patch carrying the resourceVersion
+         * fails with 409 Conflict when the VM changed since it was read */
+        cJSON_AddStringToObject(meta, "resourceVersion", j->rv);
+        cJSON_AddItemToObject(meta, "annotations", incident__halt_annotations(j, member, score));
+        cJSON_AddStringToObject(spec, "runStrategy", "Halted");
+        cJSON_AddNullToObject(spec, "running");
+        rc = incident_write(env, &as, INCIDENT_WRITE_MERGE_PATCH, path, patch, NULL, err);
+    }
     free(path);
     cJSON_Delete(patch);
     return rc;
@@ -853,8 +967,9 @@ static int incident__finish(const struct recover_env *env, struct incident__job 
 #define INCIDENT_HALT_WAIT_MS 250
 
 /* Whether the decision still holds for the VM as the cache has it now, at a
- * newer resourceVersion: the same VM (uid), the same policy protecting it,
- * the same runStrategy and labels (the replacement copies them), and its
+ * newer resourceVersion: the same VM (uid) and spec (generation), the same
+ * policy protecting it, the same runStrategy and labels (the replacement
+ * copies them), and its
  * health still fires for the same failed uid. A status write by KubeVirt
  * passes; an edit, another replica's halt or a deletion does not. After a
  * Conflict (wait_ms > 0) it waits that long at most for the cache to move
@@ -890,7 +1005,8 @@ static int incident__revalidate(const struct recover_env *env, struct incident__
         cJSON *labels = NULL, *tlabels = NULL;
         struct health_verdict v;
 
-        if (!vm || strcmp(vm->uid, j->vm_uid) != 0 || vm->inc || !p || !p->valid ||
+        if (!vm || strcmp(vm->uid, j->vm_uid) != 0 || vm->generation != j->generation ||
+            vm->inc || !p || !p->valid ||
             strcmp(p->uid, j->policy_uid) != 0 || p->pol.action != j->action ||
             strcmp(cache_run_strategy_name(vm->run_strategy), j->prev_rs) != 0)
             goto unlock;
@@ -1054,6 +1170,7 @@ int incident_reconcile(const struct recover_env *env, struct recover_ranker *rk,
     }
     j.vm_uid = xstrdup(vm->uid);
     j.rv = xstrdup(vm->resource_version);
+    j.generation = vm->generation;
     j.prev_rs = xstrdup(cache_run_strategy_name(vm->run_strategy));
     j.labels = cache_labels_json(vm->labels);
     j.tlabels = cache_labels_json(vm->tlabels);
@@ -1245,6 +1362,8 @@ unlock:
     for (size_t i = 0; i < j.pick.nsel; i++) {
         struct kube_error kerr = {0};
         const cJSON *obj = j.pick.sel_obj[i];
+        unsigned wait_ms;
+        int by_test;
 
         if (!obj)
             continue;
@@ -1270,27 +1389,42 @@ unlock:
             goto out; /* the API server: retried with backoff */
         /* admitted (or made already for this failed uid) */
         j.t_dry = clock_mono();
-        /* the halt is conditional on the resourceVersion: at one newer than
-         * the one read (KubeVirt wrote the status meanwhile) when the
-         * decision still holds at it, else the reconcile starts over */
+        /* the halt is conditional on what the decision read (see
+         * incident__halt()); after a Conflict, at a newer resourceVersion
+         * (KubeVirt wrote the status meanwhile) when the decision still
+         * holds at it, else the reconcile starts over */
+        by_test = incident__halt_by_test(&j);
+        wait_ms = 0;
         for (int t = 0;; t++) {
-            int fresh = incident__revalidate(env, &j, t ? INCIDENT_HALT_WAIT_MS : 0);
+            int fresh = incident__revalidate(env, &j, wait_ms);
 
             if (fresh < 0) {
                 rc = -EAGAIN; /* the decision no longer holds */
                 break;
             }
-            if (t && !fresh) {
+            if (wait_ms && !fresh) {
                 rc = -EEXIST; /* refused, and the cache has nothing newer */
                 break;
             }
-            rc = incident__halt(env, &j, j.pick.sel[i], j.pick.sel_score[i], &kerr);
-            if (rc != -EEXIST || t + 1 == INCIDENT_HALT_TRIES)
+            rc = incident__halt(env, &j, by_test, j.pick.sel[i], j.pick.sel_score[i], &kerr);
+            if (t + 1 == INCIDENT_HALT_TRIES)
+                break;
+            if (rc == -ESTALE) {
+                /* a "test" failed or the VM is not shaped as assumed: the
+                 * resourceVersion-conditional halt now, at once (a change
+                 * the cache has not seen yet gets Conflict there) */
+                log_debug("VM %s/%s: halt not applied (try %d): conditional on the "
+                          "resourceVersion now", ns, name, t + 1);
+                by_test = 0;
+                continue;
+            }
+            if (rc != -EEXIST)
                 break;
             log_debug("VM %s/%s: halt refused, Conflict (try %d): reading it again", ns, name,
                       t + 1);
+            wait_ms = INCIDENT_HALT_WAIT_MS;
         }
-        if (rc == -EEXIST) {
+        if (rc == -EEXIST || rc == -ESTALE) {
             /* Conflict, and the cache shows nothing newer: read it again
              * and start over */
             log_info("VM %s/%s changed while being halted: reconciling again", ns, name);

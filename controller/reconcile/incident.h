@@ -72,6 +72,7 @@ enum incident_write_kind {
     INCIDENT_WRITE_CREATE,      /* POST body to the collection path (a dry run when the
                                    path carries dryRun=All) */
     INCIDENT_WRITE_MERGE_PATCH, /* PATCH path with body, application/merge-patch+json */
+    INCIDENT_WRITE_JSON_PATCH,  /* PATCH path with body, application/json-patch+json */
 };
 
 /**

@@ -3,7 +3,7 @@
  * test_status): a cache filled with the paper's case as the API server sent
  * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
  * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
- * recorded, 409 AlreadyExists for a name taken, or a forced status for every
+ * recorded and applied to a stored object (see ctl_patch()), 409 AlreadyExists for a name taken, or a forced status for every
  * POST, dry run or PATCH; the identity of every write is recorded, and
  * deny_as refuses a request made as anyone else as kube-apiserver does when
  * impersonation was not granted), an Event sink that
@@ -69,6 +69,26 @@ static inline cJSON *ctl_load(const char *name)
     return o;
 }
 
+/* Applies merge patch (RFC 7386) patch to doc. */
+static inline void ctl_merge(cJSON *doc, const cJSON *patch)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, patch)
+    {
+        cJSON *cur = cJSON_GetObjectItemCaseSensitive(doc, it->string);
+
+        if (cJSON_IsNull(it)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(doc, it->string);
+        } else if (cJSON_IsObject(it) && cJSON_IsObject(cur)) {
+            ctl_merge(cur, it);
+        } else {
+            cJSON_DeleteItemFromObjectCaseSensitive(doc, it->string);
+            cJSON_AddItemToObject(doc, it->string, cJSON_Duplicate(it, 1));
+        }
+    }
+}
+
 static inline void ctl_set_str(cJSON *parent, const char *key, const char *v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
@@ -99,6 +119,144 @@ static inline char *ctl_status_body(int code, const char *reason)
     return xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
                      "\"message\":\"%s from the fake\",\"reason\":\"%s\",\"code\":%d}",
                      reason, reason, code);
+}
+
+/* The member of o at JSON pointer segment seg (RFC 6901 escapes undone). */
+static inline cJSON *ctl_ptr_child(cJSON *o, const char *seg, size_t n)
+{
+    char key[256];
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k + 1 < sizeof(key); i++) {
+        if (seg[i] == '~' && i + 1 < n && (seg[i + 1] == '0' || seg[i + 1] == '1'))
+            key[k++] = seg[++i] == '0' ? '~' : '/';
+        else
+            key[k++] = seg[i];
+    }
+    key[k] = '\0';
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+/*
+ * Applies one JSON patch operation (test, add, replace; objects only) to
+ * doc as kube-apiserver's json-patch does: the parent must exist, a "test"
+ * of null passes for an absent member, "add" sets or replaces. Returns 0 or
+ * -1 (the patch does not apply). With doc NULL only *view is built: the
+ * patch as the merge patch it amounts to, for the checks.
+ */
+static inline int ctl_json_op(cJSON *doc, cJSON *view, const cJSON *op)
+{
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op"));
+    const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "path"));
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
+    cJSON *parent = doc, *vparent = view, *target;
+    const char *seg, *next;
+    char key[256];
+    size_t k = 0;
+
+    if (!kind || !path || path[0] != '/')
+        return -1;
+    for (seg = path + 1; (next = strchr(seg, '/')) != NULL; seg = next + 1) {
+        cJSON *vc = ctl_ptr_child(vparent, seg, (size_t)(next - seg));
+
+        if (doc && !(parent = ctl_ptr_child(parent, seg, (size_t)(next - seg))))
+            return -1;
+        if (strcmp(kind, "test") != 0 && !vc) {
+            char vkey[256];
+
+            snprintf(vkey, sizeof(vkey), "%.*s", (int)(next - seg), seg);
+            vc = cJSON_AddObjectToObject(vparent, vkey);
+        }
+        vparent = vc;
+    }
+    target = doc ? ctl_ptr_child(parent, seg, strlen(seg)) : NULL;
+    if (strcmp(kind, "test") == 0)
+        return !doc || (!target && cJSON_IsNull(value)) ||
+                       (target && cJSON_Compare(target, value, 1))
+                   ? 0
+                   : -1;
+    for (size_t i = 0; seg[i] && k + 1 < sizeof(key); i++)
+        key[k++] = seg[i] == '~' && seg[i + 1] ? (seg[++i] == '0' ? '~' : '/') : seg[i];
+    key[k] = '\0';
+    if (doc && (!cJSON_IsObject(parent) || (strcmp(kind, "replace") == 0 && !target)))
+        return -1;
+    if (doc) {
+        cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+        cJSON_AddItemToObject(parent, key, cJSON_Duplicate(value, 1));
+    }
+    if (vparent) {
+        cJSON_DeleteItemFromObjectCaseSensitive(vparent, key);
+        cJSON_AddItemToObject(vparent, key, cJSON_Duplicate(value, 1));
+    }
+    return 0;
+}
+
+/* The bare 422 kube-apiserver answers a JSON patch it could not apply. */
+#define CTL_NOT_APPLIED                                                                            \
+    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","           \
+    "\"message\":\"the server rejected our request due to an error in our request\","            \
+    "\"reason\":\"Invalid\",\"details\":{},\"code\":422}"
+
+/*
+ * A PATCH the rig answers itself: recorded in r->patches as {path, type,
+ * body, ops} (body: for a JSON patch, the merge patch it amounts to; ops:
+ * the operations as sent). When the store holds the object, the patch is
+ * applied to it as kube-apiserver would: a merge patch carrying another
+ * resourceVersion is 409 Conflict, a JSON patch whose test fails a bare
+ * 422; an applied patch moves the stored resourceVersion on by one.
+ */
+static inline int ctl_patch(struct ctl_rig *r, const char *path, const struct fake_req *req,
+                            char **out)
+{
+    cJSON *body = cJSON_Parse(req->body), *stored = cJSON_GetObjectItemCaseSensitive(r->store, path);
+    int json = strstr(req->content_type, "json-patch") != NULL;
+    cJSON *p = cJSON_CreateObject(), *view = json ? cJSON_CreateObject() : NULL;
+    cJSON *doc = stored ? cJSON_Duplicate(stored, 1) : NULL;
+    int status = 200;
+
+    cJSON_AddStringToObject(p, "path", path);
+    cJSON_AddStringToObject(p, "type", json ? "json" : "merge");
+    if (json) {
+        const cJSON *op;
+
+        cJSON_ArrayForEach(op, body)
+        {
+            if (ctl_json_op(doc, view, op) < 0)
+                status = 422;
+        }
+        cJSON_AddItemToObject(p, "body", view);
+        cJSON_AddItemToObject(p, "ops", body);
+    } else {
+        const char *rv = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(ctl_meta(body), "resourceVersion"));
+        const char *now =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ctl_meta(doc), "resourceVersion"));
+
+        if (doc && rv && now && strcmp(rv, now) != 0)
+            status = 409;
+        else if (doc)
+            ctl_merge(doc, body);
+        cJSON_AddItemToObject(p, "body", body);
+    }
+    if (status == 200) {
+        cJSON_AddItemToArray(r->patches, p);
+        if (doc) {
+            const char *now = cJSON_GetStringValue(
+                cJSON_GetObjectItemCaseSensitive(ctl_meta(doc), "resourceVersion"));
+            char next[32];
+
+            snprintf(next, sizeof(next), "%ld", now ? strtol(now, NULL, 10) + 1 : 1);
+            ctl_set_str(ctl_meta(doc), "resourceVersion", next);
+            cJSON_ReplaceItemInObjectCaseSensitive(r->store, path, doc);
+            doc = NULL;
+        }
+        *out = xstrdup(req->body);
+    } else {
+        cJSON_Delete(p);
+        *out = status == 409 ? ctl_status_body(409, "Conflict") : xstrdup(CTL_NOT_APPLIED);
+    }
+    cJSON_Delete(doc);
+    return status;
 }
 
 static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake_conn *c)
@@ -172,12 +330,7 @@ static inline void ctl_handler(void *ud, const struct fake_req *req, struct fake
         status = r->patch_status;
         out = ctl_status_body(status, ctl_reason(status));
     } else if (strcmp(req->method, "PATCH") == 0) {
-        cJSON *p = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(p, "path", path);
-        cJSON_AddItemToObject(p, "body", cJSON_Parse(req->body));
-        cJSON_AddItemToArray(r->patches, p);
-        out = xstrdup(req->body);
+        status = ctl_patch(r, path, req, &out);
     } else {
         status = 405;
         out = ctl_status_body(405, "MethodNotAllowed");

@@ -878,6 +878,7 @@ TEST(a_vm_record_keeps_what_kubevirt_reports_about_it)
     CHECK_INT(r->fail_count, 0);
     CHECK(r->fail_uid == NULL);
     CHECK(!r->deleting && r->inc == NULL && r->repl == NULL);
+    CHECK_INT(r->generation, 1);
     r = cache_vm_find(c, "exp", "loop");
     CHECK_STR(r->printable, "CrashLoopBackOff");
     CHECK_INT(r->fail_count, 2);
@@ -912,6 +913,12 @@ TEST(a_vm_record_keeps_what_kubevirt_reports_about_it)
     /* a status update that changes nothing health reads is no change */
     ctl_set_str(ctl_meta(vm), "resourceVersion", "123456");
     CHECK_INT(cache_vm_put(c, vm) & CACHE_CHG_HEALTH, 0);
+    /* a generation no API server writes is none (never converted) */
+    cJSON_ReplaceItemInObjectCaseSensitive(ctl_meta(vm), "generation", cJSON_CreateNumber(1e300));
+    cache_vm_put(c, vm);
+    cache_rdlock(c);
+    CHECK_INT(cache_vm_find(c, "exp", "small")->generation, 0);
+    cache_unlock(c);
     cJSON_Delete(vm);
     cJSON_Delete(loop);
     cache_free(c);

@@ -109,6 +109,21 @@ static const cJSON *recorded_ranking(struct ctl_rig *r)
     return kept;
 }
 
+/* The value recorded patch p's JSON patch "test" of path compares with
+ * (JSON null for "absent"), or NULL when it has no such test. */
+static const cJSON *tested(const cJSON *p, const char *path)
+{
+    const cJSON *op;
+
+    cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(p, "ops"))
+    {
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op")), "test") == 0 &&
+            strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "path")), path) == 0)
+            return cJSON_GetObjectItemCaseSensitive(op, "value");
+    }
+    return NULL;
+}
+
 TEST(a_failure_is_halted_after_a_dry_run_then_replaced_once)
 {
     struct ctl_rig r;
@@ -125,14 +140,21 @@ TEST(a_failure_is_halted_after_a_dry_run_then_replaced_once)
     CHECK_INT(r.posts, 1);
     patch = cJSON_GetArrayItem(r.patches, 0);
     CHECK_STR(cJSON_GetObjectItemCaseSensitive(patch, "path")->valuestring, VMS "/vm-001");
+    /* the preconditions: what the decision read (the failed VMI is the
+     * evidence: the VM's status and resourceVersion are not among them) */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(patch, "type")), "json");
+    CHECK_STR(cJSON_GetStringValue(tested(patch, "/metadata/uid")), CTL_VM001_UID);
+    CHECK_STR(cJSON_GetStringValue(tested(patch, "/spec/runStrategy")), "Always");
+    CHECK(cJSON_IsNull(tested(patch, "/metadata/deletionTimestamp")));
+    CHECK(cJSON_IsNull(tested(patch, "/metadata/annotations/kvrecover.io~1replaced-by")));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                  tested(patch, "/metadata/labels"), "app")),
+              "paper");
+    CHECK_INT(cJSON_GetNumberValue(tested(patch, "/metadata/generation")), 1);
+    CHECK(tested(patch, "/metadata/resourceVersion") == NULL);
     patch = cJSON_GetObjectItemCaseSensitive(patch, "body");
-    /* the precondition: the resourceVersion the VM was read at */
-    CHECK_STR(
-        cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)patch), "resourceVersion")->valuestring,
-        "544");
     spec = cJSON_GetObjectItemCaseSensitive(patch, "spec");
     CHECK_STR(cJSON_GetObjectItemCaseSensitive(spec, "runStrategy")->valuestring, "Halted");
-    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(spec, "running")));
     ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)patch), "annotations");
     CHECK_STR(
         cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/previous-run-strategy")->valuestring,
@@ -306,10 +328,17 @@ TEST(halted_with_its_member_gone_and_none_eligible_the_incident_is_blocked)
     ctl_down(&r);
 }
 
-/* vm-001 of the VM fixture at resourceVersion 545, as KubeVirt's status
- * write after its VMI failed leaves it; with label "edited" when the test
- * says so (an edit kvrecover must not halt past). */
-static void vm_rewritten(struct ctl_rig *r, int edit_labels)
+/* Whether the VMs the tests below build crash-loop (status.startFailure
+ * at the default crashLoopThreshold, the VMI the fixture's failed one): a
+ * trigger read from the VM's status, whose halt is conditional on the
+ * resourceVersion. */
+static int crash_looping;
+
+/* vm-001 of the VM fixture at resourceVersion rv; KubeVirt's status write
+ * after its VMI failed (printableStatus Starting) when rv is not the
+ * fixture's; with label "edited" when edit_labels (an edit kvrecover must
+ * not halt past). */
+static cJSON *vm001(const char *rv, int edit_labels)
 {
     cJSON *vms = ctl_load("ctl-vm-list.json");
     cJSON *vm = cJSON_DetachItemFromArray(cJSON_GetObjectItemCaseSensitive(vms, "items"), 0);
@@ -317,8 +346,16 @@ static void vm_rewritten(struct ctl_rig *r, int edit_labels)
 
     if (!status)
         status = cJSON_AddObjectToObject(vm, "status");
-    cJSON_DeleteItemFromObjectCaseSensitive(status, "printableStatus");
-    cJSON_AddStringToObject(status, "printableStatus", "Starting");
+    if (strcmp(rv, "544") != 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(status, "printableStatus");
+        cJSON_AddStringToObject(status, "printableStatus", "Starting");
+    }
+    if (crash_looping) {
+        cJSON *sf = cJSON_AddObjectToObject(status, "startFailure");
+
+        cJSON_AddNumberToObject(sf, "consecutiveFailCount", 3);
+        cJSON_AddStringToObject(sf, "lastFailedVMIUID", UID1);
+    }
     if (edit_labels) {
         cJSON *labels = cJSON_GetObjectItemCaseSensitive(ctl_meta(vm), "labels");
 
@@ -326,50 +363,162 @@ static void vm_rewritten(struct ctl_rig *r, int edit_labels)
             labels = cJSON_AddObjectToObject(ctl_meta(vm), "labels");
         cJSON_AddStringToObject(labels, "edited", "yes");
     }
-    ctl_set_str(ctl_meta(vm), "resourceVersion", "545");
+    ctl_set_str(ctl_meta(vm), "resourceVersion", rv);
+    cJSON_Delete(vms);
+    return vm;
+}
+
+/* The cache sees vm001(rv, edit_labels), as the watch would deliver it. */
+static void vm_seen(struct ctl_rig *r, const char *rv, int edit_labels)
+{
+    cJSON *vm = vm001(rv, edit_labels);
+
     cache_vm_put(r->cache, vm);
     cJSON_Delete(vm);
-    cJSON_Delete(vms);
+}
+
+/* The API server holds vm001(rv, edit_labels) (the cache may lag). */
+static void vm_stored(struct ctl_rig *r, const char *rv, int edit_labels)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(r->store, VMS "/vm-001");
+    cJSON_AddItemToObject(r->store, VMS "/vm-001", vm001(rv, edit_labels));
 }
 
 static void status_written(struct ctl_rig *r)
 {
-    vm_rewritten(r, 0);
+    vm_stored(r, "545", 0);
+    vm_seen(r, "545", 0);
 }
 
 static void labels_edited(struct ctl_rig *r)
 {
-    vm_rewritten(r, 1);
+    vm_stored(r, "545", 1);
+    vm_seen(r, "545", 1);
 }
 
-TEST(a_status_write_during_the_halt_costs_one_more_patch_not_a_second_dry_run)
+/* up() with vm-001 crash-looping (the default trigger, no immediate), in
+ * the cache and at the API server at the fixture's resourceVersion. */
+static int up_crash_looping(struct ctl_rig *r)
+{
+    int rc = ctl_up(r);
+
+    crash_looping = 1;
+    edit_policy(r, "{\"trigger\":{\"crashLoopThreshold\":3}}");
+    vm_seen(r, "544", 0);
+    vm_stored(r, "544", 0);
+    return rc;
+}
+
+/* The fixture's failed VMI is the evidence of an immediate trigger: the
+ * status write KubeVirt makes at that moment does not stand in the halt's
+ * way (it did: 409 Conflict, a cache wait and a second PATCH). */
+TEST(a_status_write_before_an_immediate_halt_does_not_stop_it)
 {
     struct ctl_rig r;
     uint64_t requeue = 1;
-    const cJSON *body;
+    const cJSON *stored, *ann;
 
+    crash_looping = 0;
     CHECK_INT(up(&r), 0);
-    r.patch_conflicts = 1;
-    r.on_conflict = status_written;
+    vm_stored(&r, "545", 0); /* the cache still has 544 */
     CHECK_INT(reconcile(&r, &requeue), 0);
     CHECK_INT(r.dry_posts, 1);
+    CHECK_INT(cJSON_GetArraySize(r.write_as), 3); /* dry run, one PATCH, create */
     CHECK_INT(cJSON_GetArraySize(r.patches), 1);
-    body = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.patches, 0), "body");
-    /* conditional still: on the resourceVersion KubeVirt's write left */
-    CHECK_STR(
-        cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)body), "resourceVersion")->valuestring,
-        "545");
+    stored = cJSON_GetObjectItemCaseSensitive(r.store, VMS "/vm-001");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(stored, "spec"), "runStrategy")),
+              "Halted");
+    ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)stored), "annotations");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/failed-uid")),
+              UID1);
     CHECK_INT(r.posts, 1);
     CHECK(stored_replacement(&r) != NULL);
     ctl_down(&r);
 }
 
-TEST(an_edit_during_the_halt_starts_the_reconcile_over)
+/* An edit of what the replacement copies is not halted past: the JSON
+ * patch's test fails, the resourceVersion-conditional halt then meets the
+ * edit too, and the reconcile starts over with the edited VM. */
+TEST(an_edit_before_an_immediate_halt_is_not_halted_past)
+{
+    struct ctl_rig r;
+    uint64_t requeue = 1;
+    const cJSON *labels;
+
+    crash_looping = 0;
+    CHECK_INT(up(&r), 0);
+    vm_stored(&r, "545", 1); /* labels edited; the cache still has 544 */
+    CHECK(reconcile(&r, &requeue) < 0);
+    CHECK_INT(cJSON_GetArraySize(r.write_as), 3); /* dry run, the JSON patch, the merge patch */
+    CHECK_INT(cJSON_GetArraySize(r.patches), 0);
+    CHECK_INT(r.posts, 0);
+    /* the watch delivers the edit: recovered once, with the edited labels */
+    vm_seen(&r, "545", 1);
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_INT(r.posts, 1);
+    labels = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)stored_replacement(&r)), "labels");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, "edited")), "yes");
+    ctl_down(&r);
+}
+
+/* A VM without annotations (KubeVirt annotates every VM it has seen, but a
+ * VM may come from elsewhere) cannot take the JSON patch's annotation adds:
+ * the halt falls back to the resourceVersion-conditional merge patch. */
+TEST(a_vm_the_json_patch_does_not_fit_is_halted_by_resource_version)
+{
+    struct ctl_rig r;
+    uint64_t requeue = 1;
+    cJSON *stored;
+
+    crash_looping = 0;
+    CHECK_INT(up(&r), 0);
+    vm_stored(&r, "544", 0);
+    stored = cJSON_GetObjectItemCaseSensitive(r.store, VMS "/vm-001");
+    cJSON_DeleteItemFromObjectCaseSensitive(ctl_meta(stored), "annotations");
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    CHECK_STR(cJSON_GetStringValue(
+                  cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.patches, 0), "type")),
+              "merge");
+    CHECK_INT(r.posts, 1);
+    ctl_down(&r);
+}
+
+/* A crash loop is read from the VM's status: its halt is conditional on
+ * the resourceVersion, and KubeVirt's status write meanwhile costs one more
+ * PATCH once the cache shows the decision still holds, not a second dry run. */
+TEST(a_status_write_during_a_crash_loop_halt_costs_one_more_patch_not_a_second_dry_run)
+{
+    struct ctl_rig r;
+    uint64_t requeue = 1;
+    const cJSON *p;
+
+    CHECK_INT(up_crash_looping(&r), 0);
+    r.patch_conflicts = 1;
+    r.on_conflict = status_written;
+    CHECK_INT(reconcile(&r, &requeue), 0);
+    CHECK_INT(r.dry_posts, 1);
+    CHECK_INT(cJSON_GetArraySize(r.patches), 1);
+    p = cJSON_GetArrayItem(r.patches, 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "type")), "merge");
+    /* conditional still: on the resourceVersion KubeVirt's write left */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                  ctl_meta(cJSON_GetObjectItemCaseSensitive(p, "body")), "resourceVersion")),
+              "545");
+    CHECK_INT(r.posts, 1);
+    CHECK(stored_replacement(&r) != NULL);
+    crash_looping = 0;
+    ctl_down(&r);
+}
+
+TEST(an_edit_during_a_crash_loop_halt_starts_the_reconcile_over)
 {
     struct ctl_rig r;
     uint64_t requeue;
 
-    CHECK_INT(up(&r), 0);
+    CHECK_INT(up_crash_looping(&r), 0);
     r.patch_conflicts = 1;
     r.on_conflict = labels_edited;
     CHECK(reconcile(&r, &requeue) < 0);
@@ -380,6 +529,7 @@ TEST(an_edit_during_the_halt_starts_the_reconcile_over)
     CHECK_INT(reconcile(&r, &requeue), 0);
     CHECK_INT(cJSON_GetArraySize(r.patches), 1);
     CHECK_INT(r.posts, 1);
+    crash_looping = 0;
     ctl_down(&r);
 }
 

@@ -121,6 +121,32 @@ TEST(kube_error_from_status_body)
     buf_free(&b);
 }
 
+/* Two 422s recorded from kube-apiserver v1.35 with KubeVirt v1.8.4: a JSON
+ * patch whose "test" failed comes back with empty details, an admission
+ * refusal names its causes. Only the second is about the object. */
+TEST(kube_error_detailed)
+{
+    struct buf b = {0};
+    struct kube_error e;
+    const char *body = fixture_text("kube-status-patch-not-applied.json", &b);
+
+    CHECK(body != NULL);
+    CHECK_INT(kube_error_from_response(422, body, strlen(body), &e), -EINVAL);
+    CHECK_STR(e.reason, "Invalid");
+    CHECK(!e.detailed);
+    buf_free(&b);
+    body = fixture_text("kube-status-webhook-denied.json", &b);
+    CHECK(body != NULL);
+    CHECK_INT(kube_error_from_response(422, body, strlen(body), &e), -EINVAL);
+    CHECK(e.detailed);
+    buf_free(&b);
+    body = fixture_text("kube-status-conflict.json", &b);
+    CHECK(body != NULL);
+    CHECK_INT(kube_error_from_response(409, body, strlen(body), &e), -EEXIST);
+    CHECK(e.detailed); /* names the object */
+    buf_free(&b);
+}
+
 /* A body that is not a Status (a proxy's page) is kept, truncated and
  * stripped of control characters, so that it cannot forge log lines. */
 TEST(kube_error_from_html_body)
