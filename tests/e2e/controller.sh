@@ -53,8 +53,13 @@ ctl_test_setup() {
 # must be there (tests/cluster/up installs KubeVirt). Idempotent; waits until
 # the CRDs are served.
 ctl_install() {
+  # Twice at most: two scripts starting together on one cluster both find
+  # the namespace missing and one of the creates meets AlreadyExists (client
+  # apply is GET, then create); the second apply finds it.
   kubectl apply -f "$ctl_root/manifests/namespace.yaml" -f "$ctl_root/manifests/rbac.yaml" \
-    >/dev/null || return 1
+    >/dev/null 2>&1 ||
+    kubectl apply -f "$ctl_root/manifests/namespace.yaml" -f "$ctl_root/manifests/rbac.yaml" \
+      >/dev/null || return 1
   # Server-side apply: no last-applied annotation, and a re-run after the
   # CRD changed updates it instead of failing with AlreadyExists.
   kubectl apply --server-side --force-conflicts --field-manager=kvr-e2e \
