@@ -234,6 +234,34 @@ if [ -z "$only" ] || [ "$only" = latency ]; then
   kvr_poll 60 kvr_ready_current "$ns" bench True || die "policy not Ready"
   kvr_poll 120 eval '[ "$(kvr_status "$ns" bench .status.poolSize)" = 1000 ]' ||
     note "poolSize is $(kvr_status "$ns" bench .status.poolSize), not 1000"
+  # The floor: the three writes of a recovery made by themselves, no failure
+  # in progress, each kind BENCH_N times on one kept-alive connection (curl
+  # --next): a dry-run create, the halt's JSON patch, a create (Halted VMs
+  # named ref-*, deleted after).
+  jq -c -n "$jq_features"'vmspec("ref-0"; feats(0); "ref"; "Halted")' >"$work/ref.json"
+  api -X POST -H 'Content-Type: application/json' --data-binary @"$work/ref.json" -o /dev/null \
+    "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines"
+  refs=()
+  for ((j = 1; j <= bench_n; j++)); do
+    jq -c --arg n "ref-x$j" '.metadata.name = $n' "$work/ref.json" >"$work/ref-x$j.json"
+    jq -c --arg n "ref-$j" '.metadata.name = $n' "$work/ref.json" >"$work/ref-$j.json"
+    refs+=(--cacert "$work/ca.crt" --cert "$work/admin.crt" --key "$work/admin.key"
+      -X POST -H 'Content-Type: application/json' --data-binary @"$work/ref-x$j.json"
+      -o /dev/null -w 'dryRun %{http_code} %{time_total}\n'
+      "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines?dryRun=All" --next
+      --cacert "$work/ca.crt" --cert "$work/admin.crt" --key "$work/admin.key"
+      -X PATCH -H 'Content-Type: application/json-patch+json'
+      --data-binary "[{\"op\":\"test\",\"path\":\"/metadata/deletionTimestamp\",\"value\":null},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"kvrecover.io/ref\":\"$j\"}}]"
+      -o /dev/null -w 'halt %{http_code} %{time_total}\n'
+      "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines/ref-0" --next
+      --cacert "$work/ca.crt" --cert "$work/admin.crt" --key "$work/admin.key"
+      -X POST -H 'Content-Type: application/json' --data-binary @"$work/ref-$j.json"
+      -o /dev/null -w 'create %{http_code} %{time_total}\n'
+      "$server/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines" --next)
+  done
+  unset 'refs[-1]' # the last --next
+  curl -sS "${refs[@]}" >"$work/ref.times"
+  kubectl -n "$ns" delete vm -l app=ref --wait=false >/dev/null
   wv=$(watch_to "$work/lat-vmi.w" "/apis/kubevirt.io/v1/namespaces/$ns/virtualmachineinstances?watch=1")
   wr=$(watch_to "$work/lat-vm.w" "/apis/kubevirt.io/v1/namespaces/$ns/virtualmachines?watch=1&labelSelector=kvrecover.io%2Freplaces")
   watch_pids="$wv $wr"
@@ -276,6 +304,14 @@ if [ -z "$only" ] || [ "$only" = latency ]; then
       "$(pct "$work/lat.$step" 99)" "$(pct "$work/lat.$step" 100)"
   done
   echo "  replacements: $(count_replacements "$ns") for $bench_n crashes"
+  echo "  the floor: each write by itself, no failure in progress (admin, curl, kept alive)"
+  for step in dryRun halt create; do
+    awk -v s="$step" '$1 == s && $2 ~ /^2/ { printf "%.1f\n", $3 * 1000 }' "$work/ref.times" \
+      >"$work/ref.$step"
+    printf '    %-42s n=%-4s p50 %8s ms   p99 %8s ms   max %8s ms\n' "$step alone" \
+      "$(grep -c . "$work/ref.$step")" "$(pct "$work/ref.$step" 50)" \
+      "$(pct "$work/ref.$step" 99)" "$(pct "$work/ref.$step" 100)"
+  done
   ctl_stop lat >/dev/null
   kubectl delete namespace "$ns" --wait=false >/dev/null
 fi
