@@ -1005,9 +1005,8 @@ static int incident__revalidate(const struct recover_env *env, struct incident__
         cJSON *labels = NULL, *tlabels = NULL;
         struct health_verdict v;
 
-        if (!vm || strcmp(vm->uid, j->vm_uid) != 0 || vm->generation != j->generation ||
-            vm->inc || !p || !p->valid ||
-            strcmp(p->uid, j->policy_uid) != 0 || p->pol.action != j->action ||
+        if (!vm || strcmp(vm->uid, j->vm_uid) != 0 || vm->generation != j->generation || vm->inc ||
+            !p || !p->valid || strcmp(p->uid, j->policy_uid) != 0 || p->pol.action != j->action ||
             strcmp(cache_run_strategy_name(vm->run_strategy), j->prev_rs) != 0)
             goto unlock;
         labels = cache_labels_json(vm->labels);
@@ -1414,7 +1413,8 @@ unlock:
                  * resourceVersion-conditional halt now, at once (a change
                  * the cache has not seen yet gets Conflict there) */
                 log_debug("VM %s/%s: halt not applied (try %d): conditional on the "
-                          "resourceVersion now", ns, name, t + 1);
+                          "resourceVersion now",
+                          ns, name, t + 1);
                 by_test = 0;
                 continue;
             }

@@ -3,8 +3,8 @@
  * test_status): a cache filled with the paper's case as the API server sent
  * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
  * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
- * recorded and applied to a stored object (see ctl_patch()), 409 AlreadyExists for a name taken, or a forced status for every
- * POST, dry run or PATCH; the identity of every write is recorded, and
+ * recorded and applied to a stored object (see ctl_patch()), 409 AlreadyExists for a name taken, or
+ * a forced status for every POST, dry run or PATCH; the identity of every write is recorded, and
  * deny_as refuses a request made as anyone else as kube-apiserver does when
  * impersonation was not granted), an Event sink that
  * records "Reason Kind/name" lines, and the recover_env tying them together.
@@ -194,7 +194,7 @@ static inline int ctl_json_op(cJSON *doc, cJSON *view, const cJSON *op)
 /* The bare 422 kube-apiserver answers a JSON patch it could not apply. */
 #define CTL_NOT_APPLIED                                                                            \
     "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","           \
-    "\"message\":\"the server rejected our request due to an error in our request\","            \
+    "\"message\":\"the server rejected our request due to an error in our request\","              \
     "\"reason\":\"Invalid\",\"details\":{},\"code\":422}"
 
 /*
@@ -208,7 +208,8 @@ static inline int ctl_json_op(cJSON *doc, cJSON *view, const cJSON *op)
 static inline int ctl_patch(struct ctl_rig *r, const char *path, const struct fake_req *req,
                             char **out)
 {
-    cJSON *body = cJSON_Parse(req->body), *stored = cJSON_GetObjectItemCaseSensitive(r->store, path);
+    cJSON *body = cJSON_Parse(req->body),
+          *stored = cJSON_GetObjectItemCaseSensitive(r->store, path);
     int json = strstr(req->content_type, "json-patch") != NULL;
     cJSON *p = cJSON_CreateObject(), *view = json ? cJSON_CreateObject() : NULL;
     cJSON *doc = stored ? cJSON_Duplicate(stored, 1) : NULL;
@@ -229,8 +230,8 @@ static inline int ctl_patch(struct ctl_rig *r, const char *path, const struct fa
     } else {
         const char *rv = cJSON_GetStringValue(
             cJSON_GetObjectItemCaseSensitive(ctl_meta(body), "resourceVersion"));
-        const char *now =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ctl_meta(doc), "resourceVersion"));
+        const char *now = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(ctl_meta(doc), "resourceVersion"));
 
         if (doc && rv && now && strcmp(rv, now) != 0)
             status = 409;

@@ -147,8 +147,8 @@ TEST(a_failure_is_halted_after_a_dry_run_then_replaced_once)
     CHECK_STR(cJSON_GetStringValue(tested(patch, "/spec/runStrategy")), "Always");
     CHECK(cJSON_IsNull(tested(patch, "/metadata/deletionTimestamp")));
     CHECK(cJSON_IsNull(tested(patch, "/metadata/annotations/kvrecover.io~1replaced-by")));
-    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                  tested(patch, "/metadata/labels"), "app")),
+    CHECK_STR(cJSON_GetStringValue(
+                  cJSON_GetObjectItemCaseSensitive(tested(patch, "/metadata/labels"), "app")),
               "paper");
     CHECK_INT(cJSON_GetNumberValue(tested(patch, "/metadata/generation")), 1);
     CHECK(tested(patch, "/metadata/resourceVersion") == NULL);
@@ -430,8 +430,9 @@ TEST(a_status_write_before_an_immediate_halt_does_not_stop_it)
                   cJSON_GetObjectItemCaseSensitive(stored, "spec"), "runStrategy")),
               "Halted");
     ann = cJSON_GetObjectItemCaseSensitive(ctl_meta((cJSON *)stored), "annotations");
-    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/failed-uid")),
-              UID1);
+    CHECK_STR(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, "kvrecover.io/failed-uid")),
+        UID1);
     CHECK_INT(r.posts, 1);
     CHECK(stored_replacement(&r) != NULL);
     ctl_down(&r);
