@@ -3,11 +3,11 @@
  * test_status): a cache filled with the paper's case as the API server sent
  * it (tests/fixtures/ctl-*.json, namespace fx), a small in-memory API server
  * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
- * recorded and applied to a stored object (see ctl_patch()), 409 AlreadyExists for a name taken, or
- * a forced status for every POST, dry run or PATCH; the identity of every write is recorded, and
- * deny_as refuses a request made as anyone else as kube-apiserver does when
- * impersonation was not granted), an Event sink that
- * records "Reason Kind/name" lines, and the recover_env tying them together.
+ * recorded and applied to a stored object as ctl_patch() says, 409
+ * AlreadyExists for a name taken, or a forced status for every POST, dry run
+ * or PATCH; the identity of every write is recorded, and deny_as refuses a request made as anyone
+ * else as kube-apiserver does when impersonation was not granted), an Event sink that records
+ * "Reason Kind/name" lines, and the recover_env tying them together.
  */
 #ifndef KVR_CTL_TEST_H
 #define KVR_CTL_TEST_H
@@ -121,73 +121,65 @@ static inline char *ctl_status_body(int code, const char *reason)
                      reason, reason, code);
 }
 
-/* The member of o at JSON pointer segment seg (RFC 6901 escapes undone). */
-static inline cJSON *ctl_ptr_child(cJSON *o, const char *seg, size_t n)
+/* JSON pointer segment seg of n bytes as a key (RFC 6901: "~0" is "~",
+ * "~1" is "/"), into key of 256 bytes. */
+static inline void ctl_ptr_key(char key[256], const char *seg, size_t n)
 {
-    char key[256];
     size_t k = 0;
 
-    for (size_t i = 0; i < n && k + 1 < sizeof(key); i++) {
+    for (size_t i = 0; i < n && k + 1 < 256; i++) {
         if (seg[i] == '~' && i + 1 < n && (seg[i + 1] == '0' || seg[i + 1] == '1'))
             key[k++] = seg[++i] == '0' ? '~' : '/';
         else
             key[k++] = seg[i];
     }
     key[k] = '\0';
-    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
 }
 
 /*
  * Applies one JSON patch operation (test, add, replace; objects only) to
  * doc as kube-apiserver's json-patch does: the parent must exist, a "test"
  * of null passes for an absent member, "add" sets or replaces. Returns 0 or
- * -1 (the patch does not apply). With doc NULL only *view is built: the
- * patch as the merge patch it amounts to, for the checks.
+ * -1 (the patch does not apply). view gets the merge patch the adds and
+ * replaces amount to, for the checks; doc may be NULL (nothing stored).
  */
 static inline int ctl_json_op(cJSON *doc, cJSON *view, const cJSON *op)
 {
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op"));
     const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "path"));
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-    cJSON *parent = doc, *vparent = view, *target;
+    cJSON *parent = doc, *vparent = view, *target = NULL;
     const char *seg, *next;
+    int test;
     char key[256];
-    size_t k = 0;
 
     if (!kind || !path || path[0] != '/')
         return -1;
+    test = strcmp(kind, "test") == 0;
     for (seg = path + 1; (next = strchr(seg, '/')) != NULL; seg = next + 1) {
-        cJSON *vc = ctl_ptr_child(vparent, seg, (size_t)(next - seg));
-
-        if (doc && !(parent = ctl_ptr_child(parent, seg, (size_t)(next - seg))))
+        ctl_ptr_key(key, seg, (size_t)(next - seg));
+        if (doc && !(parent = cJSON_GetObjectItemCaseSensitive(parent, key)))
             return -1;
-        if (strcmp(kind, "test") != 0 && !vc) {
-            char vkey[256];
-
-            snprintf(vkey, sizeof(vkey), "%.*s", (int)(next - seg), seg);
-            vc = cJSON_AddObjectToObject(vparent, vkey);
-        }
-        vparent = vc;
+        if (!test && !cJSON_GetObjectItemCaseSensitive(vparent, key))
+            cJSON_AddObjectToObject(vparent, key);
+        vparent = cJSON_GetObjectItemCaseSensitive(vparent, key);
     }
-    target = doc ? ctl_ptr_child(parent, seg, strlen(seg)) : NULL;
-    if (strcmp(kind, "test") == 0)
+    ctl_ptr_key(key, seg, strlen(seg));
+    if (doc && cJSON_IsObject(parent))
+        target = cJSON_GetObjectItemCaseSensitive(parent, key);
+    if (test)
         return !doc || (!target && cJSON_IsNull(value)) ||
                        (target && cJSON_Compare(target, value, 1))
                    ? 0
                    : -1;
-    for (size_t i = 0; seg[i] && k + 1 < sizeof(key); i++)
-        key[k++] = seg[i] == '~' && seg[i + 1] ? (seg[++i] == '0' ? '~' : '/') : seg[i];
-    key[k] = '\0';
     if (doc && (!cJSON_IsObject(parent) || (strcmp(kind, "replace") == 0 && !target)))
         return -1;
     if (doc) {
         cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
         cJSON_AddItemToObject(parent, key, cJSON_Duplicate(value, 1));
     }
-    if (vparent) {
-        cJSON_DeleteItemFromObjectCaseSensitive(vparent, key);
-        cJSON_AddItemToObject(vparent, key, cJSON_Duplicate(value, 1));
-    }
+    cJSON_DeleteItemFromObjectCaseSensitive(vparent, key);
+    cJSON_AddItemToObject(vparent, key, cJSON_Duplicate(value, 1));
     return 0;
 }
 
