@@ -5,9 +5,10 @@
  * on fakeapi (POST stores, a dry-run POST only answers, GET reads, PATCH is
  * recorded and applied to a stored object as ctl_patch() says, 409
  * AlreadyExists for a name taken, or a forced status for every POST, dry run
- * or PATCH; the identity of every write is recorded, and deny_as refuses a request made as anyone
- * else as kube-apiserver does when impersonation was not granted), an Event sink that records
- * "Reason Kind/name" lines, and the recover_env tying them together.
+ * or PATCH; the identity of every write is recorded, and deny_as refuses
+ * a request made as anyone else as kube-apiserver does when impersonation
+ * was not granted), an Event sink that records "Reason Kind/name" lines,
+ * and the recover_env tying them together.
  */
 #ifndef KVR_CTL_TEST_H
 #define KVR_CTL_TEST_H
