@@ -918,14 +918,14 @@ static long cache__generation(const cJSON *meta)
 
 static uint64_t cache__vm_fingerprint(const cJSON *meta)
 {
-    const cJSON *ann = cache__get(meta, "annotations"), *gen = cache__get(meta, "generation");
+    const cJSON *ann = cache__get(meta, "annotations");
     const cJSON *it;
     uint64_t h = HASH_FNV_INIT;
+    long gen = cache__generation(meta);
     char *labels = cache_labels_pack(cache__get(meta, "labels"));
 
     h = hash_fnv_field(h, cache__str(meta, "uid"));
-    if (cJSON_IsNumber(gen))
-        h = hash_fnv(h, &gen->valuedouble, sizeof(gen->valuedouble));
+    h = hash_fnv(h, &gen, sizeof(gen));
     h = hash_fnv(h, labels ? labels : "", cache__packed_len(labels));
     free(labels);
     cJSON_ArrayForEach(it, (cJSON_IsObject(ann) ? ann : NULL))

@@ -969,8 +969,8 @@ static int incident__finish(const struct recover_env *env, struct incident__job 
 /* Whether the decision still holds for the VM as the cache has it now, at a
  * newer resourceVersion: the same VM (uid) and spec (generation), the same
  * policy protecting it, the same runStrategy and labels (the replacement
- * copies them), and its
- * health still fires for the same failed uid. A status write by KubeVirt
+ * copies them), and its health still fires for the same failed uid. A
+ * status write by KubeVirt
  * passes; an edit, another replica's halt or a deletion does not. After a
  * Conflict (wait_ms > 0) it waits that long at most for the cache to move
  * past the resourceVersion the halt was refused at. Returns 1 (j->rv
@@ -1425,8 +1425,9 @@ unlock:
             wait_ms = INCIDENT_HALT_WAIT_MS;
         }
         if (rc == -EEXIST || rc == -ESTALE) {
-            /* Conflict, and the cache shows nothing newer: read it again
-             * and start over */
+            /* Conflict (or a patch that did not apply) on the last try,
+             * or the cache shows nothing newer: read it again and start
+             * over */
             log_info("VM %s/%s changed while being halted: reconciling again", ns, name);
             rc = -EAGAIN;
             goto out;
