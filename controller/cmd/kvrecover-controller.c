@@ -48,6 +48,9 @@ static void usage(FILE *f)
           "  --kubeconfig PATH       kubeconfig (else $KUBECONFIG, in-cluster, ~/.kube/config)\n"
           "  --context NAME          kubeconfig context (default: current-context)\n"
           "  --namespace NS          watch only NS (default: all namespaces)\n"
+          "  --policy-selector SEL   serve only the RecoveryPolicies with these labels, an\n"
+          "                          equality-based selector as kubectl -l takes (k=v,k2!=v2,k3);\n"
+          "                          for controllers that share a cluster (default: all)\n"
           "  --qps N                 API requests per second (default 50; < 0: no limit)\n"
           "  --burst N               API request burst (default 100)\n"
           "  --workers N             reconcile workers (default 4)\n"
@@ -144,6 +147,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         O_KUBECONFIG = 256,
         O_CONTEXT,
         O_NS,
+        O_POLICY_SELECTOR,
         O_QPS,
         O_BURST,
         O_WORKERS,
@@ -168,6 +172,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"context", required_argument, NULL, O_CONTEXT},
         {"namespace", required_argument, NULL, O_NS},
+        {"policy-selector", required_argument, NULL, O_POLICY_SELECTOR},
         {"qps", required_argument, NULL, O_QPS},
         {"burst", required_argument, NULL, O_BURST},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -205,6 +210,11 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case O_NS:
             f->run.ns = optarg;
+            break;
+        case O_POLICY_SELECTOR:
+            /* refused here rather than by the API server on every list */
+            bad = !policy_is_label_selector(optarg);
+            f->run.policy_selector = optarg;
             break;
         case O_QPS:
             f->run.qps = strtod(optarg, &end);

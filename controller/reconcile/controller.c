@@ -64,9 +64,10 @@ struct controller_event {
 
 struct controller {
     struct controller_config cfg;
-    char *ns;         /* NULL: all namespaces */
-    char *identity;   /* copied */
-    char *default_sa; /* copied; NULL: none */
+    char *ns;              /* NULL: all namespaces */
+    char *identity;        /* copied */
+    char *default_sa;      /* copied; NULL: none */
+    char *policy_selector; /* copied; NULL: every policy */
     struct cache *cache;
     struct recover_book *book;
     struct status_state *status;
@@ -523,6 +524,9 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
                         ? xstrdup(cfg->default_service_account)
                         : NULL;
     c->cfg.default_service_account = c->default_sa;
+    c->policy_selector =
+        cfg->policy_selector && *cfg->policy_selector ? xstrdup(cfg->policy_selector) : NULL;
+    c->cfg.policy_selector = c->policy_selector;
     c->cache = cache_new();
     c->book = recover_book_new();
     c->status = status_state_new();
@@ -549,7 +553,11 @@ int controller_new(const struct controller_config *cfg, struct controller **out)
         /* Nodes and Pods are cluster-wide whatever the namespace: room
          * is the cluster's. Terminal pods request nothing. */
         wc.namespace = k == CTL_NODE || k == CTL_POD ? NULL : c->ns;
-        wc.label_selector = k == CTL_MEMBER ? CACHE_POOL_LABEL : NULL;
+        /* a policy outside the selector is never cached: nothing it
+         * selects is protected, nothing of it is written */
+        wc.label_selector = k == CTL_MEMBER   ? CACHE_POOL_LABEL
+                            : k == CTL_POLICY ? c->policy_selector
+                                              : NULL;
         wc.field_selector = k == CTL_POD ? "status.phase!=Succeeded,status.phase!=Failed" : NULL;
         wc.handlers.on_add = controller__put;
         wc.handlers.on_update = controller__put;
@@ -810,6 +818,7 @@ void controller_free(struct controller *c)
     free(c->ns);
     free(c->identity);
     free(c->default_sa);
+    free(c->policy_selector);
     free(c);
 }
 

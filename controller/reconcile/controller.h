@@ -39,8 +39,12 @@ struct controller_config {
     struct kube *extra_kube; /* another client whose requests /metrics counts
                                 (the Lease's), or NULL */
     const char *ns;          /* namespace to watch; NULL or "": all */
-    int workers;             /* reconcile workers; 0: CONTROLLER_DEFAULT_WORKERS */
-    const char *identity;    /* this replica, for Events and the dashboard */
+    /* A label selector: only the RecoveryPolicies it matches are served
+     * (their VMs protected, their status written); NULL or "": all. For
+     * controllers that share a cluster and each own a part of it. */
+    const char *policy_selector;
+    int workers;          /* reconcile workers; 0: CONTROLLER_DEFAULT_WORKERS */
+    const char *identity; /* this replica, for Events and the dashboard */
     /* Whether this replica leads, checked before every write; NULL: always. */
     int (*leading)(void *ud);
     void *ud; /* for leading */

@@ -156,6 +156,7 @@ static void manager__log_started(const struct manager *m)
     cJSON_AddStringToObject(f, "version", cfg->version ? cfg->version : "");
     cJSON_AddStringToObject(f, "identity", cfg->identity);
     cJSON_AddStringToObject(f, "namespace", cfg->ns ? cfg->ns : "");
+    cJSON_AddStringToObject(f, "policySelector", cfg->policy_selector ? cfg->policy_selector : "");
     cJSON_AddNumberToObject(f, "workers", cfg->workers);
     cJSON_AddNumberToObject(f, "resyncPeriodMs", (double)cfg->resync_ms);
     cJSON_AddBoolToObject(f, "leaderElect", cfg->leader_elect);
@@ -262,6 +263,7 @@ static int manager__open(struct manager *m)
 {
     struct controller_config cc = {.workers = m->cfg->workers,
                                    .ns = m->cfg->ns,
+                                   .policy_selector = m->cfg->policy_selector,
                                    .identity = m->cfg->identity,
                                    .default_service_account = m->cfg->default_service_account};
     int rc;

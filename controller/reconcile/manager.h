@@ -33,6 +33,7 @@ struct manager_config {
     const char *kubeconfig;          /* path, or NULL: $KUBECONFIG, in-cluster, ~/.kube/config */
     const char *context;             /* kubeconfig context, or NULL: its current-context */
     const char *ns;                  /* namespace to watch; NULL or "": all */
+    const char *policy_selector;     /* serve only the policies it matches; NULL: all */
     double qps;                      /* API requests per second; < 0: no limit */
     int burst;                       /* API request burst */
     int workers;                     /* reconcile workers */

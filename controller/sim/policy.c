@@ -8,6 +8,7 @@
  */
 #include "sim/policy.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -714,6 +715,67 @@ int policy_is_dns_subdomain(const char *s)
         prev = c;
     }
     return n >= 1 && n <= 253 && prev != '.' && prev != '-';
+}
+
+/* Whether s[0..n) is a label name or value: 1 to 63 of [A-Za-z0-9-_.],
+ * starting and ending with a letter or digit. */
+static int policy__label_name(const char *s, size_t n)
+{
+    if (n < 1 || n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+/* Whether s[0..n) is a label key: [DNS-subdomain '/'] name. */
+static int policy__label_key(const char *s, size_t n)
+{
+    const char *slash = memchr(s, '/', n);
+    char prefix[254];
+    size_t np;
+
+    if (!slash)
+        return policy__label_name(s, n);
+    np = (size_t)(slash - s);
+    if (np < 1 || np >= sizeof(prefix))
+        return 0;
+    memcpy(prefix, s, np);
+    prefix[np] = '\0';
+    return policy_is_dns_subdomain(prefix) && policy__label_name(slash + 1, n - np - 1);
+}
+
+int policy_is_label_selector(const char *s)
+{
+    size_t len = s ? strnlen(s, POLICY_SELECTOR_TEXT_MAX + 1) : 0;
+
+    if (len < 1 || len > POLICY_SELECTOR_TEXT_MAX)
+        return 0;
+    for (const char *req = s; req;) {
+        const char *end = strchr(req, ',');
+        size_t n = end ? (size_t)(end - req) : strlen(req);
+        size_t k = strcspn(req, "=!,");
+        int negated = req[0] == '!';
+
+        if (negated) {
+            /* "!key": no operator after it */
+            k = strcspn(req + 1, "=!,");
+            if (k + 1 != n || !policy__label_key(req + 1, k))
+                return 0;
+        } else if (!policy__label_key(req, k)) {
+            return 0;
+        } else if (k < n) {
+            size_t op = req[k] == '!' || (req[k] == '=' && req[k + 1] == '=') ? 2 : 1;
+
+            if (req[k] == '!' && req[k + 1] != '=')
+                return 0;
+            if (k + op < n && !policy__label_name(req + k + op, n - k - op))
+                return 0;
+        }
+        req = end ? end + 1 : NULL;
+    }
+    return 1;
 }
 
 double policy_weight(const struct policy *p, const char *category)

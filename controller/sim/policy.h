@@ -198,6 +198,19 @@ size_t policy_storm_limit(const struct policy *p, size_t protected);
  */
 int policy_is_dns_subdomain(const char *s);
 
+/**
+ * Whether s is an equality-based label selector, as `kubectl -l` takes one
+ * and the API's labelSelector parameter: requirements "key", "!key",
+ * "key=value", "key==value" or "key!=value", separated by commas, no
+ * blanks; a key is a label name (1 to 63 of letters, digits, '-', '_',
+ * '.', starting and ending with a letter or digit) with an optional
+ * DNS-subdomain prefix and '/'; a value is empty or such a name; at most
+ * POLICY_SELECTOR_TEXT_MAX bytes. Set-based requirements ("in (...)") are
+ * refused.
+ */
+#define POLICY_SELECTOR_TEXT_MAX 1024
+int policy_is_label_selector(const char *s);
+
 /** The weight of category (lower-case), 0 when the policy gives none. */
 double policy_weight(const struct policy *p, const char *category);
 

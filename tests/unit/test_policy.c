@@ -394,6 +394,50 @@ TEST(policy_service_account_must_be_a_dns_subdomain)
     CHECK(policy_is_dns_subdomain("0"));
 }
 
+TEST(policy_label_selector_is_checked_before_the_api_sees_it)
+{
+    static const char *const good[] = {"a",
+                                       "!a",
+                                       "a=b",
+                                       "a==b",
+                                       "a!=b",
+                                       "a=",
+                                       "e2e.kvrecover.io/run=42-x",
+                                       "a=b,c!=d,!e,f",
+                                       "A_b.c-D=x.Y_z",
+                                       "x/y"};
+    static const char *const bad[] = {"",         "a b",  "a=b,",  ",a",   "a=b=c", "a!b",  "!a=b",
+                                      "a in (b)", "=b",   "-a=b",  "a-=b", "a=-b",  "/a",   "a/",
+                                      "A/b",      "a//b", "a=b c", "!",    "a,,b",  "a=b\n"};
+    char long_name[80], long_text[POLICY_SELECTOR_TEXT_MAX + 2];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!policy_is_label_selector(good[i]))
+            harness_fail(__FILE__, __LINE__, "refused: \"%s\"", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (policy_is_label_selector(bad[i]))
+            harness_fail(__FILE__, __LINE__, "taken: \"%s\"", bad[i]);
+    CHECK(!policy_is_label_selector(NULL));
+    /* a name is at most 63 */
+    memset(long_name, 'a', 63);
+    long_name[63] = '\0';
+    CHECK(policy_is_label_selector(long_name));
+    long_name[63] = 'a';
+    long_name[64] = '\0';
+    CHECK(!policy_is_label_selector(long_name));
+    /* the whole text is bounded: "a,a,...,a" past the limit */
+    for (size_t i = 0; i < sizeof(long_text) - 1; i++)
+        long_text[i] = i % 2 ? ',' : 'a';
+    long_text[sizeof(long_text) - 1] = '\0';
+    if (long_text[sizeof(long_text) - 2] == ',')
+        long_text[sizeof(long_text) - 2] = 'a';
+    CHECK(!policy_is_label_selector(long_text));
+    long_text[POLICY_SELECTOR_TEXT_MAX - 1] = '\0';
+    if (long_text[POLICY_SELECTOR_TEXT_MAX - 2] == ',')
+        long_text[POLICY_SELECTOR_TEXT_MAX - 2] = '\0';
+    CHECK(policy_is_label_selector(long_text));
+}
+
 TEST(policy_required_entries_are_non_empty_strings)
 {
     CHECK(spec_error_is("  required: os\n",
