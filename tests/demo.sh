@@ -56,6 +56,8 @@ export KUBECACHEDIR
 CTL_DIR=$(dirname "$kc")/demo
 export CTL_DIR
 mkdir -p "$CTL_DIR"
+# the demo's controller serves every policy, as a deployed one does
+CTL_POLICY_LABEL=
 . tests/e2e/controller.sh
 
 step "Installing the RecoveryPolicy CRD, namespace kvrecover-system and RBAC"

@@ -36,6 +36,15 @@ if [ -z "${CTL_DIR:-}" ]; then
   CTL_DIR_OWNED=1
 fi
 declare -A CTL_PID=() CTL_LOG=() CTL_OFF=()
+# Scripts run side by side on one cluster, each with controllers of its own
+# (leader election off): every controller started here serves only the
+# policies its script makes, which kvr_policy and kvr_paper label with
+# CTL_POLICY_LABEL (--policy-selector). Without it, another script's
+# controller would halt, replace and write the status of this script's
+# policies too, from caches of its own that may lag under load. Set it
+# empty before sourcing (tests/demo.sh does) for a controller that serves
+# every policy, as a deployed one does.
+: "${CTL_POLICY_LABEL=e2e.kvrecover.io/run=$(basename "$0" .sh | tr -c 'A-Za-z0-9_.\n-' _)-$$}"
 
 ctl_say() { echo "# $*" >&2; }
 
@@ -160,7 +169,9 @@ ctl_start() {
   # setsid does not fork, so $! is the controller either way.
   local -a pre=()
   [ "${CTL_SETSID:-0}" = 1 ] && pre=(setsid)
-  "${pre[@]}" "$CTL_BIN" --kubeconfig "$kc" --http-addr "${CTL_HTTP_ADDR:-127.0.0.1:0}" \
+  pre+=("$CTL_BIN")
+  [ -z "$CTL_POLICY_LABEL" ] || pre+=(--policy-selector "$CTL_POLICY_LABEL")
+  "${pre[@]}" --kubeconfig "$kc" --http-addr "${CTL_HTTP_ADDR:-127.0.0.1:0}" \
     --probe-addr "${CTL_PROBE_ADDR:-127.0.0.1:0}" --log-level info "$@" >>"$log" 2>&1 </dev/null &
   CTL_PID[$name]=$!
 }
@@ -309,7 +320,9 @@ kvr_paper() {
   kvr_paper_pool "$ns" || return 1
   local -a files=(-f "$ctl_root/examples/paper/vms.yaml")
   [ "$policy" != - ] && files+=(-f "$policy")
-  kubectl apply -n "$ns" "${files[@]}" >/dev/null
+  kubectl apply -n "$ns" "${files[@]}" >/dev/null || return 1
+  [ "$policy" = - ] || [ -z "$CTL_POLICY_LABEL" ] ||
+    kubectl label -n "$ns" -f "$policy" --overwrite "$CTL_POLICY_LABEL" >/dev/null
 }
 
 # kvr_paper_pool NS: the paper's pool ConfigMaps alone, with 128Mi guests.
@@ -319,11 +332,14 @@ kvr_paper_pool() {
 }
 
 # kvr_policy NS NAME SPEC-JSON: creates (or replaces) RecoveryPolicy NAME with
-# that spec, e.g. kvr_policy ns p '{"selector":{...},...}'.
+# that spec, e.g. kvr_policy ns p '{"selector":{...},...}', labelled
+# CTL_POLICY_LABEL (the controllers of this script serve it).
 kvr_policy() {
-  jq -n --arg ns "$1" --arg name "$2" --argjson spec "$3" \
+  jq -n --arg ns "$1" --arg name "$2" --argjson spec "$3" --arg run "$CTL_POLICY_LABEL" \
     '{apiVersion: "kvrecover.io/v1alpha1", kind: "RecoveryPolicy",
-      metadata: {name: $name, namespace: $ns}, spec: $spec}' |
+      metadata: ({name: $name, namespace: $ns}
+        + if $run == "" then {} else {labels: {($run | split("=")[0]): ($run | split("=")[1])}} end),
+      spec: $spec}' |
     kubectl apply -f - >/dev/null
 }
 

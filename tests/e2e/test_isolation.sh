@@ -94,4 +94,27 @@ kvr_check_eq "every replacement in a belongs to a's policy" \
 kvr_check_eq "a's Events are about a's objects only" \
   "$(kubectl get events -n "$a" -o json | jq --arg b "$b" '[.items[] | select(.involvedObject.namespace == $b)] | length')" 0
 
+# --policy-selector: every controller of these scripts serves only the
+# policies labelled CTL_POLICY_LABEL (scripts share the cluster). c's
+# policy lacks the label: its failing VM is KubeVirt's alone, nothing of c
+# is written; labelled, the same policy is served.
+c=$(t_ns iso-c) || { t_fail "namespace c" "cannot create it"; t_summary; }
+kvr_vm "$c" vm-001 "{os: ubuntu-20.04, language: nodejs, database: mysql, webserver: nginx}" &&
+kvr_member "$c" c-twin paper \
+  $'os: ubuntu-20.04\nlanguage: nodejs\ndatabase: mysql\nwebserver: nginx' &&
+CTL_POLICY_LABEL= kvr_policy "$c" unserved "$(kvr_paper_spec '{"capture": false}')" ||
+  { t_fail "set up namespace c" "kubectl failed"; t_summary; }
+kvr_vmi_start "$c" vm-001
+c_uid=$(kvr_vmi_uid "$c" vm-001)
+kvr_vmi_fail "$c" vm-001
+kvr_check_wait "unlabelled: KubeVirt restarts c's vm-001 (a new VMI runs)" 60 \
+  kvr_vmi_restarted "$c" vm-001 "$c_uid"
+sleep 3
+kvr_check_eq "unlabelled: no replacement, vm-001 not halted, no status, no decision" \
+  "$(kvr_replacements_in "$c" vm-001 | grep -c .)/$(kvr_run_strategy "$c" vm-001)/$(
+    kvr_status "$c" unserved '.status // {} | length')/$(ctl_decisions_about main "$c" | grep -c .)" \
+  "0/Always/0/0"
+kubectl label rp -n "$c" unserved "$CTL_POLICY_LABEL" >/dev/null
+kvr_check_wait "labelled: the same policy is served (Ready)" 30 kvr_ready_current "$c" unserved True
+
 t_summary

@@ -176,8 +176,12 @@ kvr_check_eq "only the failed VMs are halted (vm-003, vm-004, vm-005 still Alway
 kvr_check_eq "the replacement itself is not halted" "$(kvr_run_strategy "$ns" "$r2")" Always
 kvr_check_json "its failed-uid is VM-002's crashed VMI" "$(kvr_vm_json "$ns" "$r2")" \
   ".metadata.annotations[\"kvrecover.io/failed-uid\"] == \"$uid2\""
-kvr_check_wait "status: recoveries 2, newest first" 15 status_is "$ns" paper \
-  '[.status.recoveries, .status.recent[].failedVM] | map(tostring) | join(",")' '"2,vm-002,vm-001"'
+recent_q='[.status.recoveries, .status.recent[].failedVM] | map(tostring) | join(",")'
+if ! t_wait 15 status_is "$ns" paper "$recent_q" '"2,vm-002,vm-001"'; then
+  t_fail "status: recoveries 2, newest first" \
+    "after 15 s: $(kvr_status "$ns" paper "$recent_q"); recent: $(kvr_status "$ns" paper .status.recent)"
+  ctl_dump main 80
+else t_pass "status: recoveries 2, newest first"; fi
 kvr_check_eq "exactly one replacement for vm-001 still" "$(kvr_count_replacements "$ns" vm-001)" 1
 
 # ---- spec capture -------------------------------------------------------------
