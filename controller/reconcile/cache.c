@@ -94,7 +94,7 @@ struct cache {
     struct cache_str *strs;
     struct cache_vmi *vmis;
     struct cache_vm *vms;
-    struct cache_vm *by_failed_uid; /* hh_uid */
+    struct cache_replacement *by_failed_uid; /* replacements' hh, by failed uid */
     struct cache_policy *policies;
     struct cache_member *members;
     struct cache__raw *raws; /* pool ConfigMaps of namespaces without a policy */
@@ -256,6 +256,36 @@ static size_t cache__packed_len(const char *p)
         s += strlen(s) + 1; /* value */
     }
     return (size_t)(s - p) + 1;
+}
+
+/*
+ * One allocation for a record and the strings it keeps unchanged for its
+ * life (issue 11): the struct of size bytes, then each string, so that a
+ * record pays one malloc header and one rounding instead of one per string
+ * (about 8 to 24 bytes each). src[i] is len[i] bytes (NULL: none); out[i]
+ * gets its copy inside the block, or NULL. The struct comes back zeroed;
+ * one free() releases it all.
+ */
+static void *cache__block(size_t size, size_t n, const char *const src[], const size_t len[],
+                          char *out[])
+{
+    size_t total = size;
+    char *block, *p;
+
+    for (size_t i = 0; i < n; i++)
+        total += src[i] ? len[i] : 0;
+    block = xmalloc(total);
+    memset(block, 0, size);
+    p = block + size;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (src[i]) {
+            memcpy(p, src[i], len[i]);
+            out[i] = p;
+            p += len[i];
+        }
+    }
+    return block;
 }
 
 static int cache__packed_eq(const char *a, const char *b)
@@ -483,11 +513,7 @@ static void cache__vm_free(struct cache *c, struct cache_vm *r)
 {
     if (!r)
         return;
-    free(r->key);
-    free(r->uid);
-    free(r->resource_version);
-    free(r->labels);
-    free(r->tlabels);
+    /* key, uid, resourceVersion and labels are in r's block (cache_vm_put()) */
     cache__spec_free(c, &r->spec);
     cache__unintern(c, r->printable);
     free(r->fail_uid);
@@ -562,7 +588,7 @@ void cache_free(struct cache *c)
         HASH_DELETE(hh, c->vmis, vmi);
         cache__vmi_free(c, vmi);
     }
-    HASH_CLEAR(hh_uid, c->by_failed_uid);
+    HASH_CLEAR(hh, c->by_failed_uid);
     HASH_ITER(hh, c->vms, vm, vm_tmp)
     {
         HASH_DELETE(hh, c->vms, vm);
@@ -1005,26 +1031,28 @@ static int cache__vm_health_eq(const struct cache_vm *a, const struct cache_vm *
 
 static void cache__uid_index_del(struct cache *c, struct cache_vm *r)
 {
-    struct cache_vm *cur = NULL;
+    struct cache_replacement *cur = NULL;
 
     if (!r || !r->repl)
         return;
-    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
-    if (cur == r)
-        HASH_DELETE(hh_uid, c->by_failed_uid, r);
+    HASH_FIND(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (cur == r->repl)
+        HASH_DELETE(hh, c->by_failed_uid, r->repl);
 }
 
 static void cache__uid_index_add(struct cache *c, struct cache_vm *r)
 {
-    struct cache_vm *cur = NULL;
+    struct cache_replacement *cur = NULL;
 
     if (!r->repl)
         return;
     /* Two VMs claiming one failed VMI: the first one seen stays indexed. */
-    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
-    if (!cur)
-        HASH_ADD_KEYPTR(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid),
-                        r);
+    HASH_FIND(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (!cur) {
+        r->repl->vm = r;
+        HASH_ADD_KEYPTR(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid),
+                        r->repl);
+    }
 }
 
 int cache_vm_put(struct cache *c, const cJSON *obj)
@@ -1038,13 +1066,28 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
 
     if (!key)
         return -EINVAL;
-    r = xcalloc(1, sizeof(*r));
-    CACHE__SET_KEY(r, key, len);
-    r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
-    r->resource_version = xstrdup(cache__str(meta, "resourceVersion"));
+    {
+        char *labels = cache_labels_pack(cache__get(meta, "labels"));
+        char *tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
+        const char *uid = cache__str(meta, "uid") ? cache__str(meta, "uid") : "";
+        const char *rv = cache__str(meta, "resourceVersion");
+        const char *src[] = {key, uid, rv, labels, tlabels};
+        const size_t lens[] = {len + 1, strlen(uid) + 1, rv ? strlen(rv) + 1 : 0,
+                               cache__packed_len(labels), cache__packed_len(tlabels)};
+        char *out[5];
+
+        r = cache__block(sizeof(*r), 5, src, lens, out);
+        free(key);
+        free(labels);
+        free(tlabels);
+        key = out[0];
+        CACHE__SET_KEY(r, key, len);
+        r->uid = out[1];
+        r->resource_version = out[2];
+        r->labels = out[3];
+        r->tlabels = out[4];
+    }
     r->generation = cache__generation(meta);
-    r->labels = cache_labels_pack(cache__get(meta, "labels"));
-    r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
     cache__spec_read(c, &r->spec, obj, 1);
     r->fingerprint = cache__vm_fingerprint(meta);
     r->run_strategy = cache__run_strategy(spec);
@@ -1937,11 +1980,11 @@ struct cache_member *cache_member_find(struct cache *c, const char *ns, const ch
 
 struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_uid)
 {
-    struct cache_vm *r = NULL;
+    struct cache_replacement *r = NULL;
 
     if (failed_uid)
-        HASH_FIND(hh_uid, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
-    return r;
+        HASH_FIND(hh, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
+    return r ? r->vm : NULL;
 }
 
 struct cache_vm *cache_vmi_vm(struct cache *c, const struct cache_vmi *vmi)
@@ -2070,11 +2113,9 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     st->vmi_bytes += cache__table_sz(c->vmis ? c->vmis->hh.tbl : NULL);
     for (vm = c->vms; vm; vm = vm->hh.next) {
         st->vms++;
-        st->vm_bytes += cache__sz(vm) + cache__sz(vm->key) + cache__sz(vm->uid) +
-                        cache__sz(vm->resource_version) + cache__sz(vm->labels) +
-                        cache__sz(vm->tlabels) + cache__sz(vm->spec.error) +
-                        cache__sz(vm->fail_uid) + cache__sz(vm->last_failed_uid) +
-                        cache__sz(vm->seen.error);
+        /* the key, uid, resourceVersion and labels are in vm's block */
+        st->vm_bytes += cache__sz(vm) + cache__sz(vm->spec.error) + cache__sz(vm->fail_uid) +
+                        cache__sz(vm->last_failed_uid) + cache__sz(vm->seen.error);
         if (vm->inc)
             st->vm_bytes += cache__sz(vm->inc) + cache__sz(vm->inc->replaced_by) +
                             cache__sz(vm->inc->failed_uid) + cache__sz(vm->inc->previous_rs) +
@@ -2084,7 +2125,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
                             cache__sz(vm->repl->policy) + cache__sz(vm->repl->replaces) +
                             cache__sz(vm->repl->tmpl) + cache__sz(vm->repl->decided_at);
     }
-    st->vm_bytes += cache__table_sz(c->vms ? c->vms->hh.tbl : NULL);
+    st->vm_bytes += cache__table_sz(c->vms ? c->vms->hh.tbl : NULL) +
+                    cache__table_sz(c->by_failed_uid ? c->by_failed_uid->hh.tbl : NULL);
     for (p = c->policies; p; p = p->hh.next) {
         char *s = p->status ? cJSON_PrintUnformatted(p->status) : NULL;
 
