@@ -520,7 +520,9 @@ static void cache__vm_free(struct cache *c, struct cache_vm *r)
     cache__repl_free(r->repl);
     cache__inc_free(r->inc);
     free(r->last_failed_uid);
-    cache__spec_free(c, &r->seen);
+    if (r->seen)
+        cache__spec_free(c, r->seen);
+    free(r->seen);
     free(r);
 }
 
@@ -550,12 +552,9 @@ static void cache__member_free(struct cache *c, struct cache_member *r)
 {
     if (!r)
         return;
-    free(r->key);
-    free(r->labels);
+    /* key, labels, items and template are in r's block (cache__member_compact()) */
     for (uint32_t i = 0; i < 2 * r->nitems; i++)
         cache__unintern(c, r->items[i]);
-    free(r->items);
-    free(r->tmpl_z);
     free(r->disk);
     free(r->digest);
     free(r->error);
@@ -757,11 +756,15 @@ static void cache__vm_remember(struct cache *c, struct cache_vm *vm, const struc
         vm->last_failed_when = r->phase_since;
         vm->last_failed_mono = r->seen_mono;
     }
-    if ((r->spec.features || r->spec.has_res) && !cache__spec_eq(&vm->seen, &r->spec)) {
-        cache__spec_free(c, &vm->seen);
-        vm->seen = r->spec;
-        vm->seen.features = cache__intern(c, r->spec.features);
-        vm->seen.error = xstrdup(r->spec.error);
+    if ((r->spec.features || r->spec.has_res) &&
+        !(vm->seen && cache__spec_eq(vm->seen, &r->spec))) {
+        if (vm->seen)
+            cache__spec_free(c, vm->seen);
+        else
+            vm->seen = xmalloc(sizeof(*vm->seen));
+        *vm->seen = r->spec;
+        vm->seen->features = cache__intern(c, r->spec.features);
+        vm->seen->error = xstrdup(r->spec.error);
     }
 }
 
@@ -1121,7 +1124,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
         r->last_failed_mono = old->last_failed_mono;
         r->seen = old->seen;
         old->last_failed_uid = NULL;
-        memset(&old->seen, 0, sizeof(old->seen));
+        old->seen = NULL;
     }
     if (old)
         cache__uid_index_del(c, old);
@@ -1699,6 +1702,45 @@ static void cache__member_parse(struct cache *c, struct cache_member *r, const c
     pool_member_free(&pm);
 }
 
+/*
+ * Moves member r, parsed, into one allocation with its key, labels, items
+ * and deflated template, and frees r (issue 11: four malloc headers and
+ * roundings less per member). The rare strings (disk, digest, error) stay
+ * apart. r is in no table yet.
+ */
+static struct cache_member *cache__member_compact(struct cache_member *r)
+{
+    size_t kl = strlen(r->ns) + 1 + strlen(r->name) + 1, ll = cache__packed_len(r->labels);
+    size_t il = r->items ? (2 * (size_t)r->nitems + 1) * sizeof(*r->items) : 0;
+    size_t tl = r->tmpl_z ? r->tmpl_zlen : 0;
+    struct cache_member *n = xmalloc(sizeof(*n) + il + tl + kl + ll);
+    char *p = (char *)(n + 1), *key;
+
+    *n = *r;
+    if (r->items) {
+        n->items = memcpy(p, r->items, il); /* pointers first: aligned after the struct */
+        p += il;
+    }
+    if (r->tmpl_z) {
+        n->tmpl_z = memcpy(p, r->tmpl_z, tl);
+        p += tl;
+    }
+    key = memcpy(p, r->key, kl);
+    CACHE__SET_KEY(n, key, kl);
+    p += kl;
+    if (r->labels) {
+        n->labels = memcpy(p, r->labels, ll);
+        if (r->vm)
+            n->vm = n->labels + (r->vm - r->labels);
+    }
+    free(r->items);
+    free(r->tmpl_z);
+    free(r->key);
+    free(r->labels);
+    free(r);
+    return n;
+}
+
 /* The caps of the fields a cache__raw keeps (pool.h, features.h). */
 static const struct {
     const char *key;
@@ -1800,7 +1842,7 @@ static struct cache_member *cache__raw_parse(struct cache *c, const struct cache
 
             r->labels = memcpy(xmalloc(n), raw->labels, n);
         }
-        return r;
+        return cache__member_compact(r);
     }
     text = cache__inflate(raw->z, raw->zlen, raw->len);
     obj = text ? cJSON_Parse(text) : NULL;
@@ -1809,7 +1851,7 @@ static struct cache_member *cache__raw_parse(struct cache *c, const struct cache
         xalloc_oom(raw->len); /* it is what this cache printed */
     cache__member_parse(c, r, obj);
     cJSON_Delete(obj);
-    return r;
+    return cache__member_compact(r);
 }
 
 /* Whether namespace ns has a policy. Lock held. */
@@ -1891,6 +1933,8 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         r = xcalloc(1, sizeof(*r));
         CACHE__SET_KEY(r, key, len);
         cache__member_parse(c, r, obj);
+        r = cache__member_compact(r);
+        key = r->key;
     } else {
         raw = cache__raw_new(obj, key, len);
     }
@@ -2115,7 +2159,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
         st->vms++;
         /* the key, uid, resourceVersion and labels are in vm's block */
         st->vm_bytes += cache__sz(vm) + cache__sz(vm->spec.error) + cache__sz(vm->fail_uid) +
-                        cache__sz(vm->last_failed_uid) + cache__sz(vm->seen.error);
+                        cache__sz(vm->last_failed_uid) + cache__sz(vm->seen) +
+                        (vm->seen ? cache__sz(vm->seen->error) : 0);
         if (vm->inc)
             st->vm_bytes += cache__sz(vm->inc) + cache__sz(vm->inc->replaced_by) +
                             cache__sz(vm->inc->failed_uid) + cache__sz(vm->inc->previous_rs) +
@@ -2138,9 +2183,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     }
     for (m = c->members; m; m = m->hh.next) {
         st->members++;
-        st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
-                            cache__sz(m->items) + cache__sz(m->tmpl_z) + cache__sz(m->digest) +
-                            cache__sz(m->disk) + cache__sz(m->error);
+        st->member_bytes +=
+            cache__sz(m) + cache__sz(m->digest) + cache__sz(m->disk) + cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
     for (struct cache__raw *w = c->raws; w; w = w->hh.next) {

@@ -196,7 +196,8 @@ struct cache_vm {
     char *last_failed_uid;   /* the last of its VMIs seen Failed, or NULL */
     double last_failed_when; /* when it failed (wall, s) */
     double last_failed_mono; /* when this cache saw it fail (monotonic, s) */
-    struct cache_spec seen;  /* the features its VMIs last carried (when they had any) */
+    struct cache_spec *seen; /* the features its VMIs last carried, or NULL when they
+                                never carried any (most VMs: 40 bytes each saved) */
 };
 
 /* A Node, as health and capacity read it. Cluster-scoped: no namespace. */
