@@ -592,6 +592,13 @@ void recover_ranker_free(struct recover_ranker *rk)
     free(rk);
 }
 
+void recover_ranker_idle(struct recover_ranker *rk)
+{
+    sim_ranker_free(rk->r);
+    rk->r = sim_ranker_new();
+    sim_result_free(&rk->res);
+}
+
 struct cache_policy *recover_policy_for(struct cache *c, const char *ns, const char *labels,
                                         int *invalid)
 {
