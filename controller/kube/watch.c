@@ -24,9 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <uthash.h>
-
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/rand.h"
 #include "base/xalloc.h"
@@ -43,13 +42,13 @@
  * What the reflector remembers of one object: enough to tell a new object
  * from a changed one, to notice a replacement (new uid under the same key),
  * and to build the stub of a delete it did not see. One allocation of about
- * a hundred bytes: the key, then the uid, packed to 16 bytes when it is a
+ * fifty bytes: the key, then the uid, packed to 16 bytes when it is a
  * canonical UUID (as the API server writes them); the resourceVersion is
  * opaque to clients, but is in practice a decimal etcd revision, kept as a
- * number when it is one and as a string otherwise.
+ * number when it is one and as a string otherwise. No hash handle: the key
+ * table (struct watch_keys) finds it.
  */
 struct watch_obj {
-    UT_hash_handle hh; /* keyed by data (the key) */
     union {
         uint64_t num; /* WATCH_RV_NUM */
         char *str;    /* otherwise (owned) */
@@ -72,7 +71,7 @@ struct watch {
     long page_size;           /* list limit */
     struct watch_handlers h;  /* the consumer */
     void *ud;                 /* for the handlers */
-    struct watch_obj *objs;   /* known keys; reflector thread only */
+    struct watch_keys keys;   /* known keys; reflector thread only */
     char *list_rv;            /* resourceVersion of the list in progress */
     bool delivered_synced;    /* on_synced called since watch_start */
     bool applied;             /* the current watch applied an event */
@@ -243,7 +242,7 @@ static void watch__rv_set(struct watch_obj *o, const char *rv)
         o->rv.str = xstrdup(rv);
 }
 
-static struct watch_obj *watch__obj_new(const char *key, const char *uid, const char *rv)
+struct watch_obj *watch__obj_new(const char *key, const char *uid, const char *rv)
 {
     size_t kl = strlen(key), ul = strlen(uid);
     uint8_t bin[16];
@@ -264,7 +263,7 @@ static struct watch_obj *watch__obj_new(const char *key, const char *uid, const 
     return o;
 }
 
-static void watch__obj_free(struct watch_obj *o)
+void watch__obj_free(struct watch_obj *o)
 {
     if (o) {
         if (!(o->flags & WATCH_RV_NUM))
@@ -273,9 +272,132 @@ static void watch__obj_free(struct watch_obj *o)
     }
 }
 
+const char *watch__obj_key(const struct watch_obj *o)
+{
+    return o->data;
+}
+
+/* ---- the key table (watch_test.h) ---------------------------------- */
+
+#define WATCH_KEYS_MIN 16u /* slots of a table's first allocation */
+
+static uint64_t watch__keys_hash(const struct watch_keys *t, const char *key)
+{
+    return t->hash ? t->hash(t->seed, key) : hash_fnv_str(t->seed, key);
+}
+
+/* The slot of the entry at index i, whose key hashes to h. */
+static uint32_t watch__keys_slot_of(const struct watch_keys *t, uint64_t h, uint32_t i)
+{
+    uint32_t s = (uint32_t)h & t->mask;
+
+    while ((uint32_t)t->slots[s] != i + 1)
+        s = (s + 1) & t->mask;
+    return s;
+}
+
+static void watch__keys_place(struct watch_keys *t, uint64_t h, uint32_t i)
+{
+    uint32_t s = (uint32_t)h & t->mask;
+
+    while (t->slots[s] != 0)
+        s = (s + 1) & t->mask;
+    t->slots[s] = (h >> 32) << 32 | (uint64_t)(i + 1);
+}
+
+/* Re-places every entry in nslots slots (a power of two). */
+static void watch__keys_rebuild(struct watch_keys *t, uint32_t nslots)
+{
+    free(t->slots);
+    t->slots = xcalloc(nslots, sizeof(*t->slots));
+    t->mask = nslots - 1;
+    for (uint32_t i = 0; i < t->n; i++)
+        watch__keys_place(t, watch__keys_hash(t, t->objs[i]->data), i);
+}
+
+struct watch_obj *watch__keys_find(const struct watch_keys *t, const char *key)
+{
+    uint64_t h;
+    uint32_t s;
+
+    if (t->slots == NULL)
+        return NULL;
+    h = watch__keys_hash(t, key);
+    for (s = (uint32_t)h & t->mask; t->slots[s] != 0; s = (s + 1) & t->mask) {
+        uint64_t v = t->slots[s];
+        struct watch_obj *o = t->objs[(uint32_t)v - 1];
+        if (v >> 32 == h >> 32 && strcmp(o->data, key) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+void watch__keys_add(struct watch_keys *t, struct watch_obj *o)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : WATCH_KEYS_MIN;
+        t->objs = xreallocarray(t->objs, t->cap, sizeof(*t->objs));
+    }
+    t->objs[t->n++] = o;
+    if (t->slots == NULL || (uint64_t)t->n * 4 > ((uint64_t)t->mask + 1) * 3)
+        watch__keys_rebuild(t, t->slots ? (t->mask + 1) * 2 : WATCH_KEYS_MIN);
+    else
+        watch__keys_place(t, watch__keys_hash(t, o->data), t->n - 1);
+}
+
+void watch__keys_del(struct watch_keys *t, struct watch_obj *o)
+{
+    uint64_t h = watch__keys_hash(t, o->data);
+    uint32_t hole, i, last = t->n - 1;
+
+    /* the index i of o: the slot its probe run holds for it */
+    for (hole = (uint32_t)h & t->mask;; hole = (hole + 1) & t->mask) {
+        i = (uint32_t)t->slots[hole] - 1;
+        if (t->objs[i] == o)
+            break;
+    }
+    /* Shift the run back over the hole (linear probing without
+     * tombstones): an entry moves when its home is not between the hole
+     * and where it sits. */
+    for (uint32_t s = (hole + 1) & t->mask; t->slots[s] != 0; s = (s + 1) & t->mask) {
+        uint32_t home =
+            (uint32_t)watch__keys_hash(t, t->objs[(uint32_t)t->slots[s] - 1]->data) & t->mask;
+        if (((s - home) & t->mask) >= ((s - hole) & t->mask)) {
+            t->slots[hole] = t->slots[s];
+            hole = s;
+        }
+    }
+    t->slots[hole] = 0;
+    /* the last entry fills o's place in objs */
+    if (i != last) {
+        struct watch_obj *m = t->objs[last];
+        uint32_t ms = watch__keys_slot_of(t, watch__keys_hash(t, m->data), last);
+        t->slots[ms] = (t->slots[ms] >> 32) << 32 | (uint64_t)(i + 1);
+        t->objs[i] = m;
+    }
+    t->n--;
+    /* a relist that dropped most keys leaves the table mostly empty */
+    if (t->mask + 1 > WATCH_KEYS_MIN && (uint64_t)t->n * 8 < (uint64_t)t->mask + 1) {
+        watch__keys_rebuild(t, (t->mask + 1) / 2);
+        t->cap = t->cap / 2 > t->n ? t->cap / 2 : t->cap;
+        t->objs = xreallocarray(t->objs, t->cap, sizeof(*t->objs));
+    }
+}
+
+void watch__keys_clear(struct watch_keys *t)
+{
+    for (uint32_t i = 0; i < t->n; i++)
+        watch__obj_free(t->objs[i]);
+    free(t->objs);
+    free(t->slots);
+    t->objs = NULL;
+    t->slots = NULL;
+    t->n = t->cap = t->mask = 0;
+}
+
 static void watch__count_objects(struct watch *w)
 {
-    size_t n = HASH_COUNT(w->objs);
+    size_t n = w->keys.n;
 
     pthread_mutex_lock(&w->lock);
     w->st.objects = n;
@@ -323,9 +445,9 @@ static void watch__upsert(struct watch *w, const char *key, const char *uid, con
 {
     struct watch_obj *o = NULL;
 
-    HASH_FIND_STR(w->objs, key, o);
+    o = watch__keys_find(&w->keys, key);
     if (o && !watch__uid_eq(o, uid)) {
-        HASH_DEL(w->objs, o);
+        watch__keys_del(&w->keys, o);
         watch__deliver_stub_delete(w, o);
         watch__obj_free(o);
         o = NULL;
@@ -333,7 +455,7 @@ static void watch__upsert(struct watch *w, const char *key, const char *uid, con
     if (o == NULL) {
         o = watch__obj_new(key, uid, rv);
         o->flags |= WATCH_SEEN;
-        HASH_ADD_KEYPTR(hh, w->objs, o->data, strlen(o->data), o);
+        watch__keys_add(&w->keys, o);
         if (w->h.on_add)
             w->h.on_add(w->ud, obj);
         return;
@@ -485,10 +607,9 @@ int watch__apply_line(struct watch *w, const char *line, size_t len)
         goto out;
     }
     if (deleted) {
-        struct watch_obj *o = NULL;
-        HASH_FIND_STR(w->objs, key, o);
+        struct watch_obj *o = watch__keys_find(&w->keys, key);
         if (o) {
-            HASH_DEL(w->objs, o);
+            watch__keys_del(&w->keys, o);
             /* A delete of a newer incarnation than the one delivered: the
              * consumer still holds the old one, so delete that. */
             if (uid[0] && !watch__uid_eq(o, uid))
@@ -515,12 +636,8 @@ out:
 
 void watch__list_begin(struct watch *w)
 {
-    struct watch_obj *o, *tmp;
-
-    HASH_ITER(hh, w->objs, o, tmp)
-    {
-        o->flags &= (uint8_t)~WATCH_SEEN;
-    }
+    for (uint32_t i = 0; i < w->keys.n; i++)
+        w->keys.objs[i]->flags &= (uint8_t)~WATCH_SEEN;
     free(w->list_rv);
     w->list_rv = NULL;
 }
@@ -556,18 +673,18 @@ int watch__list_page(struct watch *w, const cJSON *page)
 
 void watch__list_end(struct watch *w)
 {
-    struct watch_obj *o, *tmp;
     bool first;
 
-    HASH_ITER(hh, w->objs, o, tmp)
-    {
-        /* cppcheck cannot follow HASH_ITER's pointer updates. */
-        // cppcheck-suppress uninitvar
-        if (!(o->flags & WATCH_SEEN)) {
-            HASH_DEL(w->objs, o);
-            watch__deliver_stub_delete(w, o);
-            watch__obj_free(o);
+    /* a delete moves the last entry into i: look at i again */
+    for (uint32_t i = 0; i < w->keys.n;) {
+        struct watch_obj *o = w->keys.objs[i];
+        if (o->flags & WATCH_SEEN) {
+            i++;
+            continue;
         }
+        watch__keys_del(&w->keys, o);
+        watch__deliver_stub_delete(w, o);
+        watch__obj_free(o);
     }
     watch__count_objects(w);
     watch__set_rv(w, w->list_rv);
@@ -853,6 +970,7 @@ int watch_new(struct kube *k, const struct watch_config *cfg, struct watch **out
     w->ud = cfg->ud;
     w->rv = xstrdup("");
     w->rng = rand_seed(w);
+    w->keys.seed = rand_seed(&w->keys);
     atomic_init(&w->stopping, false);
     pthread_mutex_init(&w->lock, NULL);
     clock_cond_init(&w->cond);
@@ -896,16 +1014,10 @@ void watch_stop(struct watch *w)
 
 void watch_free(struct watch *w)
 {
-    struct watch_obj *o, *tmp;
-
     if (w == NULL)
         return;
     watch_stop(w);
-    HASH_ITER(hh, w->objs, o, tmp)
-    {
-        HASH_DEL(w->objs, o);
-        watch__obj_free(o);
-    }
+    watch__keys_clear(&w->keys);
     watch__lines_free(&w->lines);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);

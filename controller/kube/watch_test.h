@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -76,5 +77,51 @@ int watch__list_page(struct watch *w, const cJSON *page);
  * after the first complete list.
  */
 void watch__list_end(struct watch *w);
+
+/*
+ * The reflector's known keys (issue 11): an open-addressing table of 8-byte
+ * slots over a dense array of entries, instead of a 56-byte uthash handle in
+ * each entry. A slot is 0 (empty) or the high 32 bits of the key's hash
+ * above the entry's index + 1; linear probing, deletes shift back (no
+ * tombstones). The hash is FNV-1a started from a per-table random seed, so
+ * that names chosen in advance cannot be made to pile onto one probe run.
+ * Iterate with objs[0..n); a delete moves the last entry into the hole.
+ * A zeroed struct is empty; hash NULL means the seeded FNV-1a (tests set
+ * another to force collisions).
+ */
+struct watch_obj;
+struct watch_keys {
+    struct watch_obj **objs; /* the entries, dense, in no order */
+    uint32_t n;              /* entries */
+    uint32_t cap;            /* objs allocated */
+    uint64_t *slots;         /* mask + 1 slots, or NULL before the first add */
+    uint32_t mask;           /* slots - 1, a power of two minus one */
+    uint64_t seed;           /* start of the hash */
+    uint64_t (*hash)(uint64_t seed, const char *key); /* NULL: seeded FNV-1a */
+};
+
+/** A new entry for key (the uid packed when it is a canonical UUID, the
+ *  resourceVersion as a number when it is one). Free with watch__obj_free(). */
+struct watch_obj *watch__obj_new(const char *key, const char *uid, const char *rv);
+
+/** Frees an entry that is in no table. NULL is fine. */
+void watch__obj_free(struct watch_obj *o);
+
+/** The key an entry was made with. */
+const char *watch__obj_key(const struct watch_obj *o);
+
+/** The entry of key, or NULL. */
+struct watch_obj *watch__keys_find(const struct watch_keys *t, const char *key);
+
+/** Adds o (its key must not be in t); t owns it from now on. Grows the
+ *  slots at three quarters full. */
+void watch__keys_add(struct watch_keys *t, struct watch_obj *o);
+
+/** Takes o (in t) out of t, without freeing it; the last entry moves into
+ *  its place in objs. Shrinks what a large relist leaves mostly empty. */
+void watch__keys_del(struct watch_keys *t, struct watch_obj *o);
+
+/** Frees every entry and the table; t is empty again (seed kept). */
+void watch__keys_clear(struct watch_keys *t);
 
 #endif

@@ -94,7 +94,7 @@ struct cache {
     struct cache_str *strs;
     struct cache_vmi *vmis;
     struct cache_vm *vms;
-    struct cache_vm *by_failed_uid; /* hh_uid */
+    struct cache_replacement *by_failed_uid; /* replacements' hh, by failed uid */
     struct cache_policy *policies;
     struct cache_member *members;
     struct cache__raw *raws; /* pool ConfigMaps of namespaces without a policy */
@@ -256,6 +256,36 @@ static size_t cache__packed_len(const char *p)
         s += strlen(s) + 1; /* value */
     }
     return (size_t)(s - p) + 1;
+}
+
+/*
+ * One allocation for a record and the strings it keeps unchanged for its
+ * life (issue 11): the struct of size bytes, then each string, so that a
+ * record pays one malloc header and one rounding instead of one per string
+ * (about 8 to 24 bytes each). src[i] is len[i] bytes (NULL: none); out[i]
+ * gets its copy inside the block, or NULL. The struct comes back zeroed;
+ * one free() releases it all.
+ */
+static void *cache__block(size_t size, size_t n, const char *const src[], const size_t len[],
+                          char *out[])
+{
+    size_t total = size;
+    char *block, *p;
+
+    for (size_t i = 0; i < n; i++)
+        total += src[i] ? len[i] : 0;
+    block = xmalloc(total);
+    memset(block, 0, size);
+    p = block + size;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (src[i]) {
+            memcpy(p, src[i], len[i]);
+            out[i] = p;
+            p += len[i];
+        }
+    }
+    return block;
 }
 
 static int cache__packed_eq(const char *a, const char *b)
@@ -483,18 +513,16 @@ static void cache__vm_free(struct cache *c, struct cache_vm *r)
 {
     if (!r)
         return;
-    free(r->key);
-    free(r->uid);
-    free(r->resource_version);
-    free(r->labels);
-    free(r->tlabels);
+    /* key, uid, resourceVersion and labels are in r's block (cache_vm_put()) */
     cache__spec_free(c, &r->spec);
     cache__unintern(c, r->printable);
     free(r->fail_uid);
     cache__repl_free(r->repl);
     cache__inc_free(r->inc);
     free(r->last_failed_uid);
-    cache__spec_free(c, &r->seen);
+    if (r->seen)
+        cache__spec_free(c, r->seen);
+    free(r->seen);
     free(r);
 }
 
@@ -524,12 +552,9 @@ static void cache__member_free(struct cache *c, struct cache_member *r)
 {
     if (!r)
         return;
-    free(r->key);
-    free(r->labels);
+    /* key, labels, items and template are in r's block (cache__member_compact()) */
     for (uint32_t i = 0; i < 2 * r->nitems; i++)
         cache__unintern(c, r->items[i]);
-    free(r->items);
-    free(r->tmpl_z);
     free(r->disk);
     free(r->digest);
     free(r->error);
@@ -562,7 +587,7 @@ void cache_free(struct cache *c)
         HASH_DELETE(hh, c->vmis, vmi);
         cache__vmi_free(c, vmi);
     }
-    HASH_CLEAR(hh_uid, c->by_failed_uid);
+    HASH_CLEAR(hh, c->by_failed_uid);
     HASH_ITER(hh, c->vms, vm, vm_tmp)
     {
         HASH_DELETE(hh, c->vms, vm);
@@ -731,11 +756,15 @@ static void cache__vm_remember(struct cache *c, struct cache_vm *vm, const struc
         vm->last_failed_when = r->phase_since;
         vm->last_failed_mono = r->seen_mono;
     }
-    if ((r->spec.features || r->spec.has_res) && !cache__spec_eq(&vm->seen, &r->spec)) {
-        cache__spec_free(c, &vm->seen);
-        vm->seen = r->spec;
-        vm->seen.features = cache__intern(c, r->spec.features);
-        vm->seen.error = xstrdup(r->spec.error);
+    if ((r->spec.features || r->spec.has_res) &&
+        !(vm->seen && cache__spec_eq(vm->seen, &r->spec))) {
+        if (vm->seen)
+            cache__spec_free(c, vm->seen);
+        else
+            vm->seen = xmalloc(sizeof(*vm->seen));
+        *vm->seen = r->spec;
+        vm->seen->features = cache__intern(c, r->spec.features);
+        vm->seen->error = xstrdup(r->spec.error);
     }
 }
 
@@ -1005,26 +1034,28 @@ static int cache__vm_health_eq(const struct cache_vm *a, const struct cache_vm *
 
 static void cache__uid_index_del(struct cache *c, struct cache_vm *r)
 {
-    struct cache_vm *cur = NULL;
+    struct cache_replacement *cur = NULL;
 
     if (!r || !r->repl)
         return;
-    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
-    if (cur == r)
-        HASH_DELETE(hh_uid, c->by_failed_uid, r);
+    HASH_FIND(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (cur == r->repl)
+        HASH_DELETE(hh, c->by_failed_uid, r->repl);
 }
 
 static void cache__uid_index_add(struct cache *c, struct cache_vm *r)
 {
-    struct cache_vm *cur = NULL;
+    struct cache_replacement *cur = NULL;
 
     if (!r->repl)
         return;
     /* Two VMs claiming one failed VMI: the first one seen stays indexed. */
-    HASH_FIND(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
-    if (!cur)
-        HASH_ADD_KEYPTR(hh_uid, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid),
-                        r);
+    HASH_FIND(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid), cur);
+    if (!cur) {
+        r->repl->vm = r;
+        HASH_ADD_KEYPTR(hh, c->by_failed_uid, r->repl->failed_uid, strlen(r->repl->failed_uid),
+                        r->repl);
+    }
 }
 
 int cache_vm_put(struct cache *c, const cJSON *obj)
@@ -1038,13 +1069,28 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
 
     if (!key)
         return -EINVAL;
-    r = xcalloc(1, sizeof(*r));
-    CACHE__SET_KEY(r, key, len);
-    r->uid = xstrdup(cache__str(meta, "uid") ? cache__str(meta, "uid") : "");
-    r->resource_version = xstrdup(cache__str(meta, "resourceVersion"));
+    {
+        char *labels = cache_labels_pack(cache__get(meta, "labels"));
+        char *tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
+        const char *uid = cache__str(meta, "uid") ? cache__str(meta, "uid") : "";
+        const char *rv = cache__str(meta, "resourceVersion");
+        const char *src[] = {key, uid, rv, labels, tlabels};
+        const size_t lens[] = {len + 1, strlen(uid) + 1, rv ? strlen(rv) + 1 : 0,
+                               cache__packed_len(labels), cache__packed_len(tlabels)};
+        char *out[5];
+
+        r = cache__block(sizeof(*r), 5, src, lens, out);
+        free(key);
+        free(labels);
+        free(tlabels);
+        key = out[0];
+        CACHE__SET_KEY(r, key, len);
+        r->uid = out[1];
+        r->resource_version = out[2];
+        r->labels = out[3];
+        r->tlabels = out[4];
+    }
     r->generation = cache__generation(meta);
-    r->labels = cache_labels_pack(cache__get(meta, "labels"));
-    r->tlabels = cache_labels_pack(cache__get(tmeta, "labels"));
     cache__spec_read(c, &r->spec, obj, 1);
     r->fingerprint = cache__vm_fingerprint(meta);
     r->run_strategy = cache__run_strategy(spec);
@@ -1078,7 +1124,7 @@ int cache_vm_put(struct cache *c, const cJSON *obj)
         r->last_failed_mono = old->last_failed_mono;
         r->seen = old->seen;
         old->last_failed_uid = NULL;
-        memset(&old->seen, 0, sizeof(old->seen));
+        old->seen = NULL;
     }
     if (old)
         cache__uid_index_del(c, old);
@@ -1656,6 +1702,45 @@ static void cache__member_parse(struct cache *c, struct cache_member *r, const c
     pool_member_free(&pm);
 }
 
+/*
+ * Moves member r, parsed, into one allocation with its key, labels, items
+ * and deflated template, and frees r (issue 11: four malloc headers and
+ * roundings less per member). The rare strings (disk, digest, error) stay
+ * apart. r is in no table yet.
+ */
+static struct cache_member *cache__member_compact(struct cache_member *r)
+{
+    size_t kl = strlen(r->ns) + 1 + strlen(r->name) + 1, ll = cache__packed_len(r->labels);
+    size_t il = r->items ? (2 * (size_t)r->nitems + 1) * sizeof(*r->items) : 0;
+    size_t tl = r->tmpl_z ? r->tmpl_zlen : 0;
+    struct cache_member *n = xmalloc(sizeof(*n) + il + tl + kl + ll);
+    char *p = (char *)(n + 1), *key;
+
+    *n = *r;
+    if (r->items) {
+        n->items = memcpy(p, r->items, il); /* pointers first: aligned after the struct */
+        p += il;
+    }
+    if (r->tmpl_z) {
+        n->tmpl_z = memcpy(p, r->tmpl_z, tl);
+        p += tl;
+    }
+    key = memcpy(p, r->key, kl);
+    CACHE__SET_KEY(n, key, kl);
+    p += kl;
+    if (r->labels) {
+        n->labels = memcpy(p, r->labels, ll);
+        if (r->vm)
+            n->vm = n->labels + (r->vm - r->labels);
+    }
+    free(r->items);
+    free(r->tmpl_z);
+    free(r->key);
+    free(r->labels);
+    free(r);
+    return n;
+}
+
 /* The caps of the fields a cache__raw keeps (pool.h, features.h). */
 static const struct {
     const char *key;
@@ -1757,7 +1842,7 @@ static struct cache_member *cache__raw_parse(struct cache *c, const struct cache
 
             r->labels = memcpy(xmalloc(n), raw->labels, n);
         }
-        return r;
+        return cache__member_compact(r);
     }
     text = cache__inflate(raw->z, raw->zlen, raw->len);
     obj = text ? cJSON_Parse(text) : NULL;
@@ -1766,7 +1851,7 @@ static struct cache_member *cache__raw_parse(struct cache *c, const struct cache
         xalloc_oom(raw->len); /* it is what this cache printed */
     cache__member_parse(c, r, obj);
     cJSON_Delete(obj);
-    return r;
+    return cache__member_compact(r);
 }
 
 /* Whether namespace ns has a policy. Lock held. */
@@ -1848,6 +1933,8 @@ int cache_member_put(struct cache *c, const cJSON *obj)
         r = xcalloc(1, sizeof(*r));
         CACHE__SET_KEY(r, key, len);
         cache__member_parse(c, r, obj);
+        r = cache__member_compact(r);
+        key = r->key;
     } else {
         raw = cache__raw_new(obj, key, len);
     }
@@ -1937,11 +2024,11 @@ struct cache_member *cache_member_find(struct cache *c, const char *ns, const ch
 
 struct cache_vm *cache_vm_find_replacement(struct cache *c, const char *failed_uid)
 {
-    struct cache_vm *r = NULL;
+    struct cache_replacement *r = NULL;
 
     if (failed_uid)
-        HASH_FIND(hh_uid, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
-    return r;
+        HASH_FIND(hh, c->by_failed_uid, failed_uid, strlen(failed_uid), r);
+    return r ? r->vm : NULL;
 }
 
 struct cache_vm *cache_vmi_vm(struct cache *c, const struct cache_vmi *vmi)
@@ -2070,11 +2157,10 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     st->vmi_bytes += cache__table_sz(c->vmis ? c->vmis->hh.tbl : NULL);
     for (vm = c->vms; vm; vm = vm->hh.next) {
         st->vms++;
-        st->vm_bytes += cache__sz(vm) + cache__sz(vm->key) + cache__sz(vm->uid) +
-                        cache__sz(vm->resource_version) + cache__sz(vm->labels) +
-                        cache__sz(vm->tlabels) + cache__sz(vm->spec.error) +
-                        cache__sz(vm->fail_uid) + cache__sz(vm->last_failed_uid) +
-                        cache__sz(vm->seen.error);
+        /* the key, uid, resourceVersion and labels are in vm's block */
+        st->vm_bytes += cache__sz(vm) + cache__sz(vm->spec.error) + cache__sz(vm->fail_uid) +
+                        cache__sz(vm->last_failed_uid) + cache__sz(vm->seen) +
+                        (vm->seen ? cache__sz(vm->seen->error) : 0);
         if (vm->inc)
             st->vm_bytes += cache__sz(vm->inc) + cache__sz(vm->inc->replaced_by) +
                             cache__sz(vm->inc->failed_uid) + cache__sz(vm->inc->previous_rs) +
@@ -2084,7 +2170,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
                             cache__sz(vm->repl->policy) + cache__sz(vm->repl->replaces) +
                             cache__sz(vm->repl->tmpl) + cache__sz(vm->repl->decided_at);
     }
-    st->vm_bytes += cache__table_sz(c->vms ? c->vms->hh.tbl : NULL);
+    st->vm_bytes += cache__table_sz(c->vms ? c->vms->hh.tbl : NULL) +
+                    cache__table_sz(c->by_failed_uid ? c->by_failed_uid->hh.tbl : NULL);
     for (p = c->policies; p; p = p->hh.next) {
         char *s = p->status ? cJSON_PrintUnformatted(p->status) : NULL;
 
@@ -2096,9 +2183,8 @@ void cache_stats(struct cache *c, struct cache_stats *st)
     }
     for (m = c->members; m; m = m->hh.next) {
         st->members++;
-        st->member_bytes += cache__sz(m) + cache__sz(m->key) + cache__sz(m->labels) +
-                            cache__sz(m->items) + cache__sz(m->tmpl_z) + cache__sz(m->digest) +
-                            cache__sz(m->disk) + cache__sz(m->error);
+        st->member_bytes +=
+            cache__sz(m) + cache__sz(m->digest) + cache__sz(m->disk) + cache__sz(m->error);
     }
     st->member_bytes += cache__table_sz(c->members ? c->members->hh.tbl : NULL);
     for (struct cache__raw *w = c->raws; w; w = w->hh.next) {

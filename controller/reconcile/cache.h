@@ -145,14 +145,18 @@ struct cache_vmi {
     struct cache_spec spec;    /* features and resources */
 };
 
-/* The facts a replacement VM carries about the decision that made it. */
+/* The facts a replacement VM carries about the decision that made it. Its
+ * entry in the cache's failed-uid index is here, not in struct cache_vm:
+ * few VMs are replacements, and a hash handle is 56 bytes (issue 11). */
 struct cache_replacement {
-    char *failed_uid; /* annotation kvrecover.io/failed-uid */
-    char *policy;     /* label kvrecover.io/policy, or NULL */
-    char *replaces;   /* label kvrecover.io/replaces, or NULL */
-    char *tmpl;       /* label kvrecover.io/template, or NULL */
-    char *decided_at; /* annotation kvrecover.io/decided-at, or NULL */
-    double score;     /* annotation kvrecover.io/score; -1 when absent */
+    UT_hash_handle hh;   /* in the failed-uid index, keyed by failed_uid */
+    struct cache_vm *vm; /* the VM that carries it (set when indexed) */
+    char *failed_uid;    /* annotation kvrecover.io/failed-uid */
+    char *policy;        /* label kvrecover.io/policy, or NULL */
+    char *replaces;      /* label kvrecover.io/replaces, or NULL */
+    char *tmpl;          /* label kvrecover.io/template, or NULL */
+    char *decided_at;    /* annotation kvrecover.io/decided-at, or NULL */
+    double score;        /* annotation kvrecover.io/score; -1 when absent */
 };
 
 /* What the annotations of a VM that kvrecover halted say (the incident it is
@@ -168,7 +172,6 @@ struct cache_incident {
 
 struct cache_vm {
     CACHE_RECORD_HEAD(struct cache_vm);
-    UT_hash_handle hh_uid;                /* in the failed-uid index, when repl */
     char *uid;                            /* metadata.uid */
     char *resource_version;               /* metadata.resourceVersion */
     long generation;                      /* metadata.generation, 0 when absent: any
@@ -193,7 +196,8 @@ struct cache_vm {
     char *last_failed_uid;   /* the last of its VMIs seen Failed, or NULL */
     double last_failed_when; /* when it failed (wall, s) */
     double last_failed_mono; /* when this cache saw it fail (monotonic, s) */
-    struct cache_spec seen;  /* the features its VMIs last carried (when they had any) */
+    struct cache_spec *seen; /* the features its VMIs last carried, or NULL when they
+                                never carried any (most VMs: 40 bytes each saved) */
 };
 
 /* A Node, as health and capacity read it. Cluster-scoped: no namespace. */

@@ -711,6 +711,8 @@ static void *controller__worker(void *arg)
         controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
         controller__retry(w.c->q, key, rc, requeue);
         free(key);
+        if (wq_len(w.c->q) == 0)
+            recover_ranker_idle(w.rk); /* nothing waiting: no ranking's scratch kept */
     }
     recover_ranker_free(w.rk);
     return NULL;
@@ -736,6 +738,8 @@ static void *controller__capture_worker(void *arg)
         controller__dispatch(controller__routes, controller__nroutes, key, &w, &requeue, &rc);
         controller__retry(c->capq, key, rc, requeue);
         free(key);
+        if (wq_len(c->capq) == 0)
+            recover_ranker_idle(w.rk);
     }
     recover_ranker_free(w.rk);
     return NULL;

@@ -77,8 +77,10 @@ void manager_heap_init(void);
 
 /**
  * Gives the free pages inside the heap back to the system (malloc_trim(0))
- * when a burst (a mass failure, a relist) freed 2 MiB or more since the
- * last time: they stay resident otherwise. A trim holds the heap's lock
+ * when 2 MiB or more of the process's resident anonymous memory holds
+ * nothing in use beyond what did after the last trim (a mass failure, a
+ * relist, the first status and ranking passes after a sync): such pages
+ * stay resident otherwise. A trim holds the heap's lock
  * for milliseconds to tens of them, so steady state makes none. The
  * manager calls it every MANAGER_HEAP_TRIM_MS; call it from one thread.
  * Returns how long the trim took in ms, or -1 when none was made.

@@ -592,6 +592,13 @@ void recover_ranker_free(struct recover_ranker *rk)
     free(rk);
 }
 
+void recover_ranker_idle(struct recover_ranker *rk)
+{
+    sim_ranker_free(rk->r);
+    rk->r = sim_ranker_new();
+    sim_result_free(&rk->res);
+}
+
 struct cache_policy *recover_policy_for(struct cache *c, const char *ns, const char *labels,
                                         int *invalid)
 {
@@ -646,8 +653,8 @@ int recover_vm_features(struct cache *c, const struct cache_policy *p, const cha
     if (vm && (vm->spec.features || vm->spec.error))
         return cache_spec_features(&vm->spec, out, err);
     /* KubeVirt deletes a failed VMI within a second: what it carried */
-    if (vm && vm->seen.features)
-        return cache_spec_features(&vm->seen, out, err);
+    if (vm && vm->seen && vm->seen->features)
+        return cache_spec_features(vm->seen, out, err);
     m = recover__captured(c, p, vm_name);
     if (m && m->has_features) {
         if (alias)

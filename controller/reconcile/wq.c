@@ -21,6 +21,8 @@
 #include "base/xalloc.h"
 
 #define WQ__NOHEAP ((size_t)-1)
+#define WQ__MIN_BUCKETS 64 /* a new table's buckets, and the fewest it shrinks to */
+#define WQ__MIN_HEAP 16    /* the delay heap's first slots, and the fewest it shrinks to */
 #define WQ__NS_PER_MS 1000000ULL
 #define WQ__NS_PER_S 1000000000ULL
 
@@ -78,9 +80,12 @@ static struct wq__item *wq__find(struct wq *q, const char *key)
     return NULL;
 }
 
-static void wq__grow(struct wq *q)
+/* Rehashes the table into n buckets (a power of two): doubled when it
+ * holds as many items as buckets, halved when a burst has drained and it
+ * holds fewer than an eighth (issue 11: 10,000 keys leave 256 KiB of
+ * buckets behind otherwise). */
+static void wq__resize(struct wq *q, size_t n)
 {
-    size_t n = q->nbuckets * 2;
     struct wq__item **b = xcalloc(n, sizeof(*b));
 
     for (size_t i = 0; i < q->nbuckets; i++) {
@@ -104,7 +109,7 @@ static struct wq__item *wq__lookup_or_create(struct wq *q, const char *key)
     if (it)
         return it;
     if (q->nitems >= q->nbuckets)
-        wq__grow(q);
+        wq__resize(q, q->nbuckets * 2);
     it = xcalloc(1, sizeof(*it));
     it->key = xstrdup(key);
     it->hash = wq__hash(key);
@@ -129,6 +134,8 @@ static void wq__release(struct wq *q, struct wq__item *it)
     q->nitems--;
     free(it->key);
     free(it);
+    if (q->nbuckets > WQ__MIN_BUCKETS && q->nitems * 8 < q->nbuckets)
+        wq__resize(q, q->nbuckets / 2);
 }
 
 static void wq__push_ready(struct wq *q, struct wq__item *it)
@@ -203,7 +210,7 @@ static void wq__heap_down(struct wq *q, size_t i)
 static void wq__heap_push(struct wq *q, struct wq__item *it)
 {
     if (q->nheap == q->heapcap) {
-        q->heapcap = q->heapcap ? q->heapcap * 2 : 16;
+        q->heapcap = q->heapcap ? q->heapcap * 2 : WQ__MIN_HEAP;
         q->heap = xreallocarray(q->heap, q->heapcap, sizeof(*q->heap));
     }
     it->seq = q->seq++;
@@ -219,6 +226,11 @@ static struct wq__item *wq__heap_pop(struct wq *q)
     if (q->nheap > 0) {
         wq__heap_set(q, 0, q->heap[q->nheap]);
         wq__heap_down(q, 0);
+    }
+    if (q->heapcap > WQ__MIN_HEAP && q->nheap * 4 < q->heapcap) {
+        /* a drained burst of delayed keys: give the slack back */
+        q->heapcap /= 2;
+        q->heap = xreallocarray(q->heap, q->heapcap, sizeof(*q->heap));
     }
     top->heap_idx = WQ__NOHEAP;
     return top;
@@ -270,7 +282,7 @@ struct wq *wq_new(const struct wq_config *cfg)
      * delayed keys. */
     clock_cond_init(&q->ready);
     clock_cond_init(&q->drained);
-    q->nbuckets = 64;
+    q->nbuckets = WQ__MIN_BUCKETS;
     q->buckets = xcalloc(q->nbuckets, sizeof(*q->buckets));
 
     q->base_ns = 5 * WQ__NS_PER_MS;

@@ -170,6 +170,16 @@ static void sim__grow(void *pp, uint32_t *cap, uint32_t need, size_t sz)
     *p = xreallocarray(*p, (size_t)*cap, sz);
 }
 
+/* Shrinks the array *pp (when there is one) to n elements of sz bytes,
+ * at least one. */
+static void sim__fit(void *pp, size_t n, size_t sz)
+{
+    void **p = pp;
+
+    if (*p)
+        *p = xreallocarray(*p, n ? n : 1, sz);
+}
+
 /* Rebuilds t for n ids so that it stays at most half full; hash(i) gives
  * the hash of id i. */
 static void sim__rehash(struct sim__table *t, uint32_t n, const struct sim_pool *p,
@@ -513,6 +523,23 @@ void sim_pool_finish(struct sim_pool *p)
     qsort(p->m, p->nm, sizeof(*p->m), sim__member_cmp);
     for (uint32_t i = 0; i < p->nm; i++)
         p->str_member[p->m[i].name_id] = i + 1;
+    /* The arrays grew by doubling; a finished pool is kept as long as its
+     * members do not change, so the slack (up to half of each) goes back
+     * (issue 11). */
+    sim__fit(&p->str, p->nstr, sizeof(*p->str));
+    sim__fit(&p->str_hash, p->nstr, sizeof(*p->str_hash));
+    sim__fit(&p->str_member, p->nstr, sizeof(*p->str_member));
+    sim__fit(&p->str_cat, p->nstr, sizeof(*p->str_cat));
+    p->capstr = p->nstr;
+    sim__fit(&p->cat_str, p->ncat, sizeof(*p->cat_str));
+    p->capcat = p->ncat;
+    sim__fit(&p->item_key, p->nitem, sizeof(*p->item_key));
+    sim__fit(&p->item_cat, p->nitem, sizeof(*p->item_cat));
+    p->capitem = p->nitem;
+    sim__fit(&p->m, p->nm, sizeof(*p->m));
+    p->capm = p->nm;
+    sim__fit(&p->mitems, p->nmitems, sizeof(*p->mitems));
+    p->capmitems = p->nmitems;
     p->finished = 1;
 }
 

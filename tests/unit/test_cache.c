@@ -986,8 +986,8 @@ TEST(a_vm_remembers_its_last_failed_vmi_and_its_features)
     CHECK_STR(r->last_failed_uid, KV_VMI_UID);
     /* no Failed transition in the fixture: when the cache saw it (100) */
     CHECK_NEAR(r->last_failed_when, 100, 1e-9);
-    CHECK(r->seen.features != NULL);
-    CHECK_INT(cache_spec_features(&r->seen, &f, &err), 0);
+    CHECK(r->seen && r->seen->features != NULL);
+    CHECK_INT(cache_spec_features(r->seen, &f, &err), 0);
     CHECK_INT(f.n, 2);
     features_free(&f);
     cache_unlock(c);
@@ -996,7 +996,7 @@ TEST(a_vm_remembers_its_last_failed_vmi_and_its_features)
     CHECK(cache_vm_put(c, vm) & CACHE_CHG_NEW);
     cache_rdlock(c);
     r = cache_vm_find(c, "exp", "small");
-    CHECK(r->last_failed_uid == NULL && r->seen.features == NULL);
+    CHECK(r->last_failed_uid == NULL && r->seen == NULL);
     cache_unlock(c);
     cJSON_Delete(vm);
     cJSON_Delete(vmi);

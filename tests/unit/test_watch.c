@@ -3,6 +3,7 @@
  * on a hand-fed reflector.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,130 @@
 #include "harness.h"
 #include "kube/watch.h"
 #include "kube/watch_test.h"
+
+/* ---- the key table ---------------------------------------------------- */
+
+static char *key_of(int i)
+{
+    return xasprintf("ns-%d/vm-%05d", i % 7, i);
+}
+
+/* Every key in [0, n) is found exactly when present[i], and the table's
+ * count and dense array agree. */
+static int keys_consistent(const struct watch_keys *t, int n, const unsigned char *present)
+{
+    uint32_t count = 0;
+
+    for (int i = 0; i < n; i++) {
+        char *k = key_of(i);
+        struct watch_obj *o = watch__keys_find(t, k);
+        int ok = present[i] ? (o != NULL && strcmp(watch__obj_key(o), k) == 0) : o == NULL;
+        free(k);
+        if (!ok)
+            return 0;
+        count += present[i];
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (watch__keys_find(t, watch__obj_key(t->objs[i])) != t->objs[i])
+            return 0;
+    }
+    return count == t->n;
+}
+
+static void keys_add(struct watch_keys *t, int i)
+{
+    char *k = key_of(i);
+
+    watch__keys_add(t, watch__obj_new(k, "0b9f6a52-5b8e-4a3f-9c7e-2f1d8f3c1a00", "42"));
+    free(k);
+}
+
+static void keys_del(struct watch_keys *t, int i)
+{
+    char *k = key_of(i);
+    struct watch_obj *o = watch__keys_find(t, k);
+
+    watch__keys_del(t, o);
+    watch__obj_free(o);
+    free(k);
+}
+
+/* Adds, finds and deletes through growing and shrinking: every key added
+ * is found, every key deleted is not, the slots grow at 3/4 and shrink
+ * when mostly empty. */
+static void keys_exercise(struct watch_keys *t, int N)
+{
+    unsigned char *present = xcalloc((size_t)N, 1);
+    uint32_t grown;
+
+    CHECK(watch__keys_find(t, "ns-0/vm-00000") == NULL); /* empty, no slots yet */
+    for (int i = 0; i < N; i++) {
+        keys_add(t, i);
+        present[i] = 1;
+    }
+    CHECK_INT((long)t->n, N);
+    CHECK((uint64_t)t->n * 4 <= ((uint64_t)t->mask + 1) * 3);
+    CHECK(keys_consistent(t, N, present));
+    grown = t->mask + 1;
+    /* every third key goes, then every key but one in ten */
+    for (int i = 0; i < N; i += 3) {
+        keys_del(t, i);
+        present[i] = 0;
+    }
+    CHECK(keys_consistent(t, N, present));
+    for (int i = 0; i < N; i++) {
+        if (present[i] && i % 10 != 1) {
+            keys_del(t, i);
+            present[i] = 0;
+        }
+    }
+    CHECK(keys_consistent(t, N, present));
+    CHECK(t->mask + 1 < grown); /* mostly empty: shrunk */
+    /* and back */
+    for (int i = 0; i < N; i += 2) {
+        if (!present[i]) {
+            keys_add(t, i);
+            present[i] = 1;
+        }
+    }
+    CHECK(keys_consistent(t, N, present));
+    watch__keys_clear(t);
+    CHECK_INT((long)t->n, 0);
+    CHECK(watch__keys_find(t, "ns-1/vm-00001") == NULL);
+    free(present);
+}
+
+TEST(watch_keys_add_find_delete_grow_shrink)
+{
+    struct watch_keys t = {.seed = 12345};
+
+    keys_exercise(&t, 5000);
+}
+
+/* Every key hashing to one value: one probe run holds them all, and
+ * deletes from its middle keep the rest findable. */
+static uint64_t hash_constant(uint64_t seed, const char *key)
+{
+    (void)seed;
+    (void)key;
+    return 0x1234567800000005ull;
+}
+
+/* Keys in two homes that probe into each other. */
+static uint64_t hash_two(uint64_t seed, const char *key)
+{
+    (void)seed;
+    return key[strlen(key) - 1] % 2 ? 0xabcd000000000003ull : 0xabcd000000000004ull;
+}
+
+TEST(watch_keys_survive_collisions)
+{
+    struct watch_keys t = {.hash = hash_constant};
+    struct watch_keys u = {.hash = hash_two};
+
+    keys_exercise(&t, 600);
+    keys_exercise(&u, 600);
+}
 
 /* ---- the line splitter ---------------------------------------------- */
 

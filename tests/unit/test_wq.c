@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -62,6 +63,41 @@ TEST(add_twice_is_handed_out_once)
     free(key);
     CHECK(get_is(q, "ns/b"));
     CHECK_INT(wq_len(q), 0);
+    wq_free(q);
+}
+
+/* A burst of keys grows the table and the delay heap; draining them
+ * shrinks both, and the keys of the next bursts still come out once each,
+ * in order. */
+TEST(a_drained_burst_leaves_a_working_queue)
+{
+    struct wq *q = wq_new(&no_bucket);
+    char name[32];
+
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 5000; i++) {
+            snprintf(name, sizeof(name), "ns/vm-%d", i);
+            CHECK_INT(wq_add(q, name), 0);
+        }
+        CHECK_INT(wq_len(q), 5000);
+        for (int i = 0; i < 5000; i++) {
+            snprintf(name, sizeof(name), "ns/vm-%d", i);
+            CHECK(get_is(q, name));
+        }
+        CHECK_INT(wq_len(q), 0);
+        for (int i = 0; i < 3000; i++) {
+            snprintf(name, sizeof(name), "ns/later-%d", i);
+            CHECK_INT(wq_add_after(q, name, 1), 0);
+        }
+        for (int i = 0; i < 3000; i++) {
+            char *key = NULL;
+            CHECK_INT(wq_get(q, &key), 0);
+            CHECK(key && strncmp(key, "ns/later-", 9) == 0);
+            wq_done(q, key);
+            free(key);
+        }
+        CHECK_INT(wq_len(q), 0);
+    }
     wq_free(q);
 }
 
