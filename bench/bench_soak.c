@@ -10,7 +10,8 @@
  *   threads), talking HTTPS through kube/ to
  * - the child, an in-memory API server on tests/unit/fakeapi.c (list, watch
  *   with resourceVersions and 410 Gone, create with dry run and
- *   AlreadyExists, merge patch with a resourceVersion precondition) that is
+ *   AlreadyExists, merge patch with a resourceVersion precondition, and
+ *   the JSON patch a halt sends, "test" operations and all) that is
  *   also the driver: each round it creates SOAK_VMS VirtualMachines
  *   (runStrategy Manual) and their VMIs (Running), fails every VMI, waits
  *   for the controller to halt each VM and create its replacement, then
@@ -57,6 +58,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "fakeapi.h"
+#include "json_patch_test.h"
 #include "harness.h"
 #include "kube/kube.h"
 #include "kube/kubeconfig.h"
@@ -606,11 +608,33 @@ static void soak_post(struct soak_api *a, const struct soak_path *p, const struc
     free(key);
 }
 
+/* A JSON patch's operations applied to a copy of o: the patched copy, or
+ * NULL when one does not apply (kube-apiserver's bare 422). *spec: whether
+ * one changed the spec. */
+static cJSON *soak_json_patch(const cJSON *o, const cJSON *ops, int *spec)
+{
+    cJSON *doc = cJSON_Duplicate(o, 1), *view = cJSON_CreateObject();
+    const cJSON *op;
+
+    cJSON_ArrayForEach(op, ops)
+    {
+        if (json_patch_op(doc, view, op) < 0) {
+            cJSON_Delete(doc);
+            doc = NULL;
+            break;
+        }
+    }
+    *spec = cJSON_GetObjectItemCaseSensitive(view, "spec") != NULL;
+    cJSON_Delete(view);
+    return doc;
+}
+
 static void soak_patch(struct soak_api *a, const struct soak_path *p, const struct fake_req *req,
                        struct fake_conn *c)
 {
     cJSON *patch = cJSON_Parse(req->body);
-    const char *want = soak_str(soak_meta(patch), "resourceVersion");
+    int json = strstr(req->content_type, "json-patch") != NULL;
+    const char *want = json ? NULL : soak_str(soak_meta(patch), "resourceVersion");
     char *key = xasprintf("%s/%s", p->ns, p->name), *out;
     struct soak_obj *e;
 
@@ -644,11 +668,25 @@ static void soak_patch(struct soak_api *a, const struct soak_path *p, const stru
                 cJSON_AddItemToObject(e->o, "status", soak_merge(st, ps));
             }
         } else {
-            cJSON *gen;
+            cJSON *gen, *done = NULL;
+            int spec = 0;
 
-            e->o = soak_merge(e->o, patch);
+            if (json && (!cJSON_IsArray(patch) || !(done = soak_json_patch(e->o, patch, &spec)))) {
+                pthread_mutex_unlock(&a->lock);
+                fake_reply(c, 422, NULL, JSON_PATCH_NOT_APPLIED);
+                cJSON_Delete(patch);
+                free(key);
+                return;
+            }
+            if (json) {
+                cJSON_Delete(e->o);
+                e->o = done;
+            } else {
+                e->o = soak_merge(e->o, patch);
+                spec = cJSON_GetObjectItemCaseSensitive(patch, "spec") != NULL;
+            }
             gen = cJSON_GetObjectItemCaseSensitive(soak_meta(e->o), "generation");
-            if (cJSON_GetObjectItemCaseSensitive(patch, "spec") && cJSON_IsNumber(gen))
+            if (spec && cJSON_IsNumber(gen))
                 cJSON_SetNumberValue(gen, gen->valuedouble + 1);
         }
         soak_modified(a, p->res, e);
