@@ -58,7 +58,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "fakeapi.h"
-#include "json_patch_test.h"
+#include "json_patch.h"
 #include "harness.h"
 #include "kube/kube.h"
 #include "kube/kubeconfig.h"

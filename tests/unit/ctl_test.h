@@ -23,7 +23,7 @@
 #include "base/xalloc.h"
 #include "fakeapi.h"
 #include "harness.h"
-#include "json_patch_test.h"
+#include "json_patch.h"
 #include "kube/kube.h"
 #include "reconcile/cache.h"
 #include "reconcile/recover.h"

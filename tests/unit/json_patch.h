@@ -1,11 +1,11 @@
 /*
- * json_patch_test.h — the part of kube-apiserver's JSON patch (RFC 6902)
+ * json_patch.h — the part of kube-apiserver's JSON patch (RFC 6902)
  * that kvrecover sends: "test", "add" and "replace" on object members.
  * For the fake API servers of the unit tests (ctl_test.h) and of
  * bench/bench_soak.c, so that both apply a halt as the API server does.
  */
-#ifndef KVR_JSON_PATCH_TEST_H
-#define KVR_JSON_PATCH_TEST_H
+#ifndef KVR_JSON_PATCH_H
+#define KVR_JSON_PATCH_H
 
 #include <stddef.h>
 #include <string.h>
