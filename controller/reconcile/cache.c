@@ -1710,29 +1710,22 @@ static void cache__member_parse(struct cache *c, struct cache_member *r, const c
  */
 static struct cache_member *cache__member_compact(struct cache_member *r)
 {
-    size_t kl = strlen(r->ns) + 1 + strlen(r->name) + 1, ll = cache__packed_len(r->labels);
-    size_t il = r->items ? (2 * (size_t)r->nitems + 1) * sizeof(*r->items) : 0;
-    size_t tl = r->tmpl_z ? r->tmpl_zlen : 0;
-    struct cache_member *n = xmalloc(sizeof(*n) + il + tl + kl + ll);
-    char *p = (char *)(n + 1), *key;
+    /* the items first: an array of pointers, aligned right after the struct */
+    const char *src[] = {(const char *)r->items, (const char *)r->tmpl_z, r->key, r->labels};
+    const size_t lens[] = {r->items ? (2 * (size_t)r->nitems + 1) * sizeof(*r->items) : 0,
+                           r->tmpl_z ? r->tmpl_zlen : 0,
+                           strlen(r->ns) + 1 + strlen(r->name) + 1, /* "ns\0name\0" */
+                           cache__packed_len(r->labels)};
+    char *out[4];
+    struct cache_member *n = cache__block(sizeof(*n), 4, src, lens, out);
 
     *n = *r;
-    if (r->items) {
-        n->items = memcpy(p, r->items, il); /* pointers first: aligned after the struct */
-        p += il;
-    }
-    if (r->tmpl_z) {
-        n->tmpl_z = memcpy(p, r->tmpl_z, tl);
-        p += tl;
-    }
-    key = memcpy(p, r->key, kl);
-    CACHE__SET_KEY(n, key, kl);
-    p += kl;
-    if (r->labels) {
-        n->labels = memcpy(p, r->labels, ll);
-        if (r->vm)
-            n->vm = n->labels + (r->vm - r->labels);
-    }
+    n->items = (const char **)(void *)out[0];
+    n->tmpl_z = (unsigned char *)out[1];
+    CACHE__SET_KEY(n, out[2], lens[2]);
+    n->labels = out[3];
+    if (r->vm && r->labels)
+        n->vm = n->labels + (r->vm - r->labels);
     free(r->items);
     free(r->tmpl_z);
     free(r->key);
